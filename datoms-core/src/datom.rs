@@ -1,0 +1,264 @@
+//! Datoms, id ranges, and the three index orders.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::{Eid, Keyword, Value};
+
+/// A transaction id. Transaction ids are `> TX0`; entity ids are `< TX0`.
+pub type Tx = u64;
+
+/// The first transaction id minus one, as in Datascript (`0x20000000`). Entity ids are
+/// allocated in `1..TX0`, transaction ids from `TX0 + 1` on, so the two never collide.
+pub const TX0: Tx = 0x2000_0000;
+
+/// The largest id Datascript allows (`0x7FFFFFFF`).
+pub const EMAX: Eid = 0x7FFF_FFFF;
+
+/// One fact: entity `e` has value `v` for attribute `a`, asserted (or, in tx-data,
+/// retracted when `added` is false) by transaction `tx`.
+///
+/// Indexes hold only current, asserted datoms; `added` matters in tx reports and the log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Datom {
+    /// The entity id.
+    pub e: Eid,
+    /// The attribute.
+    pub a: Keyword,
+    /// The value.
+    pub v: Value,
+    /// The transaction that asserted (or retracted) it.
+    pub tx: Tx,
+    /// `true` for an assertion, `false` for a retraction.
+    pub added: bool,
+}
+
+impl Datom {
+    /// An asserted datom.
+    pub fn new(e: Eid, a: impl Into<Keyword>, v: impl Into<Value>, tx: Tx) -> Datom {
+        Datom {
+            e,
+            a: a.into(),
+            v: v.into(),
+            tx,
+            added: true,
+        }
+    }
+
+    /// The same datom with `added` set to `false`.
+    pub fn retraction(mut self) -> Datom {
+        self.added = false;
+        self
+    }
+}
+
+/// The encoded form of a datom in a leaf: `[e, a, v, tx]` (indexes hold only asserted
+/// datoms, so `added` is not stored).
+impl Serialize for Datom {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.e, &self.a, &self.v, self.tx).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Datom {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Datom, D::Error> {
+        let (e, a, v, tx) = <(Eid, Keyword, Value, Tx)>::deserialize(d)?;
+        Ok(Datom {
+            e,
+            a,
+            v,
+            tx,
+            added: true,
+        })
+    }
+}
+
+/// Which index: the sort order of its datoms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IndexKind {
+    /// Entity, attribute, value, tx: every datom.
+    Eavt,
+    /// Attribute, entity, value, tx: every datom.
+    Aevt,
+    /// Attribute, value, entity, tx: datoms of indexed, unique and ref attributes.
+    Avet,
+}
+
+impl IndexKind {
+    /// All three indexes, in the order commits list their roots.
+    pub const ALL: [IndexKind; 3] = [IndexKind::Eavt, IndexKind::Aevt, IndexKind::Avet];
+
+    /// Compares two datoms in this index's order. `tx` and `added` are not part of the
+    /// key: an index holds at most one current datom per (e, a, v), so a retraction finds
+    /// its datom whatever tx asserted it.
+    pub fn cmp(self, x: &Datom, y: &Datom) -> Ordering {
+        match self {
+            IndexKind::Eavt => x
+                .e
+                .cmp(&y.e)
+                .then_with(|| x.a.cmp(&y.a))
+                .then_with(|| x.v.cmp(&y.v)),
+            IndexKind::Aevt => x
+                .a
+                .cmp(&y.a)
+                .then_with(|| x.e.cmp(&y.e))
+                .then_with(|| x.v.cmp(&y.v)),
+            IndexKind::Avet => x
+                .a
+                .cmp(&y.a)
+                .then_with(|| x.v.cmp(&y.v))
+                .then_with(|| x.e.cmp(&y.e)),
+        }
+    }
+
+    /// Compares a datom with a prefix of components given in this index's order (e.g.
+    /// `[e, a]` for EAVT). Components past the prefix compare equal, so
+    /// `cmp_prefix(d, p) == Equal` means "d matches p".
+    pub fn cmp_prefix(self, d: &Datom, prefix: &[Component]) -> Ordering {
+        for (i, c) in prefix.iter().enumerate() {
+            let slot = self.slot(i);
+            let ord = match (slot, c) {
+                (Slot::E, Component::E(e)) => d.e.cmp(e),
+                (Slot::A, Component::A(a)) => d.a.cmp(a),
+                (Slot::V, Component::V(v)) => d.v.cmp(v),
+                (Slot::Tx, Component::Tx(t)) => d.tx.cmp(t),
+                // A component of the wrong kind for this position never matches; callers
+                // validate prefixes with `check_prefix` first.
+                _ => Ordering::Less,
+            };
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        Ordering::Equal
+    }
+
+    /// Checks that `prefix` names components in this index's order.
+    pub fn check_prefix(self, prefix: &[Component]) -> Result<(), crate::Error> {
+        if prefix.len() > 4 {
+            return Err(crate::Error::InvalidIndexComponents {
+                index: self,
+                reason: format!("{} components given, at most 4", prefix.len()),
+            });
+        }
+        for (i, c) in prefix.iter().enumerate() {
+            let ok = matches!(
+                (self.slot(i), c),
+                (Slot::E, Component::E(_))
+                    | (Slot::A, Component::A(_))
+                    | (Slot::V, Component::V(_))
+                    | (Slot::Tx, Component::Tx(_))
+            );
+            if !ok {
+                return Err(crate::Error::InvalidIndexComponents {
+                    index: self,
+                    reason: format!("component {i} is {c:?}, expected {:?}", self.slot(i)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn slot(self, i: usize) -> Slot {
+        const EAVT: [Slot; 4] = [Slot::E, Slot::A, Slot::V, Slot::Tx];
+        const AEVT: [Slot; 4] = [Slot::A, Slot::E, Slot::V, Slot::Tx];
+        const AVET: [Slot; 4] = [Slot::A, Slot::V, Slot::E, Slot::Tx];
+        match self {
+            IndexKind::Eavt => EAVT[i],
+            IndexKind::Aevt => AEVT[i],
+            IndexKind::Avet => AVET[i],
+        }
+    }
+
+    /// Feeds the bytes that decide node boundaries for `d` into `out`: the index key
+    /// without `tx`, so re-asserting a datom never moves a boundary.
+    pub(crate) fn boundary_key(self, d: &Datom, out: &mut Vec<u8>) {
+        out.clear();
+        let e = d.e.to_be_bytes();
+        let a = d.a.as_str().as_bytes();
+        let push_v = |out: &mut Vec<u8>| {
+            // The value's canonical encoding; encoding a Value into a Vec cannot fail.
+            let _ = rmp_serde::encode::write(out, &d.v);
+        };
+        match self {
+            IndexKind::Eavt => {
+                out.extend_from_slice(&e);
+                out.extend_from_slice(a);
+                out.push(0);
+                push_v(out);
+            }
+            IndexKind::Aevt => {
+                out.extend_from_slice(a);
+                out.push(0);
+                out.extend_from_slice(&e);
+                push_v(out);
+            }
+            IndexKind::Avet => {
+                out.extend_from_slice(a);
+                out.push(0);
+                push_v(out);
+                out.extend_from_slice(&e);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    E,
+    A,
+    V,
+    Tx,
+}
+
+/// One component of an index lookup, as in Datascript's `(d/datoms db :eavt e a v)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// An entity id.
+    E(Eid),
+    /// An attribute.
+    A(Keyword),
+    /// A value.
+    V(Value),
+    /// A transaction id.
+    Tx(Tx),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_orders_sort_by_their_components() {
+        let d1 = Datom::new(1, ":b", 5i64, TX0 + 1);
+        let d2 = Datom::new(2, ":a", 9i64, TX0 + 1);
+        assert_eq!(IndexKind::Eavt.cmp(&d1, &d2), Ordering::Less);
+        assert_eq!(IndexKind::Aevt.cmp(&d1, &d2), Ordering::Greater);
+        let d3 = Datom::new(3, ":a", 1i64, TX0 + 1);
+        assert_eq!(IndexKind::Avet.cmp(&d3, &d2), Ordering::Less);
+        assert_eq!(IndexKind::Aevt.cmp(&d3, &d2), Ordering::Greater);
+    }
+
+    #[test]
+    fn prefix_compare_matches_partial_keys() {
+        let d = Datom::new(7, ":person/name", "Ann", TX0 + 3);
+        let p = [Component::E(7), Component::A(Keyword::new(":person/name"))];
+        assert_eq!(IndexKind::Eavt.cmp_prefix(&d, &p), Ordering::Equal);
+        assert_eq!(
+            IndexKind::Eavt.cmp_prefix(&d, &[Component::E(8)]),
+            Ordering::Less
+        );
+        assert!(IndexKind::Eavt.check_prefix(&p).is_ok());
+        assert!(IndexKind::Aevt.check_prefix(&p).is_err());
+    }
+
+    #[test]
+    fn boundary_key_ignores_tx() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        IndexKind::Avet.boundary_key(&Datom::new(1, ":x", 2i64, TX0 + 1), &mut a);
+        IndexKind::Avet.boundary_key(&Datom::new(1, ":x", 2i64, TX0 + 9), &mut b);
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,20 @@
+//! `datoms-core`: the pure heart of datoms. Values, datoms and schema; Datascript-style
+//! transactions; the three content-addressed, history-independent index trees (EAVT,
+//! AEVT, AVET) with their canonical node and commit codecs; and the sans-IO algorithms
+//! that storage drivers run: addressing (what `store` must write), restore (what a
+//! replica must fetch, one batch per tree level), diff, and index access.
+//!
+//! Nothing here does I/O or async. Algorithms that need bytes they do not have say which
+//! addresses they need and accept the bytes when the caller has them.
+
+pub mod address;
+pub mod datom;
+pub mod error;
+pub mod schema;
+pub mod value;
+
+pub use address::Address;
+pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
+pub use error::{Error, Result};
+pub use schema::{AttributeSchema, Cardinality, Schema, Unique};
+pub use value::{Double, Eid, Keyword, Uuid, Value, ValueType};

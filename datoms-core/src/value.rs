@@ -1,0 +1,596 @@
+//! Values a datom can hold, and the one total order every index uses.
+//!
+//! # Order across types
+//! Values of different types compare by their type tag, in this order:
+//! `Bool < Long < Double < Instant < String < Keyword < Uuid < Bytes < Ref`.
+//! Values of the same type compare naturally (numbers numerically, strings and keywords
+//! by their UTF-8 bytes, uuids and bytes lexicographically, `false < true`).
+//! A typed attribute only ever holds one type, so the cross-type order matters only for
+//! untyped attributes; it is fixed so that every replica sorts identically.
+//!
+//! # Canonical doubles
+//! `NaN` is rejected (it has no place in a total order) and `-0.0` is stored as `0.0`, so
+//! equal numbers always encode to the same bytes and hash to the same node address.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Error;
+
+/// An entity id. Entity ids live in `1..TX0`, transaction ids in `TX0..`.
+pub type Eid = u64;
+
+/// A keyword such as `:person/name`, stored without its leading colon.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Keyword(Arc<str>);
+
+impl Keyword {
+    /// Makes a keyword from its text, with or without the leading `:`.
+    ///
+    /// ```
+    /// use datoms_core::Keyword;
+    /// assert_eq!(Keyword::new(":person/name"), Keyword::new("person/name"));
+    /// assert_eq!(Keyword::new("person/name").name(), "name");
+    /// ```
+    pub fn new(text: &str) -> Keyword {
+        Keyword(Arc::from(text.strip_prefix(':').unwrap_or(text)))
+    }
+
+    /// The text without the leading colon, e.g. `person/name`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The namespace part (`person` in `:person/name`), if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(ns, _)| ns)
+    }
+
+    /// The name part (`name` in `:person/name`).
+    pub fn name(&self) -> &str {
+        self.0.split_once('/').map_or(&self.0, |(_, n)| n)
+    }
+
+    /// True for a reverse attribute reference such as `:person/_friend`.
+    pub fn is_reverse(&self) -> bool {
+        self.name().starts_with('_')
+    }
+
+    /// The forward attribute of a reverse reference: `:person/_friend` → `:person/friend`.
+    /// Returns `None` if this keyword is not a reverse reference.
+    pub fn reverse_of(&self) -> Option<Keyword> {
+        if !self.is_reverse() {
+            return None;
+        }
+        let name = &self.name()[1..];
+        Some(match self.namespace() {
+            Some(ns) => Keyword::new(&format!("{ns}/{name}")),
+            None => Keyword::new(name),
+        })
+    }
+}
+
+impl fmt::Display for Keyword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, ":{}", self.0)
+    }
+}
+
+impl fmt::Debug for Keyword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, ":{}", self.0)
+    }
+}
+
+impl From<&str> for Keyword {
+    fn from(s: &str) -> Keyword {
+        Keyword::new(s)
+    }
+}
+
+impl Serialize for Keyword {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Keyword {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keyword, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Keyword(Arc::from(s)))
+    }
+}
+
+/// A finite `f64` with `-0.0` normalized to `0.0`, so it has a total order and one encoding.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Double(f64);
+
+impl Double {
+    /// Makes a canonical double; `NaN` is rejected with [`Error::InvalidValue`].
+    pub fn new(f: f64) -> Result<Double, Error> {
+        if f.is_nan() {
+            return Err(Error::InvalidValue {
+                reason: "NaN is not a valid value".into(),
+            });
+        }
+        Ok(Double(if f == 0.0 { 0.0 } else { f }))
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Eq for Double {}
+
+impl PartialOrd for Double {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Double {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Hash for Double {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
+impl fmt::Debug for Double {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// A 128-bit UUID, compared and encoded as its 16 big-endian bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Uuid(pub [u8; 16]);
+
+impl Uuid {
+    /// Parses the canonical `8-4-4-4-12` hex form.
+    pub fn parse(text: &str) -> Result<Uuid, Error> {
+        let bad = || Error::InvalidValue {
+            reason: format!("invalid uuid {text:?}"),
+        };
+        let groups: Vec<&str> = text.split('-').collect();
+        let lens = [8, 4, 4, 4, 12];
+        if groups.len() != 5 || groups.iter().zip(lens).any(|(g, l)| g.len() != l) {
+            return Err(bad());
+        }
+        let hex: String = groups.concat();
+        let mut out = [0u8; 16];
+        for (i, byte) in out.iter_mut().enumerate() {
+            let pair = hex.get(2 * i..2 * i + 2).ok_or_else(bad)?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        Ok(Uuid(out))
+    }
+}
+
+impl fmt::Display for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#uuid \"{self}\"")
+    }
+}
+
+/// The type of a [`Value`], as declared by `:db/valueType` in a schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ValueType {
+    /// `:db.type/boolean`
+    Bool,
+    /// `:db.type/long`
+    Long,
+    /// `:db.type/double`
+    Double,
+    /// `:db.type/instant` (milliseconds since the Unix epoch)
+    Instant,
+    /// `:db.type/string`
+    String,
+    /// `:db.type/keyword`
+    Keyword,
+    /// `:db.type/uuid`
+    Uuid,
+    /// `:db.type/bytes`
+    Bytes,
+    /// `:db.type/ref`
+    Ref,
+}
+
+impl ValueType {
+    /// The schema keyword for this type, e.g. `:db.type/long`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ValueType::Bool => ":db.type/boolean",
+            ValueType::Long => ":db.type/long",
+            ValueType::Double => ":db.type/double",
+            ValueType::Instant => ":db.type/instant",
+            ValueType::String => ":db.type/string",
+            ValueType::Keyword => ":db.type/keyword",
+            ValueType::Uuid => ":db.type/uuid",
+            ValueType::Bytes => ":db.type/bytes",
+            ValueType::Ref => ":db.type/ref",
+        }
+    }
+
+    /// Parses a schema keyword such as `:db.type/string` (leading colon optional).
+    pub fn from_keyword(k: &str) -> Option<ValueType> {
+        let k = k.strip_prefix(':').unwrap_or(k);
+        Some(match k {
+            "db.type/boolean" => ValueType::Bool,
+            "db.type/long" => ValueType::Long,
+            "db.type/double" | "db.type/float" => ValueType::Double,
+            "db.type/instant" => ValueType::Instant,
+            "db.type/string" => ValueType::String,
+            "db.type/keyword" => ValueType::Keyword,
+            "db.type/uuid" => ValueType::Uuid,
+            "db.type/bytes" => ValueType::Bytes,
+            "db.type/ref" => ValueType::Ref,
+            _ => return None,
+        })
+    }
+
+    fn tag(self) -> u8 {
+        self as u8
+    }
+
+    fn from_tag(tag: u8) -> Option<ValueType> {
+        Some(match tag {
+            0 => ValueType::Bool,
+            1 => ValueType::Long,
+            2 => ValueType::Double,
+            3 => ValueType::Instant,
+            4 => ValueType::String,
+            5 => ValueType::Keyword,
+            6 => ValueType::Uuid,
+            7 => ValueType::Bytes,
+            8 => ValueType::Ref,
+            _ => return None,
+        })
+    }
+}
+
+/// A value in a datom. See the module docs for the total order across types.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// A boolean.
+    Bool(bool),
+    /// A 64-bit signed integer.
+    Long(i64),
+    /// A canonical finite double.
+    Double(Double),
+    /// An instant, in milliseconds since the Unix epoch.
+    Instant(i64),
+    /// A UTF-8 string.
+    String(Arc<str>),
+    /// A keyword.
+    Keyword(Keyword),
+    /// A UUID.
+    Uuid(Uuid),
+    /// An opaque byte string.
+    Bytes(Arc<[u8]>),
+    /// A reference to an entity.
+    Ref(Eid),
+}
+
+impl Value {
+    /// The type of this value.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::Bool(_) => ValueType::Bool,
+            Value::Long(_) => ValueType::Long,
+            Value::Double(_) => ValueType::Double,
+            Value::Instant(_) => ValueType::Instant,
+            Value::String(_) => ValueType::String,
+            Value::Keyword(_) => ValueType::Keyword,
+            Value::Uuid(_) => ValueType::Uuid,
+            Value::Bytes(_) => ValueType::Bytes,
+            Value::Ref(_) => ValueType::Ref,
+        }
+    }
+
+    /// A canonical double value; `NaN` is an error.
+    pub fn double(f: f64) -> Result<Value, Error> {
+        Double::new(f).map(Value::Double)
+    }
+
+    /// A string value.
+    pub fn string(s: &str) -> Value {
+        Value::String(Arc::from(s))
+    }
+
+    /// A keyword value.
+    pub fn keyword(k: &str) -> Value {
+        Value::Keyword(Keyword::new(k))
+    }
+
+    /// The referenced entity id, if this is a ref.
+    pub fn as_ref(&self) -> Option<Eid> {
+        match self {
+            Value::Ref(e) => Some(*e),
+            _ => None,
+        }
+    }
+}
+
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Value {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+            (Value::Long(a), Value::Long(b)) => a.cmp(b),
+            (Value::Double(a), Value::Double(b)) => a.cmp(b),
+            (Value::Instant(a), Value::Instant(b)) => a.cmp(b),
+            (Value::String(a), Value::String(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Value::Keyword(a), Value::Keyword(b)) => a.cmp(b),
+            (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
+            (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
+            (Value::Ref(a), Value::Ref(b)) => a.cmp(b),
+            _ => self.value_type().tag().cmp(&other.value_type().tag()),
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Long(i) => write!(f, "{i}"),
+            Value::Double(d) => write!(f, "{:?}", d.get()),
+            Value::Instant(ms) => write!(f, "#inst {ms}"),
+            Value::String(s) => write!(f, "{s:?}"),
+            Value::Keyword(k) => write!(f, "{k}"),
+            Value::Uuid(u) => write!(f, "{u:?}"),
+            Value::Bytes(b) => write!(f, "#bytes[{}]", b.len()),
+            Value::Ref(e) => write!(f, "#ref {e}"),
+        }
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Value {
+        Value::Long(i)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::string(s)
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::String(Arc::from(s))
+    }
+}
+
+impl From<Keyword> for Value {
+    fn from(k: Keyword) -> Value {
+        Value::Keyword(k)
+    }
+}
+
+impl From<Uuid> for Value {
+    fn from(u: Uuid) -> Value {
+        Value::Uuid(u)
+    }
+}
+
+/// Encoded as a 2-tuple `(type tag, payload)`: compact, canonical, and independent of
+/// serde's enum representation.
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&self.value_type().tag())?;
+        match self {
+            Value::Bool(b) => t.serialize_element(b)?,
+            Value::Long(i) | Value::Instant(i) => t.serialize_element(i)?,
+            Value::Double(d) => t.serialize_element(&d.get())?,
+            Value::String(x) => t.serialize_element(&**x)?,
+            Value::Keyword(k) => t.serialize_element(k.as_str())?,
+            Value::Uuid(u) => t.serialize_element(&Bin(&u.0))?,
+            Value::Bytes(b) => t.serialize_element(&Bin(b))?,
+            Value::Ref(e) => t.serialize_element(e)?,
+        }
+        t.end()
+    }
+}
+
+/// Serializes a byte slice as a msgpack `bin`, not as an array of integers.
+pub(crate) struct Bin<'a>(pub &'a [u8]);
+
+impl Serialize for Bin<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// Deserializes a msgpack `bin` (or an array of bytes) into a `Vec<u8>`.
+pub(crate) struct ByteBuf(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(ByteBuf(out))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a (tag, payload) value tuple")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                let missing = || de::Error::custom("value tuple too short");
+                let tag: u8 = seq.next_element()?.ok_or_else(missing)?;
+                let ty = ValueType::from_tag(tag)
+                    .ok_or_else(|| de::Error::custom(format!("unknown value tag {tag}")))?;
+                let v = match ty {
+                    ValueType::Bool => Value::Bool(seq.next_element()?.ok_or_else(missing)?),
+                    ValueType::Long => Value::Long(seq.next_element()?.ok_or_else(missing)?),
+                    ValueType::Instant => Value::Instant(seq.next_element()?.ok_or_else(missing)?),
+                    ValueType::Double => {
+                        let f: f64 = seq.next_element()?.ok_or_else(missing)?;
+                        // Only canonical bytes are accepted: a non-canonical double would
+                        // break the one-encoding-per-value rule that addresses rely on.
+                        if f.is_nan() || (f == 0.0 && f.is_sign_negative()) {
+                            return Err(de::Error::custom("non-canonical double"));
+                        }
+                        Value::Double(Double(f))
+                    }
+                    ValueType::String => {
+                        let s: String = seq.next_element()?.ok_or_else(missing)?;
+                        Value::String(Arc::from(s))
+                    }
+                    ValueType::Keyword => {
+                        let s: String = seq.next_element()?.ok_or_else(missing)?;
+                        Value::Keyword(Keyword(Arc::from(s)))
+                    }
+                    ValueType::Uuid => {
+                        let b: ByteBuf = seq.next_element()?.ok_or_else(missing)?;
+                        let arr: [u8; 16] = b
+                            .0
+                            .try_into()
+                            .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
+                        Value::Uuid(Uuid(arr))
+                    }
+                    ValueType::Bytes => {
+                        let b: ByteBuf = seq.next_element()?.ok_or_else(missing)?;
+                        Value::Bytes(Arc::from(b.0))
+                    }
+                    ValueType::Ref => Value::Ref(seq.next_element()?.ok_or_else(missing)?),
+                };
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("value tuple too long"));
+                }
+                Ok(v)
+            }
+        }
+        d.deserialize_tuple(2, V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_is_rejected_and_negative_zero_is_canonical() {
+        assert!(Value::double(f64::NAN).is_err());
+        assert_eq!(Value::double(-0.0).unwrap(), Value::double(0.0).unwrap());
+        let a = rmp_serde::to_vec(&Value::double(-0.0).unwrap()).unwrap();
+        let b = rmp_serde::to_vec(&Value::double(0.0).unwrap()).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn order_across_types_follows_the_tag_order() {
+        let vals = [
+            Value::Bool(true),
+            Value::Long(-5),
+            Value::double(-100.0).unwrap(),
+            Value::Instant(0),
+            Value::string("a"),
+            Value::keyword(":a"),
+            Value::Uuid(Uuid([0; 16])),
+            Value::Bytes(Arc::from(vec![1u8])),
+            Value::Ref(1),
+        ];
+        for w in vals.windows(2) {
+            assert!(w[0] < w[1], "{:?} < {:?}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn every_value_round_trips_through_msgpack() {
+        let vals = [
+            Value::Bool(false),
+            Value::Long(i64::MIN),
+            Value::double(1.5).unwrap(),
+            Value::Instant(1_700_000_000_000),
+            Value::string("héllo"),
+            Value::keyword(":person/name"),
+            Value::Uuid(Uuid::parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8").unwrap()),
+            Value::Bytes(Arc::from(vec![0u8, 255])),
+            Value::Ref(42),
+        ];
+        for v in vals {
+            let bytes = rmp_serde::to_vec(&v).unwrap();
+            let back: Value = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(back, v);
+        }
+    }
+
+    #[test]
+    fn uuid_parses_and_prints_canonically() {
+        let text = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+        assert_eq!(Uuid::parse(text).unwrap().to_string(), text);
+        assert!(Uuid::parse("6ba7b810-9dad-11d1-80b4").is_err());
+        assert!(Uuid::parse("zba7b810-9dad-11d1-80b4-00c04fd430c8").is_err());
+    }
+
+    #[test]
+    fn reverse_keywords_map_to_their_forward_attribute() {
+        let k = Keyword::new(":person/_friend");
+        assert!(k.is_reverse());
+        assert_eq!(k.reverse_of(), Some(Keyword::new(":person/friend")));
+        assert_eq!(Keyword::new(":person/friend").reverse_of(), None);
+    }
+}
