@@ -18,3 +18,5 @@ pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
 pub use error::{Error, Result};
 pub use schema::{AttributeSchema, Cardinality, Schema, Unique};
 pub use value::{Double, Eid, Keyword, Uuid, Value, ValueType};
+pub mod tree;
+pub use tree::{Tree, TreeConfig};

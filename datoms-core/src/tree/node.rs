@@ -1,0 +1,461 @@
+//! Tree nodes in memory and their canonical encoding.
+//!
+//! # Format (version [`FORMAT_VERSION`])
+//! A node is the msgpack array `[version, index, level, items]`:
+//! - `index`: 0 = EAVT, 1 = AEVT, 2 = AVET;
+//! - `level`: 0 for a leaf, the height above the leaves for a branch;
+//! - leaf `items`: the datoms in index order, each `[e, a, v, tx]`;
+//! - branch `items`: one `[first datom, child address (32-byte bin), datom count]` per
+//!   child, in index order.
+//!
+//! The node's address is the BLAKE3 hash of these bytes. Decoding checks the hash, the
+//! version, the order of the items and the counts; it never panics on any input.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, OnceLock};
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::address::Address;
+use crate::datom::{Datom, IndexKind};
+use crate::error::Error;
+
+/// The node and commit format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Where a lazily restored tree gets the bytes of nodes it has not loaded yet.
+///
+/// `datoms-storage` implements it over a `Storage`; tests implement it over a map. The
+/// bytes are verified against the address by the caller, so an implementation only
+/// fetches.
+pub trait NodeSource: Send + Sync {
+    /// The bytes stored at `address`.
+    ///
+    /// # Errors
+    /// [`Error::NodeUnavailable`] if the node is missing or cannot be read.
+    fn load(&self, address: &Address) -> Result<Vec<u8>, Error>;
+}
+
+/// A tree node: a leaf of datoms or a branch of children.
+pub struct Node {
+    pub(crate) kind: IndexKind,
+    pub(crate) level: u8,
+    pub(crate) body: Body,
+    pub(crate) count: u64,
+    address: OnceLock<Address>,
+    /// Set once the node is known to be in storage (decoded from it, or written by a store
+    /// that completed). A persisted node's children are persisted too.
+    persisted: AtomicBool,
+}
+
+/// A node's items.
+pub(crate) enum Body {
+    Leaf(Vec<Datom>),
+    Branch(Vec<Child>),
+}
+
+/// One entry of a branch: the child's first datom, its datom count, and a link to it.
+#[derive(Clone)]
+pub struct Child {
+    pub(crate) first: Datom,
+    pub(crate) count: u64,
+    pub(crate) link: Link,
+}
+
+/// A child either held in memory or known only by address until it is loaded.
+#[derive(Clone)]
+pub(crate) struct Link {
+    address: Option<Address>,
+    node: OnceLock<Arc<Node>>,
+}
+
+impl Link {
+    pub(crate) fn loaded(node: Arc<Node>) -> Link {
+        let cell = OnceLock::new();
+        let _ = cell.set(node);
+        Link {
+            address: None,
+            node: cell,
+        }
+    }
+
+    pub(crate) fn lazy(address: Address) -> Link {
+        Link {
+            address: Some(address),
+            node: OnceLock::new(),
+        }
+    }
+
+    /// The node, if it is in memory.
+    pub(crate) fn get(&self) -> Option<&Arc<Node>> {
+        self.node.get()
+    }
+
+    /// The child's address, computing (and caching) it if the child is in memory.
+    pub(crate) fn address(&self) -> Address {
+        match (self.address, self.node.get()) {
+            (Some(a), _) => a,
+            (None, Some(n)) => n.address(),
+            // A link is built either with an address or with a node.
+            (None, None) => Address([0; 32]),
+        }
+    }
+
+    /// The address if it is known without encoding anything.
+    pub(crate) fn known_address(&self) -> Option<Address> {
+        self.address
+            .or_else(|| self.node.get().and_then(|n| n.address.get().copied()))
+    }
+
+    /// Installs a node fetched for this link (no-op if one is already there).
+    pub(crate) fn fill(&self, node: Arc<Node>) {
+        let _ = self.node.set(node);
+    }
+
+    /// True if both links point at the same content without encoding anything new:
+    /// the same `Arc`, or equal known addresses.
+    pub(crate) fn same_as(&self, other: &Link) -> bool {
+        if let (Some(a), Some(b)) = (self.node.get(), other.node.get()) {
+            if Arc::ptr_eq(a, b) {
+                return true;
+            }
+        }
+        matches!((self.known_address(), other.known_address()), (Some(a), Some(b)) if a == b)
+    }
+}
+
+impl Child {
+    pub(crate) fn new(node: Arc<Node>) -> Option<Child> {
+        Some(Child {
+            first: node.first()?.clone(),
+            count: node.count,
+            link: Link::loaded(node),
+        })
+    }
+
+    /// The child's first datom.
+    pub fn first(&self) -> &Datom {
+        &self.first
+    }
+
+    /// The number of datoms under this child.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The child's address (computed and cached if needed).
+    pub fn address(&self) -> Address {
+        self.link.address()
+    }
+
+    pub(crate) fn same_as(&self, other: &Child) -> bool {
+        self.count == other.count && self.first == other.first && self.link.same_as(&other.link)
+    }
+}
+
+impl Node {
+    pub(crate) fn leaf(kind: IndexKind, datoms: Vec<Datom>) -> Node {
+        let count = datoms.len() as u64;
+        Node::make(kind, 0, Body::Leaf(datoms), count)
+    }
+
+    pub(crate) fn branch(kind: IndexKind, level: u8, children: Vec<Child>) -> Node {
+        let count = children.iter().map(|c| c.count).sum();
+        Node::make(kind, level, Body::Branch(children), count)
+    }
+
+    fn make(kind: IndexKind, level: u8, body: Body, count: u64) -> Node {
+        Node {
+            kind,
+            level,
+            body,
+            count,
+            address: OnceLock::new(),
+            persisted: AtomicBool::new(false),
+        }
+    }
+
+    /// The index this node belongs to.
+    pub fn kind(&self) -> IndexKind {
+        self.kind
+    }
+
+    /// 0 for a leaf; the height above the leaves for a branch.
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// The number of datoms under this node.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The number of items (datoms or children) in this node.
+    pub fn len(&self) -> usize {
+        match &self.body {
+            Body::Leaf(d) => d.len(),
+            Body::Branch(c) => c.len(),
+        }
+    }
+
+    /// True for the empty leaf of an empty index.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The datoms of a leaf (empty for a branch).
+    pub fn datoms(&self) -> &[Datom] {
+        match &self.body {
+            Body::Leaf(d) => d,
+            Body::Branch(_) => &[],
+        }
+    }
+
+    /// The children of a branch (empty for a leaf).
+    pub fn children(&self) -> &[Child] {
+        match &self.body {
+            Body::Leaf(_) => &[],
+            Body::Branch(c) => c,
+        }
+    }
+
+    /// The first datom under this node.
+    pub fn first(&self) -> Option<&Datom> {
+        match &self.body {
+            Body::Leaf(d) => d.first(),
+            Body::Branch(c) => c.first().map(|c| &c.first),
+        }
+    }
+
+    /// This node's address: the BLAKE3 hash of [`Node::encode`], computed once and cached.
+    pub fn address(&self) -> Address {
+        *self.address.get_or_init(|| Address::of(&self.encode()))
+    }
+
+    /// The address if it has been computed already.
+    pub(crate) fn cached_address(&self) -> Option<Address> {
+        self.address.get().copied()
+    }
+
+    pub(crate) fn is_persisted(&self) -> bool {
+        self.persisted.load(AtomicOrdering::Acquire)
+    }
+
+    pub(crate) fn mark_persisted(&self) {
+        self.persisted.store(true, AtomicOrdering::Release);
+    }
+
+    /// The canonical bytes of this node (children's addresses are computed if needed).
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding plain data into a Vec cannot fail; an empty Vec would only ever be
+        // produced by a serde bug and would fail address verification loudly.
+        rmp_serde::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes and verifies untrusted bytes fetched for `address`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the bytes do not hash to `address`; [`Error::Malformed`] or
+    /// [`Error::UnsupportedVersion`] if they are not a valid node of `kind`.
+    pub fn decode(address: Address, bytes: &[u8], kind: IndexKind) -> Result<Node, Error> {
+        address.verify(bytes)?;
+        let malformed = |reason: String| Error::Malformed { address, reason };
+        let wire: WireNode = rmp_serde::from_slice(bytes).map_err(|e| {
+            let text = e.to_string();
+            match text.strip_prefix(VERSION_ERROR) {
+                Some(v) => Error::UnsupportedVersion {
+                    address,
+                    version: v.trim().parse().unwrap_or(u8::MAX),
+                    supported: FORMAT_VERSION,
+                },
+                None => malformed(text),
+            }
+        })?;
+        if wire.kind != kind {
+            return Err(malformed(format!(
+                "node of index {:?} where {kind:?} was expected",
+                wire.kind
+            )));
+        }
+        let node = match wire.body {
+            WireBody::Leaf(datoms) => {
+                if wire.level != 0 {
+                    return Err(malformed("leaf items at a branch level".into()));
+                }
+                check_sorted(kind, datoms.iter()).map_err(malformed)?;
+                Node::leaf(kind, datoms)
+            }
+            WireBody::Branch(entries) => {
+                if entries.is_empty() {
+                    return Err(malformed("branch without children".into()));
+                }
+                check_sorted(kind, entries.iter().map(|(d, _, _)| d)).map_err(malformed)?;
+                if entries.iter().any(|(_, _, count)| *count == 0) {
+                    return Err(malformed("child with a zero datom count".into()));
+                }
+                let children = entries
+                    .into_iter()
+                    .map(|(first, addr, count)| Child {
+                        first,
+                        count,
+                        link: Link::lazy(addr),
+                    })
+                    .collect();
+                Node::branch(kind, wire.level, children)
+            }
+        };
+        let _ = node.address.set(address);
+        node.mark_persisted();
+        Ok(node)
+    }
+
+    /// Checks that a node loaded for `child` of a level-`level` branch is what the branch
+    /// says it is.
+    pub(crate) fn check_matches(&self, child: &Child, parent_level: u8) -> Result<(), Error> {
+        let bad = |reason: &str| Error::Malformed {
+            address: self.address(),
+            reason: reason.into(),
+        };
+        if self.level + 1 != parent_level {
+            return Err(bad("child level does not sit one below its parent"));
+        }
+        if self.count != child.count {
+            return Err(bad("datom count differs from the count in its parent"));
+        }
+        if self.first() != Some(&child.first) {
+            return Err(bad("first datom differs from the key in its parent"));
+        }
+        Ok(())
+    }
+}
+
+fn check_sorted<'a>(
+    kind: IndexKind,
+    mut items: impl Iterator<Item = &'a Datom>,
+) -> Result<(), String> {
+    let Some(mut prev) = items.next() else {
+        return Ok(());
+    };
+    for d in items {
+        if kind.cmp(prev, d) != std::cmp::Ordering::Less {
+            return Err(format!("items out of {kind:?} order at {d:?}"));
+        }
+        prev = d;
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("kind", &self.kind)
+            .field("level", &self.level)
+            .field("items", &self.len())
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+fn kind_tag(kind: IndexKind) -> u8 {
+    match kind {
+        IndexKind::Eavt => 0,
+        IndexKind::Aevt => 1,
+        IndexKind::Avet => 2,
+    }
+}
+
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(4)?;
+        t.serialize_element(&FORMAT_VERSION)?;
+        t.serialize_element(&kind_tag(self.kind))?;
+        t.serialize_element(&self.level)?;
+        match &self.body {
+            Body::Leaf(d) => t.serialize_element(d)?,
+            Body::Branch(children) => {
+                let entries: Vec<(&Datom, Address, u64)> = children
+                    .iter()
+                    .map(|c| (&c.first, c.link.address(), c.count))
+                    .collect();
+                t.serialize_element(&entries)?;
+            }
+        }
+        t.end()
+    }
+}
+
+const VERSION_ERROR: &str = "unsupported format version ";
+
+struct WireNode {
+    kind: IndexKind,
+    level: u8,
+    body: WireBody,
+}
+
+enum WireBody {
+    Leaf(Vec<Datom>),
+    Branch(Vec<(Datom, Address, u64)>),
+}
+
+impl<'de> Deserialize<'de> for WireNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireNode, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WireNode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a [version, index, level, items] node")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireNode, A::Error> {
+                let short = || de::Error::custom("node array too short");
+                let version: u8 = seq.next_element()?.ok_or_else(short)?;
+                if version != FORMAT_VERSION {
+                    return Err(de::Error::custom(format!("{VERSION_ERROR}{version}")));
+                }
+                let kind = match seq.next_element::<u8>()?.ok_or_else(short)? {
+                    0 => IndexKind::Eavt,
+                    1 => IndexKind::Aevt,
+                    2 => IndexKind::Avet,
+                    other => return Err(de::Error::custom(format!("unknown index tag {other}"))),
+                };
+                let level: u8 = seq.next_element()?.ok_or_else(short)?;
+                let body = if level == 0 {
+                    WireBody::Leaf(seq.next_element()?.ok_or_else(short)?)
+                } else {
+                    WireBody::Branch(seq.next_element()?.ok_or_else(short)?)
+                };
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("node array too long"));
+                }
+                Ok(WireNode { kind, level, body })
+            }
+        }
+        d.deserialize_tuple(4, V)
+    }
+}
+
+/// Loads (and verifies) the node behind `child`, through `source` if it is not in memory.
+pub(crate) fn load_child<'a>(
+    parent: &Node,
+    child: &'a Child,
+    source: Option<&Arc<dyn NodeSource>>,
+) -> Result<&'a Arc<Node>, Error> {
+    if let Some(n) = child.link.get() {
+        return Ok(n);
+    }
+    let address = child.link.address();
+    let source = source.ok_or_else(|| Error::NodeUnavailable {
+        address,
+        reason: "the db has no node source to load it from".into(),
+    })?;
+    let bytes = source.load(&address)?;
+    let node = Node::decode(address, &bytes, parent.kind)?;
+    node.check_matches(child, parent.level)?;
+    child.link.fill(Arc::new(node));
+    child.link.get().ok_or_else(|| Error::NodeUnavailable {
+        address,
+        reason: "node vanished after loading".into(),
+    })
+}
