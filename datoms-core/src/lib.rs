@@ -8,12 +8,21 @@
 //! addresses they need and accept the bytes when the caller has them.
 
 pub mod address;
+pub mod addressing;
+pub mod commit;
 pub mod datom;
+pub mod db;
+pub mod diff;
 pub mod error;
+pub mod restore;
 pub mod schema;
 pub mod value;
 
 pub use address::Address;
+pub use commit::{Commit, TxLogEntry};
+pub use db::Db;
+pub use diff::{diff, Diff};
+pub use restore::{Restore, RestoreStats, Step};
 pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
 pub use error::{Error, Result};
 pub use schema::{AttributeSchema, Cardinality, Schema, Unique};

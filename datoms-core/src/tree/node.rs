@@ -151,6 +151,12 @@ impl Child {
         self.link.address()
     }
 
+    /// The child node if it is in memory (`None` for a lazily restored child not yet
+    /// loaded).
+    pub fn loaded(&self) -> Option<&Arc<Node>> {
+        self.link.get()
+    }
+
     pub(crate) fn same_as(&self, other: &Child) -> bool {
         self.count == other.count && self.first == other.first && self.link.same_as(&other.link)
     }
@@ -238,6 +244,11 @@ impl Node {
     /// The address if it has been computed already.
     pub(crate) fn cached_address(&self) -> Option<Address> {
         self.address.get().copied()
+    }
+
+    /// Caches an address computed from [`Node::encode`] by the caller.
+    pub(crate) fn set_address(&self, address: Address) {
+        let _ = self.address.set(address);
     }
 
     pub(crate) fn is_persisted(&self) -> bool {

@@ -1,0 +1,345 @@
+//! The database value: schema, id counters and the three index trees, plus where it
+//! came from (its base commit and the tx log since).
+//!
+//! A [`Db`] is immutable; transacting returns a new one that shares every untouched node
+//! with the old one. Cloning is cheap.
+
+use std::sync::Arc;
+
+use crate::address::Address;
+use crate::commit::{Commit, TxLogEntry};
+use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
+use crate::error::Error;
+use crate::schema::Schema;
+use crate::tree::{Cursor, Edit, NodeSource, Tree, TreeConfig};
+use crate::value::{Eid, Keyword, Value};
+
+/// An immutable database value.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) config: TreeConfig,
+    pub(crate) max_eid: Eid,
+    pub(crate) max_tx: Tx,
+    pub(crate) eavt: Tree,
+    pub(crate) aevt: Tree,
+    pub(crate) avet: Tree,
+    pub(crate) source: Option<Arc<dyn NodeSource>>,
+    /// The commit this db was restored from or last stored as, then its ancestors, most
+    /// recent first (at most [`crate::commit::ANCESTORS`] + 2 entries).
+    pub(crate) lineage: Arc<Vec<Address>>,
+    /// The delta manifests of the commits in `lineage`, where known.
+    pub(crate) manifests: Arc<Vec<Option<Vec<Address>>>>,
+    /// Transactions applied since the base commit, oldest first.
+    pub(crate) log: Arc<Vec<Arc<TxLogEntry>>>,
+}
+
+/// An iterator of datoms from an index; `Err` only when a lazily restored db cannot load
+/// a node.
+pub type Datoms = Cursor;
+
+impl Db {
+    /// An empty database with this schema and the default tree configuration.
+    pub fn new(schema: Schema) -> Db {
+        Db::with_config(schema, TreeConfig::default())
+    }
+
+    /// An empty database with this schema and tree configuration (call
+    /// [`TreeConfig::validate`] first for user-supplied values; targets below 4 are raised
+    /// to 4).
+    pub fn with_config(schema: Schema, config: TreeConfig) -> Db {
+        Db {
+            schema: Arc::new(schema),
+            config,
+            max_eid: 0,
+            max_tx: TX0,
+            eavt: Tree::empty(IndexKind::Eavt, config),
+            aevt: Tree::empty(IndexKind::Aevt, config),
+            avet: Tree::empty(IndexKind::Avet, config),
+            source: None,
+            lineage: Arc::new(Vec::new()),
+            manifests: Arc::new(Vec::new()),
+            log: Arc::new(Vec::new()),
+        }
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The tree configuration shared by the three indexes.
+    pub fn config(&self) -> TreeConfig {
+        self.config
+    }
+
+    /// The largest entity id allocated so far (0 when none).
+    pub fn max_eid(&self) -> Eid {
+        self.max_eid
+    }
+
+    /// The id of the last transaction (`TX0` when none).
+    pub fn max_tx(&self) -> Tx {
+        self.max_tx
+    }
+
+    /// One index tree.
+    pub fn index(&self, kind: IndexKind) -> &Tree {
+        match kind {
+            IndexKind::Eavt => &self.eavt,
+            IndexKind::Aevt => &self.aevt,
+            IndexKind::Avet => &self.avet,
+        }
+    }
+
+    /// The root addresses of EAVT, AEVT and AVET (encoding nodes that have none yet).
+    pub fn root_addresses(&self) -> [Address; 3] {
+        IndexKind::ALL.map(|k| self.index(k).root_address())
+    }
+
+    /// The number of current datoms.
+    pub fn len(&self) -> u64 {
+        self.eavt.len()
+    }
+
+    /// True if the db holds no datom.
+    pub fn is_empty(&self) -> bool {
+        self.eavt.is_empty()
+    }
+
+    /// The commit this db was restored from or last stored as, if any.
+    pub fn base_commit(&self) -> Option<Address> {
+        self.lineage.first().copied()
+    }
+
+    /// The base commit followed by its known ancestors, most recent first.
+    pub fn lineage(&self) -> &[Address] {
+        &self.lineage
+    }
+
+    /// The delta manifests of the commits in [`Db::lineage`], where known.
+    pub fn lineage_manifests(&self) -> &[Option<Vec<Address>>] {
+        &self.manifests
+    }
+
+    /// The transactions applied since the base commit, oldest first.
+    pub fn pending_log(&self) -> &[Arc<TxLogEntry>] {
+        &self.log
+    }
+
+    /// Where this db loads nodes it has not loaded yet (lazily restored dbs only).
+    pub fn source(&self) -> Option<&Arc<dyn NodeSource>> {
+        self.source.as_ref()
+    }
+
+    /// The same db, loading nodes it has not loaded from `source` (what a storage driver
+    /// attaches to a lazily restored db).
+    pub fn with_source(&self, source: Arc<dyn NodeSource>) -> Db {
+        Db {
+            source: Some(source),
+            ..self.clone()
+        }
+    }
+
+    /// The db after `commit` (stored at `address`) recorded it: its base commit becomes
+    /// `address` and its pending log is empty.
+    pub fn committed(&self, address: Address, commit: &Commit) -> Db {
+        Db {
+            lineage: Arc::new(commit.lineage(address)),
+            manifests: Arc::new(commit.lineage_manifests()),
+            log: Arc::new(Vec::new()),
+            ..self.clone()
+        }
+    }
+
+    /// Datoms of `index` matching the leading `components`, as Datascript's `datoms`:
+    /// `db.datoms(IndexKind::Eavt, &[Component::E(1)])` is every datom of entity 1.
+    ///
+    /// # Errors
+    /// [`Error::InvalidIndexComponents`] if the components are not in index order, or a
+    /// load error of a lazily restored db.
+    pub fn datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
+        index.check_prefix(components)?;
+        Cursor::seek(
+            self.index(index),
+            self.source.clone(),
+            components,
+            Some(components.to_vec()),
+        )
+    }
+
+    /// Datoms of `index` from the first one at or after `components` to the end of the
+    /// index, as Datascript's `seek-datoms`.
+    ///
+    /// # Errors
+    /// As [`Db::datoms`].
+    pub fn seek_datoms(
+        &self,
+        index: IndexKind,
+        components: &[Component],
+    ) -> Result<Datoms, Error> {
+        index.check_prefix(components)?;
+        Cursor::seek(self.index(index), self.source.clone(), components, None)
+    }
+
+    /// Datoms of `index` from the last one at or before `components` back to the start
+    /// of the index, as Datascript's `rseek-datoms`.
+    ///
+    /// # Errors
+    /// As [`Db::datoms`].
+    pub fn rseek_datoms(
+        &self,
+        index: IndexKind,
+        components: &[Component],
+    ) -> Result<Datoms, Error> {
+        index.check_prefix(components)?;
+        Cursor::seek_back(self.index(index), self.source.clone(), components)
+    }
+
+    /// AVET datoms of `attr` with `start <= v <= end` (an open end when `None`), as
+    /// Datascript's `index-range`. The attribute must be in AVET (indexed, unique or ref).
+    ///
+    /// # Errors
+    /// [`Error::BadSchema`] if `attr` is not kept in AVET, or a load error.
+    pub fn index_range(
+        &self,
+        attr: &Keyword,
+        start: Option<&Value>,
+        end: Option<&Value>,
+    ) -> Result<impl Iterator<Item = Result<Datom, Error>>, Error> {
+        if !self.schema.in_avet(attr) {
+            return Err(Error::BadSchema {
+                attr: attr.clone(),
+                reason: "index-range needs :db/index, :db/unique or a ref attribute".into(),
+            });
+        }
+        let mut from = vec![Component::A(attr.clone())];
+        if let Some(s) = start {
+            from.push(Component::V(s.clone()));
+        }
+        let cursor = Cursor::seek(
+            &self.avet,
+            self.source.clone(),
+            &from,
+            Some(vec![Component::A(attr.clone())]),
+        )?;
+        let end = end.cloned();
+        Ok(cursor.take_while(move |d| match (d, &end) {
+            (Ok(d), Some(end)) => d.v <= *end,
+            _ => true,
+        }))
+    }
+
+    /// The current values of `attr` on entity `e`, as datoms (EAVT order).
+    ///
+    /// # Errors
+    /// A load error of a lazily restored db.
+    pub fn entity_attr(&self, e: Eid, attr: &Keyword) -> Result<Vec<Datom>, Error> {
+        Cursor::seek(
+            &self.eavt,
+            self.source.clone(),
+            &[Component::E(e), Component::A(attr.clone())],
+            Some(vec![Component::E(e), Component::A(attr.clone())]),
+        )?
+        .collect()
+    }
+
+    /// Every current datom of entity `e` (EAVT order).
+    ///
+    /// # Errors
+    /// A load error of a lazily restored db.
+    pub fn entity_datoms(&self, e: Eid) -> Result<Vec<Datom>, Error> {
+        let p = [Component::E(e)];
+        Cursor::seek(&self.eavt, self.source.clone(), &p, Some(p.to_vec()))?.collect()
+    }
+
+    /// The entity holding `value` for `attr` through AVET, if any (for unique attributes
+    /// the answer is at most one entity; otherwise the first one).
+    ///
+    /// # Errors
+    /// A load error of a lazily restored db.
+    pub fn entity_by_value(&self, attr: &Keyword, value: &Value) -> Result<Option<Eid>, Error> {
+        let p = [Component::A(attr.clone()), Component::V(value.clone())];
+        let mut c = Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?;
+        c.next().transpose().map(|d| d.map(|d| d.e))
+    }
+
+    /// Datoms whose value references entity `e` through a ref attribute (AVET lookup per
+    /// declared ref attribute).
+    ///
+    /// # Errors
+    /// A load error of a lazily restored db.
+    pub fn references_to(&self, e: Eid) -> Result<Vec<Datom>, Error> {
+        let mut out = Vec::new();
+        for (attr, _) in self.schema.ref_attrs() {
+            let p = [Component::A(attr.clone()), Component::V(Value::Ref(e))];
+            for d in Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))? {
+                out.push(d?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one transaction's datoms (assertions and retractions) to the indexes and
+    /// appends it to the pending log. This is the only write path: transacting and log
+    /// replay both end here, which is why replay reproduces transact exactly.
+    ///
+    /// The caller (the transaction layer, or log replay) guarantees the datoms are
+    /// consistent with the db: no redundant assertions, retractions of present datoms.
+    /// `max_eid` becomes the largest entity id asserted; `max_tx` becomes `entry.tx`.
+    ///
+    /// # Errors
+    /// A load error of a lazily restored db; the db is unchanged.
+    pub fn apply_log_entry(&self, entry: TxLogEntry) -> Result<Db, Error> {
+        let mut edits: [Vec<Edit>; 3] = Default::default();
+        let mut max_eid = self.max_eid;
+        for d in &entry.datoms {
+            let stored = Datom {
+                added: true,
+                ..d.clone()
+            };
+            let in_avet = self.schema.in_avet(&d.a);
+            let make = |x: &Datom| {
+                if d.added {
+                    Edit::Put(x.clone())
+                } else {
+                    Edit::Delete(x.clone())
+                }
+            };
+            edits[0].push(make(&stored));
+            edits[1].push(make(&stored));
+            if in_avet {
+                edits[2].push(make(&stored));
+            }
+            if d.added && d.e < TX0 {
+                max_eid = max_eid.max(d.e);
+            }
+        }
+        let [e, a, v] = edits;
+        let source = self.source.as_ref();
+        let mut log = (*self.log).clone();
+        let max_tx = self.max_tx.max(entry.tx);
+        log.push(Arc::new(entry));
+        Ok(Db {
+            eavt: self.eavt.apply(e, source)?,
+            aevt: self.aevt.apply(a, source)?,
+            avet: self.avet.apply(v, source)?,
+            max_eid,
+            max_tx,
+            log: Arc::new(log),
+            ..self.clone()
+        })
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("datoms", &self.len())
+            .field("max_eid", &self.max_eid)
+            .field("max_tx", &self.max_tx)
+            .field("base_commit", &self.base_commit())
+            .field("pending_txs", &self.log.len())
+            .finish()
+    }
+}

@@ -1,0 +1,312 @@
+//! The restore machine driven from an in-memory map, and diff, against random histories.
+//! Only the public API is used: this is what a storage driver sees.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use datoms_core::addressing::unpersisted_nodes;
+use datoms_core::restore::{Materialize, Mode};
+use datoms_core::tree::NodeSource;
+use datoms_core::{
+    diff, Address, AttributeSchema, Commit, Datom, Db, Error, IndexKind, Restore, RestoreStats,
+    Schema, Step, TreeConfig, TxLogEntry, Value, ValueType,
+};
+use proptest::prelude::*;
+
+#[derive(Default)]
+struct MemStore {
+    blobs: Mutex<HashMap<Address, Vec<u8>>>,
+}
+
+impl MemStore {
+    fn get(&self, a: &Address) -> Option<Vec<u8>> {
+        self.blobs.lock().unwrap().get(a).cloned()
+    }
+}
+
+impl NodeSource for MemStore {
+    fn load(&self, address: &Address) -> Result<Vec<u8>, Error> {
+        self.get(address).ok_or_else(|| Error::NodeUnavailable {
+            address: *address,
+            reason: "missing".into(),
+        })
+    }
+}
+
+/// Writes what the db lacks in storage and its commit; returns the committed db.
+fn store(db: &Db, s: &MemStore) -> (Db, Address, Vec<Address>) {
+    let new = unpersisted_nodes(db);
+    let mut blobs = s.blobs.lock().unwrap();
+    for n in &new.nodes {
+        blobs.insert(n.address, n.bytes.clone());
+    }
+    let commit = Commit::for_db(db, new.addresses());
+    let bytes = commit.encode();
+    let addr = Address::of(&bytes);
+    blobs.insert(addr, bytes);
+    drop(blobs);
+    new.mark_persisted();
+    (db.committed(addr, &commit), addr, new.addresses())
+}
+
+fn drive(s: &MemStore, mut r: Restore) -> Result<(Db, RestoreStats, Vec<Address>), Error> {
+    let mut fetched = Vec::new();
+    loop {
+        match r.poll()? {
+            Step::Need(addrs) => {
+                for a in addrs {
+                    fetched.push(a);
+                    r.accept(a, s.get(&a))?;
+                }
+            }
+            Step::Done(db) => return Ok((db, r.stats(), fetched)),
+        }
+    }
+}
+
+fn all_datoms(db: &Db, kind: IndexKind) -> Vec<Datom> {
+    db.datoms(kind, &[]).unwrap().map(|d| d.unwrap()).collect()
+}
+
+fn assert_same_db(a: &Db, b: &Db) {
+    for kind in IndexKind::ALL {
+        assert_eq!(all_datoms(a, kind), all_datoms(b, kind), "{kind:?}");
+    }
+    assert_eq!(a.root_addresses(), b.root_addresses());
+    assert_eq!(a.schema(), b.schema());
+    assert_eq!(a.max_eid(), b.max_eid());
+    assert_eq!(a.max_tx(), b.max_tx());
+}
+
+/// Every node address reachable in memory from the db's roots.
+fn node_set(db: &Db) -> HashSet<Address> {
+    let mut out = HashSet::new();
+    let mut stack: Vec<_> = IndexKind::ALL.iter().map(|k| db.index(*k).root().clone()).collect();
+    while let Some(n) = stack.pop() {
+        if out.insert(n.address()) {
+            for c in n.children() {
+                stack.push(c.loaded().expect("materialized").clone());
+            }
+        }
+    }
+    out
+}
+
+fn schema() -> Schema {
+    Schema::new()
+        .with(":p/name", AttributeSchema::default().value_type(ValueType::String).identity())
+        .unwrap()
+        .with(":p/age", AttributeSchema::default().value_type(ValueType::Long).indexed())
+        .unwrap()
+        .with(":p/friend", AttributeSchema::default().value_type(ValueType::Ref).many())
+        .unwrap()
+}
+
+fn small() -> TreeConfig {
+    TreeConfig {
+        leaf_target: 8,
+        branch_target: 4,
+    }
+}
+
+/// Random transactions applied consistently (no redundant assertion, no absent
+/// retraction), as the transaction layer would.
+struct History {
+    model: BTreeSet<(u64, u8, i64)>,
+    db: Db,
+}
+
+impl History {
+    fn new() -> History {
+        History {
+            model: BTreeSet::new(),
+            db: Db::with_config(schema(), small()),
+        }
+    }
+
+    fn datom(e: u64, a: u8, v: i64, tx: u64) -> Datom {
+        match a {
+            0 => Datom::new(e, ":p/name", Value::string(&format!("n{v}")), tx),
+            1 => Datom::new(e, ":p/age", Value::Long(v), tx),
+            _ => Datom::new(e, ":p/friend", Value::Ref(v as u64 + 1), tx),
+        }
+    }
+
+    fn transact(&mut self, ops: &[(bool, u64, u8, i64)]) {
+        let tx = self.db.max_tx() + 1;
+        let mut datoms = Vec::new();
+        let mut touched = HashSet::new();
+        for &(add, e, a, v) in ops {
+            if !touched.insert((e, a, v)) {
+                continue;
+            }
+            let present = self.model.contains(&(e, a, v));
+            if add && !present {
+                self.model.insert((e, a, v));
+                datoms.push(History::datom(e, a, v, tx));
+            } else if !add && present {
+                self.model.remove(&(e, a, v));
+                datoms.push(History::datom(e, a, v, tx).retraction());
+            }
+        }
+        self.db = self.db.apply_log_entry(TxLogEntry { tx, datoms }).unwrap();
+    }
+}
+
+fn ops() -> impl Strategy<Value = Vec<Vec<(bool, u64, u8, i64)>>> {
+    let op = (prop::bool::weighted(0.8), 1u64..80, 0u8..3, 0i64..30);
+    prop::collection::vec(prop::collection::vec(op, 1..40), 1..12)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48)))]
+
+    /// A replica restoring at random points gets the same db incrementally as by a full
+    /// restore, and fetches only what it lacks.
+    #[test]
+    fn incremental_restore_equals_full_restore(txs in ops(), replica_at in 0usize..12, jump in 0usize..12) {
+        let s = MemStore::default();
+        let mut h = History::new();
+        let mut commits = Vec::new();
+        for ops in &txs {
+            h.transact(ops);
+            let (db, addr, manifest) = store(&h.db, &s);
+            h.db = db.clone();
+            commits.push((addr, db, manifest));
+        }
+        let i = replica_at.min(commits.len() - 1);
+        let j = (i + jump).min(commits.len() - 1);
+        let (db1, _, _) = drive(&s, Restore::new(commits[i].0, None)).unwrap();
+        assert_same_db(&db1, &commits[i].1);
+
+        let (full, _, _) = drive(&s, Restore::new(commits[j].0, None)).unwrap();
+        let (incr, stats, fetched) = drive(&s, Restore::new(commits[j].0, Some(&db1))).unwrap();
+        assert_same_db(&full, &commits[j].1);
+        assert_same_db(&incr, &full);
+        prop_assert_eq!(incr.base_commit(), Some(commits[j].0));
+
+        let held = node_set(&db1);
+        let fetched_nodes: HashSet<Address> = fetched.iter().copied()
+            .filter(|a| !commits.iter().any(|c| c.0 == *a)).collect();
+        prop_assert!(fetched_nodes.is_disjoint(&held), "fetched a node db1 holds");
+        let lacking: HashSet<Address> = node_set(&incr).difference(&held).copied().collect();
+        prop_assert!(lacking.is_subset(&fetched_nodes), "missed a node");
+        let new_since: HashSet<Address> = commits[i + 1..=j].iter()
+            .flat_map(|c| c.2.iter().copied()).collect();
+        prop_assert!(fetched_nodes.is_subset(&new_since), "fetched a node older than db1's commit");
+        if i == j {
+            prop_assert_eq!(stats, RestoreStats::default());
+        } else if j - i <= 9 {
+            // The head commit, then roots + manifests: no tree walk, no older commit
+            // (these manifests are within the budget).
+            prop_assert!(stats.round_trips <= 2, "{:?}", stats);
+            prop_assert_eq!(stats.commits_fetched, 1);
+        }
+    }
+
+    /// Diff is exact: db1's datoms with the diff applied are db2's datoms.
+    #[test]
+    fn applying_the_diff_gives_the_other_db(txs in ops(), split in 0usize..12) {
+        let mut h = History::new();
+        let split = split.min(txs.len());
+        for ops in &txs[..split] { h.transact(ops); }
+        let db1 = h.db.clone();
+        for ops in &txs[split..] { h.transact(ops); }
+        let db2 = h.db.clone();
+        let d = diff(&db1, &db2).unwrap();
+        let mut set: BTreeSet<(u64, String, Value, u64)> = all_datoms(&db1, IndexKind::Eavt)
+            .into_iter().map(|d| (d.e, d.a.to_string(), d.v, d.tx)).collect();
+        for r in &d.retracted { prop_assert!(set.remove(&(r.e, r.a.to_string(), r.v.clone(), r.tx))); }
+        for a in &d.added { prop_assert!(set.insert((a.e, a.a.to_string(), a.v.clone(), a.tx))); }
+        let want: BTreeSet<_> = all_datoms(&db2, IndexKind::Eavt)
+            .into_iter().map(|d| (d.e, d.a.to_string(), d.v, d.tx)).collect();
+        prop_assert_eq!(set, want);
+    }
+}
+
+#[test]
+fn a_walk_from_an_unrelated_db_fetches_exactly_the_nodes_it_lacks() {
+    let s = MemStore::default();
+    let mut h = History::new();
+    for round in 0..20u64 {
+        let ops: Vec<_> = (0..30).map(|i| (true, round * 30 + i + 1, (i % 3) as u8, i as i64)).collect();
+        h.transact(&ops);
+    }
+    let (db1, _, _) = store(&h.db, &s);
+    // Another branch: a different db (same datoms plus one) stored without lineage.
+    h.transact(&[(true, 5, 1, 999)]);
+    let other = Db::with_config(schema(), small());
+    let datoms: Vec<Datom> = all_datoms(&h.db, IndexKind::Eavt);
+    let fresh = other
+        .apply_log_entry(TxLogEntry { tx: h.db.max_tx(), datoms })
+        .unwrap();
+    let (_, addr, _) = store(&fresh, &s);
+    let (db2, stats, fetched) = drive(&s, Restore::new(addr, Some(&db1))).unwrap();
+    let lacking: HashSet<Address> = node_set(&db2).difference(&node_set(&db1)).copied().collect();
+    let fetched: HashSet<Address> = fetched.into_iter().filter(|a| *a != addr).collect();
+    assert_eq!(fetched, lacking);
+    assert!(stats.nodes_reused > 0);
+    let depth = u64::from(db2.index(IndexKind::Eavt).root().level()) + 1;
+    assert!(stats.round_trips <= depth + 1, "{stats:?}");
+}
+
+#[test]
+fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
+    let s = Arc::new(MemStore::default());
+    let mut h = History::new();
+    for round in 0..10u64 {
+        let ops: Vec<_> = (0..50).map(|i| (true, round * 50 + i + 1, (i % 3) as u8, i as i64)).collect();
+        h.transact(&ops);
+    }
+    let (db, addr, _) = store(&h.db, &s);
+    let (lazy, stats, _) = drive(&s, Restore::with_mode(addr, None, Mode::Lazy)).unwrap();
+    assert_eq!(stats.nodes_fetched, 3);
+    let lazy = lazy.with_source(s.clone());
+    assert_same_db(&lazy, &db);
+
+    let (lazy2, _, _) = drive(&s, Restore::with_mode(addr, None, Mode::Lazy)).unwrap();
+    let mut m = Materialize::new(&lazy2);
+    let mut rounds = 0;
+    let full = loop {
+        match m.poll().unwrap() {
+            Step::Need(addrs) => {
+                rounds += 1;
+                for a in addrs {
+                    m.accept(a, s.get(&a)).unwrap();
+                }
+            }
+            Step::Done(db) => break db,
+        }
+    };
+    assert_eq!(rounds, u64::from(db.index(IndexKind::Eavt).root().level()).max(
+        u64::from(db.index(IndexKind::Avet).root().level())) as usize);
+    assert_same_db(&full, &db);
+}
+
+#[test]
+fn restoring_the_db_it_already_is_reads_nothing() {
+    let s = MemStore::default();
+    let mut h = History::new();
+    h.transact(&[(true, 1, 0, 1)]);
+    let (db, addr, _) = store(&h.db, &s);
+    let (same, stats, fetched) = drive(&s, Restore::new(addr, Some(&db))).unwrap();
+    assert!(fetched.is_empty());
+    assert_eq!(stats, RestoreStats::default());
+    assert_same_db(&same, &db);
+}
+
+#[test]
+fn corrupt_bytes_and_missing_nodes_are_typed_errors() {
+    let s = MemStore::default();
+    let mut h = History::new();
+    h.transact(&(1..200).map(|e| (true, e, 1u8, 1i64)).collect::<Vec<_>>());
+    let (db, addr, _) = store(&h.db, &s);
+    let victim = db.index(IndexKind::Aevt).root_address();
+    s.blobs.lock().unwrap().get_mut(&victim).unwrap()[3] ^= 0x10;
+    let err = drive(&s, Restore::new(addr, None)).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { address, .. } if address == victim), "{err:?}");
+    s.blobs.lock().unwrap().remove(&victim);
+    let err = drive(&s, Restore::new(addr, None)).unwrap_err();
+    assert!(matches!(err, Error::NodeUnavailable { address, .. } if address == victim), "{err:?}");
+}
