@@ -165,7 +165,7 @@ impl<'s> Side<'s> {
         let Some((node, i)) = self.stack.last() else {
             return Ok(());
         };
-        let child = load_child(node, &node.children()[*i], self.source)?.clone();
+        let child = load_child(node, &node.children()[*i], self.source)?;
         self.stack.push((child, 0));
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use datoms_core::addressing::unpersisted_nodes;
 use datoms_core::restore::{Materialize, Mode};
-use datoms_core::tree::NodeSource;
+use datoms_core::tree::{Node, NodeSource};
 use datoms_core::{
     diff, Address, AttributeSchema, Commit, Datom, Db, Error, IndexKind, Restore, RestoreStats,
     Schema, Step, TreeConfig, TxLogEntry, Value, ValueType,
@@ -25,11 +25,12 @@ impl MemStore {
 }
 
 impl NodeSource for MemStore {
-    fn load(&self, address: &Address) -> Result<Vec<u8>, Error> {
-        self.get(address).ok_or_else(|| Error::NodeUnavailable {
+    fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, Error> {
+        let bytes = self.get(address).ok_or_else(|| Error::NodeUnavailable {
             address: *address,
             reason: "missing".into(),
-        })
+        })?;
+        Node::decode(*address, &bytes, kind).map(Arc::new)
     }
 }
 

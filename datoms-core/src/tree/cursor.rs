@@ -40,7 +40,7 @@ impl Cursor {
                 .children()
                 .partition_point(|c| kind.cmp_prefix(&c.first, prefix) == Ordering::Less)
                 .saturating_sub(1);
-            let child = load_child(&node, &node.children()[idx], source.as_ref())?.clone();
+            let child = load_child(&node, &node.children()[idx], source.as_ref())?;
             path.push((node, idx));
             node = child;
         }
@@ -77,7 +77,7 @@ impl Cursor {
                 leaf = None;
                 break;
             }
-            let child = load_child(&node, &node.children()[n - 1], source.as_ref())?.clone();
+            let child = load_child(&node, &node.children()[n - 1], source.as_ref())?;
             path.push((node, n - 1));
             node = child;
         }
@@ -135,10 +135,10 @@ impl Cursor {
             self.leaf = None;
             return Ok(());
         };
-        let mut node = load_child(n, &n.children()[*i], self.source.as_ref())?.clone();
+        let mut node = load_child(n, &n.children()[*i], self.source.as_ref())?;
         while node.level() > 0 {
             let idx = if reverse { node.children().len() - 1 } else { 0 };
-            let child = load_child(&node, &node.children()[idx], self.source.as_ref())?.clone();
+            let child = load_child(&node, &node.children()[idx], self.source.as_ref())?;
             self.path.push((node, idx));
             node = child;
         }

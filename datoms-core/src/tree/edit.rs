@@ -157,7 +157,7 @@ pub(super) fn apply(
     // A bulk build stops at the first level with one node, so a branch with a single
     // child is never a root.
     while new_root.children().len() == 1 {
-        let next = load_child(&new_root, &new_root.children()[0], source)?.clone();
+        let next = load_child(&new_root, &new_root.children()[0], source)?;
         new_root = next;
     }
     Ok(new_root)
@@ -317,7 +317,7 @@ impl LevelCursor {
             let idx = children
                 .partition_point(|c| kind.cmp(&c.first, key) != Ordering::Greater)
                 .saturating_sub(1);
-            let child = load_child(&node, &children[idx], source)?.clone();
+            let child = load_child(&node, &children[idx], source)?;
             path.push((node, idx));
             node = child;
         }
@@ -344,9 +344,9 @@ impl LevelCursor {
         let Some((n, i)) = self.path.last() else {
             return Ok(false);
         };
-        let mut node = load_child(n, &n.children()[*i], source)?.clone();
+        let mut node = load_child(n, &n.children()[*i], source)?;
         while node.level() > self.level {
-            let child = load_child(&node, &node.children()[0], source)?.clone();
+            let child = load_child(&node, &node.children()[0], source)?;
             self.path.push((node, 0));
             node = child;
         }

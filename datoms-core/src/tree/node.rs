@@ -26,17 +26,20 @@ use crate::error::Error;
 /// The node and commit format version this build writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
 
-/// Where a lazily restored tree gets the bytes of nodes it has not loaded yet.
+/// Where a lazily restored tree gets nodes it has not loaded.
 ///
-/// `datoms-storage` implements it over a `Storage`; tests implement it over a map. The
-/// bytes are verified against the address by the caller, so an implementation only
-/// fetches.
+/// `datoms-storage` implements it over a `Storage` with a node cache that has a memory
+/// budget: a lazily restored db does not pin the nodes it reads, the cache decides what
+/// stays. Tests implement it over a map. An implementation fetches the bytes and turns
+/// them into a node with [`Node::decode`] (which verifies them); the tree checks the node
+/// against its parent's entry.
 pub trait NodeSource: Send + Sync {
-    /// The bytes stored at `address`.
+    /// The node stored at `address`, which belongs to index `kind`.
     ///
     /// # Errors
-    /// [`Error::NodeUnavailable`] if the node is missing or cannot be read.
-    fn load(&self, address: &Address) -> Result<Vec<u8>, Error>;
+    /// [`Error::NodeUnavailable`] if the node is missing or cannot be read; the errors of
+    /// [`Node::decode`] for bad bytes.
+    fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, Error>;
 }
 
 /// A tree node: a leaf of datoms or a branch of children.
@@ -447,26 +450,23 @@ impl<'de> Deserialize<'de> for WireNode {
     }
 }
 
-/// Loads (and verifies) the node behind `child`, through `source` if it is not in memory.
-pub(crate) fn load_child<'a>(
+/// The node behind `child`: the one in memory, else one loaded (and checked against the
+/// parent's entry) through `source`. A loaded node is not pinned in the link: the source's
+/// cache decides how long it stays in memory.
+pub(crate) fn load_child(
     parent: &Node,
-    child: &'a Child,
+    child: &Child,
     source: Option<&Arc<dyn NodeSource>>,
-) -> Result<&'a Arc<Node>, Error> {
+) -> Result<Arc<Node>, Error> {
     if let Some(n) = child.link.get() {
-        return Ok(n);
+        return Ok(n.clone());
     }
     let address = child.link.address();
     let source = source.ok_or_else(|| Error::NodeUnavailable {
         address,
         reason: "the db has no node source to load it from".into(),
     })?;
-    let bytes = source.load(&address)?;
-    let node = Node::decode(address, &bytes, parent.kind)?;
+    let node = source.load(&address, parent.kind)?;
     node.check_matches(child, parent.level)?;
-    child.link.fill(Arc::new(node));
-    child.link.get().ok_or_else(|| Error::NodeUnavailable {
-        address,
-        reason: "node vanished after loading".into(),
-    })
+    Ok(node)
 }

@@ -190,15 +190,13 @@ pub(crate) struct MapSource {
 }
 
 impl NodeSource for MapSource {
-    fn load(&self, address: &Address) -> Result<Vec<u8>, Error> {
+    fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, Error> {
         *self.loads.lock().unwrap() += 1;
-        self.nodes
-            .get(address)
-            .cloned()
-            .ok_or_else(|| Error::NodeUnavailable {
-                address: *address,
-                reason: "not in map".into(),
-            })
+        let bytes = self.nodes.get(address).ok_or_else(|| Error::NodeUnavailable {
+            address: *address,
+            reason: "not in map".into(),
+        })?;
+        Node::decode(*address, bytes, kind).map(Arc::new)
     }
 }
 
