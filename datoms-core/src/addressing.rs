@@ -60,7 +60,7 @@ pub fn unpersisted_nodes(db: &Db) -> NewNodes {
     let mut out = NewNodes::default();
     let mut seen = HashSet::new();
     for kind in IndexKind::ALL {
-        collect(db.index(kind).root(), &mut seen, &mut out.nodes);
+        collect(db.tree(kind).root(), &mut seen, &mut out.nodes);
     }
     out
 }
@@ -71,7 +71,7 @@ pub fn all_loaded_nodes(db: &Db) -> NewNodes {
     let mut out = NewNodes::default();
     let mut seen = HashSet::new();
     for kind in IndexKind::ALL {
-        collect_all(db.index(kind).root(), &mut seen, &mut out.nodes);
+        collect_all(db.tree(kind).root(), &mut seen, &mut out.nodes);
     }
     out
 }
@@ -147,7 +147,7 @@ mod tests {
         let new = unpersisted_nodes(&next);
         let height: usize = IndexKind::ALL
             .iter()
-            .map(|k| usize::from(next.index(*k).root().level()) + 1)
+            .map(|k| usize::from(next.tree(*k).root().level()) + 1)
             .sum();
         assert!(new.nodes.len() <= 2 * height, "{} new nodes", new.nodes.len());
         // Children come before parents: every branch's children are persisted or listed

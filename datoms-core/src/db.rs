@@ -84,7 +84,7 @@ impl Db {
     }
 
     /// One index tree.
-    pub fn index(&self, kind: IndexKind) -> &Tree {
+    pub fn tree(&self, kind: IndexKind) -> &Tree {
         match kind {
             IndexKind::Eavt => &self.eavt,
             IndexKind::Aevt => &self.aevt,
@@ -94,7 +94,7 @@ impl Db {
 
     /// The root addresses of EAVT, AEVT and AVET (encoding nodes that have none yet).
     pub fn root_addresses(&self) -> [Address; 3] {
-        IndexKind::ALL.map(|k| self.index(k).root_address())
+        IndexKind::ALL.map(|k| self.tree(k).root_address())
     }
 
     /// The number of current datoms.
@@ -161,7 +161,7 @@ impl Db {
     pub fn datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         Cursor::seek(
-            self.index(index),
+            self.tree(index),
             self.source.clone(),
             components,
             Some(components.to_vec()),
@@ -179,7 +179,7 @@ impl Db {
         components: &[Component],
     ) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
-        Cursor::seek(self.index(index), self.source.clone(), components, None)
+        Cursor::seek(self.tree(index), self.source.clone(), components, None)
     }
 
     /// Datoms of `index` from the last one at or before `components` back to the start
@@ -193,7 +193,7 @@ impl Db {
         components: &[Component],
     ) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
-        Cursor::seek_back(self.index(index), self.source.clone(), components)
+        Cursor::seek_back(self.tree(index), self.source.clone(), components)
     }
 
     /// AVET datoms of `attr` with `start <= v <= end` (an open end when `None`), as

@@ -28,8 +28,8 @@ pub struct Diff {
 /// A load error of a lazily restored db.
 pub fn diff(db1: &Db, db2: &Db) -> Result<Diff, Error> {
     let kind = IndexKind::Eavt;
-    let mut a = Side::new(db1.index(kind).root(), db1.source());
-    let mut b = Side::new(db2.index(kind).root(), db2.source());
+    let mut a = Side::new(db1.tree(kind).root(), db1.source());
+    let mut b = Side::new(db2.tree(kind).root(), db2.source());
     let mut out = Diff::default();
     if a.root_same_as(&b) {
         return Ok(out);

@@ -82,7 +82,7 @@ pub enum Mode {
 enum Phase {
     Commit,
     Ancestors {
-        commit: Commit,
+        commit: Box<Commit>,
         waiting: Vec<Address>,
         prefetch: Vec<Address>,
     },
@@ -122,6 +122,12 @@ impl Restore {
             walk: Walk::new(held, mode),
             stats: RestoreStats::default(),
         }
+    }
+
+    /// Hands over the target commit, already fetched and decoded by the caller (e.g. to
+    /// choose between log replay and restore), saving its request.
+    pub fn provide_commit(&mut self, commit: Commit) {
+        self.fetched_commits.insert(self.target, commit);
     }
 
     /// The I/O counted so far.
@@ -182,7 +188,7 @@ impl Restore {
                             .filter_map(|a| self.fetched_commits.get(a))
                             .flat_map(|c| c.manifest.iter().copied()),
                     );
-                    self.start_walk(commit, prefetch);
+                    self.start_walk(*commit, prefetch);
                 }
                 Phase::Walk => {
                     let need = self.walk.advance()?;
@@ -243,10 +249,10 @@ impl Restore {
                 let manifests = commit.lineage_manifests();
                 let mut prefetch = Vec::new();
                 let mut waiting = Vec::new();
-                for i in 1..k {
+                for (i, address) in lineage.iter().enumerate().take(k).skip(1) {
                     match manifests.get(i) {
                         Some(Some(m)) => prefetch.extend(m.iter().copied()),
-                        _ => waiting.push(lineage[i]),
+                        _ => waiting.push(*address),
                     }
                 }
                 if waiting.is_empty() {
@@ -254,7 +260,7 @@ impl Restore {
                     return Phase::Walk;
                 }
                 Phase::Ancestors {
-                    commit,
+                    commit: Box::new(commit),
                     waiting,
                     prefetch,
                 }
@@ -329,7 +335,7 @@ impl Materialize {
     pub fn new(db: &Db) -> Materialize {
         let mut walk = Walk::new(HashMap::new(), Mode::Eager);
         for kind in IndexKind::ALL {
-            walk.seed_unloaded(db.index(kind).root());
+            walk.seed_unloaded(db.tree(kind).root());
         }
         Materialize {
             db: db.clone(),
@@ -504,7 +510,7 @@ fn held_nodes(db: &Db) -> HashMap<Address, Arc<Node>> {
     let mut out = HashMap::new();
     let mut stack: Vec<Arc<Node>> = IndexKind::ALL
         .iter()
-        .map(|k| db.index(*k).root().clone())
+        .map(|k| db.tree(*k).root().clone())
         .collect();
     while let Some(node) = stack.pop() {
         if out.insert(node.address(), node.clone()).is_some() {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The restore machine driven from an in-memory map, and diff, against random histories.
 //! Only the public API is used: this is what a storage driver sees.
 
@@ -82,7 +83,7 @@ fn assert_same_db(a: &Db, b: &Db) {
 /// Every node address reachable in memory from the db's roots.
 fn node_set(db: &Db) -> HashSet<Address> {
     let mut out = HashSet::new();
-    let mut stack: Vec<_> = IndexKind::ALL.iter().map(|k| db.index(*k).root().clone()).collect();
+    let mut stack: Vec<_> = IndexKind::ALL.iter().map(|k| db.tree(*k).root().clone()).collect();
     while let Some(n) = stack.pop() {
         if out.insert(n.address()) {
             for c in n.children() {
@@ -248,7 +249,7 @@ fn a_walk_from_an_unrelated_db_fetches_exactly_the_nodes_it_lacks() {
     let fetched: HashSet<Address> = fetched.into_iter().filter(|a| *a != addr).collect();
     assert_eq!(fetched, lacking);
     assert!(stats.nodes_reused > 0);
-    let depth = u64::from(db2.index(IndexKind::Eavt).root().level()) + 1;
+    let depth = u64::from(db2.tree(IndexKind::Eavt).root().level()) + 1;
     assert!(stats.round_trips <= depth + 1, "{stats:?}");
 }
 
@@ -280,8 +281,8 @@ fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
             Step::Done(db) => break db,
         }
     };
-    assert_eq!(rounds, u64::from(db.index(IndexKind::Eavt).root().level()).max(
-        u64::from(db.index(IndexKind::Avet).root().level())) as usize);
+    assert_eq!(rounds, u64::from(db.tree(IndexKind::Eavt).root().level()).max(
+        u64::from(db.tree(IndexKind::Avet).root().level())) as usize);
     assert_same_db(&full, &db);
 }
 
@@ -303,7 +304,7 @@ fn corrupt_bytes_and_missing_nodes_are_typed_errors() {
     let mut h = History::new();
     h.transact(&(1..200).map(|e| (true, e, 1u8, 1i64)).collect::<Vec<_>>());
     let (db, addr, _) = store(&h.db, &s);
-    let victim = db.index(IndexKind::Aevt).root_address();
+    let victim = db.tree(IndexKind::Aevt).root_address();
     s.blobs.lock().unwrap().get_mut(&victim).unwrap()[3] ^= 0x10;
     let err = drive(&s, Restore::new(addr, None)).unwrap_err();
     assert!(matches!(err, Error::Corrupt { address, .. } if address == victim), "{err:?}");

@@ -1,7 +1,40 @@
-//! `datoms-storage`: the `Storage` trait and the drivers that run `datoms-core`'s sans-IO
-//! algorithms against it (store, restore, incremental restore, log replay).
+//! `datoms-storage`: where datoms databases live. The [`Storage`] trait (batched blobs
+//! and CAS-moved heads), the drivers that run `datoms-core`'s sans-IO algorithms against
+//! it — [`store`], lazy [`restore`], incremental [`restore_from`], [`sync`] by log replay
+//! or tree restore, [`materialize`] — the in-memory backend, and [`FaultyStorage`], the
+//! fault-injecting wrapper tests and benchmarks use.
 //!
-//! This crate is grown by the storage issue; today it re-exports the core types its
-//! drivers are built on.
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")] async fn main() -> Result<(), datoms_storage::StorageError> {
+//! use std::sync::Arc;
+//! use datoms_core::{Db, Schema};
+//! use datoms_storage::{restore_from, store, MemoryStorage, Storage};
+//!
+//! let storage = Arc::new(MemoryStorage::new());
+//! let db = Db::new(Schema::new()).with_edn(r#"[{:db/id -1 :person/name "Ann"}]"#)?.db_after;
+//! let stored = store(&db, &*storage, "main").await?;
+//! let replica = restore_from(&Db::new(Schema::new()), &*storage, "main").await?;
+//! assert_eq!(replica.db.root_addresses(), stored.db.root_addresses());
+//! # Ok(()) }
+//! ```
 
-pub use datoms_core::{Address, Error};
+pub mod batch;
+pub mod cache;
+pub mod error;
+pub mod faulty;
+pub mod memory;
+pub mod restore;
+pub mod storage;
+pub mod store;
+pub mod sync;
+
+pub use cache::NodeCache;
+pub use error::StorageError;
+pub use faulty::{FailOn, FaultyStorage, Faults, IoCounters};
+pub use memory::MemoryStorage;
+pub use restore::{materialize, restore, restore_commit, restore_from, Restored, StorageSource};
+pub use storage::{Capabilities, Head, Storage, Version};
+pub use store::{store, StoreStats, Stored};
+pub use sync::{sync, sync_via_log, SyncPolicy, SyncRoute, Synced};
+
+pub use datoms_core::{Address, Db, RestoreStats};

@@ -1,4 +1,41 @@
-//! `datoms`: the facade crate. It re-exports the public API of `datoms-core` (and, once
-//! they land, the storage layer and the backends behind feature flags).
+//! `datoms`: an immutable datom database with Datascript semantics whose index trees
+//! persist to pluggable storage and restore incrementally — a replica holding db1 gets
+//! db2 by fetching only what changed.
+//!
+//! This facade re-exports the public API of `datoms-core` (values, schema, transactions,
+//! index trees, restore/diff machines) and `datoms-storage` (the `Storage` trait and its
+//! drivers), and opens a storage from a URL with [`open`]. Backends are cargo features:
+//! `redb` (default), `mem` (default); picking one is one line in `Cargo.toml`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let storage = datoms::open("mem:")?;
+//! let db = datoms::Db::new(datoms::Schema::new())
+//!     .with_edn(r#"[{:db/id -1 :person/name "Ann"}]"#)?
+//!     .db_after;
+//! let stored = datoms::store(&db, &*storage, "main").await?;
+//! let replica = datoms::restore_from(&datoms::Db::new(datoms::Schema::new()), &*storage, "main").await?;
+//! assert_eq!(replica.db.root_addresses(), stored.db.root_addresses());
+//! # Ok(()) }
+//! ```
+
+mod open;
 
 pub use datoms_core::*;
+pub use datoms_storage::{
+    materialize, restore, restore_commit, restore_from, store, sync, sync_via_log, Capabilities,
+    FaultyStorage, Head, IoCounters, MemoryStorage, Restored, Storage, StorageError, StoreStats,
+    Stored, SyncPolicy, SyncRoute, Synced, Version,
+};
+pub use open::{open, OpenError};
+
+/// The storage layer, whole (drivers, batching, caches, fault injection).
+pub use datoms_storage as storage;
+
+#[cfg(feature = "redb")]
+pub use backend_redb::RedbStorage;
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

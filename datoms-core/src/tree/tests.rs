@@ -48,7 +48,7 @@ fn check_invariants(tree: &Tree) {
     let mut level = vec![tree.root().clone()];
     while let Some(n) = level.pop() {
         if n.level() > 0 {
-            assert!(n.len() >= 1);
+            assert!(!n.is_empty());
             let sum: u64 = n.children().iter().map(|c| c.count).sum();
             assert_eq!(sum, n.count());
             for c in n.children() {

@@ -1,0 +1,323 @@
+//! `FaultyStorage`: wraps any storage to inject faults and count I/O. Used by the
+//! conformance suite, the backends' crash tests and the benchmarks.
+//!
+//! Faults: per-request latency (to act like S3), a countdown after which requests fail,
+//! a put that writes half its blobs and then fails (a torn batch), a CAS that fails
+//! before it reaches the backend (a crash between node writes and the head move), and
+//! corrupted bytes on read. Counters: requests by kind, blobs and bytes moved.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datoms_core::Address;
+
+use crate::error::StorageError;
+use crate::storage::{Capabilities, Head, Storage, Version};
+
+/// Which requests an armed countdown ([`Faults::fail_after`]) makes fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FailOn {
+    /// Every kind of request.
+    #[default]
+    Any,
+    /// Only blob reads.
+    Gets,
+    /// Only blob writes.
+    Puts,
+    /// Only head CAS.
+    Cas,
+}
+
+/// The fault controls of a [`FaultyStorage`]; change them at any time.
+#[derive(Debug, Default)]
+pub struct Faults {
+    latency_micros: AtomicU64,
+    /// Requests (of the `fail_on` kind) left before failures start; negative = disarmed.
+    countdown: AtomicI64,
+    fail_on: Mutex<FailOn>,
+    torn_put: AtomicBool,
+    fail_next_cas: AtomicBool,
+    corrupt: Mutex<HashSet<Address>>,
+    corrupt_all: AtomicBool,
+}
+
+impl Faults {
+    /// Every request sleeps this long first.
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_micros
+            .store(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// After `n` more requests of kind `on` succeed, every later one fails with
+    /// [`StorageError::Backend`] until [`Faults::heal`].
+    pub fn fail_after(&self, n: u64, on: FailOn) {
+        if let Ok(mut f) = self.fail_on.lock() {
+            *f = on;
+        }
+        self.countdown.store(n as i64, Ordering::SeqCst);
+    }
+
+    /// The next `put_many` writes the first half of its blobs, then fails.
+    pub fn tear_next_put(&self) {
+        self.torn_put.store(true, Ordering::SeqCst);
+    }
+
+    /// The next `cas_head` fails before it reaches the backend (as if the writer died
+    /// after writing nodes and commit).
+    pub fn fail_next_cas(&self) {
+        self.fail_next_cas.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads of `address` return bytes with one bit flipped.
+    pub fn corrupt_reads_of(&self, address: Address) {
+        if let Ok(mut c) = self.corrupt.lock() {
+            c.insert(address);
+        }
+    }
+
+    /// Every read returns bytes with one bit flipped.
+    pub fn corrupt_all_reads(&self, on: bool) {
+        self.corrupt_all.store(on, Ordering::SeqCst);
+    }
+
+    /// Clears every fault but the latency.
+    pub fn heal(&self) {
+        self.countdown.store(-1, Ordering::SeqCst);
+        self.torn_put.store(false, Ordering::SeqCst);
+        self.fail_next_cas.store(false, Ordering::SeqCst);
+        self.corrupt_all.store(false, Ordering::SeqCst);
+        if let Ok(mut c) = self.corrupt.lock() {
+            c.clear();
+        }
+    }
+
+    fn tick(&self, kind: FailOn) -> Result<(), StorageError> {
+        let on = self.fail_on.lock().map(|f| *f).unwrap_or_default();
+        if on != FailOn::Any && on != kind {
+            return Ok(());
+        }
+        let left = self.countdown.load(Ordering::SeqCst);
+        if left < 0 {
+            return Ok(());
+        }
+        if left == 0 {
+            return Err(StorageError::backend(format!("injected failure on {kind:?}")));
+        }
+        self.countdown.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn should_corrupt(&self, a: &Address) -> bool {
+        self.corrupt_all.load(Ordering::SeqCst)
+            || self.corrupt.lock().map(|c| c.contains(a)).unwrap_or(false)
+    }
+}
+
+/// A snapshot of the I/O a [`FaultyStorage`] has seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoCounters {
+    /// `get_many` calls.
+    pub gets: u64,
+    /// `put_many` calls.
+    pub puts: u64,
+    /// `get_head` calls.
+    pub head_reads: u64,
+    /// `cas_head` calls.
+    pub cas: u64,
+    /// `list_blobs` and `delete_many` calls.
+    pub other: u64,
+    /// Blobs returned by reads.
+    pub blobs_read: u64,
+    /// Bytes returned by reads.
+    pub bytes_read: u64,
+    /// Blobs written.
+    pub blobs_written: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+impl IoCounters {
+    /// All requests of every kind.
+    pub fn requests(&self) -> u64 {
+        self.gets + self.puts + self.head_reads + self.cas + self.other
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    gets: AtomicU64,
+    puts: AtomicU64,
+    head_reads: AtomicU64,
+    cas: AtomicU64,
+    other: AtomicU64,
+    blobs_read: AtomicU64,
+    bytes_read: AtomicU64,
+    blobs_written: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+/// A storage wrapper that injects [`Faults`] and counts I/O.
+#[derive(Debug)]
+pub struct FaultyStorage<S> {
+    inner: S,
+    faults: Faults,
+    counters: Counters,
+}
+
+impl<S: Storage> FaultyStorage<S> {
+    /// Wraps `inner` with no fault armed.
+    pub fn new(inner: S) -> FaultyStorage<S> {
+        let faults = Faults::default();
+        faults.heal();
+        FaultyStorage {
+            inner,
+            faults,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The fault controls.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The wrapped storage.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The I/O counted since creation or the last reset.
+    pub fn counters(&self) -> IoCounters {
+        let c = &self.counters;
+        let l = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        IoCounters {
+            gets: l(&c.gets),
+            puts: l(&c.puts),
+            head_reads: l(&c.head_reads),
+            cas: l(&c.cas),
+            other: l(&c.other),
+            blobs_read: l(&c.blobs_read),
+            bytes_read: l(&c.bytes_read),
+            blobs_written: l(&c.blobs_written),
+            bytes_written: l(&c.bytes_written),
+        }
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_counters(&self) {
+        let c = &self.counters;
+        for x in [
+            &c.gets,
+            &c.puts,
+            &c.head_reads,
+            &c.cas,
+            &c.other,
+            &c.blobs_read,
+            &c.bytes_read,
+            &c.blobs_written,
+            &c.bytes_written,
+        ] {
+            x.store(0, Ordering::Relaxed);
+        }
+    }
+
+    async fn delay(&self) {
+        let micros = self.faults.latency_micros.load(Ordering::Relaxed);
+        if micros > 0 {
+            tokio::time::sleep(Duration::from_micros(micros)).await;
+        }
+    }
+}
+
+fn add(x: &AtomicU64, n: u64) {
+    x.fetch_add(n, Ordering::Relaxed);
+}
+
+#[async_trait]
+impl<S: Storage> Storage for FaultyStorage<S> {
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
+        add(&self.counters.gets, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Gets)?;
+        let mut got = self.inner.get_many(addresses).await?;
+        for (a, b) in addresses.iter().zip(got.iter_mut()) {
+            if let Some(bytes) = b {
+                add(&self.counters.blobs_read, 1);
+                add(&self.counters.bytes_read, bytes.len() as u64);
+                if self.faults.should_corrupt(a) && !bytes.is_empty() {
+                    let mut v = bytes.to_vec();
+                    let mid = v.len() / 2;
+                    v[mid] ^= 0x01;
+                    *bytes = Bytes::from(v);
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+        add(&self.counters.puts, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Puts)?;
+        let torn = self.faults.torn_put.swap(false, Ordering::SeqCst);
+        let part = if torn { &blobs[..blobs.len() / 2] } else { blobs };
+        self.inner.put_many(part).await?;
+        add(&self.counters.blobs_written, part.len() as u64);
+        add(
+            &self.counters.bytes_written,
+            part.iter().map(|(_, b)| b.len() as u64).sum(),
+        );
+        if torn {
+            return Err(StorageError::backend("injected torn put"));
+        }
+        Ok(())
+    }
+
+    async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        add(&self.counters.head_reads, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Any)?;
+        self.inner.get_head(name).await
+    }
+
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError> {
+        add(&self.counters.cas, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Cas)?;
+        if self.faults.fail_next_cas.swap(false, Ordering::SeqCst) {
+            return Err(StorageError::backend("injected failure before head CAS"));
+        }
+        self.inner.cas_head(name, expected, new).await
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StorageError> {
+        add(&self.counters.other, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Any)?;
+        self.inner.list_blobs(after, limit).await
+    }
+
+    async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        add(&self.counters.other, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Any)?;
+        self.inner.delete_many(addresses).await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+}

@@ -1,0 +1,114 @@
+//! `MemoryStorage`: blobs and heads in a map. For tests, benchmarks, and replicas that
+//! keep everything in one process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datoms_core::Address;
+
+use crate::error::StorageError;
+use crate::storage::{Head, Storage, Version};
+
+/// An in-memory [`Storage`]. Head versions are a counter; a CAS is atomic under one lock.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    blobs: BTreeMap<Address, Bytes>,
+    heads: HashMap<String, (Address, u64)>,
+    next_version: u64,
+}
+
+impl MemoryStorage {
+    /// An empty storage.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, StorageError> {
+        self.state
+            .lock()
+            .map_err(|_| StorageError::backend("memory storage lock poisoned"))
+    }
+
+    /// Replaces the bytes of a stored blob, bypassing content addressing. For tests that
+    /// simulate corruption.
+    pub fn corrupt(&self, address: &Address, bytes: Bytes) -> Result<(), StorageError> {
+        self.state()?.blobs.insert(*address, bytes);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
+        let state = self.state()?;
+        Ok(addresses.iter().map(|a| state.blobs.get(a).cloned()).collect())
+    }
+
+    async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+        let mut state = self.state()?;
+        for (a, b) in blobs {
+            state.blobs.entry(*a).or_insert_with(|| b.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        Ok(self.state()?.heads.get(name).map(|(commit, v)| Head {
+            commit: *commit,
+            version: Version(v.to_string()),
+        }))
+    }
+
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError> {
+        let mut state = self.state()?;
+        let current = state.heads.get(name).map(|(commit, v)| Head {
+            commit: *commit,
+            version: Version(v.to_string()),
+        });
+        if current.as_ref().map(|h| &h.version) != expected {
+            return Err(StorageError::HeadConflict {
+                name: name.to_owned(),
+                current,
+            });
+        }
+        state.next_version += 1;
+        let v = state.next_version;
+        state.heads.insert(name.to_owned(), (new, v));
+        Ok(Version(v.to_string()))
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StorageError> {
+        let state = self.state()?;
+        let range = match after {
+            Some(a) => state
+                .blobs
+                .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => state.blobs.range(..),
+        };
+        Ok(range.take(limit).map(|(a, _)| *a).collect())
+    }
+
+    async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        let mut state = self.state()?;
+        for a in addresses {
+            state.blobs.remove(a);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! Restore drivers: run `datoms-core`'s restore and materialize machines against a
+//! `Storage`, one batched request per step.
+//!
+//! - [`restore`]: lazy full restore — head, commit and roots; every other node loads on
+//!   demand through a shared [`NodeCache`] with a memory budget.
+//! - [`restore_from`]: Datascript's long-wished `restore(db1, storage)` — the new db,
+//!   reusing everything `db1` holds and fetching only what changed.
+//! - [`materialize`]: load every node of a lazily restored db, one request per level.
+
+use std::sync::Arc;
+
+use datoms_core::restore::{Materialize, Mode, Step};
+use datoms_core::tree::{Node, NodeSource};
+use datoms_core::{Address, Db, IndexKind, Restore, RestoreStats};
+
+use crate::batch::{get_batched, retry};
+use crate::cache::NodeCache;
+use crate::error::StorageError;
+use crate::storage::Storage;
+
+/// A restored db and the I/O it took.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    /// The db.
+    pub db: Db,
+    /// Round trips (the head read included), nodes and bytes fetched, subtrees reused.
+    pub stats: RestoreStats,
+}
+
+/// Default memory budget of the node cache of a lazily restored db: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+/// Lazily restores the db at head `name`: reads the head, the commit and the three roots;
+/// other nodes load on demand through a node cache of [`DEFAULT_CACHE_BYTES`].
+///
+/// # Errors
+/// [`StorageError::NoHead`], missing or corrupt blobs, backend errors.
+pub async fn restore(storage: Arc<dyn Storage>, name: &str) -> Result<Restored, StorageError> {
+    let head = read_head(&*storage, name).await?;
+    let source = StorageSource::new(storage.clone(), DEFAULT_CACHE_BYTES)?;
+    let mut r = restore_commit(&*storage, head, None, Mode::Lazy).await?;
+    r.db = r.db.with_source(source);
+    r.stats.round_trips += 1;
+    Ok(r)
+}
+
+/// Restores the db at head `name` incrementally from `db1`: the same commit gives `db1`
+/// itself with zero node reads; a few commits ahead, one batch of the nodes their delta
+/// manifests name; farther, or on another lineage, a level-by-level walk that skips every
+/// subtree `db1` holds. Unchanged subtrees are shared with `db1` in memory.
+///
+/// The result is fully loaded except for subtrees shared with a lazily restored `db1`,
+/// which load through `db1`'s source.
+///
+/// # Errors
+/// As [`restore`].
+pub async fn restore_from<S: Storage + ?Sized>(
+    db1: &Db,
+    storage: &S,
+    name: &str,
+) -> Result<Restored, StorageError> {
+    let head = read_head(storage, name).await?;
+    let mut r = restore_commit(storage, head, Some(db1), Mode::Eager).await?;
+    r.stats.round_trips += 1;
+    Ok(r)
+}
+
+/// Restores the db at `commit` (not necessarily a head), reusing `db1` if given.
+///
+/// # Errors
+/// Missing or corrupt blobs, backend errors.
+pub async fn restore_commit<S: Storage + ?Sized>(
+    storage: &S,
+    commit: Address,
+    db1: Option<&Db>,
+    mode: Mode,
+) -> Result<Restored, StorageError> {
+    run_restore(storage, Restore::with_mode(commit, db1, mode)).await
+}
+
+/// Drives a restore machine to the end.
+pub(crate) async fn run_restore<S: Storage + ?Sized>(
+    storage: &S,
+    mut machine: Restore,
+) -> Result<Restored, StorageError> {
+    loop {
+        match machine.poll()? {
+            Step::Need(addresses) => {
+                let blobs = get_batched(storage, &addresses).await?;
+                for (a, b) in addresses.iter().zip(blobs) {
+                    machine.accept(*a, b.map(|b| b.to_vec()))?;
+                }
+            }
+            Step::Done(db) => {
+                return Ok(Restored {
+                    db,
+                    stats: machine.stats(),
+                })
+            }
+        }
+    }
+}
+
+/// Loads every node of `db` not in memory yet, one batched request per tree level.
+///
+/// # Errors
+/// Missing or corrupt blobs, backend errors.
+pub async fn materialize<S: Storage + ?Sized>(
+    db: &Db,
+    storage: &S,
+) -> Result<Restored, StorageError> {
+    let mut machine = Materialize::new(db);
+    loop {
+        match machine.poll()? {
+            Step::Need(addresses) => {
+                let blobs = get_batched(storage, &addresses).await?;
+                for (a, b) in addresses.iter().zip(blobs) {
+                    machine.accept(*a, b.map(|b| b.to_vec()))?;
+                }
+            }
+            Step::Done(db) => {
+                return Ok(Restored {
+                    db,
+                    stats: machine.stats(),
+                })
+            }
+        }
+    }
+}
+
+/// The commit head `name` points to.
+///
+/// # Errors
+/// [`StorageError::NoHead`] if it does not exist.
+pub async fn read_head<S: Storage + ?Sized>(storage: &S, name: &str) -> Result<Address, StorageError> {
+    retry(|| storage.get_head(name))
+        .await?
+        .map(|h| h.commit)
+        .ok_or_else(|| StorageError::NoHead {
+            name: name.to_owned(),
+        })
+}
+
+/// Loads nodes of lazily restored dbs from a [`Storage`], through a [`NodeCache`].
+///
+/// The tree calls it synchronously, so it blocks on the async storage: with
+/// `block_in_place` on a multi-thread tokio runtime, on a helper thread under a
+/// current-thread runtime (fine for storages that need no I/O driver, like memory and
+/// the embedded ones), and directly outside any runtime. Prefer a multi-thread runtime
+/// for network storage.
+pub struct StorageSource {
+    storage: Arc<dyn Storage>,
+    handle: tokio::runtime::Handle,
+    cache: NodeCache,
+}
+
+impl StorageSource {
+    /// A source over `storage` with a cache of `cache_bytes`.
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] if called outside a tokio runtime.
+    pub fn new(storage: Arc<dyn Storage>, cache_bytes: usize) -> Result<Arc<StorageSource>, StorageError> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| StorageError::backend("a lazily restored db needs a tokio runtime"))?;
+        Ok(Arc::new(StorageSource {
+            storage,
+            handle,
+            cache: NodeCache::new(cache_bytes),
+        }))
+    }
+
+    /// The cache (for its counters).
+    pub fn cache(&self) -> &NodeCache {
+        &self.cache
+    }
+
+    fn fetch(&self, address: Address) -> Result<Option<bytes::Bytes>, StorageError> {
+        let storage = self.storage.clone();
+        let fut = async move {
+            let addresses = [address];
+            retry(|| storage.get_many(&addresses)).await
+        };
+        let result = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.handle.block_on(fut))
+            }
+            Ok(_) => std::thread::scope(|s| {
+                s.spawn(|| self.handle.block_on(fut))
+                    .join()
+                    .unwrap_or_else(|_| Err(StorageError::backend("node loader thread panicked")))
+            }),
+            Err(_) => self.handle.block_on(fut),
+        };
+        Ok(result?.into_iter().next().flatten())
+    }
+}
+
+impl NodeSource for StorageSource {
+    fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, datoms_core::Error> {
+        if let Some(node) = self.cache.get(address) {
+            return Ok(node);
+        }
+        let unavailable = |reason: String| datoms_core::Error::NodeUnavailable {
+            address: *address,
+            reason,
+        };
+        let bytes = self
+            .fetch(*address)
+            .map_err(|e| unavailable(e.to_string()))?
+            .ok_or_else(|| unavailable("missing from storage".into()))?;
+        let node = Arc::new(Node::decode(*address, &bytes, kind)?);
+        self.cache.insert(*address, node.clone(), bytes.len());
+        Ok(node)
+    }
+}

@@ -1,0 +1,154 @@
+//! The `Storage` trait: what a backend must do, and nothing more. Small and batched:
+//! content-addressed blobs (nodes and commits) and named heads moved by compare-and-swap.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datoms_core::Address;
+
+use crate::error::StorageError;
+
+/// An opaque version of a head, as the backend defines it (a counter, an ETag…). Only
+/// equality matters: a CAS names the version it expects to replace.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Version(pub String);
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a named head points, and the version to name when moving it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// The commit the head points to.
+    pub commit: Address,
+    /// The head's current version.
+    pub version: Version,
+}
+
+/// How a backend likes to be driven. Drivers use it to size and parallelize requests;
+/// it never decides which correctness cases a backend runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The most addresses (or blobs) per `get_many` / `put_many` / `delete_many` call.
+    pub max_batch: usize,
+    /// How many batch calls drivers keep in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for Capabilities {
+    fn default() -> Capabilities {
+        Capabilities {
+            max_batch: 1024,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A place to keep a database: content-addressed blobs plus named heads.
+///
+/// Blobs are immutable and keyed by the BLAKE3 hash of their bytes, so puts are
+/// idempotent and safe to run concurrently. A head moves only by [`Storage::cas_head`],
+/// which never overwrites silently.
+///
+/// Every backend runs the `conformance` crate's suite, which is the precise contract.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug + 'static {
+    /// The blobs stored at `addresses`, `None` where absent, in the same order.
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] (retryable) or [`StorageError::Backend`].
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError>;
+
+    /// Stores blobs. Storing an address that exists is a no-op; callers pass bytes that
+    /// hash to their address.
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] or [`StorageError::Backend`]; some blobs may have been
+    /// written (they are content-addressed, so a retry is safe).
+    async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError>;
+
+    /// Where head `name` points, or `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] or [`StorageError::Backend`].
+    async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError>;
+
+    /// Moves head `name` to `new` if its version is `expected` (`None`: only if the head
+    /// does not exist yet), atomically. Returns the new version.
+    ///
+    /// # Errors
+    /// [`StorageError::HeadConflict`] with the current head if the version differs;
+    /// transient or backend errors, after which the head is either moved or not.
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError>;
+
+    /// Up to `limit` stored blob addresses greater than `after`, in address order (a page
+    /// of a full listing; an empty page ends it).
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] or [`StorageError::Backend`].
+    async fn list_blobs(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StorageError>;
+
+    /// Deletes blobs (absent ones are ignored).
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] or [`StorageError::Backend`].
+    async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError>;
+
+    /// How drivers should batch requests to this backend.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+}
+
+#[async_trait]
+impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
+        (**self).get_many(addresses).await
+    }
+    async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+        (**self).put_many(blobs).await
+    }
+    async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        (**self).get_head(name).await
+    }
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError> {
+        (**self).cas_head(name, expected, new).await
+    }
+    async fn list_blobs(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StorageError> {
+        (**self).list_blobs(after, limit).await
+    }
+    async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        (**self).delete_many(addresses).await
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+}

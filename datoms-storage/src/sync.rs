@@ -1,0 +1,195 @@
+//! Sync a replica to a head: by tx-log replay or by tree restore, whichever costs less.
+//!
+//! Log replay applies the tx datoms of the missing commits with the same write path a
+//! transaction uses, then checks that the resulting roots equal the stored commit's: a
+//! mismatch is [`StorageError::ReplayMismatch`], never a silently different db.
+
+use datoms_core::restore::Mode;
+use datoms_core::{Address, Commit, Db, Restore, RestoreStats};
+
+use crate::batch::get_all;
+use crate::error::StorageError;
+use crate::restore::run_restore;
+use crate::storage::Storage;
+
+/// How [`sync`] brings a replica up to date.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Replay the log when the replica is one commit behind and that commit's log is
+    /// small ([`LOG_REPLAY_MAX_DATOMS`]); restore trees otherwise.
+    #[default]
+    Auto,
+    /// Always replay the log (fails with [`StorageError::LogGap`] when it cannot).
+    Log,
+    /// Always restore trees.
+    Tree,
+}
+
+/// The largest log (in datoms) [`SyncPolicy::Auto`] replays instead of restoring trees.
+/// Replaying a datom costs a few tree edits in memory; fetching the nodes it changed
+/// costs a round trip and a few KiB per level, so small logs replay faster, while a big
+/// log (a bulk import) is cheaper to fetch as finished nodes.
+pub const LOG_REPLAY_MAX_DATOMS: usize = 2048;
+
+/// Which route a sync took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncRoute {
+    /// The replica was already at the head.
+    Unchanged,
+    /// The tx log was replayed.
+    Log,
+    /// The trees were restored incrementally.
+    Tree,
+}
+
+/// A synced db, its I/O and the route taken.
+#[derive(Clone, Debug)]
+pub struct Synced {
+    /// The db at the head.
+    pub db: Db,
+    /// I/O counters (the head read included).
+    pub stats: RestoreStats,
+    /// How it got there.
+    pub route: SyncRoute,
+}
+
+/// Brings `db1` to head `name` by log replay or tree restore, as `policy` says.
+///
+/// # Errors
+/// As [`sync_via_log`] (with [`SyncPolicy::Log`]) or
+/// [`crate::restore_from`].
+pub async fn sync<S: Storage + ?Sized>(
+    db1: &Db,
+    storage: &S,
+    name: &str,
+    policy: SyncPolicy,
+) -> Result<Synced, StorageError> {
+    let head = crate::restore::read_head(storage, name).await?;
+    let mut stats = RestoreStats {
+        round_trips: 1,
+        ..RestoreStats::default()
+    };
+    if db1.base_commit() == Some(head) && db1.pending_log().is_empty() {
+        return Ok(Synced {
+            db: db1.clone(),
+            stats,
+            route: SyncRoute::Unchanged,
+        });
+    }
+    let mut machine = Restore::with_mode(head, Some(db1), Mode::Eager);
+    if policy != SyncPolicy::Tree {
+        let commit = fetch_commit(storage, head, &mut stats).await?;
+        let cheap = commit.parent == db1.base_commit()
+            && commit.log.iter().map(|e| e.datoms.len()).sum::<usize>() <= LOG_REPLAY_MAX_DATOMS;
+        if policy == SyncPolicy::Log || cheap {
+            return replay(db1, storage, head, commit, stats).await;
+        }
+        machine.provide_commit(commit);
+    }
+    let r = run_restore(storage, machine).await?;
+    Ok(Synced {
+        db: r.db,
+        stats: add(stats, r.stats),
+        route: SyncRoute::Tree,
+    })
+}
+
+/// Brings `db1` to head `name` by replaying the tx log of the commits since `db1`'s
+/// commit, checking the result against the stored roots.
+///
+/// # Errors
+/// [`StorageError::LogGap`] if `db1`'s commit is not a recent ancestor of the head, `db1`
+/// has unstored transactions, or the schema changed; [`StorageError::ReplayMismatch`] if
+/// replay does not reproduce the stored trees; fetch errors.
+pub async fn sync_via_log<S: Storage + ?Sized>(
+    db1: &Db,
+    storage: &S,
+    name: &str,
+) -> Result<Synced, StorageError> {
+    sync(db1, storage, name, SyncPolicy::Log).await
+}
+
+async fn replay<S: Storage + ?Sized>(
+    db1: &Db,
+    storage: &S,
+    head: Address,
+    commit: Commit,
+    mut stats: RestoreStats,
+) -> Result<Synced, StorageError> {
+    let gap = |reason: &str| StorageError::LogGap {
+        head,
+        base: db1.base_commit(),
+        reason: reason.to_owned(),
+    };
+    if !db1.pending_log().is_empty() {
+        return Err(gap("db1 has transactions that are not stored"));
+    }
+    if commit.schema != *db1.schema() || commit.config != db1.config() {
+        return Err(gap("the schema or tree configuration changed"));
+    }
+    let lineage = commit.lineage(head);
+    let base = db1.base_commit().ok_or_else(|| gap("db1 has no commit"))?;
+    let k = lineage
+        .iter()
+        .position(|a| *a == base)
+        .ok_or_else(|| gap("db1's commit is not a recent ancestor of the head"))?;
+    // Commits after db1's, oldest first, then the head itself.
+    let between: Vec<Address> = lineage[1..k].iter().rev().copied().collect();
+    let mut commits = Vec::with_capacity(k);
+    if !between.is_empty() {
+        let blobs = get_all(storage, &between).await?;
+        stats.round_trips += 1;
+        for (a, b) in between.iter().zip(blobs) {
+            stats.commits_fetched += 1;
+            stats.bytes_fetched += b.len() as u64;
+            commits.push(Commit::decode(*a, &b)?);
+        }
+    }
+    let mut db = db1.clone();
+    for c in commits.iter().chain(std::iter::once(&commit)) {
+        for entry in &c.log {
+            db = db.apply_log_entry(entry.clone())?;
+        }
+    }
+    let replayed = db.root_addresses();
+    if replayed != commit.roots || db.max_tx() != commit.max_tx || db.max_eid() != commit.max_eid
+    {
+        return Err(StorageError::ReplayMismatch {
+            commit: head,
+            replayed: Box::new(replayed),
+            stored: Box::new(commit.roots),
+        });
+    }
+    // The replayed trees are the stored ones, so every node is in storage.
+    datoms_core::addressing::unpersisted_nodes(&db).mark_persisted();
+    Ok(Synced {
+        db: db.committed(head, &commit),
+        stats,
+        route: SyncRoute::Log,
+    })
+}
+
+async fn fetch_commit<S: Storage + ?Sized>(
+    storage: &S,
+    address: Address,
+    stats: &mut RestoreStats,
+) -> Result<Commit, StorageError> {
+    let bytes = get_all(storage, &[address])
+        .await?
+        .pop()
+        .ok_or(StorageError::NotFound { address })?;
+    stats.round_trips += 1;
+    stats.commits_fetched += 1;
+    stats.bytes_fetched += bytes.len() as u64;
+    Ok(Commit::decode(address, &bytes)?)
+}
+
+fn add(a: RestoreStats, b: RestoreStats) -> RestoreStats {
+    RestoreStats {
+        round_trips: a.round_trips + b.round_trips,
+        nodes_fetched: a.nodes_fetched + b.nodes_fetched,
+        commits_fetched: a.commits_fetched + b.commits_fetched,
+        bytes_fetched: a.bytes_fetched + b.bytes_fetched,
+        nodes_reused: a.nodes_reused + b.nodes_reused,
+    }
+}

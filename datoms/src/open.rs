@@ -1,0 +1,111 @@
+//! `open(url)`: a storage picked by URL scheme.
+
+use std::sync::Arc;
+
+use datoms_storage::Storage;
+
+/// Why a storage URL could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL's scheme names no known backend.
+    #[error("unknown storage URL {url:?}: expected redb:PATH, rocksdb:PATH, s3://BUCKET/PREFIX or mem:")]
+    UnknownScheme {
+        /// The URL given.
+        url: String,
+    },
+    /// The backend exists but this build of `datoms` leaves it out.
+    #[error("storage URL {url:?} needs the `{feature}` feature of the datoms crate, which this build does not enable")]
+    FeatureDisabled {
+        /// The URL given.
+        url: String,
+        /// The cargo feature to enable.
+        feature: &'static str,
+    },
+    /// The URL is for a known backend but malformed (e.g. an empty path).
+    #[error("bad storage URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backend failed to open.
+    #[error(transparent)]
+    Storage(#[from] datoms_storage::StorageError),
+}
+
+/// Opens the storage a URL names:
+/// - `redb:PATH` — one redb file (feature `redb`, default), created if missing;
+/// - `rocksdb:PATH` — a RocksDB directory (feature `rocks`);
+/// - `s3://BUCKET/PREFIX?endpoint=…&region=…` — S3-compatible object storage (feature `s3`);
+/// - `mem:` — a new, empty in-memory storage (feature `mem`, default).
+///
+/// # Errors
+/// [`OpenError::FeatureDisabled`] naming the feature to enable when the scheme's backend
+/// is not built in; [`OpenError::UnknownScheme`], [`OpenError::BadUrl`], or the backend's
+/// own error.
+pub fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
+    let disabled = |feature| OpenError::FeatureDisabled {
+        url: url.to_owned(),
+        feature,
+    };
+    if let Some(path) = url.strip_prefix("redb:") {
+        if path.is_empty() {
+            return Err(OpenError::BadUrl {
+                url: url.to_owned(),
+                reason: "the path is empty".into(),
+            });
+        }
+        #[cfg(feature = "redb")]
+        return Ok(Arc::new(backend_redb::RedbStorage::open(path)?));
+        #[cfg(not(feature = "redb"))]
+        return Err(disabled("redb"));
+    }
+    if url.starts_with("rocksdb:") {
+        return Err(disabled("rocks"));
+    }
+    if url.starts_with("s3://") {
+        return Err(disabled("s3"));
+    }
+    if url == "mem:" {
+        #[cfg(feature = "mem")]
+        return Ok(Arc::new(datoms_storage::MemoryStorage::new()));
+        #[cfg(not(feature = "mem"))]
+        return Err(disabled("mem"));
+    }
+    Err(OpenError::UnknownScheme {
+        url: url.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_pick_backends_and_say_which_feature_is_missing() {
+        assert!(open("mem:").is_ok());
+        assert!(matches!(
+            open("rocksdb:/tmp/x"),
+            Err(OpenError::FeatureDisabled { feature: "rocks", .. })
+        ));
+        assert!(matches!(
+            open("s3://bucket/prefix"),
+            Err(OpenError::FeatureDisabled { feature: "s3", .. })
+        ));
+        assert!(matches!(open("ftp://x"), Err(OpenError::UnknownScheme { .. })));
+        assert!(matches!(open("redb:"), Err(OpenError::BadUrl { .. })));
+    }
+
+    #[test]
+    fn redb_urls_open_a_file() {
+        let dir = std::env::temp_dir().join(format!("datoms-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.redb");
+        let url = format!("redb:{}", path.display());
+        assert!(open(&url).is_ok());
+        assert!(path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
