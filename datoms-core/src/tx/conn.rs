@@ -1,0 +1,161 @@
+//! A connection: a mutable reference to the current database value, as Datascript's
+//! `conn`, with listeners.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use super::data::TxOp;
+use super::TxReport;
+use crate::db::Db;
+use crate::error::Error;
+
+/// A function called with the report of every successful transaction.
+pub type Listener = Arc<dyn Fn(&TxReport) + Send + Sync>;
+
+/// Holds the current [`Db`] and serialises transactions on it.
+///
+/// Transactions run one at a time under a lock: each sees the result of the previous
+/// one, so concurrent `transact` calls never lose a transaction. Reads
+/// ([`Conn::db`]) never wait for a running transaction longer than it takes to clone
+/// the current value.
+///
+/// ```
+/// use datoms_core::tx::{Conn, TxBuilder};
+/// use datoms_core::{Db, Schema};
+///
+/// let conn = Conn::new(Db::new(Schema::new()));
+/// let report = conn
+///     .transact(&TxBuilder::new().add("a", ":person/name", "Ann").build())
+///     .unwrap();
+/// assert_eq!(conn.db().max_eid(), report.tempids["a"]);
+/// ```
+pub struct Conn {
+    /// Serialises transactions (and `reset`), held while listeners run.
+    writer: Mutex<()>,
+    /// The current db; written only with `writer` held.
+    current: RwLock<Db>,
+    listeners: RwLock<BTreeMap<String, Listener>>,
+}
+
+/// Locks ignore poisoning: every lock here guards a value that is only ever replaced
+/// whole, so a panic elsewhere (in a listener, say) cannot leave it half-updated.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Conn {
+    /// A connection whose current db is `db`.
+    pub fn new(db: Db) -> Conn {
+        Conn {
+            writer: Mutex::new(()),
+            current: RwLock::new(db),
+            listeners: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// The current database value.
+    pub fn db(&self) -> Db {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs `ops` against the current db ([`Db::with`]), makes the result current and
+    /// calls every listener with the report, in key order, before returning it.
+    ///
+    /// Listeners run while this connection's transaction lock is held, so they see
+    /// reports in transaction order; a listener must not transact on (or reset) the same
+    /// connection, which would deadlock.
+    ///
+    /// # Errors
+    /// Whatever [`Db::with`] returns; the current db is then unchanged and no listener is
+    /// called.
+    pub fn transact(&self, ops: &[TxOp]) -> Result<TxReport, Error> {
+        let writer = lock(&self.writer);
+        self.transact_locked(&writer, ops)
+    }
+
+    /// Parses EDN tx data against the current schema and transacts it, as
+    /// [`Conn::transact`].
+    ///
+    /// # Errors
+    /// [`crate::Error::EdnSyntax`] and [`crate::Error::MalformedTx`] for bad text, else
+    /// as [`Conn::transact`].
+    pub fn transact_edn(&self, text: &str) -> Result<TxReport, Error> {
+        let writer = lock(&self.writer);
+        // Parsed under the lock, so a concurrent `reset` cannot swap the schema between
+        // parsing and transacting.
+        let ops = super::parse_tx(text, self.db().schema())?;
+        self.transact_locked(&writer, &ops)
+    }
+
+    /// The body of [`Conn::transact`]; `_writer` proves the transaction lock is held.
+    fn transact_locked(
+        &self,
+        _writer: &MutexGuard<'_, ()>,
+        ops: &[TxOp],
+    ) -> Result<TxReport, Error> {
+        let report = self.db().with(ops)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = report.db_after.clone();
+        let listeners: Vec<Listener> = self
+            .listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for listener in listeners {
+            listener(&report);
+        }
+        Ok(report)
+    }
+
+    /// Replaces the current db (waiting for a running transaction to finish). Listeners
+    /// are not called.
+    pub fn reset(&self, db: Db) {
+        let _writer = lock(&self.writer);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = db;
+    }
+
+    /// Registers `f` under `key` (replacing any listener with that key), to be called
+    /// after every successful transaction.
+    pub fn listen(&self, key: impl Into<String>, f: impl Fn(&TxReport) + Send + Sync + 'static) {
+        self.listeners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.into(), Arc::new(f));
+    }
+
+    /// Removes the listener registered under `key`; returns whether there was one.
+    pub fn unlisten(&self, key: &str) -> bool {
+        self.listeners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key)
+            .is_some()
+    }
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let listeners: Vec<String> = self
+            .listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        f.debug_struct("Conn")
+            .field("db", &self.db())
+            .field("listeners", &listeners)
+            .finish()
+    }
+}

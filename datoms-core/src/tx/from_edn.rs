@@ -1,0 +1,270 @@
+//! Tx data from EDN text, exactly as a Datascript user writes it.
+
+use super::data::{is_current_tx_keyword, EntityMap, EntityRef, TxOp, TxValue, DB_ID};
+use crate::edn::{parse, Edn};
+use crate::error::Error;
+use crate::schema::{AttributeSchema, Schema};
+use crate::value::Keyword;
+
+/// Parses EDN tx data: a vector (or list) of entity maps and list forms.
+///
+/// ```
+/// use datoms_core::tx::{parse_tx, TxOp};
+/// use datoms_core::Schema;
+///
+/// let ops = parse_tx(
+///     r#"[{:db/id -1 :person/name "Alice"}
+///         [:db/add "c" :person/name "Carol"]
+///         [:db/retract 1 :person/age]
+///         [:db/retractEntity [:person/name "Bob"]]
+///         [:db/cas 1 :person/age 30 31]]"#,
+///     &Schema::new(),
+/// )
+/// .unwrap();
+/// assert_eq!(ops[1], TxOp::add("c", ":person/name", "Carol"));
+/// assert_eq!(ops[2], TxOp::retract_attr(1, ":person/age"));
+/// ```
+///
+/// Forms accepted:
+/// * entity maps `{:db/id e :attr value …}` (`:db/id` optional); values of
+///   cardinality-many and reverse (`:ns/_attr`) attributes may be vectors, lists or sets
+///   of values; values of ref attributes may be nested maps;
+/// * `[:db/add e a v]`, `[:db/retract e a v]`, `[:db/retract e a]`,
+///   `[:db.fn/retractAttribute e a]`, `[:db/retractEntity e]` (also
+///   `:db.fn/retractEntity`), `[:db/cas e a old new]` (also `:db.fn/cas`; `old` may be
+///   `nil`).
+///
+/// Entity positions: a positive integer is an entity id, a negative integer or a string
+/// is a tempid, `[:attr value]` is a lookup ref, `:db/current-tx` the transaction. Under
+/// ref attributes the same forms are accepted as values (a two-element vector starting
+/// with a keyword is a lookup ref, also in cardinality-many position, where other
+/// vectors hold several values). The schema tells ref and cardinality-many attributes
+/// apart; it is not otherwise checked here ([`crate::Db::with`] does).
+///
+/// # Errors
+/// [`Error::EdnSyntax`] for text that is not EDN, [`Error::MalformedTx`] quoting the
+/// offending form for EDN that is not tx data, [`Error::InvalidValue`] for a bad scalar
+/// such as `#inst "yesterday"`.
+pub fn parse_tx(text: &str, schema: &Schema) -> Result<Vec<TxOp>, Error> {
+    let form = parse(text)?;
+    let forms = match &form {
+        Edn::Vector(forms) | Edn::List(forms) => forms,
+        other => {
+            return Err(malformed(
+                other,
+                "tx data must be a vector of entity maps and list forms",
+            ))
+        }
+    };
+    forms.iter().map(|f| op_from_edn(f, schema)).collect()
+}
+
+/// The printed form, cut short.
+fn quote(form: &Edn) -> String {
+    let mut text = form.to_string();
+    if let Some((cut, _)) = text.char_indices().nth(200) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+fn malformed(form: &Edn, why: &str) -> Error {
+    Error::MalformedTx {
+        reason: format!("{}: {why}", quote(form)),
+    }
+}
+
+fn op_from_edn(form: &Edn, schema: &Schema) -> Result<TxOp, Error> {
+    let items = match form {
+        Edn::Map(entries) => return entity_map(entries, schema).map(TxOp::Map),
+        Edn::Vector(items) | Edn::List(items) => items,
+        _ => {
+            return Err(malformed(
+                form,
+                "an operation is an entity map or a list form such as [:db/add e a v]",
+            ))
+        }
+    };
+    let Some(Edn::Keyword(op)) = items.first() else {
+        return Err(malformed(
+            form,
+            "a list form starts with an operation keyword",
+        ));
+    };
+    let wrong_arity = |shape: &str| malformed(form, &format!("expected {shape}"));
+    let attr = |f: &Edn| match f {
+        Edn::Keyword(k) => Ok(k.clone()),
+        _ => Err(malformed(form, "the attribute must be a keyword")),
+    };
+    match (op.as_str(), &items[1..]) {
+        ("db/add", [e, a, v]) => {
+            let a = attr(a)?;
+            Ok(TxOp::Add(
+                entity_ref(e, form)?,
+                a.clone(),
+                value(&a, v, schema, false, form)?,
+            ))
+        }
+        ("db/add", _) => Err(wrong_arity("[:db/add e a v]")),
+        ("db/retract", [e, a, v]) => {
+            let a = attr(a)?;
+            Ok(TxOp::Retract(
+                entity_ref(e, form)?,
+                a.clone(),
+                value(&a, v, schema, false, form)?,
+            ))
+        }
+        ("db/retract" | "db.fn/retractAttribute", [e, a]) => {
+            Ok(TxOp::RetractAttr(entity_ref(e, form)?, attr(a)?))
+        }
+        ("db/retract", _) => Err(wrong_arity("[:db/retract e a v] or [:db/retract e a]")),
+        ("db.fn/retractAttribute", _) => Err(wrong_arity("[:db.fn/retractAttribute e a]")),
+        ("db/retractEntity" | "db.fn/retractEntity", [e]) => {
+            Ok(TxOp::RetractEntity(entity_ref(e, form)?))
+        }
+        ("db/retractEntity" | "db.fn/retractEntity", _) => {
+            Err(wrong_arity("[:db/retractEntity e]"))
+        }
+        ("db/cas" | "db.fn/cas", [e, a, old, new]) => {
+            let a = attr(a)?;
+            let old = match old {
+                Edn::Nil => None,
+                o => Some(value(&a, o, schema, false, form)?),
+            };
+            Ok(TxOp::Cas(
+                entity_ref(e, form)?,
+                a.clone(),
+                old,
+                value(&a, new, schema, false, form)?,
+            ))
+        }
+        ("db/cas" | "db.fn/cas", _) => Err(wrong_arity("[:db/cas e a old new]")),
+        _ => Err(malformed(
+            form,
+            "unknown operation (expected :db/add, :db/retract, :db.fn/retractAttribute, \
+             :db/retractEntity or :db/cas)",
+        )),
+    }
+}
+
+fn entity_map(entries: &[(Edn, Edn)], schema: &Schema) -> Result<EntityMap, Error> {
+    let whole = Edn::Map(entries.to_vec());
+    let mut map = EntityMap::new();
+    for (k, v) in entries {
+        let Edn::Keyword(attr) = k else {
+            return Err(malformed(&whole, "entity map keys must be keywords"));
+        };
+        if attr.as_str() == DB_ID {
+            map.id = Some(entity_ref(v, &whole)?);
+        } else {
+            map.attrs
+                .push((attr.clone(), value(attr, v, schema, true, &whole)?));
+        }
+    }
+    Ok(map)
+}
+
+/// An entity position: id, tempid, lookup ref or `:db/current-tx`.
+fn entity_ref(f: &Edn, form: &Edn) -> Result<EntityRef, Error> {
+    match f {
+        Edn::Int(n) => Ok(EntityRef::from(*n)),
+        Edn::String(s) => Ok(EntityRef::Tempid(s.clone())),
+        Edn::Keyword(k) if is_current_tx_keyword(k) => Ok(EntityRef::CurrentTx),
+        Edn::Vector(items) => match items.as_slice() {
+            [Edn::Keyword(a), v] => Ok(EntityRef::Lookup(a.clone(), scalar(v, form)?)),
+            _ => Err(malformed(
+                form,
+                &format!("{} is not a lookup ref [:attr value]", quote(f)),
+            )),
+        },
+        _ => Err(malformed(
+            form,
+            &format!(
+                "{} is not an entity id, tempid, lookup ref or :db/current-tx",
+                quote(f)
+            ),
+        )),
+    }
+}
+
+/// A scalar value.
+fn scalar(f: &Edn, form: &Edn) -> Result<crate::value::Value, Error> {
+    match f {
+        Edn::Bool(_)
+        | Edn::Int(_)
+        | Edn::Float(_)
+        | Edn::String(_)
+        | Edn::Keyword(_)
+        | Edn::Tagged(..) => f.to_value(),
+        _ => Err(malformed(form, &format!("{} is not a value", quote(f)))),
+    }
+}
+
+/// True for `[:attr value]` (a keyword other than `:db/current-tx` first).
+fn is_lookup_form(items: &[Edn]) -> bool {
+    matches!(items, [Edn::Keyword(k), _] if !is_current_tx_keyword(k))
+}
+
+/// A value of `attr`; `in_map` allows collections (cardinality-many and reverse
+/// attributes) and nested maps, as entity maps do.
+fn value(
+    attr: &Keyword,
+    f: &Edn,
+    schema: &Schema,
+    in_map: bool,
+    form: &Edn,
+) -> Result<TxValue, Error> {
+    let reverse = attr.reverse_of();
+    let spec: AttributeSchema = schema
+        .get(reverse.as_ref().unwrap_or(attr))
+        .cloned()
+        .unwrap_or_default();
+    let many = in_map && (reverse.is_some() || spec.is_many());
+    let is_ref = reverse.is_some() || spec.is_ref();
+    match f {
+        Edn::Vector(items) if is_ref && is_lookup_form(items) => ref_value(f, schema, form),
+        Edn::Vector(items) | Edn::List(items) | Edn::Set(items) if many => Ok(TxValue::Many(
+            items
+                .iter()
+                .map(|item| {
+                    if is_ref {
+                        ref_value(item, schema, form)
+                    } else {
+                        scalar(item, form).map(TxValue::Value)
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        )),
+        Edn::Vector(_) | Edn::List(_) | Edn::Set(_) => Err(malformed(
+            form,
+            &format!(
+                "{} under {attr}: several values need a cardinality-many attribute in an \
+                 entity map, a lookup ref needs a ref attribute",
+                quote(f)
+            ),
+        )),
+        Edn::Map(_) if !is_ref => Err(malformed(
+            form,
+            &format!(
+                "{} under {attr}: a nested map needs a :db.type/ref attribute",
+                quote(f)
+            ),
+        )),
+        _ if is_ref => ref_value(f, schema, form),
+        _ => scalar(f, form).map(TxValue::Value),
+    }
+}
+
+/// One value of a ref attribute: an entity position or a nested map.
+fn ref_value(f: &Edn, schema: &Schema, form: &Edn) -> Result<TxValue, Error> {
+    match f {
+        Edn::Map(entries) => entity_map(entries, schema).map(TxValue::Nested),
+        // Ints and strings stay plain values: the resolver reads them as ids and tempids
+        // under ref attributes, and reports other values as wrongly typed.
+        Edn::Int(_) | Edn::String(_) => scalar(f, form).map(TxValue::Value),
+        Edn::Keyword(k) if is_current_tx_keyword(k) => Ok(TxValue::CurrentTx),
+        Edn::Vector(items) if is_lookup_form(items) => entity_ref(f, form).map(TxValue::from),
+        _ => scalar(f, form).map(TxValue::Value),
+    }
+}

@@ -1,0 +1,139 @@
+//! Golden fixtures: encoded nodes and a commit, with their BLAKE3 addresses, checked in.
+//! If the encoding changes, these fail: bump `FORMAT_VERSION` (and keep reading the old
+//! version) before re-blessing them with `DATOMS_BLESS=1 cargo test -p datoms-core --test golden`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datoms_core::tree::{Node, FORMAT_VERSION};
+use datoms_core::{
+    Address, AttributeSchema, Commit, Datom, IndexKind, Schema, Tree, TreeConfig, TxLogEntry,
+    Uuid, Value, ValueType, TX0,
+};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// One datom of every value type.
+fn datoms() -> Vec<Datom> {
+    let tx = TX0 + 1;
+    vec![
+        Datom::new(1, ":t/bool", Value::Bool(true), tx),
+        Datom::new(1, ":t/long", Value::Long(-42), tx),
+        Datom::new(1, ":t/double", Value::double(2.5).unwrap(), tx),
+        Datom::new(1, ":t/instant", Value::Instant(1_700_000_000_123), tx),
+        Datom::new(1, ":t/string", Value::string("héllo"), tx),
+        Datom::new(1, ":t/keyword", Value::keyword(":a/b"), tx),
+        Datom::new(
+            1,
+            ":t/uuid",
+            Value::Uuid(Uuid::parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8").unwrap()),
+            tx,
+        ),
+        Datom::new(1, ":t/bytes", Value::Bytes(Arc::from(vec![0u8, 1, 255])), tx),
+        Datom::new(1, ":t/ref", Value::Ref(2), tx),
+    ]
+}
+
+fn small() -> TreeConfig {
+    TreeConfig {
+        leaf_target: 4,
+        branch_target: 4,
+    }
+}
+
+/// A leaf, a branch (the root of a two-level tree) and a commit.
+fn cases() -> Vec<(&'static str, Vec<u8>)> {
+    let leaf = Tree::build(IndexKind::Eavt, TreeConfig::default(), datoms());
+    assert_eq!(leaf.root().level(), 0);
+    let many: Vec<Datom> = (1..=40)
+        .map(|e| Datom::new(e, ":t/long", Value::Long(e as i64), TX0 + 1))
+        .collect();
+    let branch = Tree::build(IndexKind::Avet, small(), many);
+    assert!(branch.root().level() >= 1);
+    let schema = Schema::new()
+        .with(
+            ":t/ref",
+            AttributeSchema::default().value_type(ValueType::Ref).many(),
+        )
+        .unwrap();
+    let commit = Commit {
+        schema,
+        config: TreeConfig::default(),
+        max_eid: 2,
+        max_tx: TX0 + 1,
+        roots: [
+            leaf.root_address(),
+            branch.root_address(),
+            Address::of(b"avet"),
+        ],
+        parent: Some(Address::of(b"parent")),
+        ancestors: vec![Address::of(b"grandparent")],
+        log: vec![TxLogEntry {
+            tx: TX0 + 1,
+            datoms: datoms(),
+        }],
+        manifest: vec![leaf.root_address()],
+        ancestor_manifests: vec![Some(vec![Address::of(b"m")]), None],
+    };
+    vec![
+        ("leaf", leaf.root().encode()),
+        ("branch", branch.root().encode()),
+        ("commit", commit.encode()),
+    ]
+}
+
+#[test]
+fn encodings_match_the_checked_in_fixtures() {
+    let dir = fixtures();
+    let bless = std::env::var("DATOMS_BLESS").is_ok();
+    for (name, bytes) in cases() {
+        let bin = dir.join(format!("v{FORMAT_VERSION}-{name}.bin"));
+        let addr = dir.join(format!("v{FORMAT_VERSION}-{name}.address"));
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&bin, &bytes).unwrap();
+            std::fs::write(&addr, format!("{}\n", Address::of(&bytes))).unwrap();
+            continue;
+        }
+        let stored = std::fs::read(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let stored_addr: Address = std::fs::read_to_string(&addr)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            bytes, stored,
+            "the {name} encoding changed without a format-version bump"
+        );
+        assert_eq!(Address::of(&stored), stored_addr, "{name} address");
+    }
+}
+
+#[test]
+fn checked_in_fixtures_decode() {
+    let dir = fixtures();
+    let read = |name: &str| {
+        let bytes = std::fs::read(dir.join(format!("v{FORMAT_VERSION}-{name}.bin"))).unwrap();
+        let addr: Address = std::fs::read_to_string(dir.join(format!("v{FORMAT_VERSION}-{name}.address")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        (addr, bytes)
+    };
+    let (a, b) = read("leaf");
+    let leaf = Node::decode(a, &b, IndexKind::Eavt).unwrap();
+    assert_eq!(leaf.datoms().len(), datoms().len());
+    let (a, b) = read("branch");
+    let branch = Node::decode(a, &b, IndexKind::Avet).unwrap();
+    assert!(branch.level() >= 1);
+    assert_eq!(branch.count(), 40);
+    let (a, b) = read("commit");
+    let commit = Commit::decode(a, &b).unwrap();
+    assert_eq!(commit.log[0].datoms.len(), datoms().len());
+    assert_eq!(commit.ancestor_manifests.len(), 2);
+}
