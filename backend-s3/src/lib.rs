@@ -1,5 +1,67 @@
-//! `backend-s3`: a datoms storage backend. It implements `datoms-storage`'s `Storage` trait
-//! once that trait lands (see the storage issue); until then it only names the core
-//! address type its keys are built from.
+//! `backend-s3`: datoms in S3 or any S3-compatible object store (MinIO, Ceph RGW, R2,
+//! Garage…), shared by any number of replicas.
+//!
+//! Layout under the database's key prefix: blobs (tree nodes and commits) at
+//! `prefix/nodes/<address hex>`, heads at `prefix/heads/<name>`. Blobs are
+//! content-addressed, so their puts are idempotent: a put is skipped when this process
+//! already knows the blob is stored, and otherwise sent with `If-None-Match: *`, so the
+//! server answers "already there" (412) instead of rewriting it. A head moves only by a
+//! conditional write — created with `If-None-Match: *`, replaced with
+//! `If-Match: <etag>` — so two writers can never both win; the loser gets
+//! [`StorageError::HeadConflict`](datoms_storage::StorageError::HeadConflict) with the
+//! head read back. Head versions are ETags, and every head write carries a nonce, so a
+//! head moved away and back gets a new version.
+//!
+//! S3 has no batch get: `get_many` and `put_many` send one request per blob, at most
+//! [`S3Options::concurrency`] in flight across all calls of one storage, retrying
+//! throttling, 5xx, timeouts and dropped connections with jittered exponential backoff
+//! ([`RetryPolicy`]); other 4xx are never retried. A missing key reads as `None`; after
+//! the retries a transient failure is `StorageError::Transient`; anything else is
+//! `StorageError::Backend` naming the `s3://bucket/key` at fault.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), datoms_storage::StorageError> {
+//! use datoms_storage::Storage;
+//!
+//! // AWS S3, with the standard credential chain and region resolution:
+//! let storage = backend_s3::S3Storage::open("s3://my-bucket/crm").await?;
+//! // An S3-compatible server (the endpoint implies path-style addressing):
+//! let local = backend_s3::S3Storage::open(
+//!     "s3://datoms/crm?endpoint=http://127.0.0.1:9000&region=us-east-1",
+//! )
+//! .await?;
+//! local.check_conditional_writes().await?; // once per new provider
+//! assert_eq!(local.capabilities().concurrency, 32);
+//! # Ok(()) }
+//! ```
+//!
+//! # Checking a provider
+//!
+//! The crate's tests run the whole `conformance` suite, plus the S3-specific cases, against
+//! moto's S3 server, which the harness starts on a free port of 127.0.0.1 (installed by
+//! `scripts/setup/s3.sh`). To run the same suite against your own bucket, with the
+//! standard credential chain, each store under `prefix/datoms-test-<run>/<n>` (objects
+//! are left there):
+//!
+//! ```text
+//! DATOMS_S3_URL='s3://my-bucket/scratch?region=eu-west-1' cargo test -p backend-s3
+//! ```
+//!
+//! The fault-injection cases (throttling, 5xx, lost replies) still run on the local server,
+//! behind a proxy. [`S3Storage::check_conditional_writes`] is the quick check alone.
+//!
+//! # Known limits
+//!
+//! - The "known stored" set is per process. If another process garbage-collects blobs
+//!   this one wrote, call [`S3Storage::forget_known`], or the next store may skip a put
+//!   of a blob that is gone.
+//! - Versions are ETags: a provider whose ETags do not change with the content would
+//!   break CAS. [`S3Storage::check_conditional_writes`] catches providers that ignore the
+//!   conditional headers altogether.
 
-pub use datoms_core::Address;
+mod failure;
+pub mod options;
+pub mod storage;
+
+pub use options::{RetryPolicy, S3Options, StaticCredentials, Timeouts};
+pub use storage::{RequestCounts, S3Storage};

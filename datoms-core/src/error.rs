@@ -179,6 +179,81 @@ pub enum Error {
         /// What was expected or found.
         message: String,
     },
+
+    // ---- queries ------------------------------------------------------------------------
+    /// A query, rule set or `:find` element that does not parse, or that is inconsistent
+    /// (e.g. `:keys` not matching `:find`).
+    #[error("malformed query: {reason}, in {clause}")]
+    QueryParse {
+        /// The clause or fragment at fault, printed as EDN.
+        clause: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A variable that must be bound (a predicate or function argument, a `not-join`,
+    /// `or-join` or rule variable, a `:find` variable) that nothing binds.
+    #[error("insufficient bindings: {var} not bound in {clause}")]
+    UnboundVariable {
+        /// The variable(s).
+        var: String,
+        /// The clause that needs it.
+        clause: String,
+    },
+    /// A function, aggregate or rule called with the wrong number of arguments.
+    #[error("wrong number of arguments to {name}: expected {expected}, got {got}, in {clause}")]
+    WrongArity {
+        /// The function, aggregate or rule.
+        name: String,
+        /// The arities it accepts.
+        expected: String,
+        /// The number of arguments given.
+        got: usize,
+        /// The clause.
+        clause: String,
+    },
+    /// A predicate, function or aggregate that is neither built in nor registered.
+    #[error("unknown function {name} in {clause}")]
+    UnknownFunction {
+        /// Its name.
+        name: String,
+        /// The clause.
+        clause: String,
+    },
+    /// A rule call with no rule of that name in the rules given.
+    #[error("unknown rule {name} in {clause}")]
+    UnknownRule {
+        /// The rule name.
+        name: String,
+        /// The clause.
+        clause: String,
+    },
+    /// Query inputs that do not match `:in`: their number, or a value that does not fit
+    /// its binding form.
+    #[error("bad query input: {reason}")]
+    QueryInput {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A function or aggregate that failed on its arguments (a type error, a division by
+    /// zero, an overflow, a failing registered function), or a query that does not
+    /// terminate within the evaluation limits.
+    #[error("{function} failed: {reason}, in {clause}")]
+    QueryEval {
+        /// The function, aggregate or construct.
+        function: String,
+        /// Why.
+        reason: String,
+        /// The clause.
+        clause: String,
+    },
+    /// A pull pattern that does not parse or does not fit the schema.
+    #[error("malformed pull pattern: {reason}, in {fragment}")]
+    PullPattern {
+        /// The fragment of the pattern at fault.
+        fragment: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with [`Error`].

@@ -31,6 +31,8 @@ pub use restore::{Restore, RestoreStats, Step};
 pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
 pub use error::{Error, Result};
 pub use query::{q, q_with, Functions, Input, Query, QueryResult, QueryValue};
+pub use pull::{PullPattern, PullValue};
+pub use entity::{Entity, EntityValue};
 pub use schema::{AttributeSchema, Cardinality, Schema, Unique};
 pub use tx::{parse_tx, Conn, EntityMap, EntityRef, TxBuilder, TxOp, TxReport, TxValue};
 pub use value::{Double, Eid, Keyword, Uuid, Value, ValueType};

@@ -16,6 +16,10 @@
 //!
 //! Every fetched node is verified against its address and its parent's entry.
 //!
+//! A lazily restored `db1` gives a lazily restored result: the new roots and the nodes
+//! the manifests name are fetched, unchanged subtrees are shared unloaded, and nothing
+//! old is read.
+//!
 //! ```
 //! use datoms_core::restore::{Restore, Step};
 //! # fn fetch(_: &[datoms_core::Address]) -> Vec<Option<Vec<u8>>> { unimplemented!() }
@@ -111,6 +115,12 @@ impl Restore {
     /// A restore of `commit` in the given mode.
     pub fn with_mode(commit: Address, db1: Option<&Db>, mode: Mode) -> Restore {
         let held = db1.map(held_nodes).unwrap_or_default();
+        // Subtrees db1 knows only by address can be shared only if the new db can load
+        // them the way db1 does: through db1's source.
+        let lazy_held = match db1 {
+            Some(d) if d.source().is_some() => lazily_held(d),
+            _ => HashSet::new(),
+        };
         Restore {
             target: commit,
             mode,
@@ -119,7 +129,7 @@ impl Restore {
             commit: None,
             requested: HashSet::new(),
             fetched_commits: HashMap::new(),
-            walk: Walk::new(held, mode),
+            walk: Walk::new(held, lazy_held, mode),
             stats: RestoreStats::default(),
         }
     }
@@ -210,10 +220,15 @@ impl Restore {
         if !self.requested.remove(&address) {
             return Err(Error::Unrequested { address });
         }
-        let bytes = bytes.ok_or_else(|| Error::NodeUnavailable {
-            address,
-            reason: "storage does not have it".into(),
-        })?;
+        let Some(bytes) = bytes else {
+            if matches!(self.phase, Phase::Walk) && self.walk.is_unasked_hint(&address) {
+                return Ok(());
+            }
+            return Err(Error::NodeUnavailable {
+                address,
+                reason: "storage does not have it".into(),
+            });
+        };
         address.verify(&bytes)?;
         self.stats.bytes_fetched += bytes.len() as u64;
         match self.phase {
@@ -333,7 +348,7 @@ pub struct Materialize {
 impl Materialize {
     /// Starts loading what `db` has not loaded yet.
     pub fn new(db: &Db) -> Materialize {
-        let mut walk = Walk::new(HashMap::new(), Mode::Eager);
+        let mut walk = Walk::new(HashMap::new(), HashSet::new(), Mode::Eager);
         for kind in IndexKind::ALL {
             walk.seed_unloaded(db.tree(kind).root());
         }
@@ -400,21 +415,32 @@ struct Want {
 struct Walk {
     mode: Mode,
     held: HashMap<Address, Arc<Node>>,
+    /// Addresses db1 knows without having loaded them (a lazily restored db1).
+    lazy_held: HashSet<Address>,
     pool: HashMap<Address, Vec<u8>>,
     /// Addresses to fetch along with the first batch (delta manifests).
     prefetch: Vec<Address>,
+    /// Prefetched addresses no walk has asked for yet: hints, so storage may lack them
+    /// (a manifest can name nodes no longer reachable, e.g. from another storage).
+    hints: HashSet<Address>,
     pending: Vec<Want>,
     roots: [Option<Arc<Node>>; 3],
     reused: u64,
 }
 
 impl Walk {
-    fn new(held: HashMap<Address, Arc<Node>>, mode: Mode) -> Walk {
+    fn new(
+        held: HashMap<Address, Arc<Node>>,
+        lazy_held: HashSet<Address>,
+        mode: Mode,
+    ) -> Walk {
         Walk {
             mode,
             held,
+            lazy_held,
             pool: HashMap::new(),
             prefetch: Vec::new(),
+            hints: HashSet::new(),
             pending: Vec::new(),
             roots: [None, None, None],
             reused: 0,
@@ -447,6 +473,13 @@ impl Walk {
                     node.mark_persisted();
                     self.attach(&want, node)?;
                     progressed = true;
+                } else if matches!(want.parent, Parent::Child(..))
+                    && self.lazy_held.contains(&want.address)
+                {
+                    // Shared with db1 as db1 has it: unloaded, loading through the same
+                    // source when first needed.
+                    self.reused += 1;
+                    progressed = true;
                 } else if let Some(bytes) = self.pool.remove(&want.address) {
                     let node = Arc::new(Node::decode(want.address, &bytes, want.kind)?);
                     self.attach(&want, node.clone())?;
@@ -468,6 +501,12 @@ impl Walk {
                         }
                     }
                     progressed = true;
+                } else if matches!(want.parent, Parent::Child(..)) && !self.lazy_held.is_empty() {
+                    // db1 is lazily restored, so the new db is too: a child that is not
+                    // new (not in the manifests fetched with the roots) is in storage and
+                    // loads on demand through the same source; reading it now would read
+                    // an old node.
+                    progressed = true;
                 } else {
                     waiting.push(want);
                 }
@@ -485,11 +524,17 @@ impl Walk {
             }
         }
         for a in std::mem::take(&mut self.prefetch) {
-            if !self.held.contains_key(&a) && seen.insert(a) {
+            if !self.held.contains_key(&a) && !self.lazy_held.contains(&a) && seen.insert(a) {
+                self.hints.insert(a);
                 need.push(a);
             }
         }
         Ok(need)
+    }
+
+    /// True if `address` was fetched only as a manifest hint and no walk needs it.
+    fn is_unasked_hint(&self, address: &Address) -> bool {
+        self.hints.contains(address) && !self.pending.iter().any(|w| w.address == *address)
     }
 
     fn attach(&mut self, want: &Want, node: Arc<Node>) -> Result<(), Error> {
@@ -503,6 +548,26 @@ impl Walk {
         }
         Ok(())
     }
+}
+
+/// The addresses of the children `db` has not loaded.
+fn lazily_held(db: &Db) -> HashSet<Address> {
+    let mut out = HashSet::new();
+    let mut stack: Vec<Arc<Node>> = IndexKind::ALL
+        .iter()
+        .map(|k| db.tree(*k).root().clone())
+        .collect();
+    while let Some(node) = stack.pop() {
+        for c in node.children() {
+            match c.loaded() {
+                Some(n) => stack.push(n.clone()),
+                None => {
+                    out.insert(c.address());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Every loaded node of `db`, by address (addresses of new nodes are computed).

@@ -312,3 +312,24 @@ fn corrupt_bytes_and_missing_nodes_are_typed_errors() {
     let err = drive(&s, Restore::new(addr, None)).unwrap_err();
     assert!(matches!(err, Error::NodeUnavailable { address, .. } if address == victim), "{err:?}");
 }
+
+#[test]
+fn restoring_on_from_a_lazy_db_fetches_only_new_nodes_and_shares_the_rest_unloaded() {
+    let s = Arc::new(MemStore::default());
+    let mut h = History::new();
+    for round in 0..10u64 {
+        let ops: Vec<_> = (0..50).map(|i| (true, round * 50 + i + 1, (i % 3) as u8, i as i64)).collect();
+        h.transact(&ops);
+    }
+    let (db, first, _) = store(&h.db, &s);
+    h.db = db;
+    let (lazy, _, _) = drive(&s, Restore::with_mode(first, None, Mode::Lazy)).unwrap();
+    let lazy = lazy.with_source(s.clone());
+    h.transact(&[(true, 3, 1, 999), (true, 400, 2, 7)]);
+    let (db2, second, manifest) = store(&h.db, &s);
+    let (next, stats, fetched) = drive(&s, Restore::new(second, Some(&lazy))).unwrap();
+    let fetched: HashSet<Address> = fetched.into_iter().filter(|a| *a != second).collect();
+    let new: HashSet<Address> = manifest.into_iter().collect();
+    assert!(fetched.is_subset(&new), "{} fetched, {} new, stats {stats:?}", fetched.len(), new.len());
+    assert_same_db(&next, &db2);
+}

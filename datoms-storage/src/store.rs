@@ -1,7 +1,8 @@
 //! `store`: write what storage lacks, then the commit, then move the head by CAS.
 //!
-//! The order is what makes it crash-safe: nodes first (children before parents), then
-//! the commit that names them, and only then the head. A crash or error at any point
+//! The order is what makes it crash-safe: the nodes and the commit that names them (in
+//! one batched write: a commit is unreachable until the head names it), and only then the
+//! head. A crash or error at any point
 //! before the CAS leaves the head on the previous, complete commit; what was written is
 //! content-addressed, so a retry rewrites nothing harmful.
 
@@ -69,21 +70,21 @@ pub async fn store<S: Storage + ?Sized>(
         });
     }
     let nodes = nodes_to_write(db, storage).await?;
-    let mut blobs: Vec<(Address, Bytes)> = nodes
-        .nodes
-        .iter()
-        .map(|n| (n.address, Bytes::from(n.bytes.clone())))
-        .collect();
-    let stats_nodes = blobs.len() as u64;
-    put_batched(storage, &blobs).await?;
-    blobs.clear();
-
     let commit = Commit::for_db(db, nodes.addresses());
     let commit_bytes = Bytes::from(commit.encode());
     let commit_address = Address::of(&commit_bytes);
     let commit_len = commit_bytes.len() as u64;
-    let commit_blob = [(commit_address, commit_bytes)];
-    retry(|| storage.put_many(&commit_blob)).await?;
+    // The commit goes in the same batched write as its nodes: until the head names it,
+    // a commit whose nodes are not all written yet is unreachable, so nothing waits for
+    // the nodes but the CAS.
+    let blobs: Vec<(Address, Bytes)> = nodes
+        .nodes
+        .iter()
+        .map(|n| (n.address, Bytes::from(n.bytes.clone())))
+        .chain(std::iter::once((commit_address, commit_bytes)))
+        .collect();
+    put_batched(storage, &blobs).await?;
+    drop(blobs);
     let expected = current.as_ref().map(|h| &h.version);
     // Not retried: a CAS that timed out may have succeeded, and a retry would then fail
     // as a conflict with our own write. The caller re-reads the head instead.
@@ -93,7 +94,7 @@ pub async fn store<S: Storage + ?Sized>(
         db: db.committed(commit_address, &commit),
         commit: commit_address,
         stats: StoreStats {
-            nodes_written: stats_nodes,
+            nodes_written: nodes.nodes.len() as u64,
             bytes_written: nodes.byte_len() as u64 + commit_len,
             committed: true,
         },

@@ -5,7 +5,7 @@
 //! mismatch is [`StorageError::ReplayMismatch`], never a silently different db.
 
 use datoms_core::restore::Mode;
-use datoms_core::{Address, Commit, Db, Restore, RestoreStats};
+use datoms_core::{Address, Commit, Db, Restore, RestoreStats, TX0};
 
 use crate::batch::get_all;
 use crate::error::StorageError;
@@ -79,6 +79,7 @@ pub async fn sync<S: Storage + ?Sized>(
     let mut machine = Restore::with_mode(head, Some(db1), Mode::Eager);
     if policy != SyncPolicy::Tree {
         let commit = fetch_commit(storage, head, &mut stats).await?;
+        // One commit behind (or a new replica at the first commit) with a small log.
         let cheap = commit.parent == db1.base_commit()
             && commit.log.iter().map(|e| e.datoms.len()).sum::<usize>() <= LOG_REPLAY_MAX_DATOMS;
         if policy == SyncPolicy::Log || cheap {
@@ -128,14 +129,21 @@ async fn replay<S: Storage + ?Sized>(
         return Err(gap("the schema or tree configuration changed"));
     }
     let lineage = commit.lineage(head);
-    let base = db1.base_commit().ok_or_else(|| gap("db1 has no commit"))?;
-    let k = lineage
-        .iter()
-        .position(|a| *a == base)
-        .ok_or_else(|| gap("db1's commit is not a recent ancestor of the head"))?;
-    // Commits after db1's, oldest first, then the head itself.
-    let between: Vec<Address> = lineage[1..k].iter().rev().copied().collect();
-    let mut commits = Vec::with_capacity(k);
+    // The commits to replay, newest first, then the head itself last when applying.
+    let between: Vec<Address> = match db1.base_commit() {
+        Some(base) => {
+            let k = lineage
+                .iter()
+                .position(|a| *a == base)
+                .ok_or_else(|| gap("db1's commit is not a recent ancestor of the head"))?;
+            lineage[1..k].to_vec()
+        }
+        // A new, empty replica replays the whole history, if the lineage reaches back to
+        // the first commit (checked below once the commits are read).
+        None if db1.is_empty() && db1.max_tx() == TX0 => lineage[1..].to_vec(),
+        None => return Err(gap("db1 has no commit but holds data")),
+    };
+    let mut commits = Vec::with_capacity(between.len());
     if !between.is_empty() {
         let blobs = get_all(storage, &between).await?;
         stats.round_trips += 1;
@@ -143,6 +151,13 @@ async fn replay<S: Storage + ?Sized>(
             stats.commits_fetched += 1;
             stats.bytes_fetched += b.len() as u64;
             commits.push(Commit::decode(*a, &b)?);
+        }
+    }
+    commits.reverse();
+    if db1.base_commit().is_none() {
+        let first_parent = commits.first().unwrap_or(&commit).parent;
+        if first_parent.is_some() {
+            return Err(gap("the history is longer than the lineage a commit lists"));
         }
     }
     let mut db = db1.clone();

@@ -1,0 +1,850 @@
+//! [`S3Storage`]: the [`Storage`] trait over S3 objects.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use bytes::Bytes;
+use datoms_core::Address;
+use datoms_storage::{Capabilities, Head, Storage, StorageError, Version};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use tokio::sync::Semaphore;
+
+use crate::failure::{classify_status, Failure, Kind};
+use crate::options::{RetryPolicy, S3Options, DEFAULT_COMPATIBLE_REGION};
+
+/// The most keys one `DeleteObjects` or `ListObjectsV2` request takes or returns.
+pub const S3_PAGE: usize = 1000;
+
+/// The first line of a head object.
+const HEAD_MAGIC: &str = "datoms-head 1";
+
+/// A [`Storage`] in an S3 bucket (AWS S3 or any S3-compatible server), under one key
+/// prefix. Cloning is cheap; clones share the connection pool, the request limit, the
+/// "known stored" set and the counters.
+#[derive(Clone)]
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+    /// `prefix/` (or empty): what every key of this database starts with.
+    base: String,
+    options: S3Options,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    permits: Semaphore,
+    known: Mutex<HashSet<Address>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("location", &self.options.location())
+            .field("endpoint", &self.options.endpoint)
+            .field("concurrency", &self.options.concurrency)
+            .finish()
+    }
+}
+
+/// The S3 requests an [`S3Storage`] has sent, by kind. Every attempt counts, retries
+/// included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// `GetObject` of nodes and commits.
+    pub node_gets: u64,
+    /// `PutObject` of nodes and commits.
+    pub node_puts: u64,
+    /// Node puts skipped because the "known stored" set had the address (not requests).
+    pub puts_skipped: u64,
+    /// `GetObject` of heads.
+    pub head_gets: u64,
+    /// Conditional `PutObject` of heads.
+    pub head_puts: u64,
+    /// `ListObjectsV2` pages.
+    pub lists: u64,
+    /// `DeleteObjects` requests.
+    pub deletes: u64,
+    /// Attempts that failed transiently and were tried again (counted in their kind too).
+    pub retries: u64,
+}
+
+impl RequestCounts {
+    /// Every request sent, of every kind.
+    pub fn requests(&self) -> u64 {
+        self.node_gets
+            + self.node_puts
+            + self.head_gets
+            + self.head_puts
+            + self.lists
+            + self.deletes
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    node_gets: AtomicU64,
+    node_puts: AtomicU64,
+    puts_skipped: AtomicU64,
+    head_gets: AtomicU64,
+    head_puts: AtomicU64,
+    lists: AtomicU64,
+    deletes: AtomicU64,
+    retries: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    NodeGet,
+    NodePut,
+    HeadGet,
+    HeadPut,
+    List,
+    Delete,
+}
+
+/// A request that failed for good: why, after how many attempts, and whether an earlier
+/// attempt failed in a way that may have taken effect on the server.
+struct Attempted {
+    failure: Failure,
+    attempts: u32,
+    ambiguous: bool,
+}
+
+impl S3Storage {
+    /// Connects to the database at `url`: `s3://BUCKET[/PREFIX][?endpoint=…&region=…]`
+    /// (see [`S3Options::from_url`]), with the standard AWS credential chain.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), datoms_storage::StorageError> {
+    /// let aws = backend_s3::S3Storage::open("s3://my-bucket/crm").await?;
+    /// let minio = backend_s3::S3Storage::open(
+    ///     "s3://datoms/crm?endpoint=http://127.0.0.1:9000&region=us-east-1",
+    /// )
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] for a malformed URL or when no region can be found.
+    /// Nothing is sent to the server yet: credentials and permissions are checked by the
+    /// first request.
+    pub async fn open(url: &str) -> Result<S3Storage, StorageError> {
+        S3Storage::connect(S3Options::from_url(url)?).await
+    }
+
+    /// Connects with explicit options.
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] when no region can be resolved for AWS S3 (no endpoint
+    /// override, nothing in `AWS_REGION` or the profile).
+    pub async fn connect(options: S3Options) -> Result<S3Storage, StorageError> {
+        // rustls with ring and the platform's roots: HTTPS to real S3 without building
+        // aws-lc; plain http for loopback servers.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+        if let Some(region) = &options.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(c) = &options.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.clone(),
+                c.session_token.clone(),
+                None,
+                "datoms-static",
+            ));
+        }
+        let shared = loader.load().await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            if options.endpoint.is_none() {
+                return Err(StorageError::backend(format!(
+                    "S3 {}: no region (set AWS_REGION, a profile region, or ?region= in the URL)",
+                    options.location()
+                )));
+            }
+            config = config.region(Region::new(DEFAULT_COMPATIBLE_REGION));
+        }
+        if let Some(endpoint) = &options.endpoint {
+            config = config.endpoint_url(endpoint.clone());
+        }
+        let config = config
+            .force_path_style(options.path_style)
+            // Only when an operation requires a checksum: S3-compatible servers differ
+            // in their support of the newer flexible checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(options.timeouts.connect)
+                    .operation_attempt_timeout(options.timeouts.attempt)
+                    .build(),
+            )
+            .build();
+        Ok(S3Storage::with_client(Client::from_conf(config), options))
+    }
+
+    /// A storage over a client configured by the caller (custom HTTP client, proxy,
+    /// credentials…). The client's own retries are turned off: the storage retries by
+    /// [`S3Options::retry`], and both together would multiply attempts. From `options`
+    /// only the bucket, prefix, concurrency, retry policy and known-set size apply; the
+    /// endpoint, region, credentials and timeouts are the client's.
+    pub fn with_client(client: Client, mut options: S3Options) -> S3Storage {
+        options.concurrency = options.concurrency.max(1);
+        options.retry.max_attempts = options.retry.max_attempts.max(1);
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        let base = if options.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", options.prefix)
+        };
+        S3Storage {
+            client,
+            bucket: options.bucket.clone(),
+            base,
+            shared: Arc::new(Shared {
+                permits: Semaphore::new(options.concurrency),
+                known: Mutex::new(HashSet::new()),
+                counters: Counters::default(),
+            }),
+            options,
+        }
+    }
+
+    /// The options this storage runs with.
+    pub fn options(&self) -> &S3Options {
+        &self.options
+    }
+
+    /// The SDK client (to create a bucket, say).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The object key of blob `address`: `prefix/nodes/<64 hex digits>`.
+    pub fn node_key(&self, address: &Address) -> String {
+        format!("{}nodes/{}", self.base, address.to_hex())
+    }
+
+    /// The object key of head `name`: `prefix/heads/<name>`, the name percent-encoded
+    /// outside `[A-Za-z0-9._-]` so that any name is one safe key segment.
+    pub fn head_key(&self, name: &str) -> String {
+        let mut key = format!("{}heads/", self.base);
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                key.push(char::from(b));
+            } else {
+                key.push_str(&format!("%{b:02X}"));
+            }
+        }
+        key
+    }
+
+    /// The requests sent since creation or the last reset (shared by clones).
+    pub fn request_counts(&self) -> RequestCounts {
+        let c = &self.shared.counters;
+        let l = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        RequestCounts {
+            node_gets: l(&c.node_gets),
+            node_puts: l(&c.node_puts),
+            puts_skipped: l(&c.puts_skipped),
+            head_gets: l(&c.head_gets),
+            head_puts: l(&c.head_puts),
+            lists: l(&c.lists),
+            deletes: l(&c.deletes),
+            retries: l(&c.retries),
+        }
+    }
+
+    /// Zeroes the request counters.
+    pub fn reset_request_counts(&self) {
+        let c = &self.shared.counters;
+        for x in [
+            &c.node_gets,
+            &c.node_puts,
+            &c.puts_skipped,
+            &c.head_gets,
+            &c.head_puts,
+            &c.lists,
+            &c.deletes,
+            &c.retries,
+        ] {
+            x.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets every address of the "known stored" set, so that the next puts ask the
+    /// server. For a process that learns that another one garbage-collected blobs.
+    pub fn forget_known(&self) {
+        if let Ok(mut known) = self.shared.known.lock() {
+            known.clear();
+        }
+    }
+
+    /// Checks that the server enforces conditional writes, which heads rely on: a create
+    /// with `If-None-Match: *` over an existing object and an update with a stale
+    /// `If-Match` must both be refused with 412. Writes and deletes one probe object
+    /// under `prefix/probe/`. Run it once against a new provider.
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] naming the probe key if the server overwrote instead of
+    /// refusing; request errors.
+    pub async fn check_conditional_writes(&self) -> Result<(), StorageError> {
+        let key = format!("{}probe/{}", self.base, nonce());
+        let location = self.location(&key);
+        let put = |body: &'static str, if_none: bool, if_match: Option<&'static str>| {
+            let key = key.clone();
+            async move {
+                let mut req = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .body(ByteStream::from_static(body.as_bytes()));
+                if if_none {
+                    req = req.if_none_match("*");
+                }
+                if let Some(etag) = if_match {
+                    req = req.if_match(etag);
+                }
+                req.send().await.map_err(|e| Failure::from_sdk(&e))
+            }
+        };
+        let result = async {
+            self.request(Op::HeadPut, || put("first", true, None))
+                .await
+                .map_err(|a| a.into_error("PUT", &location))?;
+            for (what, if_none, if_match) in [
+                ("If-None-Match: * over an existing object", true, None),
+                ("a stale If-Match", false, Some("\"0123456789abcdef\"")),
+            ] {
+                match self
+                    .request(Op::HeadPut, || put("second", if_none, if_match))
+                    .await
+                {
+                    Err(a) if a.failure.kind == Kind::Precondition => {}
+                    Err(a) => return Err(a.into_error("PUT", &location)),
+                    Ok(_) => {
+                        return Err(StorageError::backend(format!(
+                            "S3 PUT {location}: the server accepted a write with {what}; it \
+                             does not enforce conditional writes, so heads would not be safe"
+                        )))
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let cleanup = self
+            .request(Op::Delete, || async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::from_sdk(&e))
+            })
+            .await
+            .map_err(|a| a.into_error("DELETE", &location));
+        result.and(cleanup.map(|_| ()))
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    fn count(&self, op: Op) {
+        let c = &self.shared.counters;
+        let x = match op {
+            Op::NodeGet => &c.node_gets,
+            Op::NodePut => &c.node_puts,
+            Op::HeadGet => &c.head_gets,
+            Op::HeadPut => &c.head_puts,
+            Op::List => &c.lists,
+            Op::Delete => &c.deletes,
+        };
+        x.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn knows(&self, address: &Address) -> bool {
+        self.shared
+            .known
+            .lock()
+            .map(|k| k.contains(address))
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, address: Address) {
+        let cap = self.options.known_capacity;
+        if cap == 0 {
+            return;
+        }
+        if let Ok(mut known) = self.shared.known.lock() {
+            // A bounded memory, not an LRU: when full, start over. Forgetting only costs
+            // a conditional put that the server answers "already there".
+            if known.len() >= cap {
+                known.clear();
+            }
+            known.insert(address);
+        }
+    }
+
+    /// Sends one request by `send`, holding a permit of the concurrency limit during
+    /// each attempt (not during backoff), retrying transient failures per the policy.
+    async fn request<T, F, Fut>(&self, op: Op, mut send: F) -> Result<T, Attempted>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let policy: RetryPolicy = self.options.retry;
+        let mut attempts = 0;
+        let mut ambiguous = false;
+        loop {
+            attempts += 1;
+            let result = match self.shared.permits.acquire().await {
+                Ok(_permit) => {
+                    self.count(op);
+                    send().await
+                }
+                Err(_) => Err(Failure::permanent("the request limiter was closed")),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(failure)
+                    if failure.kind == Kind::Transient && attempts < policy.max_attempts =>
+                {
+                    ambiguous = true;
+                    self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(jitter(policy.backoff_ceiling(attempts))).await;
+                }
+                Err(failure) => {
+                    return Err(Attempted {
+                        failure,
+                        attempts,
+                        ambiguous,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn get_blob(&self, address: Address) -> Result<Option<Bytes>, StorageError> {
+        let key = self.node_key(&address);
+        let got = self
+            .request(Op::NodeGet, || async {
+                let out = self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::from_sdk(&e))?;
+                read_body(out.body).await
+            })
+            .await;
+        match got {
+            Ok(bytes) => {
+                self.remember(address);
+                Ok(Some(bytes))
+            }
+            Err(a) if a.failure.kind == Kind::NotFound => Ok(None),
+            Err(a) => Err(a.into_error("GET", &self.location(&key))),
+        }
+    }
+
+    async fn put_blob(&self, address: Address, bytes: Bytes) -> Result<(), StorageError> {
+        let key = self.node_key(&address);
+        let put = self
+            .request(Op::NodePut, || async {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    // Content-addressed: an existing object already has these bytes, so
+                    // the server refuses (412) instead of rewriting it.
+                    .if_none_match("*")
+                    .body(ByteStream::from(bytes.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| Failure::from_sdk(&e))
+            })
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(a) if a.failure.kind == Kind::Precondition => {}
+            Err(a) => return Err(a.into_error("PUT", &self.location(&key))),
+        }
+        self.remember(address);
+        Ok(())
+    }
+
+    async fn delete_page(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        let keys: Vec<String> = addresses.iter().map(|a| self.node_key(a)).collect();
+        let first = keys.first().cloned().unwrap_or_default();
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StorageError::backend(format!("S3 DELETE {first}: {e}")))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StorageError::backend(format!("S3 DELETE {first}: {e}")))?;
+        self.request(Op::Delete, || async {
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete.clone())
+                .send()
+                .await
+                .map_err(|e| Failure::from_sdk(&e))?;
+            // Quiet mode lists only the keys that failed. Deleting is idempotent, so a
+            // transient per-key failure retries the whole page.
+            match out.errors().first() {
+                None => Ok(()),
+                Some(e) => {
+                    let code = e.code().map(str::to_owned);
+                    let key = e.key().unwrap_or("?");
+                    let detail = format!("{}: {}", self.location(key), e.message().unwrap_or(""));
+                    let kind = match classify_status(500, code.as_deref()) {
+                        Kind::Transient if code.is_some() => Kind::Transient,
+                        _ => Kind::Permanent,
+                    };
+                    Err(Failure {
+                        kind,
+                        status: None,
+                        code,
+                        detail,
+                    })
+                }
+            }
+        })
+        .await
+        .map_err(|a| a.into_error("DELETE", &self.location(&first)))
+    }
+}
+
+impl Attempted {
+    fn into_error(self, verb: &str, location: &str) -> StorageError {
+        self.failure
+            .into_storage_error(verb, location, self.attempts)
+    }
+}
+
+async fn read_body(body: ByteStream) -> Result<Bytes, Failure> {
+    body.collect()
+        .await
+        .map(|b| b.into_bytes())
+        .map_err(|e| Failure::transient(format!("reading the response body: {e}")))
+}
+
+/// A wait drawn uniformly from `[0, ceiling]`.
+fn jitter(ceiling: Duration) -> Duration {
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return ceiling;
+    }
+    Duration::from_nanos(random_u64() % (nanos + 1))
+}
+
+fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `RandomState` is seeded from the OS once per thread and stepped per instance;
+    // mixing in a counter and the clock makes every call distinct.
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// 128 random bits in hex: makes every head write's bytes (and so its ETag) unique.
+fn nonce() -> String {
+    format!("{:016x}{:016x}", random_u64(), random_u64())
+}
+
+/// The bytes of a head object. The nonce makes each write distinct, so that a head moved
+/// away and back again has a new ETag, and a writer holding the old one fails its CAS
+/// (no ABA).
+fn head_body(commit: Address) -> Bytes {
+    Bytes::from(format!(
+        "{HEAD_MAGIC}\ncommit {}\nwrite {}\n",
+        commit.to_hex(),
+        nonce()
+    ))
+}
+
+fn parse_head(bytes: &[u8]) -> Result<Address, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    let mut lines = text.lines();
+    if lines.next() != Some(HEAD_MAGIC) {
+        return Err(format!("does not start with {HEAD_MAGIC:?}"));
+    }
+    let hex = lines
+        .find_map(|l| l.strip_prefix("commit "))
+        .ok_or_else(|| "no commit line".to_owned())?;
+    hex.trim()
+        .parse()
+        .map_err(|e: datoms_core::Error| e.to_string())
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
+        // Collected first: a lazy `map` over borrowed items trips the compiler's
+        // higher-ranked lifetime check inside `async_trait`.
+        let gets: Vec<_> = addresses.iter().map(|a| self.get_blob(*a)).collect();
+        stream::iter(gets)
+            .buffered(self.options.concurrency)
+            .try_collect()
+            .await
+    }
+
+    async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+        let mut seen = HashSet::with_capacity(blobs.len());
+        let mut todo = Vec::with_capacity(blobs.len());
+        for (a, b) in blobs {
+            if !seen.insert(*a) {
+                continue;
+            }
+            if self.knows(a) {
+                self.shared
+                    .counters
+                    .puts_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            todo.push((*a, b.clone()));
+        }
+        stream::iter(todo.into_iter().map(|(a, b)| self.put_blob(a, b)))
+            .buffer_unordered(self.options.concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        let key = self.head_key(name);
+        let location = self.location(&key);
+        let got = self
+            .request(Op::HeadGet, || async {
+                let out = self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::from_sdk(&e))?;
+                let etag = out.e_tag().map(str::to_owned);
+                Ok((etag, read_body(out.body).await?))
+            })
+            .await;
+        let (etag, bytes) = match got {
+            Ok(got) => got,
+            Err(a) if a.failure.kind == Kind::NotFound => return Ok(None),
+            Err(a) => return Err(a.into_error("GET", &location)),
+        };
+        let commit = parse_head(&bytes).map_err(|why| {
+            StorageError::backend(format!("S3 GET {location}: not a datoms head: {why}"))
+        })?;
+        let etag = etag.ok_or_else(|| {
+            StorageError::backend(format!("S3 GET {location}: the server sent no ETag"))
+        })?;
+        Ok(Some(Head {
+            commit,
+            version: Version(etag),
+        }))
+    }
+
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError> {
+        let key = self.head_key(name);
+        let location = self.location(&key);
+        let body = head_body(new);
+        let put = self
+            .request(Op::HeadPut, || async {
+                let req = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .body(ByteStream::from(body.clone()));
+                let req = match expected {
+                    None => req.if_none_match("*"),
+                    Some(v) => req.if_match(v.0.clone()),
+                };
+                req.send().await.map_err(|e| Failure::from_sdk(&e))
+            })
+            .await;
+        match put {
+            Ok(out) => out.e_tag().map(|e| Version(e.to_owned())).ok_or_else(|| {
+                StorageError::backend(format!(
+                    "S3 PUT {location}: the server sent no ETag; the head may have moved"
+                ))
+            }),
+            // 412, or 404 for `If-Match` on a head that does not exist.
+            Err(a) if matches!(a.failure.kind, Kind::Precondition | Kind::NotFound) => {
+                let current = self.get_head(name).await?;
+                match current {
+                    // An earlier attempt timed out or failed with a 5xx after the server
+                    // applied it, and this retry then found our own write.
+                    Some(head) if a.ambiguous && head.commit == new => Ok(head.version),
+                    current => Err(StorageError::HeadConflict {
+                        name: name.to_owned(),
+                        current,
+                    }),
+                }
+            }
+            Err(a) => Err(a.into_error("PUT", &location)),
+        }
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StorageError> {
+        let prefix = format!("{}nodes/", self.base);
+        let location = self.location(&prefix);
+        let start_after = after.map(|a| self.node_key(&a));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        while out.len() < limit {
+            let want = i32::try_from((limit - out.len()).min(S3_PAGE)).unwrap_or(1000);
+            let page = self
+                .request(Op::List, || async {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(&prefix)
+                        .max_keys(want)
+                        .set_start_after(start_after.clone())
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| Failure::from_sdk(&e))
+                })
+                .await
+                .map_err(|a| a.into_error("LIST", &location))?;
+            for object in page.contents() {
+                let key = object.key().unwrap_or_default();
+                let address = key
+                    .strip_prefix(&prefix)
+                    .and_then(|hex| hex.parse::<Address>().ok())
+                    .ok_or_else(|| {
+                        StorageError::backend(format!(
+                            "S3 LIST {location}: {} is not a blob key",
+                            self.location(key)
+                        ))
+                    })?;
+                if out.len() < limit {
+                    out.push(address);
+                }
+            }
+            match (page.is_truncated(), page.next_continuation_token()) {
+                (Some(true), Some(next)) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        let mut unique: Vec<Address> = addresses.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        // Forget first: a put racing this delete must not be skipped on stale knowledge.
+        if let Ok(mut known) = self.shared.known.lock() {
+            for a in &unique {
+                known.remove(a);
+            }
+        }
+        let pages: Vec<_> = unique
+            .chunks(S3_PAGE)
+            .map(|page| self.delete_page(page))
+            .collect();
+        stream::iter(pages)
+            .buffer_unordered(self.options.concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_batch: S3_PAGE,
+            concurrency: self.options.concurrency,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_bodies_round_trip_and_differ_per_write() {
+        let a = Address::of(b"commit");
+        let (x, y) = (head_body(a), head_body(a));
+        assert_ne!(x, y);
+        assert_eq!(parse_head(&x).unwrap(), a);
+        assert_eq!(parse_head(&y).unwrap(), a);
+    }
+
+    #[test]
+    fn malformed_heads_are_refused() {
+        assert!(parse_head(b"\xff\xfe").is_err());
+        assert!(parse_head(b"hello\ncommit 00\n").is_err());
+        assert!(parse_head(format!("{HEAD_MAGIC}\n").as_bytes()).is_err());
+        assert!(parse_head(format!("{HEAD_MAGIC}\ncommit xyz\n").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn jitter_stays_under_its_ceiling() {
+        let ceiling = Duration::from_millis(7);
+        for _ in 0..1000 {
+            assert!(jitter(ceiling) <= ceiling);
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1,0 +1,423 @@
+//! [`QueryValue`]: the values queries bind, compute and return.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use crate::edn::{value_to_edn, Edn};
+use crate::error::Error;
+use crate::value::{Keyword, Value};
+
+/// A value in a query: what variables are bound to, what functions return and what
+/// results hold.
+///
+/// As in Datascript, an entity id is a number: entity positions of data patterns and
+/// ref attributes bind [`Value::Long`]s, so `?e` from `[?e :person/friend ?f]` joins
+/// with `?f`. A [`Value::Ref`] given as an input is read as the same number. Beyond
+/// datom values a query handles `nil`, symbols, vectors (tuples), sets and maps (pull
+/// results, `:keys` rows).
+///
+/// Equality is exact (`1` is not `1.0`, as Clojure's `=`), and the order is total:
+/// `nil` first, then datom values (numbers compare numerically across longs and
+/// doubles, a long before an equal double; other types as [`Value`]'s order), then
+/// symbols, vectors, sets and maps.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum QueryValue {
+    /// `nil`.
+    Nil,
+    /// A datom value; never a [`Value::Ref`] (refs read as longs).
+    Value(Value),
+    /// A symbol, e.g. a `:syms` key or `*` in a pull pattern given as an input.
+    Symbol(Arc<str>),
+    /// A vector: a tuple, a collection, a cardinality-many pull value.
+    Vector(Vec<QueryValue>),
+    /// A set.
+    Set(BTreeSet<QueryValue>),
+    /// A map: a pull result or a `:keys`/`:strs`/`:syms` row.
+    Map(BTreeMap<QueryValue, QueryValue>),
+}
+
+impl QueryValue {
+    /// A long.
+    pub fn long(i: i64) -> QueryValue {
+        QueryValue::Value(Value::Long(i))
+    }
+
+    /// A string.
+    pub fn string(s: &str) -> QueryValue {
+        QueryValue::Value(Value::string(s))
+    }
+
+    /// A keyword (leading `:` optional).
+    pub fn keyword(k: &str) -> QueryValue {
+        QueryValue::Value(Value::keyword(k))
+    }
+
+    /// A boolean.
+    pub fn bool(b: bool) -> QueryValue {
+        QueryValue::Value(Value::Bool(b))
+    }
+
+    /// An entity id, as a query sees it (a long).
+    pub fn entity(e: u64) -> QueryValue {
+        QueryValue::Value(Value::Long(i64::try_from(e).unwrap_or(i64::MAX)))
+    }
+
+    /// A datom value as a query sees it: a ref becomes a long.
+    pub fn from_value(v: Value) -> QueryValue {
+        match v {
+            Value::Ref(e) => QueryValue::entity(e),
+            v => QueryValue::Value(v),
+        }
+    }
+
+    /// The datom value, if this is one.
+    pub fn as_value(&self) -> Option<&Value> {
+        match self {
+            QueryValue::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The long, if this is one.
+    pub fn as_long(&self) -> Option<i64> {
+        match self {
+            QueryValue::Value(Value::Long(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            QueryValue::Value(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The keyword, if this is one.
+    pub fn as_keyword(&self) -> Option<&Keyword> {
+        match self {
+            QueryValue::Value(Value::Keyword(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// True for `nil`.
+    pub fn is_nil(&self) -> bool {
+        matches!(self, QueryValue::Nil)
+    }
+
+    /// Clojure truthiness: everything but `nil` and `false` is true.
+    pub fn is_truthy(&self) -> bool {
+        !matches!(
+            self,
+            QueryValue::Nil | QueryValue::Value(Value::Bool(false))
+        )
+    }
+
+    /// The elements of a vector or set, in order; `None` for anything else.
+    pub fn as_seq(&self) -> Option<Vec<&QueryValue>> {
+        match self {
+            QueryValue::Vector(items) => Some(items.iter().collect()),
+            QueryValue::Set(items) => Some(items.iter().collect()),
+            _ => None,
+        }
+    }
+
+    /// Reads an EDN form as a query value: `nil`, scalars (as [`Edn::to_value`];
+    /// characters become one-character strings), symbols, vectors and lists (both
+    /// vectors), sets and maps.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for a form that is no value (`##NaN`, an unknown tag).
+    pub fn from_edn(form: &Edn) -> Result<QueryValue, Error> {
+        Ok(match form {
+            Edn::Nil => QueryValue::Nil,
+            Edn::Char(c) => QueryValue::string(&c.to_string()),
+            Edn::Symbol(s) => QueryValue::Symbol(Arc::from(s.as_str())),
+            Edn::List(items) | Edn::Vector(items) => QueryValue::Vector(
+                items
+                    .iter()
+                    .map(QueryValue::from_edn)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Edn::Set(items) => QueryValue::Set(
+                items
+                    .iter()
+                    .map(QueryValue::from_edn)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Edn::Map(pairs) => QueryValue::Map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| Ok((QueryValue::from_edn(k)?, QueryValue::from_edn(v)?)))
+                    .collect::<Result<_, Error>>()?,
+            ),
+            scalar => QueryValue::Value(scalar.to_value()?),
+        })
+    }
+
+    /// The EDN form of this value (entity ids are plain integers).
+    pub fn to_edn(&self) -> Edn {
+        match self {
+            QueryValue::Nil => Edn::Nil,
+            QueryValue::Value(v) => value_to_edn(v),
+            QueryValue::Symbol(s) => Edn::Symbol(s.to_string()),
+            QueryValue::Vector(items) => {
+                Edn::Vector(items.iter().map(QueryValue::to_edn).collect())
+            }
+            QueryValue::Set(items) => Edn::Set(items.iter().map(QueryValue::to_edn).collect()),
+            QueryValue::Map(pairs) => Edn::Map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_edn(), v.to_edn()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The value as JSON text: `nil` is `null`; keywords are strings without their
+    /// colon (`"person/name"`); instants, uuids and bytes are strings (ISO 8601, the
+    /// canonical uuid form, base64); symbols are strings; vectors and sets are arrays;
+    /// maps are objects whose keys are the strings of their keys.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        write_json(&mut out, self);
+        out
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            QueryValue::Nil => 0,
+            QueryValue::Value(_) => 1,
+            QueryValue::Symbol(_) => 2,
+            QueryValue::Vector(_) => 3,
+            QueryValue::Set(_) => 4,
+            QueryValue::Map(_) => 5,
+        }
+    }
+}
+
+impl From<Value> for QueryValue {
+    fn from(v: Value) -> QueryValue {
+        QueryValue::from_value(v)
+    }
+}
+
+impl From<i64> for QueryValue {
+    fn from(i: i64) -> QueryValue {
+        QueryValue::long(i)
+    }
+}
+
+impl From<&str> for QueryValue {
+    fn from(s: &str) -> QueryValue {
+        QueryValue::string(s)
+    }
+}
+
+impl From<bool> for QueryValue {
+    fn from(b: bool) -> QueryValue {
+        QueryValue::bool(b)
+    }
+}
+
+impl From<Vec<QueryValue>> for QueryValue {
+    fn from(items: Vec<QueryValue>) -> QueryValue {
+        QueryValue::Vector(items)
+    }
+}
+
+/// Compares an integer with a finite double exactly.
+pub(crate) fn cmp_long_double(a: i64, b: f64) -> Ordering {
+    // Outside the i64 range the double decides on its own.
+    // -2^63 and 2^63, exactly representable.
+    const MIN: f64 = -9_223_372_036_854_775_808.0;
+    const MAX: f64 = 9_223_372_036_854_775_808.0;
+    if b < MIN {
+        return Ordering::Greater;
+    }
+    if b >= MAX {
+        return Ordering::Less;
+    }
+    let whole = b.trunc();
+    // `whole` is integral and within the i64 range here, so the cast is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    let whole_i = whole as i64;
+    a.cmp(&whole_i).then_with(|| {
+        let frac = b - whole;
+        if frac > 0.0 {
+            Ordering::Less
+        } else if frac < 0.0 {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        }
+    })
+}
+
+/// Numeric comparison of two values when both are numbers.
+pub(crate) fn cmp_numbers(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Long(x), Value::Long(y)) => Some(x.cmp(y)),
+        (Value::Double(x), Value::Double(y)) => Some(x.cmp(y)),
+        (Value::Long(x), Value::Double(y)) => Some(cmp_long_double(*x, y.get())),
+        (Value::Double(x), Value::Long(y)) => Some(cmp_long_double(*y, x.get()).reverse()),
+        _ => None,
+    }
+}
+
+impl PartialOrd for QueryValue {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for QueryValue {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (QueryValue::Value(a), QueryValue::Value(b)) => match cmp_numbers(a, b) {
+                // Numerically equal long and double: the long first, so the order
+                // stays consistent with (exact) equality.
+                Some(ord) => ord.then_with(|| a.value_type().cmp(&b.value_type())),
+                None => a.cmp(b),
+            },
+            (QueryValue::Symbol(a), QueryValue::Symbol(b)) => a.cmp(b),
+            (QueryValue::Vector(a), QueryValue::Vector(b)) => {
+                // Clojure compares vectors by length first, then element-wise.
+                a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+            }
+            (QueryValue::Set(a), QueryValue::Set(b)) => {
+                a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+            }
+            (QueryValue::Map(a), QueryValue::Map(b)) => {
+                a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+            }
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+/// EDN text, as [`QueryValue::to_edn`] prints.
+impl fmt::Display for QueryValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_edn())
+    }
+}
+
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The text a non-string scalar is written as inside a JSON string.
+fn json_key_text(v: &QueryValue) -> String {
+    match v {
+        QueryValue::Value(Value::String(s)) => s.to_string(),
+        QueryValue::Value(Value::Keyword(k)) => k.as_str().to_owned(),
+        QueryValue::Symbol(s) => s.to_string(),
+        QueryValue::Value(Value::Instant(_) | Value::Uuid(_) | Value::Bytes(_)) => {
+            match v.to_edn() {
+                Edn::Tagged(_, inner) => match *inner {
+                    Edn::String(s) => s,
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn write_json(out: &mut String, v: &QueryValue) {
+    match v {
+        QueryValue::Nil => out.push_str("null"),
+        QueryValue::Value(Value::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
+        QueryValue::Value(Value::Long(i)) => out.push_str(&i.to_string()),
+        QueryValue::Value(Value::Ref(e)) => out.push_str(&e.to_string()),
+        QueryValue::Value(Value::Double(d)) => {
+            if d.get().is_finite() {
+                out.push_str(&format!("{:?}", d.get()));
+            } else {
+                out.push_str("null");
+            }
+        }
+        QueryValue::Value(_) | QueryValue::Symbol(_) => json_string(out, &json_key_text(v)),
+        QueryValue::Vector(items) => write_json_seq(out, items.iter()),
+        QueryValue::Set(items) => write_json_seq(out, items.iter()),
+        QueryValue::Map(pairs) => {
+            out.push('{');
+            for (n, (k, val)) in pairs.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                json_string(out, &json_key_text(k));
+                out.push(':');
+                write_json(out, val);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_json_seq<'a>(out: &mut String, items: impl Iterator<Item = &'a QueryValue>) {
+    out.push('[');
+    for (n, item) in items.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        write_json(out, item);
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edn::parse;
+
+    #[test]
+    fn numbers_order_numerically_and_stay_consistent_with_equality() {
+        let one = QueryValue::long(1);
+        let one_d = QueryValue::Value(Value::double(1.0).unwrap());
+        let half = QueryValue::Value(Value::double(0.5).unwrap());
+        assert!(half < one);
+        assert!(one < one_d);
+        assert_ne!(one, one_d);
+        assert!(QueryValue::long(2) > QueryValue::Value(Value::double(1.5).unwrap()));
+        assert!(QueryValue::Nil < QueryValue::long(i64::MIN));
+        assert_eq!(cmp_long_double(i64::MAX, 9.3e18), Ordering::Less);
+        assert_eq!(cmp_long_double(-3, -2.5), Ordering::Less);
+    }
+
+    #[test]
+    fn edn_round_trips_and_refs_read_as_longs() {
+        let form = parse(r#"[1 "a" :k #{1 2} {:a [nil true]} sym]"#).unwrap();
+        let v = QueryValue::from_edn(&form).unwrap();
+        assert_eq!(v.to_edn(), form);
+        assert_eq!(QueryValue::from(Value::Ref(7)), QueryValue::long(7));
+    }
+
+    #[test]
+    fn json_output() {
+        let form = parse(r#"{:person/name "A\"n", :tags #{:x}, :n nil, :f 1.5}"#).unwrap();
+        let v = QueryValue::from_edn(&form).unwrap();
+        assert_eq!(
+            v.to_json(),
+            r#"{"f":1.5,"n":null,"person/name":"A\"n","tags":["x"]}"#
+        );
+    }
+}

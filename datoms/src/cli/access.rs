@@ -1,0 +1,265 @@
+//! Getting at a database: open the storage a URL names (counting its I/O), read the head,
+//! fetch commits, restore dbs.
+
+use std::sync::Arc;
+
+// `datoms::restore` names the storage crate's restore module (the `restore` fn import
+// brings it along), so the core machine's `Mode` is reached through datoms-core.
+use datoms::storage::batch::{get_all, get_batched};
+use datoms::{
+    Address, Commit, FaultyStorage, Head, IoCounters, Restore, Restored, Step, Storage,
+    StorageError,
+};
+use datoms_core::restore::Mode;
+use indicatif::ProgressBar;
+
+use super::{CliError, DbArgs};
+
+/// An opened storage and the head the command works on.
+///
+/// The storage is wrapped in [`FaultyStorage`] with no fault armed, only for its
+/// counters: commands report the requests and bytes the backend really served, not what
+/// the algorithms believe they asked for.
+pub struct Opened {
+    /// The URL, for messages.
+    pub url: String,
+    /// The head name.
+    pub head: String,
+    counted: Arc<FaultyStorage<Arc<dyn Storage>>>,
+    storage: Arc<dyn Storage>,
+}
+
+/// Whether a command may create the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Writers (transact, import) create a missing redb file.
+    Yes,
+    /// Readers fail on a missing file instead of leaving an empty one behind.
+    No,
+}
+
+impl Opened {
+    /// Opens `args.db`.
+    ///
+    /// # Errors
+    /// [`CliError::NoFile`] for a missing redb file when `create` is [`Create::No`], or
+    /// the open error.
+    pub fn open(args: &DbArgs, create: Create) -> Result<Opened, CliError> {
+        if let Some(path) = args.db.strip_prefix("redb:") {
+            if create == Create::No && !path.is_empty() && !std::path::Path::new(path).exists() {
+                return Err(CliError::NoFile {
+                    url: args.db.clone(),
+                    path: path.to_owned(),
+                });
+            }
+        }
+        let inner = datoms::open(&args.db)?;
+        Ok(Opened::wrap(args.db.clone(), args.head.clone(), inner))
+    }
+
+    /// Wraps an already opened storage.
+    pub fn wrap(url: String, head: String, inner: Arc<dyn Storage>) -> Opened {
+        let counted = Arc::new(FaultyStorage::new(inner));
+        let storage: Arc<dyn Storage> = counted.clone();
+        Opened {
+            url,
+            head,
+            counted,
+            storage,
+        }
+    }
+
+    /// The storage, counted.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The I/O served so far.
+    pub fn io(&self) -> IoCounters {
+        self.counted.counters()
+    }
+
+    /// Where the head points, if it exists.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn get_head(&self) -> Result<Option<Head>, CliError> {
+        Ok(self.storage.get_head(&self.head).await?)
+    }
+
+    /// The commit the head points to.
+    ///
+    /// # Errors
+    /// [`CliError::NoDatabase`] if the head does not exist; backend errors.
+    pub async fn head_commit(&self) -> Result<Address, CliError> {
+        self.get_head()
+            .await?
+            .map(|h| h.commit)
+            .ok_or_else(|| CliError::NoDatabase {
+                url: self.url.clone(),
+                head: self.head.clone(),
+            })
+    }
+
+    /// Fetches and verifies the commits at `addresses` in one batched request.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] naming a missing commit; corrupt or malformed bytes.
+    pub async fn commits(&self, addresses: &[Address]) -> Result<Vec<(Commit, u64)>, CliError> {
+        let blobs = get_all(&*self.storage, addresses).await?;
+        addresses
+            .iter()
+            .zip(blobs)
+            .map(|(a, b)| Ok((Commit::decode(*a, &b)?, b.len() as u64)))
+            .collect()
+    }
+
+    /// Fetches and verifies one commit, with its size in bytes.
+    ///
+    /// # Errors
+    /// As [`Opened::commits`].
+    pub async fn commit(&self, address: Address) -> Result<(Commit, u64), CliError> {
+        self.commits(&[address])
+            .await?
+            .pop()
+            .ok_or(CliError::Storage(StorageError::NotFound { address }))
+    }
+
+    /// The head's db, restored lazily: nodes load on demand, so a transaction or a query
+    /// touches only the paths it needs.
+    ///
+    /// # Errors
+    /// [`CliError::NoDatabase`], missing or corrupt blobs.
+    pub async fn lazy_db(&self) -> Result<datoms::Db, CliError> {
+        match datoms::restore(self.storage.clone(), &self.head).await {
+            Ok(r) => Ok(r.db),
+            Err(StorageError::NoHead { .. }) => Err(CliError::NoDatabase {
+                url: self.url.clone(),
+                head: self.head.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Finds a commit of the head's history by a hex prefix of its address (the short
+    /// form `datoms log` prints) or its full address.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] if the text is not hex, or no (or more than one) commit of the
+    /// history matches it.
+    pub async fn resolve_commit(&self, text: &str) -> Result<Address, CliError> {
+        let text = text.trim().to_ascii_lowercase();
+        if text.len() < 4 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(CliError::Usage(format!(
+                "{text:?} is not a commit address: expected at least 4 hex digits"
+            )));
+        }
+        if text.len() == 64 {
+            return text.parse::<Address>().map_err(CliError::Core);
+        }
+        let head = self.head_commit().await?;
+        let mut matches = Vec::new();
+        let mut walk = CommitWalk::new(head);
+        while let Some((address, _, _)) = walk.next(self).await? {
+            if address.to_hex().starts_with(&text) {
+                matches.push(address);
+            }
+        }
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(CliError::Usage(format!(
+                "no commit of head {:?} in {} starts with {text}",
+                self.head, self.url
+            ))),
+            _ => Err(CliError::Usage(format!(
+                "{} commits start with {text}: give more digits",
+                matches.len()
+            ))),
+        }
+    }
+}
+
+/// Walks a commit chain from the newest back through parents, fetching commits in
+/// batches: each commit lists its parent and up to 8 more ancestors, so one request
+/// brings the next 9 commits instead of one.
+pub struct CommitWalk {
+    queue: std::collections::VecDeque<(Address, Commit, u64)>,
+    batch: Vec<Address>,
+}
+
+impl CommitWalk {
+    /// A walk starting at `head` (included).
+    pub fn new(head: Address) -> CommitWalk {
+        CommitWalk {
+            queue: Default::default(),
+            batch: vec![head],
+        }
+    }
+
+    /// The next older commit, its address and its size in bytes.
+    ///
+    /// # Errors
+    /// A missing or corrupt commit, or one whose ancestor list contradicts the parents.
+    pub async fn next(
+        &mut self,
+        opened: &Opened,
+    ) -> Result<Option<(Address, Commit, u64)>, CliError> {
+        if self.queue.is_empty() && !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            let fetched = opened.commits(&batch).await?;
+            for (i, (address, (commit, size))) in batch.iter().zip(fetched).enumerate() {
+                let child_parent = match (i, self.queue.back()) {
+                    (0, _) | (_, None) => Some(*address),
+                    (_, Some((_, child, _))) => child.parent,
+                };
+                if child_parent != Some(*address) {
+                    return Err(CliError::Core(datoms::Error::Malformed {
+                        address: *address,
+                        reason: "a commit lists it as an ancestor, but it is not the parent of the commit before it".into(),
+                    }));
+                }
+                self.queue.push_back((*address, commit, size));
+            }
+            if let Some((_, last, _)) = self.queue.back() {
+                self.batch = last
+                    .parent
+                    .into_iter()
+                    .chain(last.ancestors.iter().copied())
+                    .collect();
+            }
+        }
+        Ok(self.queue.pop_front())
+    }
+}
+
+/// Restores `commit` fully (every node in memory), one batched request per tree level,
+/// with a progress bar counting nodes. This is the loop of `datoms::restore_commit`,
+/// driven here so the bar can follow each batch.
+///
+/// # Errors
+/// Missing or corrupt blobs, backend errors.
+pub async fn full_restore(
+    storage: &dyn Storage,
+    commit: Address,
+    bar: &ProgressBar,
+) -> Result<Restored, CliError> {
+    let mut machine = Restore::with_mode(commit, None, Mode::Eager);
+    loop {
+        match machine.poll()? {
+            Step::Need(addresses) => {
+                bar.inc_length(addresses.len() as u64);
+                let blobs = get_batched(storage, &addresses).await?;
+                for (a, b) in addresses.iter().zip(blobs) {
+                    machine.accept(*a, b.map(|b| b.to_vec()))?;
+                    bar.inc(1);
+                }
+            }
+            Step::Done(db) => {
+                return Ok(Restored {
+                    db,
+                    stats: machine.stats(),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! `datoms query`: index access as Datascript's `(d/datoms db :eavt e a)` — the datoms of
+//! one index matching leading components, in index order. (Datalog comes later.)
+
+use std::io::Write;
+
+use datoms::edn::{datom_to_edn, parse, Edn};
+use datoms::{Component, Datom, Db, IndexKind, Value};
+use serde::Serialize;
+
+use super::access::{Create, Opened};
+use super::{CliError, Ctx, DbArgs};
+
+/// Arguments of `datoms query`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+datoms query --db redb:people.datoms '[:eavt 1 :person/name]'\n  \
+datoms query --db redb:people.datoms --index avet :person/age 42\n  \
+datoms query --db redb:people.datoms --index eavt '[:person/email \"ann@example.com\"]'\n\
+Components are EDN values in index order: eavt = e a v tx, aevt = a e v tx, avet = a v e tx. \
+An entity may be a lookup ref [:unique-attr value]. Values of ref attributes are entity ids.")]
+pub struct Args {
+    #[command(flatten)]
+    db: DbArgs,
+
+    /// The index to read. Without it, the components are one EDN vector that starts with
+    /// the index: '[:eavt 1 :person/name]'.
+    #[arg(long, value_enum, value_name = "INDEX")]
+    index: Option<IndexArg>,
+
+    /// Print at most this many datoms.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+
+    /// Leading components, each an EDN value (or, without --index, one EDN vector).
+    #[arg(value_name = "COMPONENTS", allow_negative_numbers = true)]
+    components: Vec<String>,
+}
+
+/// The index names accepted by `--index`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum IndexArg {
+    Eavt,
+    Aevt,
+    Avet,
+}
+
+impl From<IndexArg> for IndexKind {
+    fn from(i: IndexArg) -> IndexKind {
+        match i {
+            IndexArg::Eavt => IndexKind::Eavt,
+            IndexArg::Aevt => IndexKind::Aevt,
+            IndexArg::Avet => IndexKind::Avet,
+        }
+    }
+}
+
+/// One datom as JSON. `v` is the natural JSON value (ids for refs, `:ns/name` strings
+/// for keywords, EDN text for instants, uuids and bytes); `type` tells which it was.
+#[derive(Serialize)]
+struct DatomJson {
+    e: u64,
+    a: String,
+    v: serde_json::Value,
+    #[serde(rename = "type")]
+    value_type: &'static str,
+    tx: u64,
+}
+
+/// A datom as JSON.
+fn datom_json(d: &Datom) -> DatomJson {
+    use serde_json::Value as J;
+    let v = match &d.v {
+        Value::Bool(b) => J::Bool(*b),
+        Value::Long(i) => J::from(*i),
+        Value::Double(x) => J::from(x.get()),
+        Value::String(s) => J::String(s.to_string()),
+        Value::Keyword(k) => J::String(k.to_string()),
+        Value::Ref(e) => J::from(*e),
+        other => J::String(datoms::edn::value_to_edn(other).to_string()),
+    };
+    DatomJson {
+        e: d.e,
+        a: d.a.to_string(),
+        v,
+        value_type: d.v.value_type().keyword(),
+        tx: d.tx,
+    }
+}
+
+/// Runs `datoms query`.
+///
+/// # Errors
+/// Components that do not parse or are not in index order; storage errors.
+pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
+    let (index, forms) = read_components(&args)?;
+    let opened = Opened::open(&args.db, Create::No)?;
+    let db = opened.lazy_db().await?;
+    let components = to_components(&db, index, &forms)?;
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if ctx.json {
+        out.write_all(b"[").map_err(CliError::Output)?;
+    }
+    for (i, datom) in db.datoms(index, &components)?.take(limit).enumerate() {
+        let datom = datom?;
+        if ctx.json {
+            let sep = if i == 0 { "\n  " } else { ",\n  " };
+            out.write_all(sep.as_bytes()).map_err(CliError::Output)?;
+            serde_json::to_writer(&mut out, &datom_json(&datom))?;
+        } else {
+            writeln!(out, "{}", datom_to_edn(&datom)).map_err(CliError::Output)?;
+        }
+    }
+    if ctx.json {
+        out.write_all(b"\n]\n").map_err(CliError::Output)?;
+    }
+    out.flush().map_err(CliError::Output)
+}
+
+/// The index and the component forms, from `--index` and the arguments, or from one
+/// `[:eavt …]` vector.
+fn read_components(args: &Args) -> Result<(IndexKind, Vec<Edn>), CliError> {
+    let parse_arg =
+        |text: &str| parse(text).map_err(|e| CliError::Usage(format!("component {text:?}: {e}")));
+    if let Some(index) = args.index {
+        let forms = args
+            .components
+            .iter()
+            .map(|c| parse_arg(c))
+            .collect::<Result<_, _>>()?;
+        return Ok((index.into(), forms));
+    }
+    let usage = || {
+        CliError::Usage(
+            "name the index: --index eavt|aevt|avet COMPONENTS…, or one vector '[:eavt COMPONENTS…]'"
+                .into(),
+        )
+    };
+    let [text] = args.components.as_slice() else {
+        return Err(usage());
+    };
+    let Edn::Vector(mut items) = parse_arg(text)? else {
+        return Err(usage());
+    };
+    if items.is_empty() {
+        return Err(usage());
+    }
+    let index = match items.remove(0) {
+        Edn::Keyword(k) if k.as_str() == "eavt" => IndexKind::Eavt,
+        Edn::Keyword(k) if k.as_str() == "aevt" => IndexKind::Aevt,
+        Edn::Keyword(k) if k.as_str() == "avet" => IndexKind::Avet,
+        _ => return Err(usage()),
+    };
+    Ok((index, items))
+}
+
+/// Turns EDN forms into index components, in the order `index` takes them. The schema
+/// decides how a value reads: under a ref attribute an integer is an entity id.
+fn to_components(db: &Db, index: IndexKind, forms: &[Edn]) -> Result<Vec<Component>, CliError> {
+    #[derive(Clone, Copy)]
+    enum Slot {
+        E,
+        A,
+        V,
+        Tx,
+    }
+    let order = match index {
+        IndexKind::Eavt => [Slot::E, Slot::A, Slot::V, Slot::Tx],
+        IndexKind::Aevt => [Slot::A, Slot::E, Slot::V, Slot::Tx],
+        IndexKind::Avet => [Slot::A, Slot::V, Slot::E, Slot::Tx],
+    };
+    if forms.len() > order.len() {
+        return Err(CliError::Usage(format!(
+            "an index takes at most 4 components, got {}",
+            forms.len()
+        )));
+    }
+    let mut attr = None;
+    let mut out = Vec::with_capacity(forms.len());
+    for (form, slot) in forms.iter().zip(order) {
+        let bad = |what: &str| CliError::Usage(format!("`{form}` is not {what}"));
+        out.push(match slot {
+            Slot::E => Component::E(entity(db, form)?.ok_or_else(|| bad("an entity id"))?),
+            Slot::A => match form {
+                Edn::Keyword(k) => {
+                    attr = Some(k.clone());
+                    Component::A(k.clone())
+                }
+                _ => return Err(bad("an attribute keyword")),
+            },
+            Slot::V => {
+                let is_ref = attr
+                    .as_ref()
+                    .and_then(|a| db.schema().get(a))
+                    .is_some_and(|s| s.is_ref());
+                if is_ref {
+                    Component::V(Value::Ref(
+                        entity(db, form)?
+                            .ok_or_else(|| bad("an entity id (the attribute is a ref)"))?,
+                    ))
+                } else {
+                    Component::V(form.to_value()?)
+                }
+            }
+            Slot::Tx => match form {
+                Edn::Int(t) if *t >= 0 => Component::Tx(t.unsigned_abs()),
+                _ => return Err(bad("a transaction id")),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// An entity id, or the entity a lookup ref `[:attr value]` finds. `Ok(None)` for a
+/// form that is neither; a lookup ref that finds nothing is an error.
+fn entity(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
+    match form {
+        Edn::Int(e) if *e >= 0 => Ok(Some(e.unsigned_abs())),
+        Edn::Vector(items) => match items.as_slice() {
+            [Edn::Keyword(a), v] => {
+                let value = v.to_value()?;
+                match db.entity_by_value(a, &value)? {
+                    Some(e) => Ok(Some(e)),
+                    None => Err(CliError::Core(datoms::Error::UnknownLookupRef {
+                        attr: a.clone(),
+                        value,
+                    })),
+                }
+            }
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,108 @@
+//! `datoms verify`: fetch every node reachable from the head commit (or from every commit
+//! of its history) and check it, so corruption is found before a replica needs the node.
+
+use std::time::Instant;
+
+use datoms::IndexKind;
+use serde::Serialize;
+
+use super::access::{CommitWalk, Create, Opened};
+use super::output::{bytes, short, thousands, Ctx};
+use super::walk::{slot, walk};
+use super::{CliError, DbArgs};
+
+/// Arguments of `datoms verify`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exits with status 1 and names the first corrupt or missing node \
+(its full address, index, level and parent) when the check fails."
+)]
+pub struct Args {
+    #[command(flatten)]
+    db: DbArgs,
+
+    /// Also check every older commit of the head's history and the trees they name
+    /// (nodes shared between commits are checked once).
+    #[arg(long)]
+    history: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    ok: bool,
+    head: String,
+    commit: String,
+    commits_checked: u64,
+    nodes: u64,
+    bytes: u64,
+    round_trips: u64,
+    datoms: [u64; 3],
+    seconds: f64,
+}
+
+/// Runs `datoms verify`.
+///
+/// # Errors
+/// The first corrupt, missing or misplaced node or commit, named by address.
+pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
+    let started = Instant::now();
+    let opened = Opened::open(&args.db, Create::No)?;
+    let head = opened.head_commit().await?;
+    let mut roots = Vec::new();
+    let mut datoms = [0u64; 3];
+    let mut commits_checked = 0u64;
+    let mut walk_commits = CommitWalk::new(head);
+    while let Some((address, commit, _)) = walk_commits
+        .next(&opened)
+        .await
+        .map_err(|e| e.at(format!("commit chain of head {:?}", opened.head)))?
+    {
+        commits_checked += 1;
+        for (slot, index) in IndexKind::ALL.iter().enumerate() {
+            roots.push((*index, commit.roots[slot], address));
+        }
+        if !args.history {
+            break;
+        }
+    }
+    let bar = ctx.bar(0, "nodes");
+    bar.set_message("verifying");
+    let totals = walk(&**opened.storage(), &roots, &bar, |v| {
+        if v.root_of == Some(head) {
+            datoms[slot(v.index)] = v.node.count();
+        }
+    })
+    .await;
+    bar.finish_and_clear();
+    let totals = totals?;
+    let report = Report {
+        ok: true,
+        head: opened.head.clone(),
+        commit: head.to_hex(),
+        commits_checked,
+        nodes: totals.nodes,
+        bytes: totals.bytes,
+        round_trips: totals.round_trips,
+        datoms,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if ctx.json {
+        return ctx.print_json(&report);
+    }
+    ctx.print(&format!(
+        "ok: {} commit{} from {} ({}), {} nodes, {} checked in {} round trip{}, {:.2} s\n    \
+         EAVT {} datoms, AEVT {}, AVET {}\n",
+        commits_checked,
+        if commits_checked == 1 { "" } else { "s" },
+        short(&head),
+        opened.head,
+        thousands(totals.nodes),
+        bytes(totals.bytes),
+        totals.round_trips,
+        if totals.round_trips == 1 { "" } else { "s" },
+        report.seconds,
+        thousands(datoms[0]),
+        thousands(datoms[1]),
+        thousands(datoms[2]),
+    ))
+}
