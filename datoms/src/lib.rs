@@ -9,7 +9,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let storage = datoms::open("mem:")?;
+//! let storage = datoms::open("mem:").await?;
 //! let db = datoms::Db::new(datoms::Schema::new())
 //!     .with_edn(r#"[{:db/id -1 :person/name "Ann"}]"#)?
 //!     .db_after;
@@ -27,6 +27,7 @@ pub use datoms_storage::{
     FaultyStorage, Head, IoCounters, MemoryStorage, Restored, Storage, StorageError, StoreStats,
     Stored, SyncPolicy, SyncRoute, Synced, Version,
 };
+pub use datoms_core::restore::{Materialize, Mode};
 pub use open::{open, OpenError};
 
 /// The storage layer, whole (drivers, batching, caches, fault injection).
@@ -34,6 +35,10 @@ pub use datoms_storage as storage;
 
 #[cfg(feature = "redb")]
 pub use backend_redb::RedbStorage;
+#[cfg(feature = "rocks")]
+pub use backend_rocks::RocksStorage;
+#[cfg(feature = "s3")]
+pub use backend_s3::S3Storage;
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[doc = include_str!("../../README.md")]

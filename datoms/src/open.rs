@@ -41,11 +41,13 @@ pub enum OpenError {
 /// - `s3://BUCKET/PREFIX?endpoint=…&region=…` — S3-compatible object storage (feature `s3`);
 /// - `mem:` — a new, empty in-memory storage (feature `mem`, default).
 ///
+/// It is async because opening object storage resolves credentials and the region.
+///
 /// # Errors
 /// [`OpenError::FeatureDisabled`] naming the feature to enable when the scheme's backend
 /// is not built in; [`OpenError::UnknownScheme`], [`OpenError::BadUrl`], or the backend's
 /// own error.
-pub fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
+pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
     let disabled = |feature| OpenError::FeatureDisabled {
         url: url.to_owned(),
         feature,
@@ -62,10 +64,22 @@ pub fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
         #[cfg(not(feature = "redb"))]
         return Err(disabled("redb"));
     }
-    if url.starts_with("rocksdb:") {
+    if let Some(path) = url.strip_prefix("rocksdb:") {
+        if path.is_empty() {
+            return Err(OpenError::BadUrl {
+                url: url.to_owned(),
+                reason: "the path is empty".into(),
+            });
+        }
+        #[cfg(feature = "rocks")]
+        return Ok(Arc::new(backend_rocks::RocksStorage::open(path)?));
+        #[cfg(not(feature = "rocks"))]
         return Err(disabled("rocks"));
     }
     if url.starts_with("s3://") {
+        #[cfg(feature = "s3")]
+        return Ok(Arc::new(backend_s3::S3Storage::open(url).await?));
+        #[cfg(not(feature = "s3"))]
         return Err(disabled("s3"));
     }
     if url == "mem:" {
@@ -83,29 +97,48 @@ pub fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn schemes_pick_backends_and_say_which_feature_is_missing() {
-        assert!(open("mem:").is_ok());
+    #[tokio::test]
+    async fn schemes_pick_backends_and_say_which_feature_is_missing() {
+        assert!(open("mem:").await.is_ok());
+        #[cfg(not(feature = "rocks"))]
         assert!(matches!(
-            open("rocksdb:/tmp/x"),
+            open("rocksdb:/tmp/x").await,
             Err(OpenError::FeatureDisabled { feature: "rocks", .. })
         ));
+        #[cfg(not(feature = "s3"))]
         assert!(matches!(
-            open("s3://bucket/prefix"),
+            open("s3://bucket/prefix").await,
             Err(OpenError::FeatureDisabled { feature: "s3", .. })
         ));
-        assert!(matches!(open("ftp://x"), Err(OpenError::UnknownScheme { .. })));
-        assert!(matches!(open("redb:"), Err(OpenError::BadUrl { .. })));
+        assert!(matches!(
+            open("ftp://x").await,
+            Err(OpenError::UnknownScheme { .. })
+        ));
+        assert!(matches!(open("redb:").await, Err(OpenError::BadUrl { .. })));
+        assert!(matches!(
+            open("rocksdb:").await,
+            Err(OpenError::BadUrl { .. })
+        ));
     }
 
-    #[test]
-    fn redb_urls_open_a_file() {
+    #[tokio::test]
+    async fn redb_urls_open_a_file() {
         let dir = std::env::temp_dir().join(format!("datoms-open-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("x.redb");
         let url = format!("redb:{}", path.display());
-        assert!(open(&url).is_ok());
+        assert!(open(&url).await.is_ok());
         assert!(path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(feature = "rocks")]
+    #[tokio::test]
+    async fn rocksdb_urls_open_a_directory() {
+        let dir = std::env::temp_dir().join(format!("datoms-open-rocks-{}", std::process::id()));
+        let url = format!("rocksdb:{}", dir.display());
+        assert!(open(&url).await.is_ok());
+        assert!(dir.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

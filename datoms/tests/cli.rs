@@ -426,3 +426,70 @@ fn an_unknown_scheme_is_a_one_line_error() {
         "a reader must not create the file"
     );
 }
+
+#[test]
+fn datalog_queries_and_pull_run_against_the_stored_db() {
+    let s = Scratch::new();
+    let db = s.url("q.redb");
+    let schema = s.file("schema.edn", SCHEMA);
+    let tx = s.file(
+        "people.edn",
+        r#"[{:db/id -1 :person/name "Ann" :person/age 31 :person/friend -2}
+            {:db/id -2 :person/name "Bob" :person/age 25}
+            {:db/id -3 :person/name "Cid" :person/age 40 :person/friend -1}]"#,
+    );
+    ok(&["transact", "--db", &db, "--schema", &schema, &tx]);
+
+    // A join with a predicate, as EDN.
+    let edn = ok(&[
+        "query",
+        "--db",
+        &db,
+        "--format",
+        "edn",
+        "[:find ?n ?fn :where [?e :person/age ?a] [(> ?a 30)] [?e :person/name ?n] [?e :person/friend ?f] [?f :person/name ?fn]]",
+    ]);
+    assert_eq!(edn.trim(), r#"#{["Ann" "Bob"] ["Cid" "Ann"]}"#);
+
+    // An aggregate with an :in value, as JSON.
+    let doc = json(&[
+        "query",
+        "--db",
+        &db,
+        "[:find (count ?e) . :in $ ?min :where [?e :person/age ?a] [(>= ?a ?min)]]",
+        "--in",
+        "30",
+    ]);
+    assert_eq!(doc, serde_json::json!(2));
+
+    // The default table has a header row of the :find elements.
+    let table = ok(&["query", "--db", &db, "[:find ?n :where [_ :person/name ?n]]"]);
+    assert!(table.contains("?n"), "{table}");
+    assert!(table.contains("Bob"), "{table}");
+
+    // Too few :in values is a usage error naming the inputs.
+    let err = fails(&[
+        "query",
+        "--db",
+        &db,
+        "[:find ?e :in $ ?n :where [?e :person/name ?n]]",
+    ]);
+    assert!(err.contains("--in"), "{err}");
+
+    // A malformed query names the clause at fault.
+    let err = fails(&["query", "--db", &db, "[:find ?e :where [?e :person/name ?n] (foo)]"]);
+    assert!(err.contains("foo"), "{err}");
+
+    // Pull by lookup ref, nested through a ref.
+    let pulled = ok(&[
+        "pull",
+        "--db",
+        &db,
+        "[:person/name {:person/friend [:person/name]}]",
+        r#"[:person/name "Ann"]"#,
+    ]);
+    assert!(pulled.contains(r#":person/name "Ann""#), "{pulled}");
+    assert!(pulled.contains(r#":person/name "Bob""#), "{pulled}");
+    let missing = ok(&["pull", "--db", &db, "[*]", r#"[:person/name "Nobody"]"#]);
+    assert_eq!(missing.trim(), "nil");
+}

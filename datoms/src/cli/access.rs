@@ -44,7 +44,7 @@ impl Opened {
     /// # Errors
     /// [`CliError::NoFile`] for a missing redb file when `create` is [`Create::No`], or
     /// the open error.
-    pub fn open(args: &DbArgs, create: Create) -> Result<Opened, CliError> {
+    pub async fn open(args: &DbArgs, create: Create) -> Result<Opened, CliError> {
         if let Some(path) = args.db.strip_prefix("redb:") {
             if create == Create::No && !path.is_empty() && !std::path::Path::new(path).exists() {
                 return Err(CliError::NoFile {
@@ -53,7 +53,7 @@ impl Opened {
                 });
             }
         }
-        let inner = datoms::open(&args.db)?;
+        let inner = datoms::open(&args.db).await?;
         Ok(Opened::wrap(args.db.clone(), args.head.clone(), inner))
     }
 

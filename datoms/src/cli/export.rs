@@ -44,7 +44,7 @@ struct Report {
 /// # Errors
 /// [`CliError::NoDatabase`], missing or corrupt nodes, an unwritable file.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let opened = Opened::open(&args.db, Create::No)?;
+    let opened = Opened::open(&args.db, Create::No).await?;
     let head = opened.head_commit().await?;
     // Lazy restore, then load every node level by level in batched requests: far fewer
     // round trips than letting the cursor load one leaf at a time.

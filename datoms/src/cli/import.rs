@@ -57,7 +57,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     let schema = args.schema.as_deref().map(read_schema).transpose()?;
     let (schema, txs, count) = read_datoms(&args.file, &text, schema, ctx)?;
 
-    let opened = Opened::open(&args.db, Create::Yes)?;
+    let opened = Opened::open(&args.db, Create::Yes).await?;
     if let Some(head) = opened.get_head().await? {
         return Err(CliError::AlreadyExists {
             url: opened.url.clone(),

@@ -34,7 +34,7 @@ struct Entry {
 /// # Errors
 /// [`CliError::NoDatabase`]; a missing or corrupt commit, named by address.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let opened = Opened::open(&args.db, Create::No)?;
+    let opened = Opened::open(&args.db, Create::No).await?;
     let head = opened.head_commit().await?;
     let mut walk = CommitWalk::new(head);
     let mut entries = Vec::new();

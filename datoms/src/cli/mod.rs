@@ -2,6 +2,7 @@
 //! module per command.
 
 mod access;
+mod datalog;
 mod demo;
 mod error;
 mod export;
@@ -58,8 +59,11 @@ enum Command {
     Demo(demo::Args),
     /// Run a transaction (Datascript EDN tx data) and store the result as a new commit.
     Transact(transact::Args),
-    /// Print the datoms of an index that match leading components.
+    /// Run a Datalog query ('[:find …]'), or print the datoms of an index that match
+    /// leading components ('[:eavt …]').
     Query(query::Args),
+    /// Pull an entity with a Datascript pull pattern.
+    Pull(datalog::PullArgs),
     /// Build a new database from `#datom [e a v tx added]` lines and store it.
     Import(import::Args),
     /// Write every datom of the head as `#datom [e a v tx added]` lines.
@@ -103,6 +107,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Demo(a) => demo::run(a, ctx).await,
         Command::Transact(a) => transact::run(a, ctx).await,
         Command::Query(a) => query::run(a, ctx).await,
+        Command::Pull(a) => datalog::run_pull(a, ctx).await,
         Command::Import(a) => import::run(a, ctx).await,
         Command::Export(a) => export::run(a, ctx).await,
         Command::Log(a) => log::run(a, ctx).await,

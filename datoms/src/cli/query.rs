@@ -1,5 +1,6 @@
-//! `datoms query`: index access as Datascript's `(d/datoms db :eavt e a)` — the datoms of
-//! one index matching leading components, in index order. (Datalog comes later.)
+//! `datoms query`: a Datalog query (`[:find …]`, see [`super::datalog`]), or index access
+//! as Datascript's `(d/datoms db :eavt e a)` — the datoms of one index matching leading
+//! components, in index order.
 
 use std::io::Write;
 
@@ -13,6 +14,8 @@ use super::{CliError, Ctx, DbArgs};
 /// Arguments of `datoms query`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
+datoms query --db redb:people.datoms '[:find ?n :where [?e :person/age ?a] [(> ?a 30)] [?e :person/name ?n]]'\n  \
+datoms query --db redb:people.datoms '[:find ?e . :in $ ?n :where [?e :person/name ?n]]' --in '\"Ann\"'\n  \
 datoms query --db redb:people.datoms '[:eavt 1 :person/name]'\n  \
 datoms query --db redb:people.datoms --index avet :person/age 42\n  \
 datoms query --db redb:people.datoms --index eavt '[:person/email \"ann@example.com\"]'\n\
@@ -30,6 +33,15 @@ pub struct Args {
     /// Print at most this many datoms.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+
+    /// A Datalog query's `:in` values besides its sources, in order, each an EDN value
+    /// (repeat the flag).
+    #[arg(long = "in", value_name = "EDN", allow_hyphen_values = true)]
+    inputs: Vec<String>,
+
+    /// How to print Datalog results (`--json` prints JSON).
+    #[arg(long, value_enum, default_value_t)]
+    format: super::datalog::Format,
 
     /// Leading components, each an EDN value (or, without --index, one EDN vector).
     #[arg(value_name = "COMPONENTS", allow_negative_numbers = true)]
@@ -92,8 +104,14 @@ fn datom_json(d: &Datom) -> DatomJson {
 /// # Errors
 /// Components that do not parse or are not in index order; storage errors.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
+    if let (None, [text]) = (args.index, args.components.as_slice()) {
+        if super::datalog::is_datalog(text) {
+            return super::datalog::run_query(&args.db, text, &args.inputs, args.format, ctx)
+                .await;
+        }
+    }
     let (index, forms) = read_components(&args)?;
-    let opened = Opened::open(&args.db, Create::No)?;
+    let opened = Opened::open(&args.db, Create::No).await?;
     let db = opened.lazy_db().await?;
     let components = to_components(&db, index, &forms)?;
     let limit = args.limit.unwrap_or(usize::MAX);
