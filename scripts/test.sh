@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (README command 2).
 # Installs what the suite needs first, idempotently, then: format check, clippy with
-# warnings as errors, every test of every crate (nextest), and the doc tests.
+# warnings as errors, every test of every crate (nextest), and the doc tests — all with
+# every cargo feature on, so each backend is built once and `datoms::open` reaches all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,10 +28,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "tests (nextest)"
-cargo nextest run --workspace --no-fail-fast
+cargo nextest run --workspace --all-features --no-fail-fast
 
 step "doc tests"
-cargo test --workspace --doc
+cargo test --workspace --all-features --doc

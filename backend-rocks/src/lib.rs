@@ -1,5 +1,566 @@
-//! `backend-rocks`: a datoms storage backend. It implements `datoms-storage`'s `Storage` trait
-//! once that trait lands (see the storage issue); until then it only names the core
-//! address type its keys are built from.
+//! `backend-rocks`: datoms storage in a RocksDB database (a directory).
+//!
+//! Two column families: `nodes` (address → node or commit bytes) and `heads` (name →
+//! commit address and version). Every RocksDB call runs on tokio's blocking pool, never on
+//! the async runtime's threads.
+//!
+//! - **Batches.** `get_many` is one batched `MultiGet`; `put_many` and `delete_many` are
+//!   one atomic `WriteBatch` each, so a reader never sees half a batch.
+//! - **Durability.** The write-ahead log is on and every write is synchronous (`sync`:
+//!   the WAL is fsynced before the call returns), so an acknowledged `put_many` or
+//!   `cas_head` survives a process kill or a power loss. There is no WAL-less mode.
+//! - **Head CAS.** `cas_head` reads, compares and writes the head while holding a mutex
+//!   of this [`RocksStorage`] (shared by its clones); only `cas_head` writes heads, so the
+//!   read-compare-write is atomic within the process. Other processes are kept out by the
+//!   OS file lock RocksDB takes on the directory's `LOCK` file when it opens read-write
+//!   (an `fcntl` lock, released by the kernel when the process dies, even by `kill -9`):
+//!   a second process, or a second open in the same process, fails with
+//!   [`StorageError::Backend`]. A transaction DB would give the same atomicity, but would
+//!   put every blob write through its per-key lock manager, while the head CAS is the
+//!   only read-modify-write there is and content-addressed blobs need no locking.
+//! - **Tuning** (see [`RocksConfig`]): one LRU cache (256 MiB by default) shared by SST
+//!   blocks and blob values; index and filter blocks charged to it, L0's pinned; full
+//!   bloom filters at 10 bits per key on every level (`store` mostly probes addresses the
+//!   storage lacks); values of 4 KiB and more kept in blob files (written once, never
+//!   rewritten by compaction, reclaimed by blob GC after deletes); LZ4 compression; the
+//!   WAL capped at 128 MiB so the rarely written heads family does not pin old WAL files.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), datoms_storage::StorageError> {
+//! let storage = backend_rocks::RocksStorage::open("my-datoms-db")?;
+//! # Ok(()) }
+//! ```
 
-pub use datoms_core::Address;
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datoms_core::Address;
+use datoms_storage::{Capabilities, Head, Storage, StorageError, Version};
+use rocksdb::{
+    Cache, ColumnFamily, ColumnFamilyDescriptor, ErrorKind, ReadOptions, WriteBatch, WriteOptions,
+    DB,
+};
+
+pub use config::{RocksConfig, DEFAULT_CACHE_BYTES, DEFAULT_MIN_BLOB_SIZE};
+
+/// The column family of content-addressed blobs (nodes and commits).
+pub const NODES_CF: &str = "nodes";
+/// The column family of named heads.
+pub const HEADS_CF: &str = "heads";
+
+/// A head record: the commit address, then the version as a big-endian `u64`.
+const HEAD_RECORD_LEN: usize = 32 + 8;
+
+/// A [`Storage`] in a RocksDB database. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct RocksStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    path: PathBuf,
+    /// Held across the read-compare-write of a head CAS.
+    cas: Mutex<()>,
+}
+
+impl std::fmt::Debug for RocksStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStorage")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl RocksStorage {
+    /// Opens the RocksDB database in directory `path` with the default [`RocksConfig`],
+    /// creating it if needed. This blocks (it may replay the WAL): from async code, call it
+    /// on the blocking pool, or use [`RocksStorage::open_async`].
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] naming the path if the database cannot be opened or
+    /// created (not a RocksDB directory, permissions, or another process — or another
+    /// `RocksStorage` in this one — holds it).
+    pub fn open(path: impl AsRef<Path>) -> Result<RocksStorage, StorageError> {
+        RocksStorage::open_with(path, &RocksConfig::default())
+    }
+
+    /// Opens the database in `path` with `config`, creating it if needed. Blocks, like
+    /// [`RocksStorage::open`].
+    ///
+    /// # Errors
+    /// As [`RocksStorage::open`].
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        config: &RocksConfig,
+    ) -> Result<RocksStorage, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        let cache = Cache::new_lru_cache(config.cache_bytes());
+        let (db_options, nodes, heads) = config.options(&cache);
+        let db = DB::open_cf_descriptors(
+            &db_options,
+            &path,
+            [
+                ColumnFamilyDescriptor::new(NODES_CF, nodes),
+                ColumnFamilyDescriptor::new(HEADS_CF, heads),
+            ],
+        )
+        .map_err(|e| StorageError::backend(format!("rocksdb database {}: {e}", path.display())))?;
+        Ok(RocksStorage {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                cas: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// [`RocksStorage::open_with`] on tokio's blocking pool.
+    ///
+    /// # Errors
+    /// As [`RocksStorage::open`].
+    pub async fn open_async(
+        path: impl AsRef<Path>,
+        config: RocksConfig,
+    ) -> Result<RocksStorage, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || RocksStorage::open_with(path, &config))
+            .await
+            .map_err(|e| StorageError::backend(format!("rocksdb worker failed: {e}")))?
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs blocking RocksDB work on tokio's blocking pool.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| StorageError::backend(format!("rocksdb worker failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn cf(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
+        self.db.cf_handle(name).ok_or_else(|| {
+            StorageError::backend(format!(
+                "rocksdb database {}: column family {name:?} is missing",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// Writes `batch` durably: the WAL is fsynced before this returns.
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options).map_err(error)
+    }
+
+    /// The head `name`, decoded.
+    fn head(&self, name: &str) -> Result<Option<(Address, u64)>, StorageError> {
+        let heads = self.cf(HEADS_CF)?;
+        match self
+            .db
+            .get_pinned_cf(heads, name.as_bytes())
+            .map_err(error)?
+        {
+            None => Ok(None),
+            Some(record) => decode_head(name, &record).map(Some),
+        }
+    }
+}
+
+/// Maps a RocksDB error: the kinds RocksDB itself calls retryable are transient.
+fn error(e: rocksdb::Error) -> StorageError {
+    match e.kind() {
+        ErrorKind::Busy | ErrorKind::TryAgain | ErrorKind::TimedOut => StorageError::Transient {
+            reason: format!("rocksdb: {e}"),
+        },
+        _ => StorageError::backend(format!("rocksdb: {e}")),
+    }
+}
+
+fn encode_head(commit: &Address, version: u64) -> [u8; HEAD_RECORD_LEN] {
+    let mut record = [0; HEAD_RECORD_LEN];
+    record[..32].copy_from_slice(&commit.0);
+    record[32..].copy_from_slice(&version.to_be_bytes());
+    record
+}
+
+fn decode_head(name: &str, record: &[u8]) -> Result<(Address, u64), StorageError> {
+    let malformed = || {
+        StorageError::backend(format!(
+            "rocksdb: head {name:?} record is malformed: {} bytes, expected {HEAD_RECORD_LEN}",
+            record.len()
+        ))
+    };
+    let (commit, version) = record.split_first_chunk::<32>().ok_or_else(malformed)?;
+    let version: [u8; 8] = version.try_into().map_err(|_| malformed())?;
+    Ok((Address(*commit), u64::from_be_bytes(version)))
+}
+
+fn to_head((commit, version): (Address, u64)) -> Head {
+    Head {
+        commit,
+        version: Version(version.to_string()),
+    }
+}
+
+fn to_address(key: &[u8]) -> Result<Address, StorageError> {
+    let key: [u8; 32] = key.try_into().map_err(|_| {
+        StorageError::backend(format!(
+            "rocksdb: a key of {} bytes in the {NODES_CF} column family is not an address",
+            key.len()
+        ))
+    })?;
+    Ok(Address(key))
+}
+
+/// Read options for reads that should not evict hot blocks from the cache (existence
+/// checks of `put_many`, listings for GC).
+fn cold_read() -> ReadOptions {
+    let mut options = ReadOptions::default();
+    options.fill_cache(false);
+    options
+}
+
+#[async_trait]
+impl Storage for RocksStorage {
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let addresses = addresses.to_vec();
+        self.blocking(move |inner| {
+            let nodes = inner.cf(NODES_CF)?;
+            inner
+                .db
+                .batched_multi_get_cf(nodes, addresses.iter().map(|a| &a.0), false)
+                .into_iter()
+                .map(|got| Ok(got.map_err(error)?.map(|v| Bytes::copy_from_slice(&v))))
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let blobs = blobs.to_vec();
+        self.blocking(move |inner| {
+            let nodes = inner.cf(NODES_CF)?;
+            // The first write of an address wins, as in every backend; the check is cheap
+            // for new addresses (the bloom filter answers) and spares blob files the
+            // garbage of rewriting a value that is already there.
+            let present = inner.db.batched_multi_get_cf_opt(
+                nodes,
+                blobs.iter().map(|(a, _)| &a.0),
+                false,
+                &cold_read(),
+            );
+            let mut batch = WriteBatch::default();
+            for ((address, bytes), present) in blobs.iter().zip(present) {
+                if present.map_err(error)?.is_none() {
+                    batch.put_cf(nodes, address.0, bytes);
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            inner.write(batch)
+        })
+        .await
+    }
+
+    async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        let name = name.to_owned();
+        self.blocking(move |inner| Ok(inner.head(&name)?.map(to_head)))
+            .await
+    }
+
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError> {
+        let name = name.to_owned();
+        let expected = expected.cloned();
+        self.blocking(move |inner| {
+            let _cas = inner
+                .cas
+                .lock()
+                .map_err(|_| StorageError::backend("rocksdb: head CAS lock poisoned"))?;
+            let current = inner.head(&name)?;
+            let current_version = current.map(|(_, v)| Version(v.to_string()));
+            if current_version != expected {
+                return Err(StorageError::HeadConflict {
+                    name,
+                    current: current.map(to_head),
+                });
+            }
+            let next = current.map_or(Ok(1), |(_, v)| {
+                v.checked_add(1).ok_or_else(|| {
+                    StorageError::backend(format!("rocksdb: head {name:?} version overflow"))
+                })
+            })?;
+            let mut batch = WriteBatch::default();
+            batch.put_cf(
+                inner.cf(HEADS_CF)?,
+                name.as_bytes(),
+                encode_head(&new, next),
+            );
+            inner.write(batch)?;
+            Ok(Version(next.to_string()))
+        })
+        .await
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |inner| {
+            let nodes = inner.cf(NODES_CF)?;
+            let mut iter = inner.db.raw_iterator_cf_opt(nodes, cold_read());
+            match &after {
+                Some(a) => {
+                    iter.seek(a.0);
+                    if iter.key() == Some(&a.0[..]) {
+                        iter.next();
+                    }
+                }
+                None => iter.seek_to_first(),
+            }
+            let mut out = Vec::new();
+            while out.len() < limit {
+                let Some(key) = iter.key() else { break };
+                out.push(to_address(key)?);
+                iter.next();
+            }
+            iter.status().map_err(error)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let addresses = addresses.to_vec();
+        self.blocking(move |inner| {
+            let nodes = inner.cf(NODES_CF)?;
+            let mut batch = WriteBatch::default();
+            for a in &addresses {
+                batch.delete_cf(nodes, a.0);
+            }
+            inner.write(batch)
+        })
+        .await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // MultiGet sorts and batches its keys internally, so large batches pay off; a few
+        // in flight keep the blocking pool and the disk busy without crowding it.
+        Capabilities {
+            max_batch: 1024,
+            concurrency: 4,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    /// Set in the child process of the cross-process lock test: the database directory.
+    const LOCK_CHILD_ENV: &str = "BACKEND_ROCKS_LOCK_CHILD";
+
+    fn blob(len: usize, seed: u8) -> (Address, Bytes) {
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect();
+        (Address::of(&bytes), Bytes::from(bytes))
+    }
+
+    fn blob_files(storage: &RocksStorage) -> u64 {
+        let inner = &storage.inner;
+        let nodes = inner.cf(NODES_CF).unwrap();
+        inner.db.flush_cf(nodes).unwrap();
+        inner
+            .db
+            .property_int_value_cf(nodes, "rocksdb.num-blob-files")
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn head_records_round_trip_and_malformed_ones_are_errors() {
+        let commit = Address::of(b"commit");
+        let record = encode_head(&commit, 7);
+        assert_eq!(decode_head("main", &record).unwrap(), (commit, 7));
+        for len in [0, 32, 39, 41] {
+            let err = decode_head("main", &vec![0; len]).unwrap_err();
+            assert!(
+                matches!(&err, StorageError::Backend { reason } if reason.contains("\"main\"")),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_that_are_not_addresses_are_errors() {
+        assert_eq!(to_address(&[9; 32]).unwrap(), Address([9; 32]));
+        assert!(matches!(
+            to_address(&[9; 31]),
+            Err(StorageError::Backend { .. })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn node_sized_values_go_to_blob_files_and_small_ones_stay_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = RocksStorage::open(dir.path()).unwrap();
+        let commit = blob(200, 1);
+        storage
+            .put_many(std::slice::from_ref(&commit))
+            .await
+            .unwrap();
+        assert_eq!(
+            blob_files(&storage),
+            0,
+            "a small commit record stays inline"
+        );
+        let node = blob(16 << 10, 2);
+        storage.put_many(std::slice::from_ref(&node)).await.unwrap();
+        assert!(
+            blob_files(&storage) >= 1,
+            "a 16 KiB node goes to a blob file"
+        );
+        drop(storage);
+
+        let storage = RocksStorage::open(dir.path()).unwrap();
+        let got = storage.get_many(&[commit.0, node.0]).await.unwrap();
+        assert_eq!(got, vec![Some(commit.1), Some(node.1)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn without_blob_separation_values_stay_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RocksConfig::default().with_min_blob_size(None);
+        let storage = RocksStorage::open_async(dir.path(), config).await.unwrap();
+        let node = blob(16 << 10, 3);
+        storage.put_many(std::slice::from_ref(&node)).await.unwrap();
+        assert_eq!(blob_files(&storage), 0);
+        assert_eq!(
+            storage.get_many(&[node.0]).await.unwrap(),
+            vec![Some(node.1)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_first_bytes_stored_at_an_address_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = RocksStorage::open(dir.path()).unwrap();
+        let (address, bytes) = blob(5000, 4);
+        storage.put_many(&[(address, bytes.clone())]).await.unwrap();
+        storage
+            .put_many(&[(address, Bytes::from_static(b"other bytes"))])
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.get_many(&[address]).await.unwrap(),
+            vec![Some(bytes)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_second_open_in_the_same_process_fails_until_the_first_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RocksStorage::open(dir.path()).unwrap();
+        let clone = first.clone();
+        let err = RocksStorage::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Backend { reason }
+                if reason.contains(&dir.path().display().to_string())),
+            "{err:?}"
+        );
+        drop(first);
+        assert!(
+            RocksStorage::open(dir.path()).is_err(),
+            "a clone still holds it"
+        );
+        drop(clone);
+        RocksStorage::open(dir.path()).unwrap();
+    }
+
+    /// The child of the cross-process lock test: opens the database, says so, and holds
+    /// it until killed (or for a minute at most).
+    #[test]
+    #[ignore = "the child process of another_process_cannot_open_the_database_until_it_dies"]
+    fn lock_holder_child() {
+        let Ok(dir) = std::env::var(LOCK_CHILD_ENV) else {
+            return;
+        };
+        let _storage = RocksStorage::open(&dir).unwrap();
+        // libtest may have printed `test … ` on this line already.
+        println!("lock holder: opened");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn another_process_cannot_open_the_database_until_it_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "tests::lock_holder_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(LOCK_CHILD_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let opened = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.ends_with("lock holder: opened"));
+        assert!(opened, "the child did not open the database");
+
+        let err = RocksStorage::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Backend { reason } if reason.contains("lock")),
+            "{err:?}"
+        );
+
+        // SIGKILL: the kernel releases the child's file lock, nothing else does.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        RocksStorage::open(dir.path()).unwrap();
+    }
+}
