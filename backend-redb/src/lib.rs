@@ -35,7 +35,9 @@ pub struct RedbStorage {
 
 impl std::fmt::Debug for RedbStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStorage").field("path", &self.path).finish()
+        f.debug_struct("RedbStorage")
+            .field("path", &self.path)
+            .finish()
     }
 }
 

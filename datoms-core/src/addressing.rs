@@ -119,9 +119,14 @@ mod tests {
     use crate::schema::Schema;
 
     fn db_with(n: u64) -> Db {
-        let datoms = (1..=n).map(|e| Datom::new(e, ":a/b", e as i64, TX0 + 1)).collect();
+        let datoms = (1..=n)
+            .map(|e| Datom::new(e, ":a/b", e as i64, TX0 + 1))
+            .collect();
         Db::new(Schema::new())
-            .apply_log_entry(TxLogEntry { tx: TX0 + 1, datoms })
+            .apply_log_entry(TxLogEntry {
+                tx: TX0 + 1,
+                datoms,
+            })
             .unwrap()
     }
 
@@ -149,7 +154,11 @@ mod tests {
             .iter()
             .map(|k| usize::from(next.tree(*k).root().level()) + 1)
             .sum();
-        assert!(new.nodes.len() <= 2 * height, "{} new nodes", new.nodes.len());
+        assert!(
+            new.nodes.len() <= 2 * height,
+            "{} new nodes",
+            new.nodes.len()
+        );
         // Children come before parents: every branch's children are persisted or listed
         // earlier.
         let mut listed = HashSet::new();

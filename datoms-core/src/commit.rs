@@ -209,7 +209,10 @@ impl Commit {
             return Err(malformed("too many ancestors".into()));
         }
         if let Some(entry) = w.9.iter().find(|e| e.tx > w.5) {
-            return Err(malformed(format!("log entry tx {} after max-tx {}", entry.tx, w.5)));
+            return Err(malformed(format!(
+                "log entry tx {} after max-tx {}",
+                entry.tx, w.5
+            )));
         }
         Ok(Commit {
             schema: w.2,
@@ -261,7 +264,10 @@ mod tests {
         let mut bad = bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(matches!(Commit::decode(addr, &bad), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            Commit::decode(addr, &bad),
+            Err(Error::Corrupt { .. })
+        ));
         for cut in 0..bytes.len() {
             let t = &bytes[..cut];
             assert!(Commit::decode(Address::of(t), t).is_err());

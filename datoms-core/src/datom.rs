@@ -94,21 +94,21 @@ impl IndexKind {
     /// its datom whatever tx asserted it.
     pub fn cmp(self, x: &Datom, y: &Datom) -> Ordering {
         match self {
-            IndexKind::Eavt => x
-                .e
-                .cmp(&y.e)
-                .then_with(|| x.a.cmp(&y.a))
-                .then_with(|| x.v.cmp(&y.v)),
-            IndexKind::Aevt => x
-                .a
-                .cmp(&y.a)
-                .then_with(|| x.e.cmp(&y.e))
-                .then_with(|| x.v.cmp(&y.v)),
-            IndexKind::Avet => x
-                .a
-                .cmp(&y.a)
-                .then_with(|| x.v.cmp(&y.v))
-                .then_with(|| x.e.cmp(&y.e)),
+            IndexKind::Eavt => {
+                x.e.cmp(&y.e)
+                    .then_with(|| x.a.cmp(&y.a))
+                    .then_with(|| x.v.cmp(&y.v))
+            }
+            IndexKind::Aevt => {
+                x.a.cmp(&y.a)
+                    .then_with(|| x.e.cmp(&y.e))
+                    .then_with(|| x.v.cmp(&y.v))
+            }
+            IndexKind::Avet => {
+                x.a.cmp(&y.a)
+                    .then_with(|| x.v.cmp(&y.v))
+                    .then_with(|| x.e.cmp(&y.e))
+            }
         }
     }
 

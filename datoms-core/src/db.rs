@@ -173,11 +173,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::datoms`].
-    pub fn seek_datoms(
-        &self,
-        index: IndexKind,
-        components: &[Component],
-    ) -> Result<Datoms, Error> {
+    pub fn seek_datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         Cursor::seek(self.tree(index), self.source.clone(), components, None)
     }

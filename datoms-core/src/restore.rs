@@ -314,10 +314,12 @@ impl Restore {
         })?;
         let mut trees = Vec::with_capacity(3);
         for (slot, kind) in IndexKind::ALL.iter().enumerate() {
-            let root = self.walk.roots[slot].clone().ok_or_else(|| Error::Malformed {
-                address: commit.roots[slot],
-                reason: "root was not restored".into(),
-            })?;
+            let root = self.walk.roots[slot]
+                .clone()
+                .ok_or_else(|| Error::Malformed {
+                    address: commit.roots[slot],
+                    reason: "root was not restored".into(),
+                })?;
             trees.push(Tree::from_root(*kind, commit.config, root));
         }
         let [eavt, aevt, avet]: [Tree; 3] = trees.try_into().map_err(|_| Error::Malformed {
@@ -429,11 +431,7 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(
-        held: HashMap<Address, Arc<Node>>,
-        lazy_held: HashSet<Address>,
-        mode: Mode,
-    ) -> Walk {
+    fn new(held: HashMap<Address, Arc<Node>>, lazy_held: HashSet<Address>, mode: Mode) -> Walk {
         Walk {
             mode,
             held,

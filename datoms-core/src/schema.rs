@@ -143,7 +143,11 @@ impl Schema {
     ///     .unwrap();
     /// assert!(schema.get(&":person/name".into()).unwrap().in_avet());
     /// ```
-    pub fn with(mut self, attr: impl Into<Keyword>, spec: AttributeSchema) -> Result<Schema, Error> {
+    pub fn with(
+        mut self,
+        attr: impl Into<Keyword>,
+        spec: AttributeSchema,
+    ) -> Result<Schema, Error> {
         let attr = attr.into();
         if spec.is_component && !spec.is_ref() {
             return Err(Error::BadSchema {
@@ -222,7 +226,10 @@ mod tests {
             .unwrap()
             .with(":a/uniq", AttributeSchema::default().unique_value())
             .unwrap()
-            .with(":a/ref", AttributeSchema::default().value_type(ValueType::Ref))
+            .with(
+                ":a/ref",
+                AttributeSchema::default().value_type(ValueType::Ref),
+            )
             .unwrap()
             .with(":a/plain", AttributeSchema::default())
             .unwrap();

@@ -505,10 +505,9 @@ impl<'de> Deserialize<'de> for Value {
                     }
                     ValueType::Uuid => {
                         let b: ByteBuf = seq.next_element()?.ok_or_else(missing)?;
-                        let arr: [u8; 16] = b
-                            .0
-                            .try_into()
-                            .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
+                        let arr: [u8; 16] =
+                            b.0.try_into()
+                                .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
                         Value::Uuid(Uuid(arr))
                     }
                     ValueType::Bytes => {

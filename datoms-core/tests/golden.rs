@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use datoms_core::tree::{Node, FORMAT_VERSION};
 use datoms_core::{
-    Address, AttributeSchema, Commit, Datom, IndexKind, Schema, Tree, TreeConfig, TxLogEntry,
-    Uuid, Value, ValueType, TX0,
+    Address, AttributeSchema, Commit, Datom, IndexKind, Schema, Tree, TreeConfig, TxLogEntry, Uuid,
+    Value, ValueType, TX0,
 };
 
 fn fixtures() -> PathBuf {
@@ -33,7 +33,12 @@ fn datoms() -> Vec<Datom> {
             Value::Uuid(Uuid::parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8").unwrap()),
             tx,
         ),
-        Datom::new(1, ":t/bytes", Value::Bytes(Arc::from(vec![0u8, 1, 255])), tx),
+        Datom::new(
+            1,
+            ":t/bytes",
+            Value::Bytes(Arc::from(vec![0u8, 1, 255])),
+            tx,
+        ),
         Datom::new(1, ":t/ref", Value::Ref(2), tx),
     ]
 }
@@ -118,11 +123,12 @@ fn checked_in_fixtures_decode() {
     let dir = fixtures();
     let read = |name: &str| {
         let bytes = std::fs::read(dir.join(format!("v{FORMAT_VERSION}-{name}.bin"))).unwrap();
-        let addr: Address = std::fs::read_to_string(dir.join(format!("v{FORMAT_VERSION}-{name}.address")))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let addr: Address =
+            std::fs::read_to_string(dir.join(format!("v{FORMAT_VERSION}-{name}.address")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
         (addr, bytes)
     };
     let (a, b) = read("leaf");

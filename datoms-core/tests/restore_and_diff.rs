@@ -83,7 +83,10 @@ fn assert_same_db(a: &Db, b: &Db) {
 /// Every node address reachable in memory from the db's roots.
 fn node_set(db: &Db) -> HashSet<Address> {
     let mut out = HashSet::new();
-    let mut stack: Vec<_> = IndexKind::ALL.iter().map(|k| db.tree(*k).root().clone()).collect();
+    let mut stack: Vec<_> = IndexKind::ALL
+        .iter()
+        .map(|k| db.tree(*k).root().clone())
+        .collect();
     while let Some(n) = stack.pop() {
         if out.insert(n.address()) {
             for c in n.children() {
@@ -96,11 +99,24 @@ fn node_set(db: &Db) -> HashSet<Address> {
 
 fn schema() -> Schema {
     Schema::new()
-        .with(":p/name", AttributeSchema::default().value_type(ValueType::String).identity())
+        .with(
+            ":p/name",
+            AttributeSchema::default()
+                .value_type(ValueType::String)
+                .identity(),
+        )
         .unwrap()
-        .with(":p/age", AttributeSchema::default().value_type(ValueType::Long).indexed())
+        .with(
+            ":p/age",
+            AttributeSchema::default()
+                .value_type(ValueType::Long)
+                .indexed(),
+        )
         .unwrap()
-        .with(":p/friend", AttributeSchema::default().value_type(ValueType::Ref).many())
+        .with(
+            ":p/friend",
+            AttributeSchema::default().value_type(ValueType::Ref).many(),
+        )
         .unwrap()
 }
 
@@ -232,7 +248,9 @@ fn a_walk_from_an_unrelated_db_fetches_exactly_the_nodes_it_lacks() {
     let s = MemStore::default();
     let mut h = History::new();
     for round in 0..20u64 {
-        let ops: Vec<_> = (0..30).map(|i| (true, round * 30 + i + 1, (i % 3) as u8, i as i64)).collect();
+        let ops: Vec<_> = (0..30)
+            .map(|i| (true, round * 30 + i + 1, (i % 3) as u8, i as i64))
+            .collect();
         h.transact(&ops);
     }
     let (db1, _, _) = store(&h.db, &s);
@@ -241,11 +259,17 @@ fn a_walk_from_an_unrelated_db_fetches_exactly_the_nodes_it_lacks() {
     let other = Db::with_config(schema(), small());
     let datoms: Vec<Datom> = all_datoms(&h.db, IndexKind::Eavt);
     let fresh = other
-        .apply_log_entry(TxLogEntry { tx: h.db.max_tx(), datoms })
+        .apply_log_entry(TxLogEntry {
+            tx: h.db.max_tx(),
+            datoms,
+        })
         .unwrap();
     let (_, addr, _) = store(&fresh, &s);
     let (db2, stats, fetched) = drive(&s, Restore::new(addr, Some(&db1))).unwrap();
-    let lacking: HashSet<Address> = node_set(&db2).difference(&node_set(&db1)).copied().collect();
+    let lacking: HashSet<Address> = node_set(&db2)
+        .difference(&node_set(&db1))
+        .copied()
+        .collect();
     let fetched: HashSet<Address> = fetched.into_iter().filter(|a| *a != addr).collect();
     assert_eq!(fetched, lacking);
     assert!(stats.nodes_reused > 0);
@@ -258,7 +282,9 @@ fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
     let s = Arc::new(MemStore::default());
     let mut h = History::new();
     for round in 0..10u64 {
-        let ops: Vec<_> = (0..50).map(|i| (true, round * 50 + i + 1, (i % 3) as u8, i as i64)).collect();
+        let ops: Vec<_> = (0..50)
+            .map(|i| (true, round * 50 + i + 1, (i % 3) as u8, i as i64))
+            .collect();
         h.transact(&ops);
     }
     let (db, addr, _) = store(&h.db, &s);
@@ -281,8 +307,11 @@ fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
             Step::Done(db) => break db,
         }
     };
-    assert_eq!(rounds, u64::from(db.tree(IndexKind::Eavt).root().level()).max(
-        u64::from(db.tree(IndexKind::Avet).root().level())) as usize);
+    assert_eq!(
+        rounds,
+        u64::from(db.tree(IndexKind::Eavt).root().level())
+            .max(u64::from(db.tree(IndexKind::Avet).root().level())) as usize
+    );
     assert_same_db(&full, &db);
 }
 
@@ -307,10 +336,16 @@ fn corrupt_bytes_and_missing_nodes_are_typed_errors() {
     let victim = db.tree(IndexKind::Aevt).root_address();
     s.blobs.lock().unwrap().get_mut(&victim).unwrap()[3] ^= 0x10;
     let err = drive(&s, Restore::new(addr, None)).unwrap_err();
-    assert!(matches!(err, Error::Corrupt { address, .. } if address == victim), "{err:?}");
+    assert!(
+        matches!(err, Error::Corrupt { address, .. } if address == victim),
+        "{err:?}"
+    );
     s.blobs.lock().unwrap().remove(&victim);
     let err = drive(&s, Restore::new(addr, None)).unwrap_err();
-    assert!(matches!(err, Error::NodeUnavailable { address, .. } if address == victim), "{err:?}");
+    assert!(
+        matches!(err, Error::NodeUnavailable { address, .. } if address == victim),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -318,7 +353,9 @@ fn restoring_on_from_a_lazy_db_fetches_only_new_nodes_and_shares_the_rest_unload
     let s = Arc::new(MemStore::default());
     let mut h = History::new();
     for round in 0..10u64 {
-        let ops: Vec<_> = (0..50).map(|i| (true, round * 50 + i + 1, (i % 3) as u8, i as i64)).collect();
+        let ops: Vec<_> = (0..50)
+            .map(|i| (true, round * 50 + i + 1, (i % 3) as u8, i as i64))
+            .collect();
         h.transact(&ops);
     }
     let (db, first, _) = store(&h.db, &s);
@@ -330,6 +367,11 @@ fn restoring_on_from_a_lazy_db_fetches_only_new_nodes_and_shares_the_rest_unload
     let (next, stats, fetched) = drive(&s, Restore::new(second, Some(&lazy))).unwrap();
     let fetched: HashSet<Address> = fetched.into_iter().filter(|a| *a != second).collect();
     let new: HashSet<Address> = manifest.into_iter().collect();
-    assert!(fetched.is_subset(&new), "{} fetched, {} new, stats {stats:?}", fetched.len(), new.len());
+    assert!(
+        fetched.is_subset(&new),
+        "{} fetched, {} new, stats {stats:?}",
+        fetched.len(),
+        new.len()
+    );
     assert_same_db(&next, &db2);
 }

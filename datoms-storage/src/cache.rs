@@ -101,7 +101,10 @@ impl NodeCache {
 
     /// Cache hits and misses so far.
     pub fn hits_and_misses(&self) -> (u64, u64) {
-        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -111,7 +114,11 @@ mod tests {
     use datoms_core::{Datom, IndexKind, Tree, TreeConfig, TX0};
 
     fn leaf(i: u64) -> (Address, Arc<Node>, usize) {
-        let t = Tree::build(IndexKind::Eavt, TreeConfig::default(), vec![Datom::new(i, ":a", 1i64, TX0 + 1)]);
+        let t = Tree::build(
+            IndexKind::Eavt,
+            TreeConfig::default(),
+            vec![Datom::new(i, ":a", 1i64, TX0 + 1)],
+        );
         let bytes = t.root().encode();
         (t.root_address(), t.root().clone(), bytes.len())
     }
@@ -131,7 +138,10 @@ mod tests {
             cache.insert(a, n, l);
             assert!(cache.used() <= len * DECODED_PER_ENCODED * 3 + 64);
         }
-        assert!(cache.get(&leaf(1).0).is_none(), "least recently used is evicted");
+        assert!(
+            cache.get(&leaf(1).0).is_none(),
+            "least recently used is evicted"
+        );
         let (hits, misses) = cache.hits_and_misses();
         assert_eq!((hits, misses), (1, 1));
     }

@@ -105,7 +105,9 @@ impl Faults {
             return Ok(());
         }
         if left == 0 {
-            return Err(StorageError::backend(format!("injected failure on {kind:?}")));
+            return Err(StorageError::backend(format!(
+                "injected failure on {kind:?}"
+            )));
         }
         self.countdown.fetch_sub(1, Ordering::SeqCst);
         Ok(())
@@ -264,7 +266,11 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.delay().await;
         self.faults.tick(FailOn::Puts)?;
         let torn = self.faults.torn_put.swap(false, Ordering::SeqCst);
-        let part = if torn { &blobs[..blobs.len() / 2] } else { blobs };
+        let part = if torn {
+            &blobs[..blobs.len() / 2]
+        } else {
+            blobs
+        };
         self.inner.put_many(part).await?;
         add(&self.counters.blobs_written, part.len() as u64);
         add(

@@ -30,7 +30,7 @@ pub mod sync;
 
 pub use cache::NodeCache;
 pub use error::StorageError;
-pub use faulty::{FailOn, FaultyStorage, Faults, IoCounters};
+pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
 pub use memory::MemoryStorage;
 pub use restore::{materialize, restore, restore_commit, restore_from, Restored, StorageSource};
 pub use storage::{Capabilities, Head, Storage, Version};

@@ -48,7 +48,10 @@ impl MemoryStorage {
 impl Storage for MemoryStorage {
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
         let state = self.state()?;
-        Ok(addresses.iter().map(|a| state.blobs.get(a).cloned()).collect())
+        Ok(addresses
+            .iter()
+            .map(|a| state.blobs.get(a).cloned())
+            .collect())
     }
 
     async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {

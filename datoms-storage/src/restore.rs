@@ -132,7 +132,10 @@ pub async fn materialize<S: Storage + ?Sized>(
 ///
 /// # Errors
 /// [`StorageError::NoHead`] if it does not exist.
-pub async fn read_head<S: Storage + ?Sized>(storage: &S, name: &str) -> Result<Address, StorageError> {
+pub async fn read_head<S: Storage + ?Sized>(
+    storage: &S,
+    name: &str,
+) -> Result<Address, StorageError> {
     retry(|| storage.get_head(name))
         .await?
         .map(|h| h.commit)
@@ -159,7 +162,10 @@ impl StorageSource {
     ///
     /// # Errors
     /// [`StorageError::Backend`] if called outside a tokio runtime.
-    pub fn new(storage: Arc<dyn Storage>, cache_bytes: usize) -> Result<Arc<StorageSource>, StorageError> {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        cache_bytes: usize,
+    ) -> Result<Arc<StorageSource>, StorageError> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| StorageError::backend("a lazily restored db needs a tokio runtime"))?;
         Ok(Arc::new(StorageSource {

@@ -167,8 +167,7 @@ async fn replay<S: Storage + ?Sized>(
         }
     }
     let replayed = db.root_addresses();
-    if replayed != commit.roots || db.max_tx() != commit.max_tx || db.max_eid() != commit.max_eid
-    {
+    if replayed != commit.roots || db.max_tx() != commit.max_tx || db.max_eid() != commit.max_eid {
         return Err(StorageError::ReplayMismatch {
             commit: head,
             replayed: Box::new(replayed),

@@ -21,13 +21,13 @@
 
 mod open;
 
+pub use datoms_core::restore::{Materialize, Mode};
 pub use datoms_core::*;
 pub use datoms_storage::{
     materialize, restore, restore_commit, restore_from, store, sync, sync_via_log, Capabilities,
     FaultyStorage, Head, IoCounters, MemoryStorage, Restored, Storage, StorageError, StoreStats,
     Stored, SyncPolicy, SyncRoute, Synced, Version,
 };
-pub use datoms_core::restore::{Materialize, Mode};
 pub use open::{open, OpenError};
 
 /// The storage layer, whole (drivers, batching, caches, fault injection).

@@ -9,7 +9,9 @@ use datoms_storage::Storage;
 #[non_exhaustive]
 pub enum OpenError {
     /// The URL's scheme names no known backend.
-    #[error("unknown storage URL {url:?}: expected redb:PATH, rocksdb:PATH, s3://BUCKET/PREFIX or mem:")]
+    #[error(
+        "unknown storage URL {url:?}: expected redb:PATH, rocksdb:PATH, s3://BUCKET/PREFIX or mem:"
+    )]
     UnknownScheme {
         /// The URL given.
         url: String,
@@ -35,6 +37,20 @@ pub enum OpenError {
     Storage(#[from] datoms_storage::StorageError),
 }
 
+impl OpenError {
+    /// The error for a URL whose backend this build leaves out.
+    #[cfg_attr(
+        all(feature = "redb", feature = "mem", feature = "rocks", feature = "s3"),
+        allow(dead_code)
+    )]
+    fn disabled(url: &str, feature: &'static str) -> OpenError {
+        OpenError::FeatureDisabled {
+            url: url.to_owned(),
+            feature,
+        }
+    }
+}
+
 /// Opens the storage a URL names:
 /// - `redb:PATH` — one redb file (feature `redb`, default), created if missing;
 /// - `rocksdb:PATH` — a RocksDB directory (feature `rocks`);
@@ -48,10 +64,6 @@ pub enum OpenError {
 /// is not built in; [`OpenError::UnknownScheme`], [`OpenError::BadUrl`], or the backend's
 /// own error.
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
-    let disabled = |feature| OpenError::FeatureDisabled {
-        url: url.to_owned(),
-        feature,
-    };
     if let Some(path) = url.strip_prefix("redb:") {
         if path.is_empty() {
             return Err(OpenError::BadUrl {
@@ -62,7 +74,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
         #[cfg(feature = "redb")]
         return Ok(Arc::new(backend_redb::RedbStorage::open(path)?));
         #[cfg(not(feature = "redb"))]
-        return Err(disabled("redb"));
+        return Err(OpenError::disabled(url, "redb"));
     }
     if let Some(path) = url.strip_prefix("rocksdb:") {
         if path.is_empty() {
@@ -74,19 +86,19 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
         #[cfg(feature = "rocks")]
         return Ok(Arc::new(backend_rocks::RocksStorage::open(path)?));
         #[cfg(not(feature = "rocks"))]
-        return Err(disabled("rocks"));
+        return Err(OpenError::disabled(url, "rocks"));
     }
     if url.starts_with("s3://") {
         #[cfg(feature = "s3")]
         return Ok(Arc::new(backend_s3::S3Storage::open(url).await?));
         #[cfg(not(feature = "s3"))]
-        return Err(disabled("s3"));
+        return Err(OpenError::disabled(url, "s3"));
     }
     if url == "mem:" {
         #[cfg(feature = "mem")]
         return Ok(Arc::new(datoms_storage::MemoryStorage::new()));
         #[cfg(not(feature = "mem"))]
-        return Err(disabled("mem"));
+        return Err(OpenError::disabled(url, "mem"));
     }
     Err(OpenError::UnknownScheme {
         url: url.to_owned(),
@@ -103,7 +115,10 @@ mod tests {
         #[cfg(not(feature = "rocks"))]
         assert!(matches!(
             open("rocksdb:/tmp/x").await,
-            Err(OpenError::FeatureDisabled { feature: "rocks", .. })
+            Err(OpenError::FeatureDisabled {
+                feature: "rocks",
+                ..
+            })
         ));
         #[cfg(not(feature = "s3"))]
         assert!(matches!(

@@ -463,7 +463,12 @@ fn datalog_queries_and_pull_run_against_the_stored_db() {
     assert_eq!(doc, serde_json::json!(2));
 
     // The default table has a header row of the :find elements.
-    let table = ok(&["query", "--db", &db, "[:find ?n :where [_ :person/name ?n]]"]);
+    let table = ok(&[
+        "query",
+        "--db",
+        &db,
+        "[:find ?n :where [_ :person/name ?n]]",
+    ]);
     assert!(table.contains("?n"), "{table}");
     assert!(table.contains("Bob"), "{table}");
 
@@ -477,7 +482,12 @@ fn datalog_queries_and_pull_run_against_the_stored_db() {
     assert!(err.contains("--in"), "{err}");
 
     // A malformed query names the clause at fault.
-    let err = fails(&["query", "--db", &db, "[:find ?e :where [?e :person/name ?n] (foo)]"]);
+    let err = fails(&[
+        "query",
+        "--db",
+        &db,
+        "[:find ?e :where [?e :person/name ?n] (foo)]",
+    ]);
     assert!(err.contains("foo"), "{err}");
 
     // Pull by lookup ref, nested through a ref.

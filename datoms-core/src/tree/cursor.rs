@@ -137,7 +137,11 @@ impl Cursor {
         };
         let mut node = load_child(n, &n.children()[*i], self.source.as_ref())?;
         while node.level() > 0 {
-            let idx = if reverse { node.children().len() - 1 } else { 0 };
+            let idx = if reverse {
+                node.children().len() - 1
+            } else {
+                0
+            };
             let child = load_child(&node, &node.children()[idx], self.source.as_ref())?;
             self.path.push((node, idx));
             node = child;

@@ -58,7 +58,12 @@ impl Item for Child {
 }
 
 /// Cuts one level's items into nodes.
-fn chunk<I: Item>(kind: IndexKind, config: &TreeConfig, level: u8, items: Vec<I>) -> Vec<Arc<Node>> {
+fn chunk<I: Item>(
+    kind: IndexKind,
+    config: &TreeConfig,
+    level: u8,
+    items: Vec<I>,
+) -> Vec<Arc<Node>> {
     let mut chunker = Chunker::new(kind, level, config);
     let mut out = Vec::new();
     let mut buf = Vec::new();
@@ -76,7 +81,11 @@ fn chunk<I: Item>(kind: IndexKind, config: &TreeConfig, level: u8, items: Vec<I>
 }
 
 /// Cuts sorted, distinct datoms into leaves.
-pub(super) fn chunk_leaves(kind: IndexKind, config: &TreeConfig, datoms: Vec<Datom>) -> Vec<Arc<Node>> {
+pub(super) fn chunk_leaves(
+    kind: IndexKind,
+    config: &TreeConfig,
+    datoms: Vec<Datom>,
+) -> Vec<Arc<Node>> {
     chunk(kind, config, 0, datoms)
 }
 
@@ -124,7 +133,12 @@ pub(super) fn apply(
                 Edit::Delete(_) => None,
             })
             .collect();
-        return Ok(build_up(kind, &config, chunk_leaves(kind, &config, datoms), 0));
+        return Ok(build_up(
+            kind,
+            &config,
+            chunk_leaves(kind, &config, datoms),
+            0,
+        ));
     }
 
     let leaf_edits: Vec<LevelEdit<Datom>> = edits
@@ -195,8 +209,11 @@ fn rechunk<I: Item>(
             let node = cursor.node.clone();
             removed.push(node.clone());
             let limit = cursor.next_first().cloned();
-            let before_limit =
-                |k: &Datom| limit.as_ref().is_none_or(|l| kind.cmp(k, l) == Ordering::Less);
+            let before_limit = |k: &Datom| {
+                limit
+                    .as_ref()
+                    .is_none_or(|l| kind.cmp(k, l) == Ordering::Less)
+            };
             let mut items = I::items(&node).iter().peekable();
             loop {
                 let edit_key = edits.peek().map(|(k, _)| k).filter(|k| before_limit(k));

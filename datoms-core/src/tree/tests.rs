@@ -155,12 +155,18 @@ fn an_update_shares_every_untouched_leaf() {
         .iter()
         .filter(|n| old.iter().any(|o| Arc::ptr_eq(o, n)))
         .count();
-    assert!(shared >= new.len() - 2, "{shared} of {} leaves shared", new.len());
+    assert!(
+        shared >= new.len() - 2,
+        "{shared} of {} leaves shared",
+        new.len()
+    );
 }
 
 #[test]
 fn seek_and_reverse_seek_follow_index_order() {
-    let datoms: Vec<Datom> = (1..300).map(|i| datom(i, (i % 3) as u8, i as i64)).collect();
+    let datoms: Vec<Datom> = (1..300)
+        .map(|i| datom(i, (i % 3) as u8, i as i64))
+        .collect();
     let tree = Tree::build(IndexKind::Eavt, small(), datoms);
     let from: Vec<u64> = Cursor::seek(&tree, None, &[Component::E(250)], None)
         .unwrap()
@@ -172,13 +178,16 @@ fn seek_and_reverse_seek_follow_index_order() {
         .map(|d| d.unwrap().e)
         .collect();
     assert_eq!(back, vec![5, 4, 3, 2, 1]);
-    let within: Vec<u64> = Cursor::seek(&tree, None, &[Component::E(7)], Some(vec![Component::E(7)]))
-        .unwrap()
-        .map(|d| d.unwrap().e)
-        .collect();
+    let within: Vec<u64> =
+        Cursor::seek(&tree, None, &[Component::E(7)], Some(vec![Component::E(7)]))
+            .unwrap()
+            .map(|d| d.unwrap().e)
+            .collect();
     assert_eq!(within, vec![7]);
     assert_eq!(
-        Cursor::seek_back(&tree, None, &[Component::E(0)]).unwrap().count(),
+        Cursor::seek_back(&tree, None, &[Component::E(0)])
+            .unwrap()
+            .count(),
         0
     );
 }
@@ -192,10 +201,13 @@ pub(crate) struct MapSource {
 impl NodeSource for MapSource {
     fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, Error> {
         *self.loads.lock().unwrap() += 1;
-        let bytes = self.nodes.get(address).ok_or_else(|| Error::NodeUnavailable {
-            address: *address,
-            reason: "not in map".into(),
-        })?;
+        let bytes = self
+            .nodes
+            .get(address)
+            .ok_or_else(|| Error::NodeUnavailable {
+                address: *address,
+                reason: "not in map".into(),
+            })?;
         Node::decode(*address, bytes, kind).map(Arc::new)
     }
 }
@@ -224,25 +236,39 @@ fn a_lazy_tree_loads_only_the_nodes_a_seek_touches() {
     let root = Node::decode(root_addr, &source.nodes[&root_addr], IndexKind::Eavt).unwrap();
     let lazy = Tree::from_root(IndexKind::Eavt, small(), Arc::new(root));
     let dyn_source: Arc<dyn NodeSource> = source.clone();
-    let got: Vec<Datom> = Cursor::seek(&lazy, Some(dyn_source.clone()), &[Component::E(1500)], Some(vec![Component::E(1500)]))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<Datom> = Cursor::seek(
+        &lazy,
+        Some(dyn_source.clone()),
+        &[Component::E(1500)],
+        Some(vec![Component::E(1500)]),
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
     assert_eq!(got, vec![datom(1500, 1, 1500)]);
     let loads = *source.loads.lock().unwrap();
-    assert!(loads <= 2 * usize::from(tree.root().level()) + 2, "{loads} loads");
+    assert!(
+        loads <= 2 * usize::from(tree.root().level()) + 2,
+        "{loads} loads"
+    );
     assert!(loads < total / 10);
     // An update of a lazy tree loads only the path it rewrites and gives the same root.
     let updated = lazy
         .apply(vec![Edit::Put(datom(1500, 2, 7))], Some(&dyn_source))
         .unwrap();
-    let expected = tree.apply(vec![Edit::Put(datom(1500, 2, 7))], None).unwrap();
+    let expected = tree
+        .apply(vec![Edit::Put(datom(1500, 2, 7))], None)
+        .unwrap();
     assert_eq!(updated.root_address(), expected.root_address());
 }
 
 #[test]
 fn corrupt_and_truncated_node_bytes_are_typed_errors() {
-    let tree = Tree::build(IndexKind::Eavt, small(), (1..100).map(|i| datom(i, 1, 1)).collect());
+    let tree = Tree::build(
+        IndexKind::Eavt,
+        small(),
+        (1..100).map(|i| datom(i, 1, 1)).collect(),
+    );
     let addr = tree.root_address();
     let bytes = tree.root().encode();
     let mut flipped = bytes.clone();
@@ -275,4 +301,3 @@ proptest! {
         let _ = Node::decode(Address::of(&bytes), &bytes, IndexKind::Avet);
     }
 }
-

@@ -106,8 +106,7 @@ fn datom_json(d: &Datom) -> DatomJson {
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     if let (None, [text]) = (args.index, args.components.as_slice()) {
         if super::datalog::is_datalog(text) {
-            return super::datalog::run_query(&args.db, text, &args.inputs, args.format, ctx)
-                .await;
+            return super::datalog::run_query(&args.db, text, &args.inputs, args.format, ctx).await;
         }
     }
     let (index, forms) = read_components(&args)?;
