@@ -1,0 +1,8 @@
+//! The case bodies, one `pub async fn` per case, each taking the backend's [`Factory`].
+//! [`suite!`](crate::suite) runs every one of them as a named test; a case is written
+//! here and registered in that macro's list, never picked per backend.
+//!
+//! [`Factory`]: crate::Factory
+
+pub mod contract;
+pub mod database;
