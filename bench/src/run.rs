@@ -599,17 +599,7 @@ async fn measure_behind(
 
 /// Every node address reachable through loaded nodes of `db`.
 fn addresses(db: &Db) -> HashSet<Address> {
-    let mut out = HashSet::new();
-    let mut stack: Vec<Arc<Node>> = IndexKind::ALL
-        .iter()
-        .map(|k| db.tree(*k).root().clone())
-        .collect();
-    while let Some(node) = stack.pop() {
-        if out.insert(node.address()) {
-            stack.extend(node.children().iter().filter_map(|c| c.loaded().cloned()));
-        }
-    }
-    out
+    db.loaded_nodes().iter().map(|n| n.address()).collect()
 }
 
 /// Nodes of `db` whose address is not in `held` (a held subtree is skipped whole: by

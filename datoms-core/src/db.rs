@@ -11,7 +11,7 @@ use crate::commit::{Commit, TxLogEntry};
 use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
 use crate::error::Error;
 use crate::schema::Schema;
-use crate::tree::{Cursor, Edit, NodeSource, Tree, TreeConfig};
+use crate::tree::{Cursor, Edit, Node, NodeSource, Tree, TreeConfig};
 use crate::value::{Eid, Keyword, Value};
 
 /// An immutable database value.
@@ -125,6 +125,24 @@ impl Db {
     /// The transactions applied since the base commit, oldest first.
     pub fn pending_log(&self) -> &[Arc<TxLogEntry>] {
         &self.log
+    }
+
+    /// Every node of the three trees that is in memory, parents before children, each
+    /// once. Unloaded subtrees of a lazily restored db are not visited (nothing loads).
+    pub fn loaded_nodes(&self) -> Vec<Arc<Node>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        let mut stack: Vec<Arc<Node>> = IndexKind::ALL
+            .iter()
+            .map(|k| self.tree(*k).root().clone())
+            .collect();
+        while let Some(node) = stack.pop() {
+            if seen.insert(Arc::as_ptr(&node)) {
+                stack.extend(node.children().iter().filter_map(|c| c.loaded().cloned()));
+                out.push(node);
+            }
+        }
+        out
     }
 
     /// Where this db loads nodes it has not loaded yet (lazily restored dbs only).

@@ -93,6 +93,50 @@ enum Phase {
     Walk,
 }
 
+/// A sans-IO loading machine: [`Restore`] and [`Materialize`]. A driver calls `poll`,
+/// fetches what it asks for in one batched request, hands each blob to `accept`, and
+/// repeats until `poll` returns [`Step::Done`].
+pub trait Machine {
+    /// Advances the machine.
+    ///
+    /// # Errors
+    /// Bad or mismatching nodes and commits.
+    fn poll(&mut self) -> Result<Step, Error>;
+
+    /// Hands over the bytes fetched for `address` (`None`: storage does not have it).
+    ///
+    /// # Errors
+    /// Unrequested, missing or corrupt blobs.
+    fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error>;
+
+    /// The I/O counted so far.
+    fn stats(&self) -> RestoreStats;
+}
+
+impl Machine for Restore {
+    fn poll(&mut self) -> Result<Step, Error> {
+        Restore::poll(self)
+    }
+    fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error> {
+        Restore::accept(self, address, bytes)
+    }
+    fn stats(&self) -> RestoreStats {
+        Restore::stats(self)
+    }
+}
+
+impl Machine for Materialize {
+    fn poll(&mut self) -> Result<Step, Error> {
+        Materialize::poll(self)
+    }
+    fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error> {
+        Materialize::accept(self, address, bytes)
+    }
+    fn stats(&self) -> RestoreStats {
+        Materialize::stats(self)
+    }
+}
+
 /// The restore state machine. See the module docs.
 pub struct Restore {
     target: Address,
@@ -550,36 +594,18 @@ impl Walk {
 
 /// The addresses of the children `db` has not loaded.
 fn lazily_held(db: &Db) -> HashSet<Address> {
-    let mut out = HashSet::new();
-    let mut stack: Vec<Arc<Node>> = IndexKind::ALL
+    db.loaded_nodes()
         .iter()
-        .map(|k| db.tree(*k).root().clone())
-        .collect();
-    while let Some(node) = stack.pop() {
-        for c in node.children() {
-            match c.loaded() {
-                Some(n) => stack.push(n.clone()),
-                None => {
-                    out.insert(c.address());
-                }
-            }
-        }
-    }
-    out
+        .flat_map(|n| n.children())
+        .filter(|c| c.loaded().is_none())
+        .map(Child::address)
+        .collect()
 }
 
 /// Every loaded node of `db`, by address (addresses of new nodes are computed).
 fn held_nodes(db: &Db) -> HashMap<Address, Arc<Node>> {
-    let mut out = HashMap::new();
-    let mut stack: Vec<Arc<Node>> = IndexKind::ALL
-        .iter()
-        .map(|k| db.tree(*k).root().clone())
-        .collect();
-    while let Some(node) = stack.pop() {
-        if out.insert(node.address(), node.clone()).is_some() {
-            continue;
-        }
-        stack.extend(node.children().iter().filter_map(|c| c.link.get().cloned()));
-    }
-    out
+    db.loaded_nodes()
+        .into_iter()
+        .map(|n| (n.address(), n))
+        .collect()
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use datoms_core::restore::{Materialize, Mode, Step};
+use datoms_core::restore::{Machine, Materialize, Mode, Step};
 use datoms_core::tree::{Node, NodeSource};
 use datoms_core::{Address, Db, IndexKind, Restore, RestoreStats};
 
@@ -78,10 +78,10 @@ pub async fn restore_commit<S: Storage + ?Sized>(
     run_restore(storage, Restore::with_mode(commit, db1, mode)).await
 }
 
-/// Drives a restore machine to the end.
-pub(crate) async fn run_restore<S: Storage + ?Sized>(
+/// Drives a restore or materialize machine to the end, one batched request per step.
+pub(crate) async fn run_restore<S: Storage + ?Sized, M: Machine>(
     storage: &S,
-    mut machine: Restore,
+    mut machine: M,
 ) -> Result<Restored, StorageError> {
     loop {
         match machine.poll()? {
@@ -109,23 +109,7 @@ pub async fn materialize<S: Storage + ?Sized>(
     db: &Db,
     storage: &S,
 ) -> Result<Restored, StorageError> {
-    let mut machine = Materialize::new(db);
-    loop {
-        match machine.poll()? {
-            Step::Need(addresses) => {
-                let blobs = get_batched(storage, &addresses).await?;
-                for (a, b) in addresses.iter().zip(blobs) {
-                    machine.accept(*a, b.map(|b| b.to_vec()))?;
-                }
-            }
-            Step::Done(db) => {
-                return Ok(Restored {
-                    db,
-                    stats: machine.stats(),
-                })
-            }
-        }
-    }
+    run_restore(storage, Materialize::new(db)).await
 }
 
 /// The commit head `name` points to.
