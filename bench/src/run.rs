@@ -347,7 +347,7 @@ fn transact_all(schema: &Schema, txs: &[Vec<TxOp>]) -> Result<Db, BenchError> {
 fn fresh_copy(db: &Db) -> Result<Db, BenchError> {
     let mut out = Db::with_config(db.schema().clone(), db.config());
     for entry in db.pending_log() {
-        out = out.apply_log_entry((**entry).clone())?;
+        out = out.apply_log_entry((*entry).clone())?;
     }
     if out.root_addresses() != db.root_addresses() {
         return Err(BenchError::Inconsistent(

@@ -31,7 +31,7 @@ pub struct Db {
     /// The delta manifests of the commits in `lineage`, where known.
     pub(crate) manifests: Arc<Vec<Option<Vec<Address>>>>,
     /// Transactions applied since the base commit, oldest first.
-    pub(crate) log: Arc<Vec<Arc<TxLogEntry>>>,
+    pub(crate) log: PendingLog,
 }
 
 /// An iterator of datoms from an index; `Err` only when a lazily restored db cannot load
@@ -59,7 +59,7 @@ impl Db {
             source: None,
             lineage: Arc::new(Vec::new()),
             manifests: Arc::new(Vec::new()),
-            log: Arc::new(Vec::new()),
+            log: PendingLog::default(),
         }
     }
 
@@ -123,8 +123,13 @@ impl Db {
     }
 
     /// The transactions applied since the base commit, oldest first.
-    pub fn pending_log(&self) -> &[Arc<TxLogEntry>] {
-        &self.log
+    pub fn pending_log(&self) -> Vec<Arc<TxLogEntry>> {
+        self.log.entries()
+    }
+
+    /// The number of transactions applied since the base commit.
+    pub fn pending_txs(&self) -> usize {
+        self.log.len
     }
 
     /// Every node of the three trees that is in memory, parents before children, each
@@ -165,7 +170,7 @@ impl Db {
         Db {
             lineage: Arc::new(commit.lineage(address)),
             manifests: Arc::new(commit.lineage_manifests()),
-            log: Arc::new(Vec::new()),
+            log: PendingLog::default(),
             ..self.clone()
         }
     }
@@ -331,16 +336,15 @@ impl Db {
         }
         let [e, a, v] = edits;
         let source = self.source.as_ref();
-        let mut log = (*self.log).clone();
         let max_tx = self.max_tx.max(entry.tx);
-        log.push(Arc::new(entry));
+        let log = self.log.push(Arc::new(entry));
         Ok(Db {
             eavt: self.eavt.apply(e, source)?,
             aevt: self.aevt.apply(a, source)?,
             avet: self.avet.apply(v, source)?,
             max_eid,
             max_tx,
-            log: Arc::new(log),
+            log,
             ..self.clone()
         })
     }
@@ -353,7 +357,85 @@ impl std::fmt::Debug for Db {
             .field("max_eid", &self.max_eid)
             .field("max_tx", &self.max_tx)
             .field("base_commit", &self.base_commit())
-            .field("pending_txs", &self.log.len())
+            .field("pending_txs", &self.log.len)
             .finish()
+    }
+}
+
+/// The transactions since the base commit: a persistent list, newest first, so that
+/// transacting appends in O(1) and every db version shares its predecessors' entries.
+#[derive(Clone, Default)]
+pub(crate) struct PendingLog {
+    last: Option<Arc<LogLink>>,
+    len: usize,
+}
+
+struct LogLink {
+    entry: Arc<TxLogEntry>,
+    prev: Option<Arc<LogLink>>,
+}
+
+impl PendingLog {
+    fn push(&self, entry: Arc<TxLogEntry>) -> PendingLog {
+        PendingLog {
+            last: Some(Arc::new(LogLink {
+                entry,
+                prev: self.last.clone(),
+            })),
+            len: self.len + 1,
+        }
+    }
+
+    /// The entries, oldest first.
+    fn entries(&self) -> Vec<Arc<TxLogEntry>> {
+        let mut out = Vec::with_capacity(self.len);
+        let mut link = self.last.as_ref();
+        while let Some(l) = link {
+            out.push(l.entry.clone());
+            link = l.prev.as_ref();
+        }
+        out.reverse();
+        out
+    }
+}
+
+impl Drop for LogLink {
+    /// Unlinks iteratively: dropping a long list recursively would overflow the stack.
+    fn drop(&mut self) {
+        let mut prev = self.prev.take();
+        while let Some(p) = prev {
+            match Arc::try_unwrap(p) {
+                Ok(mut link) => prev = link.prev.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datom::TX0;
+
+    #[test]
+    fn a_long_pending_log_appends_shares_and_drops_without_recursion() {
+        let mut db = Db::new(Schema::new());
+        let first = db.clone();
+        for i in 1..=200_000u64 {
+            db.log = db.log.push(Arc::new(TxLogEntry {
+                tx: TX0 + i,
+                datoms: Vec::new(),
+            }));
+        }
+        let mid = db.clone();
+        assert_eq!(db.pending_txs(), 200_000);
+        let entries = db.pending_log();
+        assert_eq!(entries.first().map(|e| e.tx), Some(TX0 + 1));
+        assert_eq!(entries.last().map(|e| e.tx), Some(TX0 + 200_000));
+        drop(entries);
+        drop(db);
+        assert_eq!(mid.pending_txs(), 200_000);
+        drop(mid);
+        assert_eq!(first.pending_txs(), 0);
     }
 }

@@ -206,7 +206,7 @@ impl Restore {
         if let Some(db1) = &self.db1 {
             if self.commit.is_none()
                 && db1.base_commit() == Some(self.target)
-                && db1.pending_log().is_empty()
+                && db1.pending_txs() == 0
             {
                 return Ok(Step::Done(db1.clone()));
             }

@@ -62,7 +62,7 @@ pub async fn store<S: Storage + ?Sized>(
             current,
         });
     }
-    if let (Some(head), true) = (&current, db.pending_log().is_empty()) {
+    if let (Some(head), 0) = (&current, db.pending_txs()) {
         return Ok(Stored {
             db: db.clone(),
             commit: head.commit,

@@ -69,7 +69,7 @@ pub async fn sync<S: Storage + ?Sized>(
         round_trips: 1,
         ..RestoreStats::default()
     };
-    if db1.base_commit() == Some(head) && db1.pending_log().is_empty() {
+    if db1.base_commit() == Some(head) && db1.pending_txs() == 0 {
         return Ok(Synced {
             db: db1.clone(),
             stats,
@@ -122,7 +122,7 @@ async fn replay<S: Storage + ?Sized>(
         base: db1.base_commit(),
         reason: reason.to_owned(),
     };
-    if !db1.pending_log().is_empty() {
+    if db1.pending_txs() > 0 {
         return Err(gap("db1 has transactions that are not stored"));
     }
     if commit.schema != *db1.schema() || commit.config != db1.config() {

@@ -412,7 +412,7 @@ fn tx_data_is_the_log_entry_and_replaying_it_reproduces_db_after() {
             [:db/add 1 :person/age 31]
             [:db/retractEntity 2]]"#,
     );
-    let entry = r.db_after.pending_log().last().unwrap();
+    let entry = r.db_after.pending_log().last().unwrap().clone();
     assert_eq!(entry.tx, r.tx);
     assert_eq!(entry.datoms, r.tx_data);
     let replayed = r
@@ -1358,7 +1358,7 @@ proptest! {
             let tx_ops: Vec<TxOp> = ops.iter().map(to_op).collect();
             match (db.with(&tx_ops), expected) {
                 (Ok(r), Ok(())) => {
-                    prop_assert_eq!(&r.db_after.pending_log().last().unwrap().datoms, &r.tx_data);
+                    prop_assert_eq!(&r.db_after.pending_log().last().unwrap().clone().datoms, &r.tx_data);
                     db = r.db_after;
                     model = next;
                 }
