@@ -21,21 +21,35 @@
 //! old is read.
 //!
 //! ```
+//! use std::collections::HashMap;
+//! use datoms_core::addressing::unpersisted_nodes;
 //! use datoms_core::restore::{Restore, Step};
-//! # fn fetch(_: &[datoms_core::Address]) -> Vec<Option<Vec<u8>>> { unimplemented!() }
-//! # fn run(commit: datoms_core::Address) -> Result<datoms_core::Db, datoms_core::Error> {
-//! let mut restore = Restore::new(commit, None);
-//! let db = loop {
+//! use datoms_core::{Address, Commit, Db, Schema};
+//!
+//! # fn main() -> Result<(), datoms_core::Error> {
+//! // A "storage": every node and the commit of a db, by address.
+//! let db = Db::new(Schema::new()).with_edn(r#"[{:db/id -1 :person/name "Ann"}]"#)?.db_after;
+//! let nodes = unpersisted_nodes(&db);
+//! let mut storage: HashMap<Address, Vec<u8>> =
+//!     nodes.nodes.iter().map(|n| (n.address, n.bytes.clone())).collect();
+//! let commit = Commit::for_db(&db, nodes.addresses()).encode();
+//! let commit_address = Address::of(&commit);
+//! storage.insert(commit_address, commit);
+//!
+//! // The driver: fetch what the machine asks for, one batch per step.
+//! let mut restore = Restore::new(commit_address, None);
+//! let restored = loop {
 //!     match restore.poll()? {
 //!         Step::Need(addresses) => {
-//!             for (address, bytes) in addresses.iter().zip(fetch(&addresses)) {
-//!                 restore.accept(*address, bytes)?;
+//!             for address in addresses {
+//!                 restore.accept(address, storage.get(&address).cloned())?;
 //!             }
 //!         }
 //!         Step::Done(db) => break db,
 //!     }
 //! };
-//! # Ok(db) }
+//! assert_eq!(restored.root_addresses(), db.root_addresses());
+//! # Ok(()) }
 //! ```
 
 use std::collections::{HashMap, HashSet};
