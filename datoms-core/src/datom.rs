@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{Eid, Keyword, Value};
+use crate::value::{Eid, Keyword, Value, ValueRef};
 
 /// A transaction id. Transaction ids are `> TX0`; entity ids are `< TX0`.
 pub type Tx = u64;
@@ -50,6 +50,41 @@ impl Datom {
     pub fn retraction(mut self) -> Datom {
         self.added = false;
         self
+    }
+}
+
+/// A datom whose parts are borrowed (e.g. from a packed leaf): what index comparisons
+/// read, so a seek compares without allocating.
+#[derive(Clone, Copy)]
+pub(crate) struct DatomRef<'a> {
+    pub(crate) e: Eid,
+    pub(crate) a: &'a Keyword,
+    pub(crate) v: ValueRef<'a>,
+    pub(crate) tx: Tx,
+}
+
+impl DatomRef<'_> {
+    /// The owned (asserted) datom.
+    pub(crate) fn to_datom(self) -> Datom {
+        Datom {
+            e: self.e,
+            a: self.a.clone(),
+            v: self.v.to_value(),
+            tx: self.tx,
+            added: true,
+        }
+    }
+}
+
+impl Datom {
+    /// The datom borrowed.
+    pub(crate) fn borrowed(&self) -> DatomRef<'_> {
+        DatomRef {
+            e: self.e,
+            a: &self.a,
+            v: self.v.borrowed(),
+            tx: self.tx,
+        }
     }
 }
 
@@ -116,12 +151,17 @@ impl IndexKind {
     /// `[e, a]` for EAVT). Components past the prefix compare equal, so
     /// `cmp_prefix(d, p) == Equal` means "d matches p".
     pub fn cmp_prefix(self, d: &Datom, prefix: &[Component]) -> Ordering {
+        self.cmp_prefix_ref(&d.borrowed(), prefix)
+    }
+
+    /// [`IndexKind::cmp_prefix`] of a borrowed datom.
+    pub(crate) fn cmp_prefix_ref(self, d: &DatomRef<'_>, prefix: &[Component]) -> Ordering {
         for (i, c) in prefix.iter().enumerate() {
             let slot = self.slot(i);
             let ord = match (slot, c) {
                 (Slot::E, Component::E(e)) => d.e.cmp(e),
                 (Slot::A, Component::A(a)) => d.a.cmp(a),
-                (Slot::V, Component::V(v)) => d.v.cmp(v),
+                (Slot::V, Component::V(v)) => d.v.cmp(&v.borrowed()),
                 (Slot::Tx, Component::Tx(t)) => d.tx.cmp(t),
                 // A component of the wrong kind for this position never matches; callers
                 // validate prefixes with `check_prefix` first.

@@ -108,9 +108,27 @@ enum Elem<'a> {
     Child(&'a Child, u8),
 }
 
-/// A position in one tree: a stack of (node, index of the current item).
+/// One node on a side's stack: the node, its datoms unpacked if it is a leaf, and the
+/// index of the current item.
+struct Frame {
+    node: Arc<Node>,
+    datoms: Vec<Datom>,
+    i: usize,
+}
+
+impl Frame {
+    fn new(node: Arc<Node>) -> Frame {
+        Frame {
+            datoms: node.datoms(),
+            node,
+            i: 0,
+        }
+    }
+}
+
+/// A position in one tree: a stack of frames from the root down.
 struct Side<'s> {
-    stack: Vec<(Arc<Node>, usize)>,
+    stack: Vec<Frame>,
     source: Option<&'s Arc<dyn NodeSource>>,
 }
 
@@ -119,7 +137,7 @@ impl<'s> Side<'s> {
         let stack = if root.is_empty() {
             Vec::new()
         } else {
-            vec![(root.clone(), 0)]
+            vec![Frame::new(root.clone())]
         };
         Side { stack, source }
     }
@@ -127,7 +145,8 @@ impl<'s> Side<'s> {
     fn root_same_as(&self, other: &Side<'_>) -> bool {
         match (self.stack.first(), other.stack.first()) {
             (None, None) => true,
-            (Some((x, _)), Some((y, _))) => {
+            (Some(x), Some(y)) => {
+                let (x, y) = (&x.node, &y.node);
                 Arc::ptr_eq(x, y)
                     || matches!((x.cached_address(), y.cached_address()), (Some(p), Some(q)) if p == q)
             }
@@ -136,37 +155,38 @@ impl<'s> Side<'s> {
     }
 
     fn peek(&self) -> Option<Elem<'_>> {
-        let (node, i) = self.stack.last()?;
-        if node.level() == 0 {
-            node.datoms().get(*i).map(Elem::Datom)
+        let f = self.stack.last()?;
+        if f.node.level() == 0 {
+            f.datoms.get(f.i).map(Elem::Datom)
         } else {
-            node.children()
-                .get(*i)
-                .map(|c| Elem::Child(c, node.level() - 1))
+            f.node
+                .children()
+                .get(f.i)
+                .map(|c| Elem::Child(c, f.node.level() - 1))
         }
     }
 
     fn skip(&mut self) {
-        if let Some((_, i)) = self.stack.last_mut() {
-            *i += 1;
+        if let Some(f) = self.stack.last_mut() {
+            f.i += 1;
         }
-        while let Some((node, i)) = self.stack.last() {
-            if *i < node.len() {
+        while let Some(f) = self.stack.last() {
+            if f.i < f.node.len() {
                 break;
             }
             self.stack.pop();
-            if let Some((_, i)) = self.stack.last_mut() {
-                *i += 1;
+            if let Some(f) = self.stack.last_mut() {
+                f.i += 1;
             }
         }
     }
 
     fn descend(&mut self) -> Result<(), Error> {
-        let Some((node, i)) = self.stack.last() else {
+        let Some(f) = self.stack.last() else {
             return Ok(());
         };
-        let child = load_child(node, &node.children()[*i], self.source)?;
-        self.stack.push((child, 0));
+        let child = load_child(&f.node, &f.node.children()[f.i], self.source)?;
+        self.stack.push(Frame::new(child));
         Ok(())
     }
 }

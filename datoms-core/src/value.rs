@@ -112,6 +112,9 @@ impl<'de> Deserialize<'de> for Keyword {
 pub struct Double(f64);
 
 impl Double {
+    /// Positive zero.
+    pub(crate) const ZERO: Double = Double(0.0);
+
     /// Makes a canonical double; `NaN` is rejected with [`Error::InvalidValue`].
     pub fn new(f: f64) -> Result<Double, Error> {
         if f.is_nan() {
@@ -344,16 +347,91 @@ impl PartialOrd for Value {
 
 impl Ord for Value {
     fn cmp(&self, other: &Self) -> Ordering {
+        self.borrowed().cmp(&other.borrowed())
+    }
+}
+
+impl Value {
+    /// The value borrowed: what comparisons read.
+    pub(crate) fn borrowed(&self) -> ValueRef<'_> {
+        match self {
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Long(n) => ValueRef::Long(*n),
+            Value::Double(f) => ValueRef::Double(*f),
+            Value::Instant(ms) => ValueRef::Instant(*ms),
+            Value::String(s) => ValueRef::String(s),
+            Value::Keyword(k) => ValueRef::Keyword(k),
+            Value::Uuid(u) => ValueRef::Uuid(*u),
+            Value::Bytes(b) => ValueRef::Bytes(b),
+            Value::Ref(e) => ValueRef::Ref(*e),
+        }
+    }
+}
+
+/// A [`Value`] whose text and bytes are borrowed, e.g. from a packed leaf: comparing it
+/// allocates nothing. The one home of the total order of values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueRef<'a> {
+    Bool(bool),
+    Long(i64),
+    Double(Double),
+    Instant(i64),
+    String(&'a str),
+    Keyword(&'a Keyword),
+    Uuid(Uuid),
+    Bytes(&'a [u8]),
+    Ref(Eid),
+}
+
+impl ValueRef<'_> {
+    fn value_type(&self) -> ValueType {
+        match self {
+            ValueRef::Bool(_) => ValueType::Bool,
+            ValueRef::Long(_) => ValueType::Long,
+            ValueRef::Double(_) => ValueType::Double,
+            ValueRef::Instant(_) => ValueType::Instant,
+            ValueRef::String(_) => ValueType::String,
+            ValueRef::Keyword(_) => ValueType::Keyword,
+            ValueRef::Uuid(_) => ValueType::Uuid,
+            ValueRef::Bytes(_) => ValueType::Bytes,
+            ValueRef::Ref(_) => ValueType::Ref,
+        }
+    }
+
+    /// The owned value.
+    pub(crate) fn to_value(self) -> Value {
+        match self {
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Long(n) => Value::Long(n),
+            ValueRef::Double(f) => Value::Double(f),
+            ValueRef::Instant(ms) => Value::Instant(ms),
+            ValueRef::String(s) => Value::String(Arc::from(s)),
+            ValueRef::Keyword(k) => Value::Keyword(k.clone()),
+            ValueRef::Uuid(u) => Value::Uuid(u),
+            ValueRef::Bytes(b) => Value::Bytes(Arc::from(b)),
+            ValueRef::Ref(e) => Value::Ref(e),
+        }
+    }
+}
+
+impl PartialOrd for ValueRef<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ValueRef<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
-            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
-            (Value::Long(a), Value::Long(b)) => a.cmp(b),
-            (Value::Double(a), Value::Double(b)) => a.cmp(b),
-            (Value::Instant(a), Value::Instant(b)) => a.cmp(b),
-            (Value::String(a), Value::String(b)) => a.as_bytes().cmp(b.as_bytes()),
-            (Value::Keyword(a), Value::Keyword(b)) => a.cmp(b),
-            (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
-            (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
-            (Value::Ref(a), Value::Ref(b)) => a.cmp(b),
+            (ValueRef::Bool(a), ValueRef::Bool(b)) => a.cmp(b),
+            (ValueRef::Long(a), ValueRef::Long(b)) => a.cmp(b),
+            (ValueRef::Double(a), ValueRef::Double(b)) => a.cmp(b),
+            (ValueRef::Instant(a), ValueRef::Instant(b)) => a.cmp(b),
+            (ValueRef::String(a), ValueRef::String(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (ValueRef::Keyword(a), ValueRef::Keyword(b)) => a.cmp(b),
+            (ValueRef::Uuid(a), ValueRef::Uuid(b)) => a.cmp(b),
+            (ValueRef::Bytes(a), ValueRef::Bytes(b)) => a.cmp(b),
+            (ValueRef::Ref(a), ValueRef::Ref(b)) => a.cmp(b),
             _ => self.value_type().tag().cmp(&other.value_type().tag()),
         }
     }

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::node::{load_child, Node, NodeSource};
+use super::packed::Position;
 use super::Tree;
 use crate::datom::{Component, Datom, IndexKind};
 use crate::error::Error;
@@ -15,12 +16,30 @@ pub struct Cursor {
     kind: IndexKind,
     source: Option<Arc<dyn NodeSource>>,
     path: Vec<(Arc<Node>, usize)>,
-    leaf: Option<Arc<Node>>,
-    /// Forward: index of the next datom. Backward: number of datoms left in the leaf.
-    pos: usize,
+    /// Where the cursor is in the current leaf; `None` once iteration has ended.
+    leaf: Option<InLeaf>,
     reverse: bool,
     /// Stop once a datom no longer matches this prefix.
     within: Option<Vec<Component>>,
+}
+
+/// A cursor's place in its current leaf.
+enum InLeaf {
+    /// Moving forward: the leaf and the position of the next datom in it. Datoms are
+    /// unpacked one at a time as they are yielded, so a seek that reads a few datoms
+    /// unpacks only those.
+    Forward(Arc<Node>, Position),
+    /// Moving backward: the leaf's datoms up to the cursor, yielded from the back.
+    Backward(std::vec::IntoIter<Datom>),
+}
+
+impl InLeaf {
+    fn next(&mut self) -> Option<Datom> {
+        match self {
+            InLeaf::Forward(node, pos) => node.packed()?.next_at(pos),
+            InLeaf::Backward(datoms) => datoms.next_back(),
+        }
+    }
 }
 
 impl Cursor {
@@ -45,14 +64,14 @@ impl Cursor {
             node = child;
         }
         let pos = node
-            .datoms()
-            .partition_point(|d| kind.cmp_prefix(d, prefix) == Ordering::Less);
+            .packed()
+            .map(|p| p.seek(|d| kind.cmp_prefix_ref(d, prefix) == Ordering::Less))
+            .unwrap_or_default();
         Ok(Cursor {
             kind,
             source,
             path,
-            leaf: Some(node),
-            pos,
+            leaf: Some(InLeaf::Forward(node, pos)),
             reverse: false,
             within,
         })
@@ -81,15 +100,17 @@ impl Cursor {
             path.push((node, n - 1));
             node = child;
         }
-        let pos = node
-            .datoms()
-            .partition_point(|d| kind.cmp_prefix(d, prefix) != Ordering::Greater);
+        let leaf = leaf.map(|()| {
+            let mut datoms = node.datoms();
+            let pos = datoms.partition_point(|d| kind.cmp_prefix(d, prefix) != Ordering::Greater);
+            datoms.truncate(pos);
+            InLeaf::Backward(datoms.into_iter())
+        });
         Ok(Cursor {
             kind,
             source,
             path,
-            leaf: leaf.map(|()| node),
-            pos,
+            leaf,
             reverse: true,
             within: None,
         })
@@ -97,17 +118,12 @@ impl Cursor {
 
     fn step(&mut self) -> Result<Option<Datom>, Error> {
         loop {
-            let Some(leaf) = &self.leaf else {
+            let Some(leaf) = &mut self.leaf else {
                 return Ok(None);
             };
-            if self.reverse {
-                if self.pos > 0 {
-                    self.pos -= 1;
-                    return Ok(leaf.datoms().get(self.pos).cloned());
-                }
-            } else if let Some(d) = leaf.datoms().get(self.pos) {
-                self.pos += 1;
-                return Ok(Some(d.clone()));
+            let next = leaf.next();
+            if next.is_some() {
+                return Ok(next);
             }
             self.next_leaf()?;
         }
@@ -146,8 +162,12 @@ impl Cursor {
             self.path.push((node, idx));
             node = child;
         }
-        self.pos = if reverse { node.datoms().len() } else { 0 };
-        self.leaf = Some(node);
+        self.leaf = Some(if reverse {
+            InLeaf::Backward(node.datoms().into_iter())
+        } else {
+            let start = node.packed().map(|p| p.start()).unwrap_or_default();
+            InLeaf::Forward(node, start)
+        });
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! the old ones they replace are dropped from the edits, so unchanged parents stay
 //! untouched.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -21,24 +22,26 @@ use crate::error::Error;
 /// What one level's nodes hold: datoms in leaves, children in branches.
 trait Item: Clone {
     fn key(&self) -> &Datom;
-    fn items(node: &Node) -> &[Self];
+    /// The node's items (leaves unpack theirs).
+    fn items(node: &Node) -> Cow<'_, [Self]>;
     fn make(kind: IndexKind, level: u8, items: Vec<Self>) -> Node;
-    fn same(&self, other: &Self) -> bool;
+    /// True if two nodes of this level hold the same items.
+    fn same_items(a: &Node, b: &Node) -> bool;
 }
 
 impl Item for Datom {
     fn key(&self) -> &Datom {
         self
     }
-    fn items(node: &Node) -> &[Datom] {
-        node.datoms()
+    fn items(node: &Node) -> Cow<'_, [Datom]> {
+        Cow::Owned(node.datoms())
     }
     fn make(kind: IndexKind, _level: u8, items: Vec<Datom>) -> Node {
         Node::leaf(kind, items)
     }
-    fn same(&self, other: &Datom) -> bool {
+    fn same_items(a: &Node, b: &Node) -> bool {
         // Full equality: a re-asserted datom with a new tx is new content.
-        self == other
+        a.same_datoms(b)
     }
 }
 
@@ -46,14 +49,15 @@ impl Item for Child {
     fn key(&self) -> &Datom {
         &self.first
     }
-    fn items(node: &Node) -> &[Child] {
-        node.children()
+    fn items(node: &Node) -> Cow<'_, [Child]> {
+        Cow::Borrowed(node.children())
     }
     fn make(kind: IndexKind, level: u8, items: Vec<Child>) -> Node {
         Node::branch(kind, level, items)
     }
-    fn same(&self, other: &Child) -> bool {
-        self.same_as(other)
+    fn same_items(a: &Node, b: &Node) -> bool {
+        let (x, y) = (a.children(), b.children());
+        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same_as(q))
     }
 }
 
@@ -214,7 +218,8 @@ fn rechunk<I: Item>(
                     .as_ref()
                     .is_none_or(|l| kind.cmp(k, l) == Ordering::Less)
             };
-            let mut items = I::items(&node).iter().peekable();
+            let node_items = I::items(&node);
+            let mut items = node_items.iter().peekable();
             loop {
                 let edit_key = edits.peek().map(|(k, _)| k).filter(|k| before_limit(k));
                 match (items.peek(), edit_key) {
@@ -291,7 +296,7 @@ fn merge_up<I: Item>(
                 let (Some(r), Some(a)) = (removed.next(), added.next()) else {
                     break;
                 };
-                let keep = if same_items::<I>(&r, &a) {
+                let keep = if I::same_items(&r, &a) {
                     keep_unchanged.then_some(r)
                 } else {
                     Some(a)
@@ -303,11 +308,6 @@ fn merge_up<I: Item>(
         }
     }
     out
-}
-
-fn same_items<I: Item>(a: &Node, b: &Node) -> bool {
-    let (x, y) = (I::items(a), I::items(b));
-    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same(q))
 }
 
 /// A position at one level of a tree: the node there and the path from the root to it.

@@ -10,6 +10,7 @@ pub mod chunker;
 pub mod cursor;
 mod edit;
 pub mod node;
+mod packed;
 #[cfg(test)]
 mod tests;
 

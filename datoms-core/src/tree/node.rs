@@ -19,6 +19,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::packed::PackedLeaf;
 use crate::address::Address;
 use crate::datom::{Datom, IndexKind};
 use crate::error::Error;
@@ -56,7 +57,12 @@ pub struct Node {
 
 /// A node's items.
 pub(crate) enum Body {
-    Leaf(Vec<Datom>),
+    /// A leaf keeps its first datom unpacked (parents and edits compare it often) and all
+    /// its datoms packed (see [`super::packed`]).
+    Leaf {
+        first: Option<Datom>,
+        datoms: PackedLeaf,
+    },
     Branch(Vec<Child>),
 }
 
@@ -168,7 +174,11 @@ impl Child {
 impl Node {
     pub(crate) fn leaf(kind: IndexKind, datoms: Vec<Datom>) -> Node {
         let count = datoms.len() as u64;
-        Node::make(kind, 0, Body::Leaf(datoms), count)
+        let body = Body::Leaf {
+            datoms: PackedLeaf::pack(&datoms),
+            first: datoms.into_iter().next(),
+        };
+        Node::make(kind, 0, body, count)
     }
 
     pub(crate) fn branch(kind: IndexKind, level: u8, children: Vec<Child>) -> Node {
@@ -205,7 +215,7 @@ impl Node {
     /// The number of items (datoms or children) in this node.
     pub fn len(&self) -> usize {
         match &self.body {
-            Body::Leaf(d) => d.len(),
+            Body::Leaf { datoms, .. } => datoms.len(),
             Body::Branch(c) => c.len(),
         }
     }
@@ -215,18 +225,35 @@ impl Node {
         self.len() == 0
     }
 
-    /// The datoms of a leaf (empty for a branch).
-    pub fn datoms(&self) -> &[Datom] {
+    /// The datoms of a leaf (empty for a branch), unpacked from the leaf's compact
+    /// in-memory form: a fresh `Vec` on every call.
+    pub fn datoms(&self) -> Vec<Datom> {
         match &self.body {
-            Body::Leaf(d) => d,
-            Body::Branch(_) => &[],
+            Body::Leaf { datoms, .. } => datoms.unpack(),
+            Body::Branch(_) => Vec::new(),
+        }
+    }
+
+    /// A leaf's datoms in packed form (`None` for a branch).
+    pub(crate) fn packed(&self) -> Option<&PackedLeaf> {
+        match &self.body {
+            Body::Leaf { datoms, .. } => Some(datoms),
+            Body::Branch(_) => None,
+        }
+    }
+
+    /// True if both nodes are leaves holding exactly the same datoms (tx included).
+    pub(crate) fn same_datoms(&self, other: &Node) -> bool {
+        match (&self.body, &other.body) {
+            (Body::Leaf { datoms: x, .. }, Body::Leaf { datoms: y, .. }) => x == y,
+            _ => false,
         }
     }
 
     /// The children of a branch (empty for a leaf).
     pub fn children(&self) -> &[Child] {
         match &self.body {
-            Body::Leaf(_) => &[],
+            Body::Leaf { .. } => &[],
             Body::Branch(c) => c,
         }
     }
@@ -234,7 +261,7 @@ impl Node {
     /// The first datom under this node.
     pub fn first(&self) -> Option<&Datom> {
         match &self.body {
-            Body::Leaf(d) => d.first(),
+            Body::Leaf { first, .. } => first.as_ref(),
             Body::Branch(c) => c.first().map(|c| &c.first),
         }
     }
@@ -388,7 +415,7 @@ impl Serialize for Node {
         t.serialize_element(&kind_tag(self.kind))?;
         t.serialize_element(&self.level)?;
         match &self.body {
-            Body::Leaf(d) => t.serialize_element(d)?,
+            Body::Leaf { datoms, .. } => t.serialize_element(&LeafItems(datoms))?,
             Body::Branch(children) => {
                 let entries: Vec<(&Datom, Address, u64)> = children
                     .iter()
@@ -398,6 +425,15 @@ impl Serialize for Node {
             }
         }
         t.end()
+    }
+}
+
+/// A packed leaf's datoms, serialized as the msgpack array of the node format.
+struct LeafItems<'a>(&'a PackedLeaf);
+
+impl Serialize for LeafItems<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
     }
 }
 
