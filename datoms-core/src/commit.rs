@@ -1,12 +1,47 @@
 //! Commit records: one stored version of a database, with its lineage, its tx log entry
 //! and its delta manifest.
 //!
-//! # Format (version [`FORMAT_VERSION`])
-//! The msgpack array `[version, "datoms/commit", schema, tree config, max-eid, max-tx,
-//! [eavt, aevt, avet roots], parent or nil, [ancestors…], [tx log entries…], [manifest…]]`,
-//! addressed like nodes by the BLAKE3 hash of its bytes. A log entry is `[tx, [[e, a, v,
-//! added]…]]`.
+//! # Format (commit format version [`COMMIT_FORMAT_VERSION`])
+//! Commits have their own format version, separate from the nodes'
+//! ([`crate::tree::FORMAT_VERSION`]): the two evolve independently.
+//!
+//! A commit is the msgpack array `[version, "datoms/commit", schema, tree config, max-eid,
+//! max-tx, [eavt, aevt, avet roots], parent or nil, [ancestors…], [tx count, datom count,
+//! log], [manifest…], [ancestor manifests…]]`, addressed like nodes by the BLAKE3 hash of
+//! its bytes.
+//!
+//! The tx log is a msgpack `bin` holding its own msgpack document
+//! `[[attribute…], [[tx, [[e, attribute index, v, added]…]]…]]`:
+//! - each attribute is written once per commit, as a string in the table, and every datom
+//!   names it by its index in that table (a bulk import repeats a handful of attribute
+//!   strings a million times otherwise);
+//! - the tx is written once per entry, not per datom;
+//! - values are encoded as in nodes, `[type tag, payload]`.
+//!
+//! The table lists exactly the attributes the log uses, each once, in order of first use,
+//! so one log has one encoding; the decoder refuses any other table, an index out of
+//! range, bytes after the document and counts that disagree with it.
+//!
+//! The log is nested as bytes so that decoding a commit does not decode its log: a
+//! restore needs only the roots, lineage and manifests, so [`Commit::decode`] copies the
+//! log bytes and checks nothing in them (the commit's hash covers them).
+//! [`Commit::log_entries`] decodes and checks them, with [`Error::MalformedLog`] for a
+//! log that is not valid: log replay, `datoms log` and `datoms verify` call it.
+//!
+//! ## Versions
+//! - 1: the version byte was shared with nodes; log entries were inline
+//!   `[tx, [[e, a, v, added]…]]` arrays repeating each attribute string per datom. No
+//!   longer read: no released build wrote it, so decoding one gives
+//!   [`Error::UnsupportedVersion`] rather than carrying a second decoder.
+//! - 2: the format above.
 
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Visitor};
+use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
@@ -14,8 +49,12 @@ use crate::datom::{Datom, Tx};
 use crate::db::Db;
 use crate::error::Error;
 use crate::schema::Schema;
-use crate::tree::{TreeConfig, FORMAT_VERSION};
-use crate::value::{Eid, Keyword, Value};
+use crate::tree::TreeConfig;
+use crate::value::{Bin, Eid, Keyword, Value};
+
+/// The version of the commit record format, written as its first element. Independent of
+/// the node format version ([`crate::tree::FORMAT_VERSION`]).
+pub const COMMIT_FORMAT_VERSION: u8 = 2;
 
 /// How many ancestors (beyond the parent) a commit lists, so a replica up to this many
 /// commits behind can fetch the whole chain of commits in one batch.
@@ -38,27 +77,252 @@ pub struct TxLogEntry {
     pub datoms: Vec<Datom>,
 }
 
-impl Serialize for TxLogEntry {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let datoms: Vec<(Eid, &Keyword, &Value, bool)> = self
-            .datoms
-            .iter()
-            .map(|d| (d.e, &d.a, &d.v, d.added))
-            .collect();
-        (self.tx, datoms).serialize(s)
+/// The tx log of a commit, kept encoded: counted, but decoded only when asked
+/// ([`Commit::log_entries`]), so restoring a commit never pays for its log.
+///
+/// Equality compares the encoded log (one log has one encoding).
+#[derive(Clone, Default)]
+pub struct CommitLog {
+    txs: usize,
+    datoms: usize,
+    bytes: Arc<[u8]>,
+    /// The commit it was decoded from, to name it in errors.
+    commit: Option<Address>,
+}
+
+impl CommitLog {
+    /// Encodes `entries` (oldest first) in the compact log format of the module docs.
+    pub fn new<E: Borrow<TxLogEntry>>(entries: &[E]) -> CommitLog {
+        let mut index: HashMap<&Keyword, usize> = HashMap::new();
+        let mut table: Vec<&str> = Vec::new();
+        let mut datoms = 0;
+        for entry in entries {
+            for d in &entry.borrow().datoms {
+                datoms += 1;
+                index.entry(&d.a).or_insert_with(|| {
+                    table.push(d.a.as_str());
+                    table.len() - 1
+                });
+            }
+        }
+        let body = LogOut {
+            table: &table,
+            index: &index,
+            entries,
+        };
+        // Encoding plain data into a Vec cannot fail (every attribute is in the table).
+        let bytes = rmp_serde::to_vec(&body).unwrap_or_default();
+        CommitLog {
+            txs: entries.len(),
+            datoms,
+            bytes: Arc::from(bytes),
+            commit: None,
+        }
+    }
+
+    /// The number of transactions in the log.
+    pub fn txs(&self) -> usize {
+        self.txs
+    }
+
+    /// The number of datoms (assertions and retractions) in the log, all transactions
+    /// together.
+    pub fn datoms(&self) -> usize {
+        self.datoms
+    }
+
+    /// True if the log holds no transaction.
+    pub fn is_empty(&self) -> bool {
+        self.txs == 0
+    }
+
+    /// The encoded log, as stored in the commit record (not checked until decoded).
+    pub fn encoded(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Decodes and checks the log; `max_tx` is its commit's.
+    fn decode(&self, max_tx: Tx) -> Result<Vec<TxLogEntry>, Error> {
+        let bad = |reason: String| Error::MalformedLog {
+            commit: self.commit,
+            reason,
+        };
+        let mut rest: &[u8] = &self.bytes;
+        let mut de = rmp_serde::Deserializer::new(&mut rest);
+        let (table, wire) =
+            <(Vec<Keyword>, Vec<(Tx, Vec<(Eid, usize, Value, bool)>)>)>::deserialize(&mut de)
+                .map_err(|e| bad(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(bad(format!("{} bytes after the log", rest.len())));
+        }
+        let mut seen = HashSet::with_capacity(table.len());
+        if let Some(a) = table.iter().find(|a| !seen.insert(*a)) {
+            return Err(bad(format!("attribute {a} is twice in the table")));
+        }
+        if wire.len() != self.txs {
+            return Err(bad(format!(
+                "{} transactions where the commit counts {}",
+                wire.len(),
+                self.txs
+            )));
+        }
+        // The next attribute index to be used for the first time: the table is in order
+        // of first use.
+        let mut next = 0;
+        let mut datoms = 0;
+        let mut entries = Vec::with_capacity(wire.len());
+        for (tx, raw) in wire {
+            if tx > max_tx {
+                return Err(bad(format!("log entry tx {tx} after max-tx {max_tx}")));
+            }
+            datoms += raw.len();
+            let mut out = Vec::with_capacity(raw.len());
+            for (e, i, v, added) in raw {
+                let a = table.get(i).ok_or_else(|| {
+                    bad(format!(
+                        "attribute index {i} of tx {tx} is past the table of {}",
+                        table.len()
+                    ))
+                })?;
+                if i > next {
+                    return Err(bad(format!(
+                        "attribute index {i} of tx {tx} used before index {next}: the table is not in order of first use"
+                    )));
+                }
+                if i == next {
+                    next += 1;
+                }
+                out.push(Datom {
+                    e,
+                    a: a.clone(),
+                    v,
+                    tx,
+                    added,
+                });
+            }
+            entries.push(TxLogEntry { tx, datoms: out });
+        }
+        if next != table.len() {
+            return Err(bad(format!(
+                "the table lists {} attributes, the log uses {next}",
+                table.len()
+            )));
+        }
+        if datoms != self.datoms {
+            return Err(bad(format!(
+                "{datoms} datoms where the commit counts {}",
+                self.datoms
+            )));
+        }
+        Ok(entries)
     }
 }
 
-impl<'de> Deserialize<'de> for TxLogEntry {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TxLogEntry, D::Error> {
-        let (tx, datoms) = <(Tx, Vec<(Eid, Keyword, Value, bool)>)>::deserialize(d)?;
-        Ok(TxLogEntry {
-            tx,
-            datoms: datoms
-                .into_iter()
-                .map(|(e, a, v, added)| Datom { e, a, v, tx, added })
-                .collect(),
+impl PartialEq for CommitLog {
+    fn eq(&self, other: &CommitLog) -> bool {
+        self.txs == other.txs && self.datoms == other.datoms && self.bytes == other.bytes
+    }
+}
+
+impl Eq for CommitLog {}
+
+impl fmt::Debug for CommitLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommitLog")
+            .field("txs", &self.txs)
+            .field("datoms", &self.datoms)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Serialize for CommitLog {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.txs, self.datoms, Bin(&self.bytes)).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CommitLog {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CommitLog, D::Error> {
+        let (txs, datoms, LogBytes(bytes)) = <(usize, usize, LogBytes)>::deserialize(d)?;
+        Ok(CommitLog {
+            txs,
+            datoms,
+            bytes,
+            commit: None,
         })
+    }
+}
+
+/// A msgpack `bin`, copied once into shared memory and not looked into.
+struct LogBytes(Arc<[u8]>);
+
+impl<'de> Deserialize<'de> for LogBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LogBytes, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LogBytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the encoded tx log, a byte string")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<LogBytes, E> {
+                Ok(LogBytes(Arc::from(v)))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// The log document `[[attribute…], [entry…]]` as [`CommitLog::new`] writes it.
+struct LogOut<'a, E> {
+    table: &'a [&'a str],
+    index: &'a HashMap<&'a Keyword, usize>,
+    entries: &'a [E],
+}
+
+impl<E: Borrow<TxLogEntry>> Serialize for LogOut<'_, E> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut doc = s.serialize_tuple(2)?;
+        doc.serialize_element(self.table)?;
+        doc.serialize_element(&EntriesOut(self))?;
+        doc.end()
+    }
+}
+
+struct EntriesOut<'a, 'b, E>(&'b LogOut<'a, E>);
+
+impl<E: Borrow<TxLogEntry>> Serialize for EntriesOut<'_, '_, E> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.entries.len()))?;
+        for entry in self.0.entries {
+            let entry = entry.borrow();
+            seq.serialize_element(&(
+                entry.tx,
+                DatomsOut {
+                    datoms: &entry.datoms,
+                    index: self.0.index,
+                },
+            ))?;
+        }
+        seq.end()
+    }
+}
+
+struct DatomsOut<'a> {
+    datoms: &'a [Datom],
+    index: &'a HashMap<&'a Keyword, usize>,
+}
+
+impl Serialize for DatomsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.datoms.len()))?;
+        for d in self.datoms {
+            let i = self.index.get(&d.a).copied().ok_or_else(|| {
+                <S::Error as serde::ser::Error>::custom("attribute missing from the table")
+            })?;
+            seq.serialize_element(&(d.e, i, &d.v, d.added))?;
+        }
+        seq.end()
     }
 }
 
@@ -80,8 +344,9 @@ pub struct Commit {
     /// The parent's ancestors, most recent first: `[grandparent, …]`, at most
     /// [`ANCESTORS`] of them.
     pub ancestors: Vec<Address>,
-    /// The transactions since the parent, oldest first.
-    pub log: Vec<TxLogEntry>,
+    /// The transactions since the parent, oldest first, still encoded:
+    /// [`Commit::log_entries`] decodes them.
+    pub log: CommitLog,
     /// Addresses of the nodes this commit's trees have that were not stored before it
     /// (the delta manifest), children before parents.
     pub manifest: Vec<Address>,
@@ -101,7 +366,7 @@ struct Wire(
     [Address; 3],
     Option<Address>,
     Vec<Address>,
-    Vec<TxLogEntry>,
+    CommitLog,
     Vec<Address>,
     Vec<Option<Vec<Address>>>,
 );
@@ -135,10 +400,21 @@ impl Commit {
             roots: db.root_addresses(),
             parent: lineage.first().copied(),
             ancestors: lineage.iter().skip(1).take(ANCESTORS).copied().collect(),
-            log: db.pending_log().iter().map(|e| (**e).clone()).collect(),
+            log: CommitLog::new(&db.pending_log()),
             manifest,
             ancestor_manifests,
         }
+    }
+
+    /// Decodes the tx log: the transactions since the parent, oldest first. Decoding a
+    /// commit leaves its log encoded; this is the one place it is decoded and checked.
+    ///
+    /// # Errors
+    /// [`Error::MalformedLog`] if the log bytes are not a valid log of this commit (bad
+    /// msgpack, an attribute index outside the table, counts that disagree, a tx after
+    /// [`Commit::max_tx`]…).
+    pub fn log_entries(&self) -> Result<Vec<TxLogEntry>, Error> {
+        self.log.decode(self.max_tx)
     }
 
     /// The manifests along [`Commit::lineage`]: this commit's own, then those it repeats
@@ -163,7 +439,7 @@ impl Commit {
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
         let wire = Wire(
-            FORMAT_VERSION,
+            COMMIT_FORMAT_VERSION,
             MAGIC.to_owned(),
             self.schema.clone(),
             self.config,
@@ -185,19 +461,21 @@ impl Commit {
         Address::of(&self.encode())
     }
 
-    /// Decodes and verifies untrusted bytes fetched for `address`.
+    /// Decodes and verifies untrusted bytes fetched for `address`. The tx log is copied,
+    /// not decoded: [`Commit::log_entries`] decodes and checks it.
     ///
     /// # Errors
-    /// [`Error::Corrupt`], [`Error::UnsupportedVersion`] or [`Error::Malformed`].
+    /// [`Error::Corrupt`], [`Error::UnsupportedVersion`] (a commit of another format
+    /// version, including version 1) or [`Error::Malformed`].
     pub fn decode(address: Address, bytes: &[u8]) -> Result<Commit, Error> {
         address.verify(bytes)?;
         let malformed = |reason: String| Error::Malformed { address, reason };
         if let Some(&version) = bytes.get(1) {
-            if version != FORMAT_VERSION && version < 0x80 {
+            if version != COMMIT_FORMAT_VERSION && version < 0x80 {
                 return Err(Error::UnsupportedVersion {
                     address,
                     version,
-                    supported: FORMAT_VERSION,
+                    supported: COMMIT_FORMAT_VERSION,
                 });
             }
         }
@@ -208,12 +486,6 @@ impl Commit {
         if w.8.len() > ANCESTORS || w.11.len() > ANCESTORS + 1 {
             return Err(malformed("too many ancestors".into()));
         }
-        if let Some(entry) = w.9.iter().find(|e| e.tx > w.5) {
-            return Err(malformed(format!(
-                "log entry tx {} after max-tx {}",
-                entry.tx, w.5
-            )));
-        }
         Ok(Commit {
             schema: w.2,
             config: w.3,
@@ -222,7 +494,10 @@ impl Commit {
             roots: w.6,
             parent: w.7,
             ancestors: w.8,
-            log: w.9,
+            log: CommitLog {
+                commit: Some(address),
+                ..w.9
+            },
             manifest: w.10,
             ancestor_manifests: w.11,
         })
@@ -231,8 +506,30 @@ impl Commit {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::datom::TX0;
+    use crate::value::Uuid;
+
+    fn entries() -> Vec<TxLogEntry> {
+        vec![
+            TxLogEntry {
+                tx: TX0 + 1,
+                datoms: vec![
+                    Datom::new(3, ":x", 1i64, TX0 + 1),
+                    Datom::new(3, ":y", "three", TX0 + 1),
+                ],
+            },
+            TxLogEntry {
+                tx: TX0 + 2,
+                datoms: vec![
+                    Datom::new(2, ":y", 1i64, TX0 + 2).retraction(),
+                    Datom::new(4, ":x", 2i64, TX0 + 2),
+                ],
+            },
+        ]
+    }
 
     fn sample() -> Commit {
         Commit {
@@ -243,15 +540,29 @@ mod tests {
             roots: [Address::of(b"a"), Address::of(b"b"), Address::of(b"c")],
             parent: Some(Address::of(b"p")),
             ancestors: vec![Address::of(b"g")],
-            log: vec![TxLogEntry {
-                tx: TX0 + 2,
-                datoms: vec![
-                    Datom::new(3, ":x", 1i64, TX0 + 2),
-                    Datom::new(2, ":x", 1i64, TX0 + 2).retraction(),
-                ],
-            }],
+            log: CommitLog::new(&entries()),
             manifest: vec![Address::of(b"n")],
             ancestor_manifests: vec![Some(vec![Address::of(b"m")]), None],
+        }
+    }
+
+    /// A log with the given counts and bytes, as a decoded commit would hold it.
+    fn raw_log(txs: usize, datoms: usize, bytes: &[u8]) -> CommitLog {
+        CommitLog {
+            txs,
+            datoms,
+            bytes: Arc::from(bytes),
+            commit: Some(Address::of(b"commit")),
+        }
+    }
+
+    fn malformed_log(log: &CommitLog, max_tx: Tx) -> String {
+        match log.decode(max_tx) {
+            Err(Error::MalformedLog { commit, reason }) => {
+                assert_eq!(commit, Some(Address::of(b"commit")));
+                reason
+            }
+            other => panic!("expected MalformedLog, got {other:?}"),
         }
     }
 
@@ -260,7 +571,10 @@ mod tests {
         let c = sample();
         let bytes = c.encode();
         let addr = Address::of(&bytes);
-        assert_eq!(Commit::decode(addr, &bytes).unwrap(), c);
+        let decoded = Commit::decode(addr, &bytes).unwrap();
+        assert_eq!(decoded, c);
+        assert_eq!(decoded.log_entries().unwrap(), entries());
+        assert_eq!((decoded.log.txs(), decoded.log.datoms()), (2, 4));
         let mut bad = bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
@@ -275,9 +589,195 @@ mod tests {
     }
 
     #[test]
+    fn the_log_writes_each_attribute_once() {
+        let log = CommitLog::new(&entries());
+        let text = String::from_utf8_lossy(log.encoded());
+        assert_eq!(text.matches('x').count(), 1, "{text}");
+        assert_eq!(text.matches('y').count(), 1, "{text}");
+        let (table, _): (Vec<String>, serde::de::IgnoredAny) =
+            rmp_serde::from_slice(log.encoded()).unwrap();
+        assert_eq!(table, ["x", "y"], "in order of first use");
+        assert!(CommitLog::new::<TxLogEntry>(&[])
+            .decode(0)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn an_old_version_is_refused_with_a_typed_error() {
+        let mut bytes = sample().encode();
+        bytes[1] = 1;
+        let addr = Address::of(&bytes);
+        assert!(matches!(
+            Commit::decode(addr, &bytes),
+            Err(Error::UnsupportedVersion {
+                version: 1,
+                supported: COMMIT_FORMAT_VERSION,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn decoding_a_commit_does_not_decode_its_log() {
+        let mut c = sample();
+        c.log = raw_log(2, 4, &[0xc1, 0xc1, 0xc1]);
+        let bytes = c.encode();
+        let addr = Address::of(&bytes);
+        let decoded = Commit::decode(addr, &bytes).unwrap();
+        assert_eq!(decoded.roots, c.roots);
+        assert_eq!(decoded.log.encoded(), [0xc1, 0xc1, 0xc1]);
+        match decoded.log_entries() {
+            Err(Error::MalformedLog { commit, .. }) => assert_eq!(commit, Some(addr)),
+            other => panic!("expected MalformedLog, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_invalid_log_is_a_typed_error_naming_what_is_wrong() {
+        type Doc = (Vec<&'static str>, Vec<(Tx, Vec<(Eid, usize, Value, bool)>)>);
+        let tx = TX0 + 1;
+        let one = |i: usize| (1u64, i, Value::Long(1), true);
+        let cases: Vec<(Doc, usize, usize, &str)> = vec![
+            (
+                (vec!["a"], vec![(tx, vec![one(1)])]),
+                1,
+                1,
+                "past the table",
+            ),
+            (
+                (vec!["a", "b"], vec![(tx, vec![one(1), one(0)])]),
+                1,
+                2,
+                "order of first use",
+            ),
+            (
+                (vec!["a", "a"], vec![(tx, vec![one(0), one(1)])]),
+                1,
+                2,
+                "twice in the table",
+            ),
+            ((vec!["a", "b"], vec![(tx, vec![one(0)])]), 1, 1, "uses 1"),
+            ((vec!["a"], vec![(tx, vec![one(0)])]), 2, 1, "transactions"),
+            ((vec!["a"], vec![(tx, vec![one(0)])]), 1, 2, "datoms"),
+            (
+                (vec!["a"], vec![(tx + 5, vec![one(0)])]),
+                1,
+                1,
+                "after max-tx",
+            ),
+        ];
+        for (doc, txs, datoms, expected) in cases {
+            let bytes = rmp_serde::to_vec(&doc).unwrap();
+            let reason = malformed_log(&raw_log(txs, datoms, &bytes), tx);
+            assert!(reason.contains(expected), "{reason} (expected {expected})");
+        }
+        let mut bytes = CommitLog::new(&entries()).encoded().to_vec();
+        bytes.push(0);
+        let reason = malformed_log(&raw_log(2, 4, &bytes), TX0 + 2);
+        assert!(reason.contains("after the log"), "{reason}");
+        malformed_log(&raw_log(0, 0, &[]), TX0);
+    }
+
+    #[test]
+    fn every_damaged_log_fails_with_a_typed_error_or_decodes() {
+        let good = CommitLog::new(&entries());
+        let bytes = good.encoded();
+        for cut in 0..bytes.len() {
+            malformed_log(&raw_log(2, 4, &bytes[..cut]), TX0 + 2);
+        }
+        for i in 0..bytes.len() {
+            for x in [0x01, 0x80, 0xff] {
+                let mut bad = bytes.to_vec();
+                bad[i] ^= x;
+                match raw_log(2, 4, &bad).decode(TX0 + 2) {
+                    Ok(_) | Err(Error::MalformedLog { .. }) => {}
+                    Err(other) => panic!("byte {i} ^ {x:#x}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
     fn lineage_is_capped() {
         let mut c = sample();
         c.ancestors = (0..ANCESTORS as u8).map(|i| Address::of(&[i])).collect();
         assert_eq!(c.lineage(Address::of(b"me")).len(), ANCESTORS + 2);
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Long),
+            (-1e9f64..1e9).prop_map(|f| Value::double(f).unwrap()),
+            any::<i64>().prop_map(Value::Instant),
+            ".{0,12}".prop_map(|s| Value::string(&s)),
+            "[a-z]{1,3}/[a-z]{1,5}".prop_map(|s| Value::keyword(&s)),
+            any::<[u8; 16]>().prop_map(|b| Value::Uuid(Uuid(b))),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Value::Bytes(Arc::from(b))),
+            (1u64..1 << 40).prop_map(Value::Ref),
+        ]
+    }
+
+    fn log() -> impl Strategy<Value = Vec<TxLogEntry>> {
+        let datom = (
+            any::<u64>(),
+            "[a-z]{1,2}(/[a-z]{1,4})?",
+            value(),
+            any::<bool>(),
+        );
+        proptest::collection::vec((0u64..1000, proptest::collection::vec(datom, 0..12)), 0..8)
+            .prop_map(|txs| {
+                txs.into_iter()
+                    .map(|(dt, datoms)| {
+                        let tx = TX0 + dt;
+                        TxLogEntry {
+                            tx,
+                            datoms: datoms
+                                .into_iter()
+                                .map(|(e, a, v, added)| Datom {
+                                    e,
+                                    a: Keyword::new(&a),
+                                    v,
+                                    tx,
+                                    added,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_log_round_trips_through_the_compact_encoding(entries in log()) {
+            let log = CommitLog::new(&entries);
+            prop_assert_eq!(log.txs(), entries.len());
+            prop_assert_eq!(log.datoms(), entries.iter().map(|e| e.datoms.len()).sum::<usize>());
+            let mut c = sample();
+            c.max_tx = TX0 + 1000;
+            c.log = log.clone();
+            let bytes = c.encode();
+            let decoded = Commit::decode(Address::of(&bytes), &bytes).unwrap();
+            let back = decoded.log_entries().unwrap();
+            prop_assert_eq!(&back, &entries);
+            // One log, one encoding.
+            prop_assert_eq!(CommitLog::new(&back), log);
+        }
+
+        #[test]
+        fn decoding_arbitrary_log_bytes_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            txs in 0usize..4,
+            datoms in 0usize..8,
+        ) {
+            match raw_log(txs, datoms, &bytes).decode(Tx::MAX) {
+                Ok(_) | Err(Error::MalformedLog { .. }) => {}
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
     }
 }

@@ -28,6 +28,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The tx log of a commit hashes correctly (with its commit) but is not a valid log:
+    /// found when the log is decoded ([`crate::Commit::log_entries`]), not when the commit
+    /// is.
+    #[error("the tx log of commit {} cannot be decoded: {reason}", .commit.map_or_else(|| "(not stored)".to_owned(), |a| a.to_string()))]
+    MalformedLog {
+        /// The commit whose log it is, if it was decoded from storage.
+        commit: Option<Address>,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The node or commit at `address` was written by a newer, unknown format version.
     #[error("node {address} has format version {version}, this build reads version {supported}")]
     UnsupportedVersion {

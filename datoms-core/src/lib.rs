@@ -24,7 +24,7 @@ pub mod tx;
 pub mod value;
 
 pub use address::Address;
-pub use commit::{Commit, TxLogEntry};
+pub use commit::{Commit, CommitLog, TxLogEntry};
 pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
 pub use db::Db;
 pub use diff::{diff, Diff};

@@ -1,16 +1,20 @@
 //! Golden fixtures: encoded nodes and a commit, with their BLAKE3 addresses, checked in.
-//! If the encoding changes, these fail: bump `FORMAT_VERSION` (and keep reading the old
-//! version) before re-blessing them with `DATOMS_BLESS=1 cargo test -p datoms-core --test golden`.
+//! If an encoding changes, these fail: bump its version (`tree::FORMAT_VERSION` for nodes,
+//! `commit::COMMIT_FORMAT_VERSION` for commits; the file names carry it) and decide
+//! whether the old version stays readable, before re-blessing them with
+//! `DATOMS_BLESS=1 cargo test -p datoms-core --test golden`. Fixtures of a version no
+//! longer read stay checked in and must be refused with `UnsupportedVersion`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use datoms_core::commit::COMMIT_FORMAT_VERSION;
 use datoms_core::tree::{Node, FORMAT_VERSION};
 use datoms_core::{
-    Address, AttributeSchema, Commit, Datom, IndexKind, Schema, Tree, TreeConfig, TxLogEntry, Uuid,
-    Value, ValueType, TX0,
+    Address, AttributeSchema, Commit, CommitLog, Datom, Error, IndexKind, Schema, Tree, TreeConfig,
+    TxLogEntry, Uuid, Value, ValueType, TX0,
 };
 
 fn fixtures() -> PathBuf {
@@ -43,6 +47,25 @@ fn datoms() -> Vec<Datom> {
     ]
 }
 
+/// The commit fixture's log: every value type, a retraction, two txs sharing attributes.
+fn log() -> Vec<TxLogEntry> {
+    let tx = TX0 + 1;
+    vec![
+        TxLogEntry {
+            tx,
+            datoms: datoms(),
+        },
+        TxLogEntry {
+            tx: tx + 1,
+            datoms: vec![
+                Datom::new(1, ":t/long", Value::Long(-42), tx + 1).retraction(),
+                Datom::new(1, ":t/long", Value::Long(7), tx + 1),
+                Datom::new(3, ":t/ref", Value::Ref(1), tx + 1),
+            ],
+        },
+    ]
+}
+
 fn small() -> TreeConfig {
     TreeConfig {
         leaf_target: 4,
@@ -51,7 +74,7 @@ fn small() -> TreeConfig {
 }
 
 /// A leaf, a branch (the root of a two-level tree) and a commit.
-fn cases() -> Vec<(&'static str, Vec<u8>)> {
+fn cases() -> Vec<(&'static str, u8, Vec<u8>)> {
     let leaf = Tree::build(IndexKind::Eavt, TreeConfig::default(), datoms());
     assert_eq!(leaf.root().level(), 0);
     let many: Vec<Datom> = (1..=40)
@@ -68,8 +91,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
     let commit = Commit {
         schema,
         config: TreeConfig::default(),
-        max_eid: 2,
-        max_tx: TX0 + 1,
+        max_eid: 3,
+        max_tx: TX0 + 2,
         roots: [
             leaf.root_address(),
             branch.root_address(),
@@ -77,27 +100,35 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ],
         parent: Some(Address::of(b"parent")),
         ancestors: vec![Address::of(b"grandparent")],
-        log: vec![TxLogEntry {
-            tx: TX0 + 1,
-            datoms: datoms(),
-        }],
+        log: CommitLog::new(&log()),
         manifest: vec![leaf.root_address()],
         ancestor_manifests: vec![Some(vec![Address::of(b"m")]), None],
     };
     vec![
-        ("leaf", leaf.root().encode()),
-        ("branch", branch.root().encode()),
-        ("commit", commit.encode()),
+        ("leaf", FORMAT_VERSION, leaf.root().encode()),
+        ("branch", FORMAT_VERSION, branch.root().encode()),
+        ("commit", COMMIT_FORMAT_VERSION, commit.encode()),
     ]
+}
+
+fn read(name: &str, version: u8) -> (Address, Vec<u8>) {
+    let dir = fixtures();
+    let bytes = std::fs::read(dir.join(format!("v{version}-{name}.bin"))).unwrap();
+    let addr: Address = std::fs::read_to_string(dir.join(format!("v{version}-{name}.address")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (addr, bytes)
 }
 
 #[test]
 fn encodings_match_the_checked_in_fixtures() {
     let dir = fixtures();
     let bless = std::env::var("DATOMS_BLESS").is_ok();
-    for (name, bytes) in cases() {
-        let bin = dir.join(format!("v{FORMAT_VERSION}-{name}.bin"));
-        let addr = dir.join(format!("v{FORMAT_VERSION}-{name}.address"));
+    for (name, version, bytes) in cases() {
+        let bin = dir.join(format!("v{version}-{name}.bin"));
+        let addr = dir.join(format!("v{version}-{name}.address"));
         if bless {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&bin, &bytes).unwrap();
@@ -120,26 +151,34 @@ fn encodings_match_the_checked_in_fixtures() {
 
 #[test]
 fn checked_in_fixtures_decode() {
-    let dir = fixtures();
-    let read = |name: &str| {
-        let bytes = std::fs::read(dir.join(format!("v{FORMAT_VERSION}-{name}.bin"))).unwrap();
-        let addr: Address =
-            std::fs::read_to_string(dir.join(format!("v{FORMAT_VERSION}-{name}.address")))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-        (addr, bytes)
-    };
-    let (a, b) = read("leaf");
+    let (a, b) = read("leaf", FORMAT_VERSION);
     let leaf = Node::decode(a, &b, IndexKind::Eavt).unwrap();
     assert_eq!(leaf.datoms().len(), datoms().len());
-    let (a, b) = read("branch");
+    let (a, b) = read("branch", FORMAT_VERSION);
     let branch = Node::decode(a, &b, IndexKind::Avet).unwrap();
     assert!(branch.level() >= 1);
     assert_eq!(branch.count(), 40);
-    let (a, b) = read("commit");
+    let (a, b) = read("commit", COMMIT_FORMAT_VERSION);
     let commit = Commit::decode(a, &b).unwrap();
-    assert_eq!(commit.log[0].datoms.len(), datoms().len());
+    assert_eq!(commit.log_entries().unwrap(), log());
+    assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 12));
     assert_eq!(commit.ancestor_manifests.len(), 2);
+}
+
+/// Commit format 1 (attribute strings repeated per log datom) is not read any more: no
+/// released build wrote it. Its fixture stays to check the refusal is a typed error.
+#[test]
+fn a_version_1_commit_is_refused_with_a_typed_error() {
+    let (a, b) = read("commit", 1);
+    match Commit::decode(a, &b) {
+        Err(Error::UnsupportedVersion {
+            address,
+            version: 1,
+            supported,
+        }) => {
+            assert_eq!(address, a);
+            assert_eq!(supported, COMMIT_FORMAT_VERSION);
+        }
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
 }

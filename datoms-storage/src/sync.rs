@@ -80,8 +80,9 @@ pub async fn sync<S: Storage + ?Sized>(
     if policy != SyncPolicy::Tree {
         let commit = fetch_commit(storage, head, &mut stats).await?;
         // One commit behind (or a new replica at the first commit) with a small log.
-        let cheap = commit.parent == db1.base_commit()
-            && commit.log.iter().map(|e| e.datoms.len()).sum::<usize>() <= LOG_REPLAY_MAX_DATOMS;
+        // The log's datom count is in the commit; its entries stay encoded until replay.
+        let cheap =
+            commit.parent == db1.base_commit() && commit.log.datoms() <= LOG_REPLAY_MAX_DATOMS;
         if policy == SyncPolicy::Log || cheap {
             return replay(db1, storage, head, commit, stats).await;
         }
@@ -101,7 +102,8 @@ pub async fn sync<S: Storage + ?Sized>(
 /// # Errors
 /// [`StorageError::LogGap`] if `db1`'s commit is not a recent ancestor of the head, `db1`
 /// has unstored transactions, or the schema changed; [`StorageError::ReplayMismatch`] if
-/// replay does not reproduce the stored trees; fetch errors.
+/// replay does not reproduce the stored trees; [`datoms_core::Error::MalformedLog`] (as
+/// [`StorageError::Core`]) if a commit's log cannot be decoded; fetch errors.
 pub async fn sync_via_log<S: Storage + ?Sized>(
     db1: &Db,
     storage: &S,
@@ -162,8 +164,8 @@ async fn replay<S: Storage + ?Sized>(
     }
     let mut db = db1.clone();
     for c in commits.iter().chain(std::iter::once(&commit)) {
-        for entry in &c.log {
-            db = db.apply_log_entry(entry.clone())?;
+        for entry in c.log_entries()? {
+            db = db.apply_log_entry(entry)?;
         }
     }
     let replayed = db.root_addresses();

@@ -371,6 +371,52 @@ fn verify_names_a_missing_blob() {
     assert!(err.contains(&format!("blob {victim} is missing")), "{err}");
 }
 
+#[test]
+fn a_commit_whose_tx_log_is_damaged_restores_but_log_and_verify_name_it() {
+    const BLOBS: redb::TableDefinition<&[u8; 32], &[u8]> = redb::TableDefinition::new("blobs");
+    const HEADS: redb::TableDefinition<&str, (&[u8; 32], u64)> =
+        redb::TableDefinition::new("heads");
+    let s = Scratch::new();
+    let url = imported(&s, "people", 300);
+    let commit: datoms::Address = head_commit(&url).parse().unwrap();
+    // A copy of the head commit whose log bytes are garbage (0xc1 is never valid
+    // msgpack), stored under its own hash, and the head moved to it.
+    let damaged = {
+        let db = redb::Database::open(s.path("people.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let damaged = {
+            use redb::ReadableTable;
+            let mut blobs = txn.open_table(BLOBS).unwrap();
+            let mut bytes = blobs.get(&commit.0).unwrap().unwrap().value().to_vec();
+            let log = datoms::Commit::decode(commit, &bytes)
+                .unwrap()
+                .log
+                .encoded()
+                .to_vec();
+            let at = bytes.windows(log.len()).position(|w| w == log).unwrap();
+            bytes[at..at + log.len()].fill(0xc1);
+            let damaged = datoms::Address::of(&bytes);
+            blobs.insert(&damaged.0, bytes.as_slice()).unwrap();
+            let mut heads = txn.open_table(HEADS).unwrap();
+            let version = heads.get("main").unwrap().unwrap().value().1;
+            heads.insert("main", (&damaged.0, version + 1)).unwrap();
+            damaged
+        };
+        txn.commit().unwrap();
+        damaged.to_hex()
+    };
+    // Restoring reads the roots, never the log.
+    let stats = json(&["stats", "--db", &url]);
+    assert_eq!(stats["indexes"][0]["datoms"], 899);
+    for command in ["log", "verify"] {
+        let err = fails(&[command, "--db", &url]);
+        assert!(
+            err.contains(&format!("tx log of commit {damaged}")),
+            "{command}: {err}"
+        );
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

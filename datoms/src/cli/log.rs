@@ -32,7 +32,8 @@ struct Entry {
 /// Runs `datoms log`.
 ///
 /// # Errors
-/// [`CliError::NoDatabase`]; a missing or corrupt commit, named by address.
+/// [`CliError::NoDatabase`]; a missing or corrupt commit, or one whose tx log cannot be
+/// decoded, named by address.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     let opened = Opened::open(&args.db, Create::No).await?;
     let head = opened.head_commit().await?;
@@ -42,12 +43,14 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         let Some((address, commit, size)) = walk.next(&opened).await? else {
             break;
         };
+        // Decoded (not just counted) so a commit whose log is damaged is reported here.
+        let log = commit.log_entries()?;
         entries.push(Entry {
             commit: address.to_hex(),
             max_tx: commit.max_tx,
             max_eid: commit.max_eid,
-            txs: commit.log.len(),
-            datoms: commit.log.iter().map(|e| e.datoms.len()).sum(),
+            txs: log.len(),
+            datoms: log.iter().map(|e| e.datoms.len()).sum(),
             manifest_nodes: commit.manifest.len(),
             commit_bytes: size,
             parent: commit.parent.map(|p| p.to_hex()),

@@ -1,5 +1,6 @@
 //! `datoms verify`: fetch every node reachable from the head commit (or from every commit
-//! of its history) and check it, so corruption is found before a replica needs the node.
+//! of its history) and check it, and decode the commits' tx logs, so corruption is found
+//! before a replica needs the node or replays the log.
 
 use std::time::Instant;
 
@@ -58,6 +59,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         .map_err(|e| e.at(format!("commit chain of head {:?}", opened.head)))?
     {
         commits_checked += 1;
+        // Decoding a commit leaves its tx log encoded: decode it here to check it too.
+        commit
+            .log_entries()
+            .map_err(|e| CliError::from(e).at(format!("commit chain of head {:?}", opened.head)))?;
         for (slot, index) in IndexKind::ALL.iter().enumerate() {
             roots.push((*index, commit.roots[slot], address));
         }
