@@ -83,7 +83,8 @@ impl<'de> Deserialize<'de> for Address {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
         let b = ByteBuf::deserialize(d)?;
         let arr: [u8; 32] =
-            b.0.try_into()
+            b.0.as_ref()
+                .try_into()
                 .map_err(|_| serde::de::Error::custom("address must be 32 bytes"))?;
         Ok(Address(arr))
     }

@@ -1,10 +1,11 @@
 //! Datoms, id ranges, and the three index orders.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{Eid, Keyword, Value, ValueRef};
+use crate::value::{CowText, Eid, Keyword, Value, ValueRef, WireValue};
 
 /// A transaction id. Transaction ids are `> TX0`; entity ids are `< TX0`.
 pub type Tx = u64;
@@ -98,14 +99,30 @@ impl Serialize for Datom {
 
 impl<'de> Deserialize<'de> for Datom {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Datom, D::Error> {
-        let (e, a, v, tx) = <(Eid, Keyword, Value, Tx)>::deserialize(d)?;
+        let w = WireDatom::deserialize(d)?;
         Ok(Datom {
-            e,
-            a,
-            v,
-            tx,
+            e: w.e,
+            a: Keyword::new_stored(&w.a),
+            v: w.v.into_value(),
+            tx: w.tx,
             added: true,
         })
+    }
+}
+
+/// A datom as `[e, a, v, tx]` decodes, its text borrowed from the input where the
+/// deserializer lends it: what the leaf decoder packs without allocating per datom.
+pub(crate) struct WireDatom<'de> {
+    pub(crate) e: Eid,
+    pub(crate) a: Cow<'de, str>,
+    pub(crate) v: WireValue<'de>,
+    pub(crate) tx: Tx,
+}
+
+impl<'de> Deserialize<'de> for WireDatom<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<WireDatom<'de>, D::Error> {
+        let (e, a, v, tx) = <(Eid, CowText<'de>, WireValue<'de>, Tx)>::deserialize(d)?;
+        Ok(WireDatom { e, a: a.0, v, tx })
     }
 }
 
@@ -128,19 +145,24 @@ impl IndexKind {
     /// key: an index holds at most one current datom per (e, a, v), so a retraction finds
     /// its datom whatever tx asserted it.
     pub fn cmp(self, x: &Datom, y: &Datom) -> Ordering {
+        self.cmp_ref(&x.borrowed(), &y.borrowed())
+    }
+
+    /// [`IndexKind::cmp`] of borrowed datoms.
+    pub(crate) fn cmp_ref(self, x: &DatomRef<'_>, y: &DatomRef<'_>) -> Ordering {
         match self {
             IndexKind::Eavt => {
                 x.e.cmp(&y.e)
-                    .then_with(|| x.a.cmp(&y.a))
+                    .then_with(|| x.a.cmp(y.a))
                     .then_with(|| x.v.cmp(&y.v))
             }
             IndexKind::Aevt => {
-                x.a.cmp(&y.a)
+                x.a.cmp(y.a)
                     .then_with(|| x.e.cmp(&y.e))
                     .then_with(|| x.v.cmp(&y.v))
             }
             IndexKind::Avet => {
-                x.a.cmp(&y.a)
+                x.a.cmp(y.a)
                     .then_with(|| x.v.cmp(&y.v))
                     .then_with(|| x.e.cmp(&y.e))
             }

@@ -12,6 +12,7 @@
 //! `NaN` is rejected (it has no place in a total order) and `-0.0` is stored as `0.0`, so
 //! equal numbers always encode to the same bytes and hash to the same node address.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -40,6 +41,11 @@ impl Keyword {
     /// ```
     pub fn new(text: &str) -> Keyword {
         Keyword(Arc::from(text.strip_prefix(':').unwrap_or(text)))
+    }
+
+    /// A keyword from its stored text (already without the leading colon, taken as is).
+    pub(crate) fn new_stored(text: &str) -> Keyword {
+        Keyword(Arc::from(text))
     }
 
     /// The text without the leading colon, e.g. `person/name`.
@@ -102,8 +108,7 @@ impl Serialize for Keyword {
 
 impl<'de> Deserialize<'de> for Keyword {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keyword, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(Keyword(Arc::from(s)))
+        Ok(Keyword::new_stored(&CowText::deserialize(d)?.0))
     }
 }
 
@@ -518,52 +523,139 @@ impl Serialize for Bin<'_> {
     }
 }
 
-/// Deserializes a msgpack `bin` (or an array of bytes) into a `Vec<u8>`.
-pub(crate) struct ByteBuf(pub Vec<u8>);
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        WireValue::deserialize(d).map(WireValue::into_value)
+    }
+}
 
-impl<'de> Deserialize<'de> for ByteBuf {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+/// A value as its `[tag, payload]` tuple decodes: text and bytes borrowed from the input
+/// where the deserializer can lend them (msgpack read from a slice, as nodes are), owned
+/// otherwise. The one home of the value wire format's decoding; [`Value`] and the
+/// leaf decoder that packs without allocating per datom both go through it.
+pub(crate) enum WireValue<'de> {
+    /// Booleans, numbers, UUIDs and refs: nothing to borrow.
+    Plain(ValueRef<'static>),
+    String(Cow<'de, str>),
+    Keyword(Cow<'de, str>),
+    Bytes(Cow<'de, [u8]>),
+}
+
+impl WireValue<'_> {
+    /// The value, borrowed. A keyword value borrows `keyword`, a [`Keyword`] the caller
+    /// made for its text (see [`WireValue::keyword_text`]).
+    pub(crate) fn borrowed_with<'a>(&'a self, keyword: Option<&'a Keyword>) -> ValueRef<'a> {
+        match self {
+            WireValue::Plain(v) => *v,
+            WireValue::String(s) => ValueRef::String(s),
+            WireValue::Bytes(b) => ValueRef::Bytes(b),
+            WireValue::Keyword(_) => match keyword {
+                Some(k) => ValueRef::Keyword(k),
+                None => ValueRef::Bool(false),
+            },
+        }
+    }
+
+    /// The text of a keyword value.
+    pub(crate) fn keyword_text(&self) -> Option<&str> {
+        match self {
+            WireValue::Keyword(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The owned value.
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            WireValue::Plain(v) => v.to_value(),
+            WireValue::String(s) => Value::String(Arc::from(s.as_ref())),
+            WireValue::Keyword(k) => Value::Keyword(Keyword(Arc::from(k.as_ref()))),
+            WireValue::Bytes(b) => Value::Bytes(Arc::from(b.as_ref())),
+        }
+    }
+}
+
+/// Text, borrowed from the input when the deserializer lends it.
+pub(crate) struct CowText<'de>(pub Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for CowText<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CowText<'de>, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = ByteBuf;
+            type Value = CowText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowText<'de>, E> {
+                Ok(CowText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowText<'de>, E> {
+                Ok(CowText(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<CowText<'de>, E> {
+                Ok(CowText(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Deserializes a msgpack `bin` (or an array of bytes), borrowed when the input lends it.
+pub(crate) struct ByteBuf<'de>(pub Cow<'de, [u8]>);
+
+impl<'de> Deserialize<'de> for ByteBuf<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteBuf<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ByteBuf<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a byte string")
             }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v.to_vec()))
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<ByteBuf<'de>, E> {
+                Ok(ByteBuf(Cow::Borrowed(v)))
             }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v))
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ByteBuf<'de>, E> {
+                Ok(ByteBuf(Cow::Owned(v.to_vec())))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<ByteBuf<'de>, E> {
+                Ok(ByteBuf(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf<'de>, A::Error> {
                 let mut out = Vec::new();
                 while let Some(b) = seq.next_element::<u8>()? {
                     out.push(b);
                 }
-                Ok(ByteBuf(out))
+                Ok(ByteBuf(Cow::Owned(out)))
             }
         }
         d.deserialize_bytes(V)
     }
 }
 
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+impl<'de> Deserialize<'de> for WireValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireValue<'de>, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Value;
+            type Value = WireValue<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a (tag, payload) value tuple")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireValue<'de>, A::Error> {
                 let missing = || de::Error::custom("value tuple too short");
                 let tag: u8 = seq.next_element()?.ok_or_else(missing)?;
                 let ty = ValueType::from_tag(tag)
                     .ok_or_else(|| de::Error::custom(format!("unknown value tag {tag}")))?;
+                let plain = WireValue::Plain;
                 let v = match ty {
-                    ValueType::Bool => Value::Bool(seq.next_element()?.ok_or_else(missing)?),
-                    ValueType::Long => Value::Long(seq.next_element()?.ok_or_else(missing)?),
-                    ValueType::Instant => Value::Instant(seq.next_element()?.ok_or_else(missing)?),
+                    ValueType::Bool => {
+                        plain(ValueRef::Bool(seq.next_element()?.ok_or_else(missing)?))
+                    }
+                    ValueType::Long => {
+                        plain(ValueRef::Long(seq.next_element()?.ok_or_else(missing)?))
+                    }
+                    ValueType::Instant => {
+                        plain(ValueRef::Instant(seq.next_element()?.ok_or_else(missing)?))
+                    }
                     ValueType::Double => {
                         let f: f64 = seq.next_element()?.ok_or_else(missing)?;
                         // Only canonical bytes are accepted: a non-canonical double would
@@ -571,28 +663,28 @@ impl<'de> Deserialize<'de> for Value {
                         if f.is_nan() || (f == 0.0 && f.is_sign_negative()) {
                             return Err(de::Error::custom("non-canonical double"));
                         }
-                        Value::Double(Double(f))
+                        plain(ValueRef::Double(Double(f)))
                     }
-                    ValueType::String => {
-                        let s: String = seq.next_element()?.ok_or_else(missing)?;
-                        Value::String(Arc::from(s))
-                    }
-                    ValueType::Keyword => {
-                        let s: String = seq.next_element()?.ok_or_else(missing)?;
-                        Value::Keyword(Keyword(Arc::from(s)))
-                    }
+                    ValueType::String => WireValue::String(
+                        seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0,
+                    ),
+                    ValueType::Keyword => WireValue::Keyword(
+                        seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0,
+                    ),
                     ValueType::Uuid => {
-                        let b: ByteBuf = seq.next_element()?.ok_or_else(missing)?;
+                        let b: ByteBuf<'de> = seq.next_element()?.ok_or_else(missing)?;
                         let arr: [u8; 16] =
-                            b.0.try_into()
+                            b.0.as_ref()
+                                .try_into()
                                 .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
-                        Value::Uuid(Uuid(arr))
+                        plain(ValueRef::Uuid(Uuid(arr)))
                     }
                     ValueType::Bytes => {
-                        let b: ByteBuf = seq.next_element()?.ok_or_else(missing)?;
-                        Value::Bytes(Arc::from(b.0))
+                        WireValue::Bytes(seq.next_element::<ByteBuf<'de>>()?.ok_or_else(missing)?.0)
                     }
-                    ValueType::Ref => Value::Ref(seq.next_element()?.ok_or_else(missing)?),
+                    ValueType::Ref => {
+                        plain(ValueRef::Ref(seq.next_element()?.ok_or_else(missing)?))
+                    }
                 };
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::custom("value tuple too long"));

@@ -21,7 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::packed::PackedLeaf;
 use crate::address::Address;
-use crate::datom::{Datom, IndexKind};
+use crate::datom::{Datom, DatomRef, IndexKind};
 use crate::error::Error;
 
 /// The node and commit format version this build writes and reads.
@@ -181,6 +181,15 @@ impl Node {
         Node::make(kind, 0, body, count)
     }
 
+    fn packed_leaf(kind: IndexKind, datoms: PackedLeaf) -> Node {
+        let count = datoms.len() as u64;
+        let body = Body::Leaf {
+            first: datoms.iter().next(),
+            datoms,
+        };
+        Node::make(kind, 0, body, count)
+    }
+
     pub(crate) fn branch(kind: IndexKind, level: u8, children: Vec<Child>) -> Node {
         let count = children.iter().map(|c| c.count).sum();
         Node::make(kind, level, Body::Branch(children), count)
@@ -326,14 +335,15 @@ impl Node {
                 if wire.level != 0 {
                     return Err(malformed("leaf items at a branch level".into()));
                 }
-                check_sorted(kind, datoms.iter()).map_err(malformed)?;
-                Node::leaf(kind, datoms)
+                check_sorted(kind, datoms.refs()).map_err(malformed)?;
+                Node::packed_leaf(kind, datoms)
             }
             WireBody::Branch(entries) => {
                 if entries.is_empty() {
                     return Err(malformed("branch without children".into()));
                 }
-                check_sorted(kind, entries.iter().map(|(d, _, _)| d)).map_err(malformed)?;
+                check_sorted(kind, entries.iter().map(|(d, _, _)| d.borrowed()))
+                    .map_err(malformed)?;
                 if entries.iter().any(|(_, _, count)| *count == 0) {
                     return Err(malformed("child with a zero datom count".into()));
                 }
@@ -375,14 +385,14 @@ impl Node {
 
 fn check_sorted<'a>(
     kind: IndexKind,
-    mut items: impl Iterator<Item = &'a Datom>,
+    mut items: impl Iterator<Item = DatomRef<'a>>,
 ) -> Result<(), String> {
     let Some(mut prev) = items.next() else {
         return Ok(());
     };
     for d in items {
-        if kind.cmp(prev, d) != std::cmp::Ordering::Less {
-            return Err(format!("items out of {kind:?} order at {d:?}"));
+        if kind.cmp_ref(&prev, &d) != std::cmp::Ordering::Less {
+            return Err(format!("items out of {kind:?} order at {:?}", d.to_datom()));
         }
         prev = d;
     }
@@ -446,7 +456,7 @@ struct WireNode {
 }
 
 enum WireBody {
-    Leaf(Vec<Datom>),
+    Leaf(PackedLeaf),
     Branch(Vec<(Datom, Address, u64)>),
 }
 

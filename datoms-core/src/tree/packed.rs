@@ -25,8 +25,13 @@
 //! the differences take one byte or two. Packing is deterministic, so two leaves hold the
 //! same datoms exactly when their packed forms are equal.
 
-use crate::datom::{Datom, DatomRef};
-use crate::value::{Double, Keyword, Uuid, Value, ValueRef};
+use std::fmt;
+
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::datom::{Datom, DatomRef, WireDatom};
+use crate::value::{Double, Keyword, Uuid, ValueRef};
 
 /// A leaf's datoms in packed form. See the module docs.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,21 +59,19 @@ enum Tag {
 impl PackedLeaf {
     /// Packs `datoms` (in index order; `added` is not kept: leaves hold assertions).
     pub(crate) fn pack(datoms: &[Datom]) -> PackedLeaf {
-        let mut w = Writer {
-            keywords: Vec::new(),
-            bytes: Vec::with_capacity(datoms.len() * 12),
-        };
+        let mut w = Writer::new(datoms.len());
         let (mut e, mut tx) = (0u64, 0u64);
         for d in datoms {
-            w.entry(d, e, tx);
+            w.entry(d.borrowed(), e, tx);
             (e, tx) = (d.e, d.tx);
         }
-        PackedLeaf {
-            keywords: w.keywords.into_boxed_slice(),
-            bytes: w.bytes.into_boxed_slice(),
-            // A leaf holds at most 4 × the leaf target datoms (`u32` targets).
-            len: u32::try_from(datoms.len()).unwrap_or(u32::MAX),
-        }
+        w.finish(datoms.len())
+    }
+
+    /// The datoms, borrowed, in order.
+    pub(crate) fn refs(&self) -> impl Iterator<Item = DatomRef<'_>> {
+        let mut it = self.iter();
+        std::iter::from_fn(move || it.next_ref())
     }
 
     /// The number of datoms.
@@ -104,52 +107,81 @@ struct Writer {
 }
 
 impl Writer {
-    fn entry(&mut self, d: &Datom, prev_e: u64, prev_tx: u64) {
+    fn new(capacity: usize) -> Writer {
+        Writer {
+            keywords: Vec::new(),
+            bytes: Vec::with_capacity(capacity * 12),
+        }
+    }
+
+    fn finish(self, len: usize) -> PackedLeaf {
+        PackedLeaf {
+            keywords: self.keywords.into_boxed_slice(),
+            bytes: self.bytes.into_boxed_slice(),
+            // A leaf holds at most 4 × the leaf target datoms (`u32` targets).
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn entry(&mut self, d: DatomRef<'_>, prev_e: u64, prev_tx: u64) {
         let at = self.bytes.len();
         self.bytes.push(0);
         self.zigzag(d.e.wrapping_sub(prev_e));
-        let a = self.keyword(&d.a);
+        let a = self.keyword(d.a);
         self.varint(a);
         self.zigzag(d.tx.wrapping_sub(prev_tx));
-        let tag = match &d.v {
-            Value::Bool(false) => Tag::False,
-            Value::Bool(true) => Tag::True,
-            Value::Long(n) => {
-                self.zigzag(*n as u64);
+        let tag = match d.v {
+            ValueRef::Bool(false) => Tag::False,
+            ValueRef::Bool(true) => Tag::True,
+            ValueRef::Long(n) => {
+                self.zigzag(n as u64);
                 Tag::Long
             }
-            Value::Double(f) => {
+            ValueRef::Double(f) => {
                 self.bytes
                     .extend_from_slice(&f.get().to_bits().to_le_bytes());
                 Tag::Double
             }
-            Value::Instant(ms) => {
-                self.zigzag(*ms as u64);
+            ValueRef::Instant(ms) => {
+                self.zigzag(ms as u64);
                 Tag::Instant
             }
-            Value::String(s) => {
+            ValueRef::String(s) => {
                 self.blob(s.as_bytes());
                 Tag::String
             }
-            Value::Keyword(k) => {
+            ValueRef::Keyword(k) => {
                 let i = self.keyword(k);
                 self.varint(i);
                 Tag::Keyword
             }
-            Value::Uuid(u) => {
+            ValueRef::Uuid(u) => {
                 self.bytes.extend_from_slice(&u.0);
                 Tag::Uuid
             }
-            Value::Bytes(b) => {
+            ValueRef::Bytes(b) => {
                 self.blob(b);
                 Tag::Bytes
             }
-            Value::Ref(r) => {
-                self.varint(*r);
+            ValueRef::Ref(r) => {
+                self.varint(r);
                 Tag::Ref
             }
         };
         self.bytes[at] = tag as u8;
+    }
+
+    /// The table's keyword with this text, added on first use: decoding a leaf makes one
+    /// `Keyword` per distinct keyword, not one per datom.
+    fn keyword_for_text(&mut self, text: &str) -> Keyword {
+        match self.keywords.iter().find(|k| k.as_str() == text) {
+            Some(k) => k.clone(),
+            None => {
+                let k = Keyword::new_stored(text);
+                self.keywords.push(k.clone());
+                k
+            }
+        }
     }
 
     /// The index of `k` in the keyword table, adding it on first use.
@@ -181,6 +213,39 @@ impl Writer {
     fn blob(&mut self, b: &[u8]) {
         self.varint(b.len() as u64);
         self.bytes.extend_from_slice(b);
+    }
+}
+
+/// Decodes a leaf's items (`[[e, a, v, tx]…]`, see [`super::node`]) straight into packed
+/// form: text is borrowed from the input bytes, so decoding a fetched leaf allocates per
+/// leaf, not per datom. The caller checks the order (see [`PackedLeaf::refs`]).
+impl<'de> Deserialize<'de> for PackedLeaf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PackedLeaf, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PackedLeaf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of [e, a, v, tx] datoms")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PackedLeaf, A::Error> {
+                let mut w = Writer::new(seq.size_hint().unwrap_or(0).min(1 << 16));
+                let (mut e, mut tx, mut len) = (0u64, 0u64, 0usize);
+                while let Some(d) = seq.next_element::<WireDatom<'de>>()? {
+                    let a = w.keyword_for_text(&d.a);
+                    let kv = d.v.keyword_text().map(|t| w.keyword_for_text(t));
+                    let datom = DatomRef {
+                        e: d.e,
+                        a: &a,
+                        v: d.v.borrowed_with(kv.as_ref()),
+                        tx: d.tx,
+                    };
+                    w.entry(datom, e, tx);
+                    (e, tx, len) = (d.e, d.tx, len + 1);
+                }
+                Ok(w.finish(len))
+            }
+        }
+        d.deserialize_seq(V)
     }
 }
 
@@ -349,6 +414,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::value::Value;
 
     fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
@@ -378,6 +444,16 @@ mod tests {
             prop_assert_eq!(leaf.len(), datoms.len());
             prop_assert_eq!(leaf.unpack(), datoms.clone());
             prop_assert!(leaf == PackedLeaf::pack(&leaf.unpack()), "packing is deterministic");
+        }
+
+        #[test]
+        fn decoding_leaf_items_packs_exactly_as_packing_the_datoms(
+            datoms in proptest::collection::vec(datom(), 0..80),
+        ) {
+            let bytes = rmp_serde::to_vec(&datoms).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let decoded: PackedLeaf =
+                rmp_serde::from_slice(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(decoded == PackedLeaf::pack(&datoms));
         }
 
         #[test]
