@@ -7,14 +7,37 @@
 //!    delta manifests of the commits in between name every node that is new since `db1`.
 //!    The target commit repeats them (within [`crate::commit::MANIFEST_BUDGET`]); those it
 //!    leaves out come from the commits themselves, fetched in one batch.
-//! 3. The roots, plus every manifest node `db1` does not hold, in one batch. With a
-//!    complete manifest that is the last request.
-//! 4. Otherwise (no `db1`, a `db1` too far behind or on another branch — lineage is
-//!    checked, never assumed), the trees are walked level by level: one batch per level
-//!    with every child whose address `db1` does not hold. Held subtrees are shared with
-//!    `db1` in memory, never fetched.
+//! 3. The roots, plus every node those manifests and the target's own name, in one
+//!    batch. With a complete manifest that is the last request. (The target's own
+//!    manifest is fetched this way whenever its nodes are new to `db1`: `db1` holds
+//!    nothing, or its commit is an ancestor of the target.)
+//! 4. Otherwise (a `db1` too far behind or on another branch — lineage is checked, never
+//!    assumed), the trees are walked level by level: one batch per level with every
+//!    child `db1` does not hold. Held subtrees are shared with `db1` in memory, never
+//!    fetched.
 //!
 //! Every fetched node is verified against its address and its parent's entry.
+//!
+//! # Finding what `db1` holds: by position, not by a map
+//! Trees are history-independent, so a node of the new version that `db1` also holds
+//! sits in `db1`'s tree of the same index at the same level, where its first datom (the
+//! key in its parent's entry) leads. So a child is looked up by descending `db1`'s tree
+//! from the root to that level by that key (the last child whose first datom is not
+//! after it, as a cursor seeks) and comparing the one candidate there: count and first
+//! datom, then address (known, or computed for this one node if it has none yet). The
+//! children of one parent are looked up together: one descent finds `db1`'s node at the
+//! parent's level and position, and the children are matched against its children in
+//! one forward pass, as a merge; a child past that node's range descends on its own.
+//! The work of an incremental restore thus follows the delta (the nodes fetched, their
+//! children) and the tree height, never `db1`'s size; [`RestoreStats::db1_nodes_examined`]
+//! counts it. A descent that reaches a child `db1` has not loaded stops there: `db1`
+//! holds that region only in storage.
+//!
+//! Manifest addresses carry no key, so a manifest node cannot be looked up before it is
+//! fetched: it is fetched even in the rare case that `db1` already holds it (a node that
+//! left the trees and came back), and a root is compared with `db1`'s root only. Such
+//! nodes are fetched but not used, and counted ([`RestoreStats::nodes_unused`]); a
+//! fetched root that `db1` holds below its own root is replaced by `db1`'s copy.
 //!
 //! A lazily restored `db1` gives a lazily restored result: the new roots and the nodes
 //! the manifests name are fetched, unchanged subtrees are shared unloaded, and nothing
@@ -52,12 +75,13 @@
 //! # Ok(()) }
 //! ```
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::address::Address;
 use crate::commit::Commit;
-use crate::datom::IndexKind;
+use crate::datom::{Datom, IndexKind};
 use crate::db::Db;
 use crate::error::Error;
 use crate::tree::node::Child;
@@ -72,7 +96,8 @@ pub enum Step {
     Done(Db),
 }
 
-/// I/O done by a restore, as counted by the state machine.
+/// I/O done by a restore, as counted by the state machine, and the work it took to find
+/// what `db1` holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RestoreStats {
     /// Batched requests issued (each [`Step::Need`]).
@@ -85,6 +110,13 @@ pub struct RestoreStats {
     pub bytes_fetched: u64,
     /// Subtrees taken from `db1` instead of fetched (each counted once, at its root).
     pub nodes_reused: u64,
+    /// Nodes fetched that the result does not use: manifest nodes a later commit
+    /// replaced or `db1` already held, and roots `db1` held below its own root (neither
+    /// has a key to look it up in `db1` before it is fetched).
+    pub nodes_unused: u64,
+    /// Nodes of `db1` examined to find what it holds: about one per tree level for each
+    /// node of the new version looked up, so it follows the delta, not `db1`'s size.
+    pub db1_nodes_examined: u64,
 }
 
 /// How much of the trees to load.
@@ -172,13 +204,7 @@ impl Restore {
 
     /// A restore of `commit` in the given mode.
     pub fn with_mode(commit: Address, db1: Option<&Db>, mode: Mode) -> Restore {
-        let held = db1.map(held_nodes).unwrap_or_default();
-        // Subtrees db1 knows only by address can be shared only if the new db can load
-        // them the way db1 does: through db1's source.
-        let lazy_held = match db1 {
-            Some(d) if d.source().is_some() => lazily_held(d),
-            _ => HashSet::new(),
-        };
+        let held = db1.map(Held::of).unwrap_or_default();
         Restore {
             target: commit,
             mode,
@@ -187,7 +213,7 @@ impl Restore {
             commit: None,
             requested: HashSet::new(),
             fetched_commits: HashMap::new(),
-            walk: Walk::new(held, lazy_held, mode),
+            walk: Walk::new(held, mode),
             stats: RestoreStats::default(),
         }
     }
@@ -200,10 +226,7 @@ impl Restore {
 
     /// The I/O counted so far.
     pub fn stats(&self) -> RestoreStats {
-        RestoreStats {
-            nodes_reused: self.walk.reused,
-            ..self.stats
-        }
+        self.walk.add_counts(self.stats)
     }
 
     /// The decoded target commit, once fetched.
@@ -256,7 +279,7 @@ impl Restore {
                             .filter_map(|a| self.fetched_commits.get(a))
                             .flat_map(|c| c.manifest.iter().copied()),
                     );
-                    self.start_walk(*commit, prefetch);
+                    self.start_walk(*commit, Some(prefetch));
                 }
                 Phase::Walk => {
                     let need = self.walk.advance()?;
@@ -329,7 +352,7 @@ impl Restore {
                     }
                 }
                 if waiting.is_empty() {
-                    self.start_walk(commit, prefetch);
+                    self.start_walk(commit, Some(prefetch));
                     return Phase::Walk;
                 }
                 Phase::Ancestors {
@@ -339,19 +362,33 @@ impl Restore {
                 }
             }
             _ => {
-                self.start_walk(commit, Vec::new());
+                let hints = self.manifest_is_new_to_db1(position).then(Vec::new);
+                self.start_walk(commit, hints);
                 Phase::Walk
             }
         }
     }
 
-    /// Starts walking the target's trees. In eager mode the target's manifest (and
-    /// `prefetch`, the manifests of the commits since db1) are fetched with the roots:
-    /// every node they name is new since db1. A node new in an intermediate commit may
-    /// have been replaced since; fetching it anyway is the price of saving one round trip
-    /// per tree level.
-    fn start_walk(&mut self, commit: Commit, mut prefetch: Vec<Address>) {
-        if self.mode == Mode::Eager {
+    /// True if every node the target's manifest names is new to `db1` (save a rare node
+    /// recreated since): `db1` holds nothing, or its commit is an ancestor of the target.
+    /// Otherwise (another branch, too far behind to tell, or the target itself with
+    /// unstored transactions) the manifest may name nodes `db1` holds, and as it carries
+    /// no keys to look them up, the walk finds what is missing instead.
+    fn manifest_is_new_to_db1(&self, position_in_lineage: Option<usize>) -> bool {
+        match (&self.db1, position_in_lineage) {
+            (None, _) => true,
+            (Some(_), Some(k)) => k >= 1,
+            (Some(db1), None) => db1.is_empty(),
+        }
+    }
+
+    /// Starts walking the target's trees. In eager mode, given `prefetch` (the manifests
+    /// of the commits since db1, empty if none), the target's manifest and `prefetch` are
+    /// fetched with the roots: every node they name is new since db1. A node new in an
+    /// intermediate commit may have been replaced since; fetching it anyway is the price
+    /// of saving one round trip per tree level.
+    fn start_walk(&mut self, commit: Commit, prefetch: Option<Vec<Address>>) {
+        if let (Mode::Eager, Some(mut prefetch)) = (self.mode, prefetch) {
             prefetch.extend(commit.manifest.iter().copied());
             self.walk.prefetch = prefetch;
         }
@@ -366,6 +403,7 @@ impl Restore {
     }
 
     fn finish(&mut self) -> Result<Db, Error> {
+        self.walk.discard_unused();
         let commit = self.commit.take().ok_or_else(|| Error::Malformed {
             address: self.target,
             reason: "restore finished without its commit".into(),
@@ -408,7 +446,7 @@ pub struct Materialize {
 impl Materialize {
     /// Starts loading what `db` has not loaded yet.
     pub fn new(db: &Db) -> Materialize {
-        let mut walk = Walk::new(HashMap::new(), HashSet::new(), Mode::Eager);
+        let mut walk = Walk::new(Held::default(), Mode::Eager);
         for kind in IndexKind::ALL {
             walk.seed_unloaded(db.tree(kind).root());
         }
@@ -474,9 +512,8 @@ struct Want {
 /// The level-by-level walk shared by restore and materialize.
 struct Walk {
     mode: Mode,
-    held: HashMap<Address, Arc<Node>>,
-    /// Addresses db1 knows without having loaded them (a lazily restored db1).
-    lazy_held: HashSet<Address>,
+    /// What `db1` holds, looked up by position.
+    held: Held,
     pool: HashMap<Address, Vec<u8>>,
     /// Addresses to fetch along with the first batch (delta manifests).
     prefetch: Vec<Address>,
@@ -486,21 +523,39 @@ struct Walk {
     pending: Vec<Want>,
     roots: [Option<Arc<Node>>; 3],
     reused: u64,
+    /// Fetched nodes the result does not use.
+    unused: u64,
 }
 
 impl Walk {
-    fn new(held: HashMap<Address, Arc<Node>>, lazy_held: HashSet<Address>, mode: Mode) -> Walk {
+    fn new(held: Held, mode: Mode) -> Walk {
         Walk {
             mode,
             held,
-            lazy_held,
             pool: HashMap::new(),
             prefetch: Vec::new(),
             hints: HashSet::new(),
             pending: Vec::new(),
             roots: [None, None, None],
             reused: 0,
+            unused: 0,
         }
+    }
+
+    /// `stats` with the walk's own counts.
+    fn add_counts(&self, stats: RestoreStats) -> RestoreStats {
+        RestoreStats {
+            nodes_reused: self.reused,
+            nodes_unused: self.unused,
+            db1_nodes_examined: self.held.examined,
+            ..stats
+        }
+    }
+
+    /// Drops the fetched bytes no node needed (hints), counting them as unused.
+    fn discard_unused(&mut self) {
+        self.unused += self.pool.len() as u64;
+        self.pool.clear();
     }
 
     fn seed_unloaded(&mut self, node: &Arc<Node>) {
@@ -523,45 +578,7 @@ impl Walk {
             let mut progressed = false;
             let mut waiting = Vec::new();
             for want in std::mem::take(&mut self.pending) {
-                if let Some(node) = self.held.get(&want.address).cloned() {
-                    self.reused += 1;
-                    // It is part of a stored commit now, so it is in storage.
-                    node.mark_persisted();
-                    self.attach(&want, node)?;
-                    progressed = true;
-                } else if matches!(want.parent, Parent::Child(..))
-                    && self.lazy_held.contains(&want.address)
-                {
-                    // Shared with db1 as db1 has it: unloaded, loading through the same
-                    // source when first needed.
-                    self.reused += 1;
-                    progressed = true;
-                } else if let Some(bytes) = self.pool.remove(&want.address) {
-                    let node = Arc::new(Node::decode(want.address, &bytes, want.kind)?);
-                    self.attach(&want, node.clone())?;
-                    let descend = self.mode == Mode::Eager;
-                    if descend {
-                        for (i, c) in node.children().iter().enumerate() {
-                            self.pending.push(Want {
-                                address: c.link.address(),
-                                kind: want.kind,
-                                parent: Parent::Child(node.clone(), i),
-                            });
-                        }
-                    } else {
-                        // Lazy: share what db1 holds, leave the rest to load on demand.
-                        for c in node.children() {
-                            if let Some(h) = self.held.get(&c.link.address()) {
-                                c.link.fill(h.clone());
-                            }
-                        }
-                    }
-                    progressed = true;
-                } else if matches!(want.parent, Parent::Child(..)) && !self.lazy_held.is_empty() {
-                    // db1 is lazily restored, so the new db is too: a child that is not
-                    // new (not in the manifests fetched with the roots) is in storage and
-                    // loads on demand through the same source; reading it now would read
-                    // an old node.
+                if self.resolve(&want)? {
                     progressed = true;
                 } else {
                     waiting.push(want);
@@ -572,6 +589,89 @@ impl Walk {
                 break;
             }
         }
+        Ok(self.needed())
+    }
+
+    /// Resolves `want` if it can without fetching: from `db1`, from the fetched bytes, or
+    /// by leaving it unloaded. False if it must be fetched.
+    fn resolve(&mut self, want: &Want) -> Result<bool, Error> {
+        let is_child = matches!(want.parent, Parent::Child(..));
+        match self.held.find(want) {
+            Found::Loaded(node) => {
+                self.reused += 1;
+                // It is part of a stored commit now, so it is in storage.
+                node.mark_persisted();
+                self.attach_held(want, node);
+                return Ok(true);
+            }
+            Found::Unloaded if is_child && self.held.share_unloaded => {
+                // Shared with db1 as db1 has it: unloaded, loading through the same
+                // source when first needed.
+                self.reused += 1;
+                return Ok(true);
+            }
+            Found::Unloaded | Found::No => {}
+        }
+        if let Some(bytes) = self.pool.remove(&want.address) {
+            // Verified against its address when it arrived (`accept`).
+            let node = Arc::new(Node::decode_verified(want.address, &bytes, want.kind)?);
+            let node = self.prefer_held_root(want, node);
+            self.attach(want, node.clone())?;
+            self.after_fetched(want.kind, &node);
+            return Ok(true);
+        }
+        // db1 is lazily restored, so the new db is too: a child that is not new (not in
+        // the manifests fetched with the roots) is in storage and loads on demand through
+        // the same source; reading it now would read an old node.
+        Ok(is_child && self.held.is_lazy())
+    }
+
+    /// A fetched root that `db1` holds below its own root (the tree shrank) is replaced
+    /// by `db1`'s copy, which keeps `db1`'s loaded subtree; the fetched one is unused.
+    fn prefer_held_root(&mut self, want: &Want, node: Arc<Node>) -> Arc<Node> {
+        if !matches!(want.parent, Parent::Root(_)) {
+            return node;
+        }
+        let Some(first) = node.first() else {
+            return node;
+        };
+        let entry = Entry {
+            kind: want.kind,
+            level: node.level(),
+            first,
+            count: node.count(),
+            address: want.address,
+        };
+        match self.held.find_entry(&entry) {
+            Found::Loaded(held) => {
+                self.reused += 1;
+                self.unused += 1;
+                held.mark_persisted();
+                held
+            }
+            Found::Unloaded | Found::No => node,
+        }
+    }
+
+    /// Eager: queue the children of a fetched node. Lazy: share the children `db1`
+    /// holds in memory, leave the rest to load on demand.
+    fn after_fetched(&mut self, kind: IndexKind, node: &Arc<Node>) {
+        for (i, c) in node.children().iter().enumerate() {
+            let want = Want {
+                address: c.link.address(),
+                kind,
+                parent: Parent::Child(node.clone(), i),
+            };
+            if self.mode == Mode::Eager {
+                self.pending.push(want);
+            } else if let Found::Loaded(h) = self.held.find(&want) {
+                c.link.fill(h);
+            }
+        }
+    }
+
+    /// The pending addresses, each once, then the prefetch hints (first batch only).
+    fn needed(&mut self) -> Vec<Address> {
         let mut need: Vec<Address> = Vec::new();
         let mut seen = HashSet::new();
         for w in &self.pending {
@@ -580,12 +680,12 @@ impl Walk {
             }
         }
         for a in std::mem::take(&mut self.prefetch) {
-            if !self.held.contains_key(&a) && !self.lazy_held.contains(&a) && seen.insert(a) {
+            if seen.insert(a) {
                 self.hints.insert(a);
                 need.push(a);
             }
         }
-        Ok(need)
+        need
     }
 
     /// True if `address` was fetched only as a manifest hint and no walk needs it.
@@ -593,6 +693,16 @@ impl Walk {
         self.hints.contains(address) && !self.pending.iter().any(|w| w.address == *address)
     }
 
+    /// Installs a node `db1` holds where `want` goes. Nothing to check: it was found at
+    /// the entry's position with the entry's first datom, count and address.
+    fn attach_held(&mut self, want: &Want, node: Arc<Node>) {
+        match &want.parent {
+            Parent::Root(slot) => self.roots[*slot] = Some(node),
+            Parent::Child(parent, i) => parent.children()[*i].link.fill(node),
+        }
+    }
+
+    /// Installs a fetched node where `want` goes, checked against its parent's entry.
     fn attach(&mut self, want: &Want, node: Arc<Node>) -> Result<(), Error> {
         match &want.parent {
             Parent::Root(slot) => self.roots[*slot] = Some(node),
@@ -606,20 +716,278 @@ impl Walk {
     }
 }
 
-/// The addresses of the children `db` has not loaded.
-fn lazily_held(db: &Db) -> HashSet<Address> {
-    db.loaded_nodes()
-        .iter()
-        .flat_map(|n| n.children())
-        .filter(|c| c.loaded().is_none())
-        .map(Child::address)
-        .collect()
+/// Where a node of the new version stands in `db1`.
+enum Found {
+    /// `db1` has it in memory.
+    Loaded(Arc<Node>),
+    /// `db1` knows it by address only: a child it has not loaded.
+    Unloaded,
+    /// `db1` does not hold it in memory (it may be below a child `db1` has not loaded).
+    No,
 }
 
-/// Every loaded node of `db`, by address (addresses of new nodes are computed).
-fn held_nodes(db: &Db) -> HashMap<Address, Arc<Node>> {
-    db.loaded_nodes()
-        .into_iter()
-        .map(|n| (n.address(), n))
-        .collect()
+/// A node of the new version as its parent's entry describes it.
+struct Entry<'a> {
+    kind: IndexKind,
+    level: u8,
+    first: &'a Datom,
+    count: u64,
+    address: Address,
+}
+
+/// What `db1` holds, found by position (see the module docs), never by a map of all its
+/// nodes.
+#[derive(Default)]
+struct Held {
+    /// `db1`, if any.
+    db1: Option<Db>,
+    /// `db1` has a node source, so subtrees it knows only by address can be shared: the
+    /// new db loads them the way `db1` does.
+    share_unloaded: bool,
+    /// Whether `db1` has a child it has not loaded, once known.
+    has_unloaded: Option<bool>,
+    /// Where the children of the last parent looked up are found in `db1`.
+    region: Option<Region>,
+    /// Nodes of `db1` examined so far.
+    examined: u64,
+}
+
+/// `db1`'s node at the level and position of a new parent, and the range of keys it
+/// covers: the parent's children (in key order) are looked up among its children in one
+/// forward pass, as a merge, instead of descending from the root for each.
+struct Region {
+    /// The new version's parent whose children are looked up.
+    parent: Arc<Node>,
+    /// `db1`'s node at the parent's level where the parent's first datom leads (`None`:
+    /// there is none in memory; each child is then looked up from the root).
+    node: Option<Arc<Node>>,
+    /// The first datom after `node`'s range (`None`: it reaches the end of the index).
+    end: Option<Datom>,
+    /// The child of `node` the last lookup stopped at.
+    at: usize,
+}
+
+impl Held {
+    fn of(db1: &Db) -> Held {
+        Held {
+            db1: Some(db1.clone()),
+            share_unloaded: db1.source().is_some(),
+            ..Held::default()
+        }
+    }
+
+    /// `db1`'s root of index `kind`.
+    fn root(&self, kind: IndexKind) -> Option<Arc<Node>> {
+        self.db1.as_ref().map(|d| d.tree(kind).root().clone())
+    }
+
+    /// Looks up a wanted node: a root against `db1`'s root, a child by its entry.
+    fn find(&mut self, want: &Want) -> Found {
+        match &want.parent {
+            Parent::Root(_) => self.find_root(want.kind, want.address),
+            Parent::Child(parent, i) => {
+                let child = &parent.children()[*i];
+                let entry = Entry {
+                    kind: want.kind,
+                    level: parent.level().saturating_sub(1),
+                    first: child.first(),
+                    count: child.count(),
+                    address: want.address,
+                };
+                match self.find_in_region(parent, &entry) {
+                    Some(found) => found,
+                    None => self.find_entry(&entry),
+                }
+            }
+        }
+    }
+
+    /// `db1`'s root of the same index if it is `address`.
+    fn find_root(&mut self, kind: IndexKind, address: Address) -> Found {
+        let Some(root) = self.root(kind) else {
+            return Found::No;
+        };
+        self.examined += 1;
+        if root.address() == address {
+            Found::Loaded(root.clone())
+        } else {
+            Found::No
+        }
+    }
+
+    /// Looks up `entry`, a child of `parent`, in the region of `parent` (found once per
+    /// parent); `None` if the entry's key lies outside it.
+    fn find_in_region(&mut self, parent: &Arc<Node>, entry: &Entry<'_>) -> Option<Found> {
+        if !self
+            .region
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(&r.parent, parent))
+        {
+            self.region = Some(self.region_of(entry.kind, parent));
+        }
+        let region = self.region.as_mut()?;
+        let i = region.child_leading_to(entry)?;
+        let node = region.node.clone()?;
+        Some(self.compare_child(&node.children()[i], entry))
+    }
+
+    /// Descends `db1`'s tree of `kind` by `parent`'s first datom to `parent`'s level.
+    fn region_of(&mut self, kind: IndexKind, parent: &Arc<Node>) -> Region {
+        let mut region = Region {
+            parent: parent.clone(),
+            node: None,
+            end: None,
+            at: 0,
+        };
+        let (Some(mut node), Some(first)) = (self.root(kind), parent.first()) else {
+            return region;
+        };
+        self.examined += 1;
+        while node.level() > parent.level() {
+            let Some(i) = last_not_after(kind, node.children(), first) else {
+                return region;
+            };
+            if let Some(next) = node.children().get(i + 1) {
+                region.end = Some(next.first().clone());
+            }
+            let Some(child) = node.children()[i].loaded().cloned() else {
+                self.has_unloaded = Some(true);
+                return region;
+            };
+            self.examined += 1;
+            node = child;
+        }
+        if node.level() == parent.level() {
+            region.node = Some(node);
+        }
+        region
+    }
+
+    /// Descends `db1`'s tree of `entry.kind` by `entry.first` to `entry.level` and
+    /// compares the node there with `entry`.
+    fn find_entry(&mut self, entry: &Entry<'_>) -> Found {
+        let Some(mut node) = self.root(entry.kind) else {
+            return Found::No;
+        };
+        self.examined += 1;
+        if node.level() == entry.level {
+            return matches_loaded(&node, entry);
+        }
+        while node.level() > entry.level {
+            let Some(i) = last_not_after(entry.kind, node.children(), entry.first) else {
+                return Found::No;
+            };
+            let child = &node.children()[i];
+            if node.level() == entry.level + 1 {
+                return self.compare_child(child, entry);
+            }
+            let Some(next) = child.loaded().cloned() else {
+                // db1 holds this region only in storage.
+                self.has_unloaded = Some(true);
+                return Found::No;
+            };
+            self.examined += 1;
+            node = next;
+        }
+        Found::No
+    }
+
+    /// Compares `db1`'s child where `entry` would sit with `entry`: the fields of the two
+    /// entries first, then the address (computed only for this one node if it has none
+    /// yet).
+    fn compare_child(&mut self, child: &Child, entry: &Entry<'_>) -> Found {
+        self.examined += 1;
+        let loaded = child.loaded();
+        if loaded.is_none() {
+            self.has_unloaded = Some(true);
+        }
+        if child.count() != entry.count
+            || child.first() != entry.first
+            || child.address() != entry.address
+        {
+            return Found::No;
+        }
+        match loaded {
+            Some(node) => Found::Loaded(node.clone()),
+            None => Found::Unloaded,
+        }
+    }
+
+    /// True if `db1` can share subtrees unloaded and has a child it has not loaded (it
+    /// was lazily restored). Usually known from a lookup that met such a child;
+    /// otherwise found by a walk over the loaded nodes that stops at the first one.
+    fn is_lazy(&mut self) -> bool {
+        if !self.share_unloaded {
+            return false;
+        }
+        if let Some(known) = self.has_unloaded {
+            return known;
+        }
+        let found = self.find_unloaded_child();
+        self.has_unloaded = Some(found);
+        found
+    }
+
+    fn find_unloaded_child(&mut self) -> bool {
+        let mut stack: Vec<Arc<Node>> = IndexKind::ALL
+            .iter()
+            .filter_map(|k| self.root(*k))
+            .collect();
+        while let Some(node) = stack.pop() {
+            self.examined += 1;
+            for c in node.children() {
+                match c.loaded() {
+                    Some(n) => stack.push(n.clone()),
+                    None => return true,
+                }
+            }
+        }
+        false
+    }
+}
+
+impl Region {
+    /// The index of the child of the region's node whose range holds `entry.first`,
+    /// moving forward from the last one; `None` if the key lies outside the region.
+    fn child_leading_to(&mut self, entry: &Entry<'_>) -> Option<usize> {
+        let kind = entry.kind;
+        let children = self.node.as_ref()?.children();
+        if self
+            .end
+            .as_ref()
+            .is_some_and(|end| kind.cmp(entry.first, end) != Ordering::Less)
+        {
+            return None;
+        }
+        let not_after = |c: &Child| kind.cmp(c.first(), entry.first) != Ordering::Greater;
+        if !children.get(self.at).is_some_and(not_after) {
+            // Behind the last position (or before the node): search from the start.
+            self.at = last_not_after(kind, children, entry.first)?;
+        }
+        while children.get(self.at + 1).is_some_and(not_after) {
+            self.at += 1;
+        }
+        Some(self.at)
+    }
+}
+
+/// The index of the last of `children` whose first datom is not after `key` (`None` if
+/// all start after it): the child whose range holds `key`.
+fn last_not_after(kind: IndexKind, children: &[Child], key: &Datom) -> Option<usize> {
+    children
+        .partition_point(|c| kind.cmp(c.first(), key) != Ordering::Greater)
+        .checked_sub(1)
+}
+
+/// `node` if it is the node `entry` describes.
+fn matches_loaded(node: &Arc<Node>, entry: &Entry<'_>) -> Found {
+    if node.level() == entry.level
+        && node.count() == entry.count
+        && node.first() == Some(entry.first)
+        && node.address() == entry.address
+    {
+        Found::Loaded(node.clone())
+    } else {
+        Found::No
+    }
 }

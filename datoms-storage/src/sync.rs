@@ -207,5 +207,7 @@ fn add(a: RestoreStats, b: RestoreStats) -> RestoreStats {
         commits_fetched: a.commits_fetched + b.commits_fetched,
         bytes_fetched: a.bytes_fetched + b.bytes_fetched,
         nodes_reused: a.nodes_reused + b.nodes_reused,
+        nodes_unused: a.nodes_unused + b.nodes_unused,
+        db1_nodes_examined: a.db1_nodes_examined + b.db1_nodes_examined,
     }
 }

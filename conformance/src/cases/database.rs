@@ -301,15 +301,16 @@ async fn check_replica(
         None => node_addresses(db1),
     };
     let since = db1_at.map_or(0, |r| r + 1);
-    // A lazily restored db1 has loaded only its roots, so it cannot tell which nodes of
-    // the new commits it already has in storage: a node that left the trees and came back
-    // is in a later commit's manifest, and a new root may be an old inner node. It may
-    // read nodes of the new commits, never a node only older commits have.
+    // Restore reads nodes of the new commits, never a node only older commits have. It
+    // finds what db1 holds by position (key and level), and a manifest names nodes
+    // without their keys: a node that left the trees and came back is in a later
+    // commit's manifest and may be read although db1 holds it. An eager db1 counts such
+    // reads as unused; a lazily restored db1 has loaded only its roots, so it cannot tell
+    // either way (and a new root may be an old inner node).
     let lazy = db1.source().is_some();
     let allowed: HashSet<Address> = points[since..]
         .iter()
         .flat_map(|p| p.nodes.iter().copied())
-        .filter(|a| lazy || !held.contains(a))
         .collect();
     let needed: HashSet<Address> = target.nodes.difference(&held).copied().collect();
 
@@ -334,6 +335,12 @@ async fn check_replica(
     };
     ensure_within(db1_kind, &fetched_set, &allowed)?;
     if !lazy {
+        let held_read = fetched_set.intersection(&held).count() as u64;
+        ensure!(
+            held_read <= inc.stats.nodes_unused,
+            "{db1_kind}: {held_read} nodes read that db1 holds, only {} counted unused",
+            inc.stats.nodes_unused
+        );
         // A lazily restored db1 gives a lazily restored db: what it does not fetch now it
         // loads on demand (the snapshot comparison above read it all).
         ensure_covers(db1_kind, &fetched_set, &needed)?;

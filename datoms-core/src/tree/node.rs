@@ -312,6 +312,16 @@ impl Node {
     /// [`Error::UnsupportedVersion`] if they are not a valid node of `kind`.
     pub fn decode(address: Address, bytes: &[u8], kind: IndexKind) -> Result<Node, Error> {
         address.verify(bytes)?;
+        Node::decode_verified(address, bytes, kind)
+    }
+
+    /// [`Node::decode`] of bytes the caller has already verified against `address`
+    /// (restore checks each blob as it arrives), so they are not hashed twice.
+    pub(crate) fn decode_verified(
+        address: Address,
+        bytes: &[u8],
+        kind: IndexKind,
+    ) -> Result<Node, Error> {
         let malformed = |reason: String| Error::Malformed { address, reason };
         let wire: WireNode = rmp_serde::from_slice(bytes).map_err(|e| {
             let text = e.to_string();
