@@ -65,7 +65,7 @@
 //!     match restore.poll()? {
 //!         Step::Need(addresses) => {
 //!             for address in addresses {
-//!                 restore.accept(address, storage.get(&address).cloned())?;
+//!                 restore.accept(address, storage.get(&address).map(Vec::as_slice))?;
 //!             }
 //!         }
 //!         Step::Done(db) => break db,
@@ -153,7 +153,7 @@ pub trait Machine {
     ///
     /// # Errors
     /// Unrequested, missing or corrupt blobs.
-    fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error>;
+    fn accept(&mut self, address: Address, bytes: Option<&[u8]>) -> Result<(), Error>;
 
     /// The I/O counted so far.
     fn stats(&self) -> RestoreStats;
@@ -163,7 +163,7 @@ impl Machine for Restore {
     fn poll(&mut self) -> Result<Step, Error> {
         Restore::poll(self)
     }
-    fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error> {
+    fn accept(&mut self, address: Address, bytes: Option<&[u8]>) -> Result<(), Error> {
         Restore::accept(self, address, bytes)
     }
     fn stats(&self) -> RestoreStats {
@@ -175,7 +175,7 @@ impl Machine for Materialize {
     fn poll(&mut self) -> Result<Step, Error> {
         Materialize::poll(self)
     }
-    fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error> {
+    fn accept(&mut self, address: Address, bytes: Option<&[u8]>) -> Result<(), Error> {
         Materialize::accept(self, address, bytes)
     }
     fn stats(&self) -> RestoreStats {
@@ -297,7 +297,7 @@ impl Restore {
     /// # Errors
     /// [`Error::Unrequested`], [`Error::NodeUnavailable`] for missing bytes,
     /// [`Error::Corrupt`] for bytes that do not hash to `address`, or a malformed commit.
-    pub fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error> {
+    pub fn accept(&mut self, address: Address, bytes: Option<&[u8]>) -> Result<(), Error> {
         if !self.requested.remove(&address) {
             return Err(Error::Unrequested { address });
         }
@@ -310,16 +310,16 @@ impl Restore {
                 reason: "storage does not have it".into(),
             });
         };
-        address.verify(&bytes)?;
+        address.verify(bytes)?;
         self.stats.bytes_fetched += bytes.len() as u64;
         match self.phase {
             Phase::Walk => {
                 self.stats.nodes_fetched += 1;
-                self.walk.pool.insert(address, bytes);
+                self.walk.receive(address, bytes)?;
             }
             Phase::Commit | Phase::Ancestors { .. } => {
                 self.stats.commits_fetched += 1;
-                let commit = Commit::decode(address, &bytes)?;
+                let commit = Commit::decode(address, bytes)?;
                 self.fetched_commits.insert(address, commit);
             }
         }
@@ -476,7 +476,7 @@ impl Materialize {
     ///
     /// # Errors
     /// As [`Restore::accept`].
-    pub fn accept(&mut self, address: Address, bytes: Option<Vec<u8>>) -> Result<(), Error> {
+    pub fn accept(&mut self, address: Address, bytes: Option<&[u8]>) -> Result<(), Error> {
         if !self.requested.remove(&address) {
             return Err(Error::Unrequested { address });
         }
@@ -484,11 +484,10 @@ impl Materialize {
             address,
             reason: "storage does not have it".into(),
         })?;
-        address.verify(&bytes)?;
+        address.verify(bytes)?;
         self.stats.nodes_fetched += 1;
         self.stats.bytes_fetched += bytes.len() as u64;
-        self.walk.pool.insert(address, bytes);
-        Ok(())
+        self.walk.receive(address, bytes)
     }
 
     /// The I/O counted so far.
@@ -514,7 +513,10 @@ struct Walk {
     mode: Mode,
     /// What `db1` holds, looked up by position.
     held: Held,
-    pool: HashMap<Address, Vec<u8>>,
+    /// Nodes fetched and not placed yet, decoded as they arrive: a level of a million
+    /// datoms is tens of MB of fetched bytes, which are dropped blob by blob instead of
+    /// all at once after the level (that would leave the heap full of holes).
+    pool: HashMap<Address, Arc<Node>>,
     /// Addresses to fetch along with the first batch (delta manifests).
     prefetch: Vec<Address>,
     /// Prefetched addresses no walk has asked for yet: hints, so storage may lack them
@@ -552,7 +554,16 @@ impl Walk {
         }
     }
 
-    /// Drops the fetched bytes no node needed (hints), counting them as unused.
+    /// Decodes fetched (and verified) bytes into the pool. A manifest hint's index is not
+    /// known before a walk asks for it, so the node's own index tag is read here and
+    /// checked against the wanted index in [`Walk::resolve`].
+    fn receive(&mut self, address: Address, bytes: &[u8]) -> Result<(), Error> {
+        let node = Node::decode_verified_any(address, bytes)?;
+        self.pool.insert(address, Arc::new(node));
+        Ok(())
+    }
+
+    /// Drops the fetched nodes no walk needed (hints), counting them as unused.
     fn discard_unused(&mut self) {
         self.unused += self.pool.len() as u64;
         self.pool.clear();
@@ -612,9 +623,9 @@ impl Walk {
             }
             Found::Unloaded | Found::No => {}
         }
-        if let Some(bytes) = self.pool.remove(&want.address) {
-            // Verified against its address when it arrived (`accept`).
-            let node = Arc::new(Node::decode_verified(want.address, &bytes, want.kind)?);
+        if let Some(node) = self.pool.remove(&want.address) {
+            // Verified against its address and decoded when it arrived (`accept`).
+            node.check_kind(want.kind)?;
             let node = self.prefer_held_root(want, node);
             self.attach(want, node.clone())?;
             self.after_fetched(want.kind, &node);

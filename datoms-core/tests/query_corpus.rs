@@ -71,7 +71,7 @@ fn lazy_copy(db: &Db) -> (Db, Arc<MemStore>, usize) {
         match r.poll().unwrap() {
             Step::Need(addrs) => {
                 for a in addrs {
-                    r.accept(a, store.get(&a)).unwrap();
+                    r.accept(a, store.get(&a).as_deref()).unwrap();
                 }
             }
             Step::Done(db) => break db,

@@ -58,7 +58,7 @@ fn drive(s: &MemStore, mut r: Restore) -> Result<(Db, RestoreStats, Vec<Address>
             Step::Need(addrs) => {
                 for a in addrs {
                     fetched.push(a);
-                    r.accept(a, s.get(&a))?;
+                    r.accept(a, s.get(&a).as_deref())?;
                 }
             }
             Step::Done(db) => return Ok((db, r.stats(), fetched)),
@@ -307,7 +307,7 @@ fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
             Step::Need(addrs) => {
                 rounds += 1;
                 for a in addrs {
-                    m.accept(a, s.get(&a)).unwrap();
+                    m.accept(a, s.get(&a).as_deref()).unwrap();
                 }
             }
             Step::Done(db) => break db,

@@ -88,7 +88,7 @@ pub(crate) async fn run_restore<S: Storage + ?Sized, M: Machine>(
             Step::Need(addresses) => {
                 let blobs = get_batched(storage, &addresses).await?;
                 for (a, b) in addresses.iter().zip(blobs) {
-                    machine.accept(*a, b.map(|b| b.to_vec()))?;
+                    machine.accept(*a, b.as_deref())?;
                 }
             }
             Step::Done(db) => {

@@ -322,6 +322,25 @@ impl Node {
         bytes: &[u8],
         kind: IndexKind,
     ) -> Result<Node, Error> {
+        let node = Node::decode_verified_any(address, bytes)?;
+        node.check_kind(kind)?;
+        Ok(node)
+    }
+
+    /// Fails with [`Error::Malformed`] unless this node belongs to index `kind`.
+    pub(crate) fn check_kind(&self, kind: IndexKind) -> Result<(), Error> {
+        if self.kind == kind {
+            return Ok(());
+        }
+        Err(Error::Malformed {
+            address: self.address(),
+            reason: format!("node of index {:?} where {kind:?} was expected", self.kind),
+        })
+    }
+
+    /// [`Node::decode_verified`] of a node whose index is not known yet (a manifest hint):
+    /// the node's own index tag says which it is.
+    pub(crate) fn decode_verified_any(address: Address, bytes: &[u8]) -> Result<Node, Error> {
         let malformed = |reason: String| Error::Malformed { address, reason };
         let wire: WireNode = rmp_serde::from_slice(bytes).map_err(|e| {
             let text = e.to_string();
@@ -334,12 +353,7 @@ impl Node {
                 None => malformed(text),
             }
         })?;
-        if wire.kind != kind {
-            return Err(malformed(format!(
-                "node of index {:?} where {kind:?} was expected",
-                wire.kind
-            )));
-        }
+        let kind = wire.kind;
         let node = match wire.body {
             WireBody::Leaf(datoms) => {
                 if wire.level != 0 {

@@ -250,7 +250,7 @@ pub async fn full_restore(
                 bar.inc_length(addresses.len() as u64);
                 let blobs = get_batched(storage, &addresses).await?;
                 for (a, b) in addresses.iter().zip(blobs) {
-                    machine.accept(*a, b.map(|b| b.to_vec()))?;
+                    machine.accept(*a, b.as_deref())?;
                     bar.inc(1);
                 }
             }
