@@ -28,8 +28,26 @@ use crate::error::Error;
 pub type Eid = u64;
 
 /// A keyword such as `:person/name`, stored without its leading colon.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Keyword(Arc<str>);
+
+/// Keywords order by their text. Most comparisons in an index are of an attribute with
+/// itself (one shared `Arc` per leaf and per transaction), so the same allocation
+/// compares equal without reading the text.
+impl Ord for Keyword {
+    fn cmp(&self, other: &Keyword) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Keyword {
+    fn partial_cmp(&self, other: &Keyword) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Keyword {
     /// Makes a keyword from its text, with or without the leading `:`.
