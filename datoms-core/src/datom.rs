@@ -235,7 +235,7 @@ impl IndexKind {
 
     /// Feeds the bytes that decide node boundaries for `d` into `out`: the index key
     /// without `tx`, so re-asserting a datom never moves a boundary.
-    pub(crate) fn boundary_key(self, d: &Datom, out: &mut Vec<u8>) {
+    pub(crate) fn boundary_key(self, d: &DatomRef<'_>, out: &mut Vec<u8>) {
         out.clear();
         let e = d.e.to_be_bytes();
         let a = d.a.as_str().as_bytes();
@@ -319,8 +319,8 @@ mod tests {
     fn boundary_key_ignores_tx() {
         let mut a = Vec::new();
         let mut b = Vec::new();
-        IndexKind::Avet.boundary_key(&Datom::new(1, ":x", 2i64, TX0 + 1), &mut a);
-        IndexKind::Avet.boundary_key(&Datom::new(1, ":x", 2i64, TX0 + 9), &mut b);
+        IndexKind::Avet.boundary_key(&Datom::new(1, ":x", 2i64, TX0 + 1).borrowed(), &mut a);
+        IndexKind::Avet.boundary_key(&Datom::new(1, ":x", 2i64, TX0 + 9).borrowed(), &mut b);
         assert_eq!(a, b);
     }
 }

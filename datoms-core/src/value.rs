@@ -516,17 +516,24 @@ impl From<Uuid> for Value {
 /// serde's enum representation.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.borrowed().serialize(s)
+    }
+}
+
+/// The one home of the value wire format's encoding (see [`Value`]'s).
+impl Serialize for ValueRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(2)?;
         t.serialize_element(&self.value_type().tag())?;
         match self {
-            Value::Bool(b) => t.serialize_element(b)?,
-            Value::Long(i) | Value::Instant(i) => t.serialize_element(i)?,
-            Value::Double(d) => t.serialize_element(&d.get())?,
-            Value::String(x) => t.serialize_element(&**x)?,
-            Value::Keyword(k) => t.serialize_element(k.as_str())?,
-            Value::Uuid(u) => t.serialize_element(&Bin(&u.0))?,
-            Value::Bytes(b) => t.serialize_element(&Bin(b))?,
-            Value::Ref(e) => t.serialize_element(e)?,
+            ValueRef::Bool(b) => t.serialize_element(b)?,
+            ValueRef::Long(i) | ValueRef::Instant(i) => t.serialize_element(i)?,
+            ValueRef::Double(d) => t.serialize_element(&d.get())?,
+            ValueRef::String(x) => t.serialize_element(*x)?,
+            ValueRef::Keyword(k) => t.serialize_element(k.as_str())?,
+            ValueRef::Uuid(u) => t.serialize_element(&Bin(&u.0))?,
+            ValueRef::Bytes(b) => t.serialize_element(&Bin(b))?,
+            ValueRef::Ref(e) => t.serialize_element(e)?,
         }
         t.end()
     }

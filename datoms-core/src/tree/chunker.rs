@@ -48,7 +48,9 @@
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::datom::{Datom, IndexKind};
+#[cfg(test)]
+use crate::datom::Datom;
+use crate::datom::{DatomRef, IndexKind};
 
 /// Bytes per leaf item that [`TreeConfig::leaf_target`] counts in: about one encoded
 /// datom of the typical size (an entity id, a keyword, a short value and a tx).
@@ -172,7 +174,7 @@ impl Chunker {
     }
 
     /// Feeds the next item's key; true if the node ends after it.
-    pub(crate) fn push(&mut self, key: &Datom) -> bool {
+    pub(crate) fn push(&mut self, key: &DatomRef<'_>) -> bool {
         self.kind.boundary_key(key, &mut self.scratch);
         // At most `max`, so `after < 2 × max ≤ 2²⁵` and its fourth power fits in 128 bits.
         let weight = (self.scratch.len() as u64 + self.overhead).min(self.max);
@@ -210,7 +212,7 @@ mod tests {
         let mut n = 0;
         for k in keys {
             n += 1;
-            if chunker.push(k) {
+            if chunker.push(&k.borrowed()) {
                 out.push(n);
                 n = 0;
             }
@@ -223,7 +225,7 @@ mod tests {
         // One key repeated: whether the hash cuts early or not, a node ends by `max`.
         let key = Datom::new(7, ":a/b", Value::Long(1), TX0 + 1);
         let mut key_bytes = Vec::new();
-        IndexKind::Eavt.boundary_key(&key, &mut key_bytes);
+        IndexKind::Eavt.boundary_key(&key.borrowed(), &mut key_bytes);
         let config = TreeConfig::default();
         let mut chunker = Chunker::new(IndexKind::Eavt, 0, &config);
         let weight = (key_bytes.len() as u64 + u64::from(LEAF_ITEM_OVERHEAD)) as usize;

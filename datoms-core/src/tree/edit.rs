@@ -9,35 +9,55 @@
 //! the old ones they replace are dropped from the edits, so unchanged parents stay
 //! untouched.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::chunker::{Chunker, TreeConfig};
 use super::node::{load_child, Child, Node, NodeSource};
+use super::packed::{LeafBuilder, PackedLeaf};
 use super::{Edit, Tree};
-use crate::datom::{Datom, IndexKind};
+use crate::datom::{Datom, DatomRef, IndexKind};
 use crate::error::Error;
 
-/// What one level's nodes hold: datoms in leaves, children in branches.
-trait Item: Clone {
-    fn key(&self) -> &Datom;
-    /// The node's items (leaves unpack theirs).
-    fn items(node: &Node) -> Cow<'_, [Self]>;
-    fn make(kind: IndexKind, level: u8, items: Vec<Self>) -> Node;
+/// What one level's nodes hold: datoms in leaves, children in branches. Items are read
+/// borrowed (a leaf's straight from its packed form) and copied into the node being
+/// built, so rewriting a leaf never unpacks it into owned datoms.
+trait Item: Sized {
+    /// An item borrowed from a node or from an edit.
+    type Ref<'a>: Copy;
+    /// Collects the items of one new node.
+    type Builder: Default;
+    fn key<'a>(item: Self::Ref<'a>) -> DatomRef<'a>;
+    fn borrow(owned: &Self) -> Self::Ref<'_>;
+    fn items(node: &Node) -> impl Iterator<Item = Self::Ref<'_>>;
+    fn push(builder: &mut Self::Builder, item: Self::Ref<'_>);
+    fn is_empty(builder: &Self::Builder) -> bool;
+    /// The node built so far; the builder starts over.
+    fn finish(builder: &mut Self::Builder, kind: IndexKind, level: u8) -> Node;
     /// True if two nodes of this level hold the same items.
     fn same_items(a: &Node, b: &Node) -> bool;
 }
 
 impl Item for Datom {
-    fn key(&self) -> &Datom {
-        self
+    type Ref<'a> = DatomRef<'a>;
+    type Builder = LeafBuilder;
+    fn key<'a>(item: Self::Ref<'a>) -> DatomRef<'a> {
+        item
     }
-    fn items(node: &Node) -> Cow<'_, [Datom]> {
-        Cow::Owned(node.datoms())
+    fn borrow(owned: &Datom) -> DatomRef<'_> {
+        owned.borrowed()
     }
-    fn make(kind: IndexKind, _level: u8, items: Vec<Datom>) -> Node {
-        Node::leaf(kind, items)
+    fn items(node: &Node) -> impl Iterator<Item = DatomRef<'_>> {
+        node.packed().into_iter().flat_map(PackedLeaf::refs)
+    }
+    fn push(builder: &mut LeafBuilder, item: DatomRef<'_>) {
+        builder.push(item);
+    }
+    fn is_empty(builder: &LeafBuilder) -> bool {
+        builder.is_empty()
+    }
+    fn finish(builder: &mut LeafBuilder, kind: IndexKind, _level: u8) -> Node {
+        Node::packed_leaf(kind, builder.finish())
     }
     fn same_items(a: &Node, b: &Node) -> bool {
         // Full equality: a re-asserted datom with a new tx is new content.
@@ -46,18 +66,67 @@ impl Item for Datom {
 }
 
 impl Item for Child {
-    fn key(&self) -> &Datom {
-        &self.first
+    type Ref<'a> = &'a Child;
+    type Builder = Vec<Child>;
+    fn key<'a>(item: Self::Ref<'a>) -> DatomRef<'a> {
+        item.first.borrowed()
     }
-    fn items(node: &Node) -> Cow<'_, [Child]> {
-        Cow::Borrowed(node.children())
+    fn borrow(owned: &Child) -> &Child {
+        owned
     }
-    fn make(kind: IndexKind, level: u8, items: Vec<Child>) -> Node {
-        Node::branch(kind, level, items)
+    fn items(node: &Node) -> impl Iterator<Item = &Child> {
+        node.children().iter()
+    }
+    fn push(builder: &mut Vec<Child>, item: &Child) {
+        builder.push(item.clone());
+    }
+    fn is_empty(builder: &Vec<Child>) -> bool {
+        builder.is_empty()
+    }
+    fn finish(builder: &mut Vec<Child>, kind: IndexKind, level: u8) -> Node {
+        Node::branch(kind, level, std::mem::take(builder))
     }
     fn same_items(a: &Node, b: &Node) -> bool {
         let (x, y) = (a.children(), b.children());
         x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same_as(q))
+    }
+}
+
+/// Cuts a stream of one level's items into new nodes.
+struct Cutter<I: Item> {
+    kind: IndexKind,
+    level: u8,
+    chunker: Chunker,
+    builder: I::Builder,
+    nodes: Vec<Arc<Node>>,
+}
+
+impl<I: Item> Cutter<I> {
+    fn new(kind: IndexKind, level: u8, config: &TreeConfig) -> Cutter<I> {
+        Cutter {
+            kind,
+            level,
+            chunker: Chunker::new(kind, level, config),
+            builder: I::Builder::default(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Adds the next item, ending the node after it if the chunker cuts there.
+    fn push(&mut self, item: I::Ref<'_>) {
+        let cut = self.chunker.push(&I::key(item));
+        I::push(&mut self.builder, item);
+        if cut {
+            self.flush();
+        }
+    }
+
+    /// Ends the node being built, if it has items.
+    fn flush(&mut self) {
+        if !I::is_empty(&self.builder) {
+            let node = I::finish(&mut self.builder, self.kind, self.level);
+            self.nodes.push(Arc::new(node));
+        }
     }
 }
 
@@ -68,20 +137,12 @@ fn chunk<I: Item>(
     level: u8,
     items: Vec<I>,
 ) -> Vec<Arc<Node>> {
-    let mut chunker = Chunker::new(kind, level, config);
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    for item in items {
-        let cut = chunker.push(item.key());
-        buf.push(item);
-        if cut {
-            out.push(Arc::new(I::make(kind, level, std::mem::take(&mut buf))));
-        }
+    let mut cutter = Cutter::<I>::new(kind, level, config);
+    for item in &items {
+        cutter.push(I::borrow(item));
     }
-    if !buf.is_empty() {
-        out.push(Arc::new(I::make(kind, level, buf)));
-    }
-    out
+    cutter.flush();
+    cutter.nodes
 }
 
 /// Cuts sorted, distinct datoms into leaves.
@@ -193,22 +254,13 @@ fn rechunk<I: Item>(
     source: Option<&Arc<dyn NodeSource>>,
 ) -> Result<Vec<LevelEdit<Child>>, Error> {
     let kind = tree.kind;
-    let mut chunker = Chunker::new(kind, level, &tree.config);
+    let mut cutter = Cutter::<I>::new(kind, level, &tree.config);
     let mut removed: Vec<Arc<Node>> = Vec::new();
-    let mut added: Vec<Arc<Node>> = Vec::new();
     let mut edits = edits.into_iter().peekable();
 
     while let Some((first_key, _)) = edits.peek() {
         let mut cursor = LevelCursor::locate(&tree.root, level, first_key, source)?;
-        chunker.reset();
-        let mut buf: Vec<I> = Vec::new();
-        let mut push = |item: I, buf: &mut Vec<I>, added: &mut Vec<Arc<Node>>| {
-            let cut = chunker.push(item.key());
-            buf.push(item);
-            if cut {
-                added.push(Arc::new(I::make(kind, level, std::mem::take(buf))));
-            }
-        };
+        cutter.chunker.reset();
         loop {
             let node = cursor.node.clone();
             removed.push(node.clone());
@@ -218,22 +270,23 @@ fn rechunk<I: Item>(
                     .as_ref()
                     .is_none_or(|l| kind.cmp(k, l) == Ordering::Less)
             };
-            let node_items = I::items(&node);
-            let mut items = node_items.iter().peekable();
+            let mut items = I::items(&node).peekable();
             loop {
                 let edit_key = edits.peek().map(|(k, _)| k).filter(|k| before_limit(k));
                 match (items.peek(), edit_key) {
                     (None, None) => break,
                     (Some(_), None) => {
                         if let Some(item) = items.next() {
-                            push(item.clone(), &mut buf, &mut added);
+                            cutter.push(item);
                         }
                     }
                     (item, Some(ek)) => {
-                        let ord = item.map_or(Ordering::Greater, |i| kind.cmp(i.key(), ek));
+                        let ord = item.map_or(Ordering::Greater, |i| {
+                            kind.cmp_ref(&I::key(*i), &ek.borrowed())
+                        });
                         if ord == Ordering::Less {
                             if let Some(item) = items.next() {
-                                push(item.clone(), &mut buf, &mut added);
+                                cutter.push(item);
                             }
                             continue;
                         }
@@ -241,20 +294,21 @@ fn rechunk<I: Item>(
                             items.next();
                         }
                         if let Some((_, Some(item))) = edits.next() {
-                            push(item, &mut buf, &mut added);
+                            cutter.push(I::borrow(&item));
                         }
                     }
                 }
             }
-            if buf.is_empty() {
+            if I::is_empty(&cutter.builder) {
                 break;
             }
             if !cursor.advance(source)? {
-                added.push(Arc::new(I::make(kind, level, std::mem::take(&mut buf))));
+                cutter.flush();
                 break;
             }
         }
     }
+    let added = cutter.nodes;
     Ok(merge_up::<I>(kind, removed, added, keep_unchanged))
 }
 

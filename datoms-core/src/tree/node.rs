@@ -181,7 +181,7 @@ impl Node {
         Node::make(kind, 0, body, count)
     }
 
-    fn packed_leaf(kind: IndexKind, datoms: PackedLeaf) -> Node {
+    pub(crate) fn packed_leaf(kind: IndexKind, datoms: PackedLeaf) -> Node {
         let count = datoms.len() as u64;
         let body = Body::Leaf {
             first: datoms.iter().next(),

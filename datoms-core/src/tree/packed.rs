@@ -59,13 +59,11 @@ enum Tag {
 impl PackedLeaf {
     /// Packs `datoms` (in index order; `added` is not kept: leaves hold assertions).
     pub(crate) fn pack(datoms: &[Datom]) -> PackedLeaf {
-        let mut w = Writer::new(datoms.len());
-        let (mut e, mut tx) = (0u64, 0u64);
+        let mut b = LeafBuilder::with_capacity(datoms.len());
         for d in datoms {
-            w.entry(d.borrowed(), e, tx);
-            (e, tx) = (d.e, d.tx);
+            b.push(d.borrowed());
         }
-        w.finish(datoms.len())
+        b.finish()
     }
 
     /// The datoms, borrowed, in order.
@@ -101,6 +99,45 @@ impl PackedLeaf {
     }
 }
 
+/// Packs a leaf one datom at a time, from borrowed datoms: the incremental update copies
+/// the entries of the leaves it rewrites from their packed form without unpacking them.
+#[derive(Default)]
+pub(crate) struct LeafBuilder {
+    writer: Writer,
+    e: u64,
+    tx: u64,
+    len: usize,
+}
+
+impl LeafBuilder {
+    /// A builder with room for about `datoms` entries.
+    fn with_capacity(datoms: usize) -> LeafBuilder {
+        LeafBuilder {
+            writer: Writer::new(datoms),
+            ..LeafBuilder::default()
+        }
+    }
+
+    /// Appends the next datom (in index order).
+    pub(crate) fn push(&mut self, d: DatomRef<'_>) {
+        self.writer.entry(d, self.e, self.tx);
+        (self.e, self.tx) = (d.e, d.tx);
+        self.len += 1;
+    }
+
+    /// True if nothing has been pushed since the last [`LeafBuilder::finish`].
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The leaf packed so far; the builder starts over.
+    pub(crate) fn finish(&mut self) -> PackedLeaf {
+        let done = std::mem::take(self);
+        done.writer.finish(done.len)
+    }
+}
+
+#[derive(Default)]
 struct Writer {
     keywords: Vec<Keyword>,
     bytes: Vec<u8>,
@@ -228,21 +265,18 @@ impl<'de> Deserialize<'de> for PackedLeaf {
                 f.write_str("an array of [e, a, v, tx] datoms")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PackedLeaf, A::Error> {
-                let mut w = Writer::new(seq.size_hint().unwrap_or(0).min(1 << 16));
-                let (mut e, mut tx, mut len) = (0u64, 0u64, 0usize);
+                let mut b = LeafBuilder::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
                 while let Some(d) = seq.next_element::<WireDatom<'de>>()? {
-                    let a = w.keyword_for_text(&d.a);
-                    let kv = d.v.keyword_text().map(|t| w.keyword_for_text(t));
-                    let datom = DatomRef {
+                    let a = b.writer.keyword_for_text(&d.a);
+                    let kv = d.v.keyword_text().map(|t| b.writer.keyword_for_text(t));
+                    b.push(DatomRef {
                         e: d.e,
                         a: &a,
                         v: d.v.borrowed_with(kv.as_ref()),
                         tx: d.tx,
-                    };
-                    w.entry(datom, e, tx);
-                    (e, tx, len) = (d.e, d.tx, len + 1);
+                    });
                 }
-                Ok(w.finish(len))
+                Ok(b.finish())
             }
         }
         d.deserialize_seq(V)
