@@ -132,8 +132,9 @@ impl LeafBuilder {
 
     /// The leaf packed so far; the builder starts over.
     pub(crate) fn finish(&mut self) -> PackedLeaf {
-        let done = std::mem::take(self);
-        done.writer.finish(done.len)
+        let leaf = self.writer.finish(self.len);
+        (self.e, self.tx, self.len) = (0, 0, 0);
+        leaf
     }
 }
 
@@ -151,13 +152,18 @@ impl Writer {
         }
     }
 
-    fn finish(self, len: usize) -> PackedLeaf {
-        PackedLeaf {
-            keywords: self.keywords.into_boxed_slice(),
-            bytes: self.bytes.into_boxed_slice(),
+    /// The leaf written so far, in exact-size allocations; the writer's buffers are
+    /// cleared and kept, so a builder cutting many leaves grows them once.
+    fn finish(&mut self, len: usize) -> PackedLeaf {
+        let leaf = PackedLeaf {
+            keywords: Box::from(self.keywords.as_slice()),
+            bytes: Box::from(self.bytes.as_slice()),
             // A leaf holds at most 4 × the leaf target datoms (`u32` targets).
             len: u32::try_from(len).unwrap_or(u32::MAX),
-        }
+        };
+        self.keywords.clear();
+        self.bytes.clear();
+        leaf
     }
 
     fn entry(&mut self, d: DatomRef<'_>, prev_e: u64, prev_tx: u64) {
