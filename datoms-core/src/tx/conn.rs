@@ -98,6 +98,39 @@ impl Conn {
         ops: &[TxOp],
     ) -> Result<TxReport, Error> {
         let report = self.db().with(ops)?;
+        self.publish(&report);
+        Ok(report)
+    }
+
+    /// Replaces the current db (waiting for a running transaction to finish) and calls
+    /// the listeners, as Datascript's `reset-conn!`: the report's `tx_data` is the
+    /// difference between the two dbs — the datoms only the old one holds (with `added`
+    /// false), then those only the new one holds, each in EAVT order (see
+    /// [`crate::diff()`]); `tempids` is empty and `tx` is the new db's `max_tx`.
+    ///
+    /// # Errors
+    /// Only when the difference needs a node of a lazily restored db that cannot be
+    /// loaded; the conn is then unchanged and no listener is called.
+    pub fn reset(&self, db: Db) -> Result<TxReport, Error> {
+        let _writer = lock(&self.writer);
+        let db_before = self.db();
+        let diff = crate::diff::diff(&db_before, &db)?;
+        let mut tx_data = diff.retracted;
+        tx_data.extend(diff.added);
+        let report = TxReport {
+            db_before,
+            tx: db.max_tx(),
+            db_after: db,
+            tx_data,
+            tempids: BTreeMap::new(),
+        };
+        self.publish(&report);
+        Ok(report)
+    }
+
+    /// Makes `report.db_after` the current db and calls every listener with the report.
+    /// The caller holds the writer lock.
+    fn publish(&self, report: &TxReport) {
         *self
             .current
             .write()
@@ -110,19 +143,8 @@ impl Conn {
             .cloned()
             .collect();
         for listener in listeners {
-            listener(&report);
+            listener(report);
         }
-        Ok(report)
-    }
-
-    /// Replaces the current db (waiting for a running transaction to finish). Listeners
-    /// are not called.
-    pub fn reset(&self, db: Db) {
-        let _writer = lock(&self.writer);
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = db;
     }
 
     /// Registers `f` under `key` (replacing any listener with that key), to be called

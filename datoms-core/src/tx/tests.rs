@@ -1202,8 +1202,45 @@ fn conn_listeners_see_each_report() {
     assert!(!conn.unlisten("log"));
     conn.transact_edn(r#"[[:db/add 1 :person/age 3]]"#).unwrap();
     assert_eq!(seen.lock().unwrap().len(), 2);
-    conn.reset(empty());
+    conn.reset(empty()).unwrap();
     assert!(conn.db().is_empty());
+}
+
+#[test]
+fn reset_reports_the_difference_to_listeners() {
+    let conn = Conn::new(empty());
+    conn.transact_edn(r#"[[:db/add 1 :person/name "Ann"] [:db/add 1 :person/age 3]]"#)
+        .unwrap();
+    let target = conn
+        .db()
+        .with_edn(r#"[[:db/add 1 :person/age 4] [:db/add 2 :person/name "Bo"]]"#)
+        .unwrap()
+        .db_after;
+    let seen: Arc<Mutex<Vec<TxReport>>> = Arc::default();
+    let s = seen.clone();
+    conn.listen("reset", move |r: &TxReport| {
+        s.lock().unwrap().push(r.clone())
+    });
+    let report = conn.reset(target.clone()).unwrap();
+    assert_eq!(conn.db().root_addresses(), target.root_addresses());
+    let changes: Vec<(u64, String, bool)> = report
+        .tx_data
+        .iter()
+        .map(|d| (d.e, format!("{:?}", d.v), d.added))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (1, "3".to_owned(), false),
+            (1, "4".to_owned(), true),
+            (2, "\"Bo\"".to_owned(), true),
+        ]
+    );
+    assert!(report.tempids.is_empty());
+    assert_eq!(report.tx, target.max_tx());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "listeners hear about a reset");
+    assert_eq!(seen[0].tx_data, report.tx_data);
 }
 
 #[test]
