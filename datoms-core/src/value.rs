@@ -567,17 +567,14 @@ pub(crate) enum WireValue<'de> {
 }
 
 impl WireValue<'_> {
-    /// The value, borrowed. A keyword value borrows `keyword`, a [`Keyword`] the caller
-    /// made for its text (see [`WireValue::keyword_text`]).
-    pub(crate) fn borrowed_with<'a>(&'a self, keyword: Option<&'a Keyword>) -> ValueRef<'a> {
+    /// The value, borrowed; `None` for a keyword, whose borrowed form needs a
+    /// [`Keyword`] the caller makes from [`WireValue::keyword_text`].
+    pub(crate) fn borrowed(&self) -> Option<ValueRef<'_>> {
         match self {
-            WireValue::Plain(v) => *v,
-            WireValue::String(s) => ValueRef::String(s),
-            WireValue::Bytes(b) => ValueRef::Bytes(b),
-            WireValue::Keyword(_) => match keyword {
-                Some(k) => ValueRef::Keyword(k),
-                None => ValueRef::Bool(false),
-            },
+            WireValue::Plain(v) => Some(*v),
+            WireValue::String(s) => Some(ValueRef::String(s)),
+            WireValue::Bytes(b) => Some(ValueRef::Bytes(b)),
+            WireValue::Keyword(_) => None,
         }
     }
 

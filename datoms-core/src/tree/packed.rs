@@ -4,8 +4,11 @@
 //! two or three of them. As a `Vec<Datom>` an index entry costs 64 bytes plus an allocation
 //! for its attribute and one for a string value, over 500 bytes per datom in all at 1M
 //! datoms. Packed, an entry is typically 5–12 bytes plus its string bytes, and a leaf holds
-//! two allocations. Readers ([`super::cursor`], [`crate::diff`], the incremental update)
-//! unpack a whole leaf when they reach it — tens of datoms, a few microseconds.
+//! two allocations. Readers work on the packed form: a seek compares borrowed entries
+//! ([`DatomRef`]) without allocating, a cursor ([`super::cursor`]) unpacks only the datoms
+//! it yields, the incremental update copies entries into new leaves ([`LeafBuilder`])
+//! without unpacking them, and only [`crate::diff`] and a backward cursor unpack a whole
+//! leaf (tens of datoms, a few microseconds).
 //!
 //! # Layout
 //! This form never leaves the process (nodes are stored in the format of
@@ -275,10 +278,16 @@ impl<'de> Deserialize<'de> for PackedLeaf {
                 while let Some(d) = seq.next_element::<WireDatom<'de>>()? {
                     let a = b.writer.keyword_for_text(&d.a);
                     let kv = d.v.keyword_text().map(|t| b.writer.keyword_for_text(t));
+                    let v = match &kv {
+                        Some(k) => ValueRef::Keyword(k),
+                        None => d.v.borrowed().ok_or_else(|| {
+                            serde::de::Error::custom("keyword value without a keyword")
+                        })?,
+                    };
                     b.push(DatomRef {
                         e: d.e,
                         a: &a,
-                        v: d.v.borrowed_with(kv.as_ref()),
+                        v,
                         tx: d.tx,
                     });
                 }
