@@ -35,3 +35,6 @@ cargo nextest run --workspace --all-features --no-fail-fast
 
 step "doc tests"
 cargo test --workspace --all-features --doc
+
+step "API docs (broken links and missing docs are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps

@@ -603,7 +603,7 @@ impl Walk {
         Ok(self.needed())
     }
 
-    /// Resolves `want` if it can without fetching: from `db1`, from the fetched bytes, or
+    /// Resolves `want` if it can without fetching: from `db1`, from the fetched nodes, or
     /// by leaving it unloaded. False if it must be fetched.
     fn resolve(&mut self, want: &Want) -> Result<bool, Error> {
         let is_child = matches!(want.parent, Parent::Child(..));

@@ -1,6 +1,6 @@
 //! `datoms-storage`: where datoms databases live. The [`Storage`] trait (batched blobs
 //! and CAS-moved heads), the drivers that run `datoms-core`'s sans-IO algorithms against
-//! it — [`store`], lazy [`restore`], incremental [`restore_from`], [`sync`] by log replay
+//! it — [`store()`], lazy [`restore()`], incremental [`restore_from`], [`sync()`] by log replay
 //! or tree restore, [`materialize`] — the in-memory backend, and [`FaultyStorage`], the
 //! fault-injecting wrapper tests and benchmarks use.
 //!

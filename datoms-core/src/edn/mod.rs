@@ -24,7 +24,7 @@
 //! are rejected, as in Clojure.
 //!
 //! # Error positions
-//! Every syntax error is [`Error::EdnSyntax`](crate::Error::EdnSyntax) with a 1-based
+//! Every syntax error is [`Error::EdnSyntax`] with a 1-based
 //! line and column, counted in characters (Unicode scalar values). The position is that
 //! of the offending character, with these conventions:
 //! * an unterminated string, list, vector, map or set reports where it *starts* (its

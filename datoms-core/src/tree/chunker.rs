@@ -28,7 +28,7 @@
 //! so every platform cuts alike.
 //!
 //! `key(x)` is the index key of the datom (for branches: of the child's first datom)
-//! without `tx` (see [`IndexKind::boundary_key`]), so a re-asserted datom neither moves
+//! without `tx` (see `IndexKind::boundary_key`), so a re-asserted datom neither moves
 //! a boundary nor changes a weight. The level salt makes the levels independent of each
 //! other.
 //!
