@@ -283,9 +283,8 @@ fn a_walk_from_an_unrelated_db_fetches_exactly_the_nodes_it_lacks() {
     assert!(stats.round_trips <= depth + 1, "{stats:?}");
 }
 
-#[test]
-fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
-    let s = Arc::new(MemStore::default());
+/// A history of 10 transactions of 50 new datoms each (500 entities), unstored.
+fn ten_transactions_of_fifty_datoms() -> History {
     let mut h = History::new();
     for round in 0..10u64 {
         let ops: Vec<_> = (0..50)
@@ -293,6 +292,13 @@ fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
             .collect();
         h.transact(&ops);
     }
+    h
+}
+
+#[test]
+fn a_lazy_restore_loads_on_demand_and_materializes_level_by_level() {
+    let s = Arc::new(MemStore::default());
+    let h = ten_transactions_of_fifty_datoms();
     let (db, addr, _) = store(&h.db, &s);
     let (lazy, stats, _) = drive(&s, Restore::with_mode(addr, None, Mode::Lazy)).unwrap();
     assert_eq!(stats.nodes_fetched, 3);
@@ -357,13 +363,7 @@ fn corrupt_bytes_and_missing_nodes_are_typed_errors() {
 #[test]
 fn restoring_on_from_a_lazy_db_fetches_only_new_nodes_and_shares_the_rest_unloaded() {
     let s = Arc::new(MemStore::default());
-    let mut h = History::new();
-    for round in 0..10u64 {
-        let ops: Vec<_> = (0..50)
-            .map(|i| (true, round * 50 + i + 1, (i % 3) as u8, i as i64))
-            .collect();
-        h.transact(&ops);
-    }
+    let mut h = ten_transactions_of_fifty_datoms();
     let (db, first, _) = store(&h.db, &s);
     h.db = db;
     let (lazy, _, _) = drive(&s, Restore::with_mode(first, None, Mode::Lazy)).unwrap();
