@@ -110,6 +110,17 @@ impl AttributeSchema {
     }
 }
 
+/// The attribute that names entities: `[:db/add :red …]`, a keyword value of a ref
+/// attribute and a keyword entity in a query resolve through it.
+pub const IDENT: &str = "db/ident";
+
+/// Datascript's implicit schema: `:db/ident` is a unique identity unless declared.
+fn implicit(attr: &Keyword) -> Option<&'static AttributeSchema> {
+    static IDENT_SCHEMA: std::sync::LazyLock<AttributeSchema> =
+        std::sync::LazyLock::new(|| AttributeSchema::default().identity());
+    (attr.as_str() == IDENT).then(|| &*IDENT_SCHEMA)
+}
+
 /// The schema of a database: one [`AttributeSchema`] per declared attribute.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Schema {
@@ -166,15 +177,16 @@ impl Schema {
         Ok(self)
     }
 
-    /// The declaration of `attr`, if declared.
+    /// The declaration of `attr`: declared, or implicit (`:db/ident`, unique identity, as
+    /// in Datascript's implicit schema, unless declared otherwise).
     pub fn get(&self, attr: &Keyword) -> Option<&AttributeSchema> {
-        self.attrs.get(attr)
+        self.attrs.get(attr).or_else(|| implicit(attr))
     }
 
     /// The declaration of `attr`, the default one for an undeclared attribute of a
     /// permissive schema, or [`Error::UnknownAttribute`] under a strict schema.
     pub fn resolve(&self, attr: &Keyword) -> Result<AttributeSchema, Error> {
-        match self.attrs.get(attr) {
+        match self.get(attr) {
             Some(s) => Ok(s.clone()),
             None if self.strict => Err(Error::UnknownAttribute { attr: attr.clone() }),
             None => Ok(AttributeSchema::default()),
@@ -183,7 +195,7 @@ impl Schema {
 
     /// True if `attr` is kept in AVET.
     pub fn in_avet(&self, attr: &Keyword) -> bool {
-        self.attrs.get(attr).is_some_and(AttributeSchema::in_avet)
+        self.get(attr).is_some_and(AttributeSchema::in_avet)
     }
 
     /// All declared attributes and their declarations, in keyword order.

@@ -368,7 +368,7 @@ pub(crate) fn resolve_entity(db: &Db, v: &QueryValue) -> Result<Option<Eid>, Err
             _ => Ok(None),
         },
         QueryValue::Value(Value::Keyword(k)) => {
-            let ident = Keyword::new("db/ident");
+            let ident = Keyword::new(crate::schema::IDENT);
             if db.schema().get(&ident).is_some_and(|s| s.unique.is_some()) {
                 db.entity_by_value(&ident, &Value::Keyword(k.clone()))
             } else {

@@ -3,8 +3,8 @@
 use super::data::{is_current_tx_keyword, EntityMap, EntityRef, TxOp, TxValue, DB_ID};
 use crate::edn::{parse, Edn};
 use crate::error::Error;
-use crate::schema::{AttributeSchema, Schema};
-use crate::value::Keyword;
+use crate::schema::{AttributeSchema, Schema, IDENT};
+use crate::value::{Keyword, Value};
 
 /// Parses EDN tx data: a vector (or list) of entity maps and list forms.
 ///
@@ -165,12 +165,17 @@ fn entity_map(entries: &[(Edn, Edn)], schema: &Schema) -> Result<EntityMap, Erro
     Ok(map)
 }
 
-/// An entity position: id, tempid, lookup ref or `:db/current-tx`.
+/// An entity position: id, tempid, lookup ref, `:db/current-tx` or an ident keyword
+/// (`:red`, which is the lookup ref `[:db/ident :red]`, as in Datascript).
 fn entity_ref(f: &Edn, form: &Edn) -> Result<EntityRef, Error> {
     match f {
         Edn::Int(n) => Ok(EntityRef::from(*n)),
         Edn::String(s) => Ok(EntityRef::Tempid(s.clone())),
         Edn::Keyword(k) if is_current_tx_keyword(k) => Ok(EntityRef::CurrentTx),
+        Edn::Keyword(k) => Ok(EntityRef::Lookup(
+            Keyword::new(IDENT),
+            Value::Keyword(k.clone()),
+        )),
         Edn::Vector(items) => match items.as_slice() {
             [Edn::Keyword(a), v] => Ok(EntityRef::Lookup(a.clone(), scalar(v, form)?)),
             _ => Err(malformed(
@@ -181,7 +186,7 @@ fn entity_ref(f: &Edn, form: &Edn) -> Result<EntityRef, Error> {
         _ => Err(malformed(
             form,
             &format!(
-                "{} is not an entity id, tempid, lookup ref or :db/current-tx",
+                "{} is not an entity id, tempid, lookup ref, ident or :db/current-tx",
                 quote(f)
             ),
         )),

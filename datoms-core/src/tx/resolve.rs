@@ -22,7 +22,7 @@ use crate::commit::TxLogEntry;
 use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
 use crate::db::Db;
 use crate::error::Error;
-use crate::schema::{AttributeSchema, Schema, Unique};
+use crate::schema::{AttributeSchema, Schema, Unique, IDENT};
 use crate::value::{Eid, Keyword, Value, ValueType};
 
 /// Why a run stopped early.
@@ -564,6 +564,10 @@ impl<'a> Run<'a> {
             TxValue::Value(Value::Long(n)) => self.value_tempid(&n.to_string(), attr, alloc)?,
             TxValue::Value(Value::String(s)) => self.value_tempid(s, attr, alloc)?,
             TxValue::Value(Value::Keyword(k)) if is_current_tx_keyword(k) => self.tx,
+            // An ident names the entity whose `:db/ident` it is, as in Datascript.
+            TxValue::Value(ident @ Value::Keyword(_)) => {
+                self.lookup_strict(&Keyword::new(IDENT), ident)?
+            }
             TxValue::Value(other) => {
                 return Err(Error::WrongValueType {
                     entity: desc.to_owned(),

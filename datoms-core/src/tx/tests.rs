@@ -1423,3 +1423,71 @@ proptest! {
         }
     }
 }
+
+// ---- idents --------------------------------------------------------------------------
+
+#[test]
+fn idents_name_entities_in_entity_position_ref_values_and_queries() {
+    // `:db/ident` is a unique identity without being declared (Datascript's implicit
+    // schema), even under a strict schema.
+    let strict = schema()
+        .with(
+            ":item/color",
+            AttributeSchema::default().value_type(ValueType::Ref),
+        )
+        .unwrap()
+        .with(":color/hex", AttributeSchema::default())
+        .unwrap()
+        .strict();
+    let db = Db::new(strict);
+    let r = edn(
+        &db,
+        r#"[{:db/ident :red :color/hex "f00"} {:db/ident :blue}]"#,
+    );
+    let red_e = r
+        .db_after
+        .entity_by_value(&kw(":db/ident"), &Value::keyword("red"))
+        .unwrap()
+        .expect(":db/ident is in AVET");
+    // An ident in entity position…
+    let r = edn(&r.db_after, r#"[[:db/add :red :color/hex "ff0000"]]"#);
+    assert_eq!(
+        data(&r),
+        vec![
+            ret(red_e, ":color/hex", "f00"),
+            add(red_e, ":color/hex", "ff0000")
+        ]
+    );
+    // …and as the value of a ref attribute.
+    let r = edn(&r.db_after, r#"[{:db/id "cup" :item/color :red}]"#);
+    let cup = r.tempid("cup").unwrap();
+    assert_eq!(data(&r), vec![add(cup, ":item/color", Value::Ref(red_e))]);
+    // Asserting the same ident again upserts into the entity that has it.
+    let r = edn(&r.db_after, r#"[{:db/ident :red :color/hex "f00f"}]"#);
+    assert_eq!(
+        data(&r),
+        vec![
+            ret(red_e, ":color/hex", "ff0000"),
+            add(red_e, ":color/hex", "f00f")
+        ]
+    );
+    let db = r.db_after;
+    // A query names the entity by its ident too.
+    let found = crate::q(
+        "[:find ?hex . :where [:red :color/hex ?hex]]",
+        &[crate::Input::Db(&db)],
+    )
+    .unwrap();
+    assert!(format!("{found:?}").contains("\"f00f\""), "{found:?}");
+    // An ident nothing has is a typed error naming it, and nothing changes.
+    for text in [
+        r#"[[:db/add :green :color/hex "0f0"]]"#,
+        r#"[{:db/id "mug" :item/color :green}]"#,
+    ] {
+        assert!(
+            matches!(fails(&db, text), Error::UnknownLookupRef { ref attr, ref value }
+                if attr.as_str() == "db/ident" && *value == Value::keyword("green")),
+            "{text}"
+        );
+    }
+}
