@@ -31,6 +31,14 @@ pub type Eid = u64;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Keyword(Arc<str>);
 
+/// A keyword hashes and compares as its text, so maps keyed by keywords can be looked up
+/// by `&str`.
+impl std::borrow::Borrow<str> for Keyword {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Keywords order by their text. Most comparisons in an index are of an attribute with
 /// itself (one shared `Arc` per leaf and per transaction), so the same allocation
 /// compares equal without reading the text.

@@ -28,6 +28,7 @@
 //! the differences take one byte or two. Packing is deterministic, so two leaves hold the
 //! same datoms exactly when their packed forms are equal.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{SeqAccess, Visitor};
@@ -144,14 +145,20 @@ impl LeafBuilder {
 #[derive(Default)]
 struct Writer {
     keywords: Vec<Keyword>,
+    /// Index of `keywords` by text, kept once the table outgrows a linear scan (a leaf of
+    /// keyword values, e.g. AVET of `:db/ident`, can hold hundreds of distinct ones).
+    index: HashMap<Keyword, usize>,
     bytes: Vec<u8>,
 }
+
+/// Keyword tables up to this size are scanned; larger ones are indexed.
+const SCANNED_KEYWORDS: usize = 16;
 
 impl Writer {
     fn new(capacity: usize) -> Writer {
         Writer {
-            keywords: Vec::new(),
             bytes: Vec::with_capacity(capacity * 12),
+            ..Writer::default()
         }
     }
 
@@ -165,6 +172,7 @@ impl Writer {
             len: u32::try_from(len).unwrap_or(u32::MAX),
         };
         self.keywords.clear();
+        self.index.clear();
         self.bytes.clear();
         leaf
     }
@@ -220,11 +228,11 @@ impl Writer {
     /// The table's keyword with this text, added on first use: decoding a leaf makes one
     /// `Keyword` per distinct keyword, not one per datom.
     fn keyword_for_text(&mut self, text: &str) -> Keyword {
-        match self.keywords.iter().find(|k| k.as_str() == text) {
-            Some(k) => k.clone(),
+        match self.position(text) {
+            Some(i) => self.keywords[i].clone(),
             None => {
                 let k = Keyword::new_stored(text);
-                self.keywords.push(k.clone());
+                self.add(k.clone());
                 k
             }
         }
@@ -232,14 +240,34 @@ impl Writer {
 
     /// The index of `k` in the keyword table, adding it on first use.
     fn keyword(&mut self, k: &Keyword) -> u64 {
-        let i = match self.keywords.iter().position(|x| x == k) {
+        let i = match self.position(k.as_str()) {
             Some(i) => i,
-            None => {
-                self.keywords.push(k.clone());
-                self.keywords.len() - 1
-            }
+            None => self.add(k.clone()),
         };
         i as u64
+    }
+
+    fn position(&self, text: &str) -> Option<usize> {
+        if self.keywords.len() <= SCANNED_KEYWORDS {
+            self.keywords.iter().position(|k| k.as_str() == text)
+        } else {
+            self.index.get(text).copied()
+        }
+    }
+
+    /// Appends `k` to the table (indexing the table once it outgrows a scan); its index.
+    fn add(&mut self, k: Keyword) -> usize {
+        let i = self.keywords.len();
+        self.keywords.push(k);
+        if self.keywords.len() > SCANNED_KEYWORDS {
+            if self.index.is_empty() {
+                let all = self.keywords.iter().enumerate();
+                self.index.extend(all.map(|(j, k)| (k.clone(), j)));
+            } else {
+                self.index.insert(self.keywords[i].clone(), i);
+            }
+        }
+        i
     }
 
     fn varint(&mut self, mut n: u64) {
@@ -531,6 +559,27 @@ mod tests {
         ) {
             prop_assert_eq!(PackedLeaf::pack(&x) == PackedLeaf::pack(&y), x == y);
         }
+    }
+
+    #[test]
+    fn a_leaf_of_many_distinct_keywords_round_trips() {
+        // Past `SCANNED_KEYWORDS` the table is indexed; first-use order must not change.
+        let datoms: Vec<Datom> = (0..500u64)
+            .map(|i| {
+                Datom::new(
+                    i,
+                    "db/ident",
+                    Value::keyword(&format!("k/v{i}")),
+                    0x2000_0001,
+                )
+            })
+            .collect();
+        let leaf = PackedLeaf::pack(&datoms);
+        assert_eq!(leaf.keywords.len(), 501);
+        assert_eq!(leaf.unpack(), datoms);
+        let bytes = rmp_serde::to_vec(&datoms).unwrap();
+        let decoded: PackedLeaf = rmp_serde::from_slice(&bytes).unwrap();
+        assert!(decoded == leaf, "decoding packs exactly as packing");
     }
 
     #[test]
