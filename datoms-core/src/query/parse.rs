@@ -1230,26 +1230,27 @@ mod tests {
 
     #[test]
     fn errors_name_the_clause() {
-        let e = err("[:find ?e :where [?e :a ?v] (foo)]");
-        assert!(e.contains("(foo)"), "{e}");
-        let e = err("[:find ?e :where [?e :a ?v] [(< ?v 1) ?x ?y]]");
-        assert!(e.contains("[(< ?v 1) ?x ?y]"), "{e}");
-        let e = err("[:find ?e :where [?e :a ?v] (not)]");
-        assert!(e.contains("(not)"), "{e}");
-        let e = err("[:find ?x :where [?e :a ?v]]");
-        assert!(e.contains("?x"), "{e}");
-        let e = err("[:find ?e :where [?e :a ?v] (rule ?e)]");
-        assert!(e.contains("missing rules var"), "{e}");
-        let e = err("[:find ?e :where [$x ?e :a ?v]]");
-        assert!(e.contains("$x"), "{e}");
-        let e = err("[:find ?e :keys a b :where [?e :a ?v]]");
-        assert!(e.contains("count of :keys"), "{e}");
-        let e = err("[:find ?e :in $ ?e ?e :where [?e :a ?v]]");
-        assert!(e.contains("distinct"), "{e}");
-        let e = err("[:where [?e :a ?v]]");
-        assert!(e.contains(":find"), "{e}");
-        let e = err("[:find ?e :where (and [?e :a])]");
-        assert!(e.contains("and"), "{e}");
+        for (query, named) in [
+            ("[:find ?e :where [?e :a ?v] (foo)]", "(foo)"),
+            (
+                "[:find ?e :where [?e :a ?v] [(< ?v 1) ?x ?y]]",
+                "[(< ?v 1) ?x ?y]",
+            ),
+            ("[:find ?e :where [?e :a ?v] (not)]", "(not)"),
+            ("[:find ?x :where [?e :a ?v]]", "?x"),
+            (
+                "[:find ?e :where [?e :a ?v] (rule ?e)]",
+                "missing rules var",
+            ),
+            ("[:find ?e :where [$x ?e :a ?v]]", "$x"),
+            ("[:find ?e :keys a b :where [?e :a ?v]]", "count of :keys"),
+            ("[:find ?e :in $ ?e ?e :where [?e :a ?v]]", "distinct"),
+            ("[:where [?e :a ?v]]", ":find"),
+            ("[:find ?e :where (and [?e :a])]", "and"),
+        ] {
+            let e = err(query);
+            assert!(e.contains(named), "{query}: {e}");
+        }
     }
 
     #[test]
