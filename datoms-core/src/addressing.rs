@@ -1,14 +1,19 @@
 //! Addressing: which nodes `store` must write.
 //!
-//! A node read from storage, or written by a store that completed, is *persisted*; its
-//! subtree is persisted too. [`unpersisted_nodes`] walks the three trees, pruning at
-//! persisted nodes, and yields every other node with its address and canonical bytes,
-//! children before parents — exactly what a store must write before its commit. After the
-//! commit is durable, [`NewNodes::mark_persisted`] records it, so the next store of a
-//! descendant db writes only what changed since.
+//! A db's trees are its base commit's trees plus the nodes its transactions made since.
+//! A storage whose head is that base commit holds every node of the base's trees: a head
+//! only ever moves to a commit whose every node is in its storage. So a store onto the
+//! base writes exactly the nodes new since the base: [`new_since_base`] walks the three
+//! trees, prunes every subtree the base's trees hold (found by position, the way restore
+//! finds what `db1` holds), and yields the rest, children before parents, each with its
+//! canonical bytes. The same set is the new commit's delta manifest. A storage that holds
+//! nothing of the db (it has no head) gets [`all_nodes`]: every node, loaded through the
+//! db's source where it is not in memory.
 //!
-//! A node's address is cached when first computed, but computing an address does not
-//! make a node persisted: only a completed store does.
+//! Nothing on a node says which storage holds it. A node is shared by every db value and
+//! every storage that uses it, so what a storage holds is derived from that storage's own
+//! head, never recorded on the node: storing one db value to two storages writes each
+//! one's missing nodes to each.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,10 +21,11 @@ use std::sync::Arc;
 use crate::address::Address;
 use crate::datom::IndexKind;
 use crate::db::Db;
+use crate::error::Error;
+use crate::held::{Found, Held};
 use crate::tree::Node;
 
-/// A node that storage lacks: its address, its bytes, and the node itself (to mark it
-/// persisted once the commit that needs it is durable).
+/// A node to write: its address and canonical bytes.
 #[derive(Clone)]
 pub struct NewNode {
     /// The node's address.
@@ -29,7 +35,14 @@ pub struct NewNode {
     node: Arc<Node>,
 }
 
-/// The unpersisted nodes of a db, children before parents, each address once.
+impl NewNode {
+    /// The node itself.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+}
+
+/// Nodes to write, children before parents, each address once.
 #[derive(Clone, Default)]
 pub struct NewNodes {
     /// The nodes, children before parents.
@@ -46,75 +59,120 @@ impl NewNodes {
     pub fn byte_len(&self) -> usize {
         self.nodes.iter().map(|n| n.bytes.len()).sum()
     }
-
-    /// Records that all these nodes are in storage.
-    pub fn mark_persisted(&self) {
-        for n in &self.nodes {
-            n.node.mark_persisted();
-        }
-    }
 }
 
-/// Every node of `db` not yet known to be in storage, children first.
-pub fn unpersisted_nodes(db: &Db) -> NewNodes {
-    let mut out = NewNodes::default();
-    let mut seen = HashSet::new();
+/// Every node of `db` that its base commit's trees do not hold, children first: what a
+/// store onto a storage whose head is the base commit writes, and the new commit's delta
+/// manifest. A db with no base commit yields all its nodes.
+///
+/// # Errors
+/// A load error, only for a db without base trees that has nodes it has not loaded
+/// (see [`all_nodes`]).
+pub fn new_since_base(db: &Db) -> Result<NewNodes, Error> {
+    let Some(base) = db.base_trees() else {
+        return all_nodes(db);
+    };
+    let mut held = Held::of_trees(base);
+    let mut out = Collector::default();
     for kind in IndexKind::ALL {
-        collect(db.tree(kind).root(), &mut seen, &mut out.nodes);
-    }
-    out
-}
-
-/// Every node of `db` that is in memory, persisted or not, children first — what a store
-/// into a *different* storage must consider.
-pub fn all_loaded_nodes(db: &Db) -> NewNodes {
-    let mut out = NewNodes::default();
-    let mut seen = HashSet::new();
-    for kind in IndexKind::ALL {
-        collect_all(db.tree(kind).root(), &mut seen, &mut out.nodes);
-    }
-    out
-}
-
-fn collect(node: &Arc<Node>, seen: &mut HashSet<Address>, out: &mut Vec<NewNode>) {
-    if node.is_persisted() {
-        return;
-    }
-    for child in node.children() {
-        // An unloaded child came from storage, so it is persisted.
-        if let Some(c) = child.link.get() {
-            collect(c, seen, out);
+        let root = db.tree(kind).root();
+        if let Found::No = held.find_root(kind, root.address()) {
+            collect_new(root, &mut held, &mut out);
         }
     }
-    push(node, seen, out);
+    Ok(out.done())
 }
 
-fn collect_all(node: &Arc<Node>, seen: &mut HashSet<Address>, out: &mut Vec<NewNode>) {
-    for child in node.children() {
-        if let Some(c) = child.link.get() {
-            collect_all(c, seen, out);
+fn collect_new(node: &Arc<Node>, held: &mut Held, out: &mut Collector) {
+    for (i, child) in node.children().iter().enumerate() {
+        // A child that is not in memory came from storage with a node of the base's
+        // trees (only decoded nodes have unloaded children), so the base holds it.
+        let Some(c) = child.loaded() else { continue };
+        if let Found::No = held.find_child(node, i) {
+            collect_new(c, held, out);
         }
     }
-    push(node, seen, out);
+    out.push(node);
 }
 
-fn push(node: &Arc<Node>, seen: &mut HashSet<Address>, out: &mut Vec<NewNode>) {
-    let bytes = node.encode();
-    let address = Address::of(&bytes);
-    node.set_address(address);
-    if seen.insert(address) {
-        out.push(NewNode {
-            address,
-            bytes,
-            node: node.clone(),
-        });
+/// Every node of `db`, children first: what a store into a storage that holds nothing of
+/// it writes. Nodes a lazily restored db has not loaded are loaded through its source,
+/// one batch per tree level (and checked against their parents' entries).
+///
+/// # Errors
+/// [`Error::NodeUnavailable`] or a decode error if a node cannot be loaded.
+pub fn all_nodes(db: &Db) -> Result<NewNodes, Error> {
+    let source = db.source();
+    let mut levels: Vec<Vec<Arc<Node>>> = Vec::new();
+    let mut level: Vec<Arc<Node>> = IndexKind::ALL
+        .iter()
+        .map(|k| db.tree(*k).root().clone())
+        .collect();
+    while !level.is_empty() {
+        let mut unloaded = Vec::new();
+        let mut next = Vec::new();
+        for node in &level {
+            for child in node.children() {
+                match child.loaded() {
+                    Some(c) => next.push(c.clone()),
+                    None => unloaded.push((node.clone(), child.clone())),
+                }
+            }
+        }
+        let wanted: Vec<(Address, IndexKind)> = unloaded
+            .iter()
+            .map(|(parent, child)| (child.address(), parent.kind()))
+            .collect();
+        if !wanted.is_empty() {
+            let source = source.ok_or_else(|| Error::NodeUnavailable {
+                address: wanted[0].0,
+                reason: "the db has no node source to load it from".into(),
+            })?;
+            let loaded = source.load_many(&wanted)?;
+            for ((parent, child), node) in unloaded.iter().zip(loaded) {
+                node.check_matches(child, parent.level())?;
+                next.push(node);
+            }
+        }
+        levels.push(std::mem::replace(&mut level, next));
+    }
+    let mut out = Collector::default();
+    for node in levels.iter().rev().flatten() {
+        out.push(node);
+    }
+    Ok(out.done())
+}
+
+/// Collects nodes with their bytes, each address once.
+#[derive(Default)]
+struct Collector {
+    seen: HashSet<Address>,
+    out: NewNodes,
+}
+
+impl Collector {
+    fn push(&mut self, node: &Arc<Node>) {
+        let bytes = node.encode();
+        let address = Address::of(&bytes);
+        node.set_address(address);
+        if self.seen.insert(address) {
+            self.out.nodes.push(NewNode {
+                address,
+                bytes,
+                node: node.clone(),
+            });
+        }
+    }
+
+    fn done(self) -> NewNodes {
+        self.out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::TxLogEntry;
+    use crate::commit::{Commit, TxLogEntry};
     use crate::datom::{Datom, TX0};
     use crate::schema::Schema;
 
@@ -130,51 +188,79 @@ mod tests {
             .unwrap()
     }
 
+    /// `db` as a store records it: its commit becomes the base.
+    fn committed(db: &Db) -> Db {
+        let new = new_since_base(db).unwrap();
+        let commit = Commit::for_db(db, new.addresses());
+        let address = Address::of(&commit.encode());
+        db.committed(address, &commit)
+    }
+
     #[test]
-    fn storing_twice_writes_nothing_the_second_time() {
+    fn a_committed_db_has_nothing_new() {
         let db = db_with(1000);
-        let first = unpersisted_nodes(&db);
-        assert!(!first.nodes.is_empty());
-        first.mark_persisted();
-        assert!(unpersisted_nodes(&db).nodes.is_empty());
+        assert!(!new_since_base(&db).unwrap().nodes.is_empty());
+        assert!(new_since_base(&committed(&db)).unwrap().nodes.is_empty());
+        // The value that was stored still has no base: a store of it into another
+        // storage writes everything again.
+        assert_eq!(
+            new_since_base(&db).unwrap().nodes.len(),
+            all_nodes(&db).unwrap().nodes.len()
+        );
     }
 
     #[test]
     fn a_small_change_yields_only_the_changed_path() {
-        let db = db_with(5000);
-        unpersisted_nodes(&db).mark_persisted();
+        let db = committed(&db_with(5000));
         let next = db
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 2,
                 datoms: vec![Datom::new(2500, ":a/c", 1i64, TX0 + 2)],
             })
             .unwrap();
-        let new = unpersisted_nodes(&next);
+        let new = new_since_base(&next).unwrap();
         let height: usize = IndexKind::ALL
             .iter()
             .map(|k| usize::from(next.tree(*k).root().level()) + 1)
             .sum();
         assert!(
-            new.nodes.len() <= 2 * height,
+            !new.nodes.is_empty() && new.nodes.len() <= 2 * height,
             "{} new nodes",
             new.nodes.len()
         );
-        // Children come before parents: every branch's children are persisted or listed
-        // earlier.
+        // Children come before parents, and every child not listed is in the base.
+        let base: HashSet<Address> = all_nodes(&db).unwrap().addresses().into_iter().collect();
         let mut listed = HashSet::new();
         for n in &new.nodes {
+            assert!(!base.contains(&n.address), "a base node is listed as new");
             for c in n.node.children() {
-                let child = c.link.get().unwrap();
-                assert!(child.is_persisted() || listed.contains(&child.address()));
+                let a = c.address();
+                assert!(base.contains(&a) || listed.contains(&a));
             }
             listed.insert(n.address);
         }
     }
 
     #[test]
+    fn new_nodes_stay_new_for_every_value_that_has_them() {
+        // Storing one value must not make its new nodes count as stored for another
+        // value built on the same base (the bug this module's design prevents).
+        let base = committed(&db_with(2000));
+        let next = base
+            .apply_log_entry(TxLogEntry {
+                tx: TX0 + 2,
+                datoms: vec![Datom::new(7, ":a/c", 1i64, TX0 + 2)],
+            })
+            .unwrap();
+        let before = new_since_base(&next).unwrap().addresses();
+        let _stored = committed(&next);
+        assert_eq!(new_since_base(&next).unwrap().addresses(), before);
+    }
+
+    #[test]
     fn computing_an_address_does_not_count_as_stored() {
         let db = db_with(300);
         let _ = db.root_addresses();
-        assert!(!unpersisted_nodes(&db).nodes.is_empty());
+        assert!(!new_since_base(&db).unwrap().nodes.is_empty());
     }
 }

@@ -32,6 +32,10 @@ pub struct Db {
     pub(crate) manifests: Arc<Vec<Option<Vec<Address>>>>,
     /// Transactions applied since the base commit, oldest first.
     pub(crate) log: PendingLog,
+    /// The index trees of the base commit (EAVT, AEVT, AVET), kept so a store onto that
+    /// commit knows exactly which nodes are new: every node the base's trees hold is in
+    /// each storage whose head is the base commit. `None` when there is no base commit.
+    pub(crate) base_trees: Option<[Tree; 3]>,
 }
 
 /// An iterator of datoms from an index; `Err` only when a lazily restored db cannot load
@@ -60,6 +64,7 @@ impl Db {
             lineage: Arc::new(Vec::new()),
             manifests: Arc::new(Vec::new()),
             log: PendingLog::default(),
+            base_trees: None,
         }
     }
 
@@ -165,14 +170,26 @@ impl Db {
     }
 
     /// The db after `commit` (stored at `address`) recorded it: its base commit becomes
-    /// `address` and its pending log is empty.
+    /// `address`, its trees become the base's trees, and its pending log is empty. The
+    /// caller vouches that `commit` holds exactly this db's trees.
     pub fn committed(&self, address: Address, commit: &Commit) -> Db {
         Db {
             lineage: Arc::new(commit.lineage(address)),
             manifests: Arc::new(commit.lineage_manifests()),
             log: PendingLog::default(),
+            base_trees: Some(self.trees()),
             ..self.clone()
         }
+    }
+
+    /// The three index trees (EAVT, AEVT, AVET).
+    pub(crate) fn trees(&self) -> [Tree; 3] {
+        [self.eavt.clone(), self.aevt.clone(), self.avet.clone()]
+    }
+
+    /// The trees of the base commit, if this db has one.
+    pub(crate) fn base_trees(&self) -> Option<&[Tree; 3]> {
+        self.base_trees.as_ref()
     }
 
     /// Datoms of `index` matching the leading `components`, as Datascript's `datoms`:

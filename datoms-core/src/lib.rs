@@ -16,6 +16,7 @@ pub mod diff;
 pub mod edn;
 pub mod entity;
 pub mod error;
+mod held;
 pub mod pull;
 pub mod query;
 pub mod restore;

@@ -45,14 +45,14 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use datoms_core::addressing::unpersisted_nodes;
+//! use datoms_core::addressing::new_since_base;
 //! use datoms_core::restore::{Restore, Step};
 //! use datoms_core::{Address, Commit, Db, Schema};
 //!
 //! # fn main() -> Result<(), datoms_core::Error> {
 //! // A "storage": every node and the commit of a db, by address.
 //! let db = Db::new(Schema::new()).with_edn(r#"[{:db/id -1 :person/name "Ann"}]"#)?.db_after;
-//! let nodes = unpersisted_nodes(&db);
+//! let nodes = new_since_base(&db)?;
 //! let mut storage: HashMap<Address, Vec<u8>> =
 //!     nodes.nodes.iter().map(|n| (n.address, n.bytes.clone())).collect();
 //! let commit = Commit::for_db(&db, nodes.addresses()).encode();
@@ -75,15 +75,15 @@
 //! # Ok(()) }
 //! ```
 
-use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::address::Address;
 use crate::commit::Commit;
-use crate::datom::{Datom, IndexKind};
+use crate::datom::IndexKind;
 use crate::db::Db;
 use crate::error::Error;
+use crate::held::{Entry, Found, Held};
 use crate::tree::node::Child;
 use crate::tree::{Node, Tree};
 
@@ -430,6 +430,7 @@ impl Restore {
         db.avet = avet;
         db.lineage = Arc::new(commit.lineage(self.target));
         db.manifests = Arc::new(commit.lineage_manifests());
+        db.base_trees = Some(db.trees());
         db.source = self.db1.as_ref().and_then(|d| d.source.clone());
         Ok(db)
     }
@@ -607,11 +608,9 @@ impl Walk {
     /// by leaving it unloaded. False if it must be fetched.
     fn resolve(&mut self, want: &Want) -> Result<bool, Error> {
         let is_child = matches!(want.parent, Parent::Child(..));
-        match self.held.find(want) {
+        match self.find_held(want) {
             Found::Loaded(node) => {
                 self.reused += 1;
-                // It is part of a stored commit now, so it is in storage.
-                node.mark_persisted();
                 self.attach_held(want, node);
                 return Ok(true);
             }
@@ -657,10 +656,18 @@ impl Walk {
             Found::Loaded(held) => {
                 self.reused += 1;
                 self.unused += 1;
-                held.mark_persisted();
                 held
             }
             Found::Unloaded | Found::No => node,
+        }
+    }
+
+    /// Looks up a wanted node in what `db1` holds: a root against `db1`'s root, a child
+    /// by its parent's entry.
+    fn find_held(&mut self, want: &Want) -> Found {
+        match &want.parent {
+            Parent::Root(_) => self.held.find_root(want.kind, want.address),
+            Parent::Child(parent, i) => self.held.find_child(parent, *i),
         }
     }
 
@@ -675,7 +682,7 @@ impl Walk {
             };
             if self.mode == Mode::Eager {
                 self.pending.push(want);
-            } else if let Found::Loaded(h) = self.held.find(&want) {
+            } else if let Found::Loaded(h) = self.find_held(&want) {
                 c.link.fill(h);
             }
         }
@@ -724,281 +731,5 @@ impl Walk {
             }
         }
         Ok(())
-    }
-}
-
-/// Where a node of the new version stands in `db1`.
-enum Found {
-    /// `db1` has it in memory.
-    Loaded(Arc<Node>),
-    /// `db1` knows it by address only: a child it has not loaded.
-    Unloaded,
-    /// `db1` does not hold it in memory (it may be below a child `db1` has not loaded).
-    No,
-}
-
-/// A node of the new version as its parent's entry describes it.
-struct Entry<'a> {
-    kind: IndexKind,
-    level: u8,
-    first: &'a Datom,
-    count: u64,
-    address: Address,
-}
-
-/// What `db1` holds, found by position (see the module docs), never by a map of all its
-/// nodes.
-#[derive(Default)]
-struct Held {
-    /// `db1`, if any.
-    db1: Option<Db>,
-    /// `db1` has a node source, so subtrees it knows only by address can be shared: the
-    /// new db loads them the way `db1` does.
-    share_unloaded: bool,
-    /// Whether `db1` has a child it has not loaded, once known.
-    has_unloaded: Option<bool>,
-    /// Where the children of the last parent looked up are found in `db1`.
-    region: Option<Region>,
-    /// Nodes of `db1` examined so far.
-    examined: u64,
-}
-
-/// `db1`'s node at the level and position of a new parent, and the range of keys it
-/// covers: the parent's children (in key order) are looked up among its children in one
-/// forward pass, as a merge, instead of descending from the root for each.
-struct Region {
-    /// The new version's parent whose children are looked up.
-    parent: Arc<Node>,
-    /// `db1`'s node at the parent's level where the parent's first datom leads (`None`:
-    /// there is none in memory; each child is then looked up from the root).
-    node: Option<Arc<Node>>,
-    /// The first datom after `node`'s range (`None`: it reaches the end of the index).
-    end: Option<Datom>,
-    /// The child of `node` the last lookup stopped at.
-    at: usize,
-}
-
-impl Held {
-    fn of(db1: &Db) -> Held {
-        Held {
-            db1: Some(db1.clone()),
-            share_unloaded: db1.source().is_some(),
-            ..Held::default()
-        }
-    }
-
-    /// `db1`'s root of index `kind`.
-    fn root(&self, kind: IndexKind) -> Option<Arc<Node>> {
-        self.db1.as_ref().map(|d| d.tree(kind).root().clone())
-    }
-
-    /// Looks up a wanted node: a root against `db1`'s root, a child by its entry.
-    fn find(&mut self, want: &Want) -> Found {
-        match &want.parent {
-            Parent::Root(_) => self.find_root(want.kind, want.address),
-            Parent::Child(parent, i) => {
-                let child = &parent.children()[*i];
-                let entry = Entry {
-                    kind: want.kind,
-                    level: parent.level().saturating_sub(1),
-                    first: child.first(),
-                    count: child.count(),
-                    address: want.address,
-                };
-                match self.find_in_region(parent, &entry) {
-                    Some(found) => found,
-                    None => self.find_entry(&entry),
-                }
-            }
-        }
-    }
-
-    /// `db1`'s root of the same index if it is `address`.
-    fn find_root(&mut self, kind: IndexKind, address: Address) -> Found {
-        let Some(root) = self.root(kind) else {
-            return Found::No;
-        };
-        self.examined += 1;
-        if root.address() == address {
-            Found::Loaded(root.clone())
-        } else {
-            Found::No
-        }
-    }
-
-    /// Looks up `entry`, a child of `parent`, in the region of `parent` (found once per
-    /// parent); `None` if the entry's key lies outside it.
-    fn find_in_region(&mut self, parent: &Arc<Node>, entry: &Entry<'_>) -> Option<Found> {
-        if !self
-            .region
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(&r.parent, parent))
-        {
-            self.region = Some(self.region_of(entry.kind, parent));
-        }
-        let region = self.region.as_mut()?;
-        let i = region.child_leading_to(entry)?;
-        let node = region.node.clone()?;
-        Some(self.compare_child(&node.children()[i], entry))
-    }
-
-    /// Descends `db1`'s tree of `kind` by `parent`'s first datom to `parent`'s level.
-    fn region_of(&mut self, kind: IndexKind, parent: &Arc<Node>) -> Region {
-        let mut region = Region {
-            parent: parent.clone(),
-            node: None,
-            end: None,
-            at: 0,
-        };
-        let (Some(mut node), Some(first)) = (self.root(kind), parent.first()) else {
-            return region;
-        };
-        self.examined += 1;
-        while node.level() > parent.level() {
-            let Some(i) = last_not_after(kind, node.children(), first) else {
-                return region;
-            };
-            if let Some(next) = node.children().get(i + 1) {
-                region.end = Some(next.first().clone());
-            }
-            let Some(child) = node.children()[i].loaded().cloned() else {
-                self.has_unloaded = Some(true);
-                return region;
-            };
-            self.examined += 1;
-            node = child;
-        }
-        if node.level() == parent.level() {
-            region.node = Some(node);
-        }
-        region
-    }
-
-    /// Descends `db1`'s tree of `entry.kind` by `entry.first` to `entry.level` and
-    /// compares the node there with `entry`.
-    fn find_entry(&mut self, entry: &Entry<'_>) -> Found {
-        let Some(mut node) = self.root(entry.kind) else {
-            return Found::No;
-        };
-        self.examined += 1;
-        if node.level() == entry.level {
-            return matches_loaded(&node, entry);
-        }
-        while node.level() > entry.level {
-            let Some(i) = last_not_after(entry.kind, node.children(), entry.first) else {
-                return Found::No;
-            };
-            let child = &node.children()[i];
-            if node.level() == entry.level + 1 {
-                return self.compare_child(child, entry);
-            }
-            let Some(next) = child.loaded().cloned() else {
-                // db1 holds this region only in storage.
-                self.has_unloaded = Some(true);
-                return Found::No;
-            };
-            self.examined += 1;
-            node = next;
-        }
-        Found::No
-    }
-
-    /// Compares `db1`'s child where `entry` would sit with `entry`: the fields of the two
-    /// entries first, then the address (computed only for this one node if it has none
-    /// yet).
-    fn compare_child(&mut self, child: &Child, entry: &Entry<'_>) -> Found {
-        self.examined += 1;
-        let loaded = child.loaded();
-        if loaded.is_none() {
-            self.has_unloaded = Some(true);
-        }
-        if child.count() != entry.count
-            || child.first() != entry.first
-            || child.address() != entry.address
-        {
-            return Found::No;
-        }
-        match loaded {
-            Some(node) => Found::Loaded(node.clone()),
-            None => Found::Unloaded,
-        }
-    }
-
-    /// True if `db1` can share subtrees unloaded and has a child it has not loaded (it
-    /// was lazily restored). Usually known from a lookup that met such a child;
-    /// otherwise found by a walk over the loaded nodes that stops at the first one.
-    fn is_lazy(&mut self) -> bool {
-        if !self.share_unloaded {
-            return false;
-        }
-        if let Some(known) = self.has_unloaded {
-            return known;
-        }
-        let found = self.find_unloaded_child();
-        self.has_unloaded = Some(found);
-        found
-    }
-
-    fn find_unloaded_child(&mut self) -> bool {
-        let mut stack: Vec<Arc<Node>> = IndexKind::ALL
-            .iter()
-            .filter_map(|k| self.root(*k))
-            .collect();
-        while let Some(node) = stack.pop() {
-            self.examined += 1;
-            for c in node.children() {
-                match c.loaded() {
-                    Some(n) => stack.push(n.clone()),
-                    None => return true,
-                }
-            }
-        }
-        false
-    }
-}
-
-impl Region {
-    /// The index of the child of the region's node whose range holds `entry.first`,
-    /// moving forward from the last one; `None` if the key lies outside the region.
-    fn child_leading_to(&mut self, entry: &Entry<'_>) -> Option<usize> {
-        let kind = entry.kind;
-        let children = self.node.as_ref()?.children();
-        if self
-            .end
-            .as_ref()
-            .is_some_and(|end| kind.cmp(entry.first, end) != Ordering::Less)
-        {
-            return None;
-        }
-        let not_after = |c: &Child| kind.cmp(c.first(), entry.first) != Ordering::Greater;
-        if !children.get(self.at).is_some_and(not_after) {
-            // Behind the last position (or before the node): search from the start.
-            self.at = last_not_after(kind, children, entry.first)?;
-        }
-        while children.get(self.at + 1).is_some_and(not_after) {
-            self.at += 1;
-        }
-        Some(self.at)
-    }
-}
-
-/// The index of the last of `children` whose first datom is not after `key` (`None` if
-/// all start after it): the child whose range holds `key`.
-fn last_not_after(kind: IndexKind, children: &[Child], key: &Datom) -> Option<usize> {
-    children
-        .partition_point(|c| kind.cmp(c.first(), key) != Ordering::Greater)
-        .checked_sub(1)
-}
-
-/// `node` if it is the node `entry` describes.
-fn matches_loaded(node: &Arc<Node>, entry: &Entry<'_>) -> Found {
-    if node.level() == entry.level
-        && node.count() == entry.count
-        && node.first() == Some(entry.first)
-        && node.address() == entry.address
-    {
-        Found::Loaded(node.clone())
-    } else {
-        Found::No
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use datoms_core::addressing::unpersisted_nodes;
+use datoms_core::addressing::new_since_base;
 use datoms_core::edn::{parse, parse_schema};
 use datoms_core::entity::EntityValue;
 use datoms_core::restore::Mode;
@@ -54,7 +54,7 @@ impl NodeSource for MemStore {
 /// lazily restored copy reading from the store.
 fn lazy_copy(db: &Db) -> (Db, Arc<MemStore>, usize) {
     let store = Arc::new(MemStore::default());
-    let new = unpersisted_nodes(db);
+    let new = new_since_base(db).unwrap();
     let node_count = new.nodes.len();
     let commit = Commit::for_db(db, new.addresses());
     let bytes = commit.encode();

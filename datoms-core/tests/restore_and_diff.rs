@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use datoms_core::addressing::unpersisted_nodes;
+use datoms_core::addressing::new_since_base;
 use datoms_core::restore::{Materialize, Mode};
 use datoms_core::tree::{Node, NodeSource};
 use datoms_core::{
@@ -37,7 +37,7 @@ impl NodeSource for MemStore {
 
 /// Writes what the db lacks in storage and its commit; returns the committed db.
 fn store(db: &Db, s: &MemStore) -> (Db, Address, Vec<Address>) {
-    let new = unpersisted_nodes(db);
+    let new = new_since_base(db).unwrap();
     let mut blobs = s.blobs.lock().unwrap();
     for n in &new.nodes {
         blobs.insert(n.address, n.bytes.clone());
@@ -47,7 +47,6 @@ fn store(db: &Db, s: &MemStore) -> (Db, Address, Vec<Address>) {
     let addr = Address::of(&bytes);
     blobs.insert(addr, bytes);
     drop(blobs);
-    new.mark_persisted();
     (db.committed(addr, &commit), addr, new.addresses())
 }
 

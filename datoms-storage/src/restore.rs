@@ -164,13 +164,18 @@ impl StorageSource {
         &self.cache
     }
 
-    fn fetch(&self, address: Address) -> Result<Option<bytes::Bytes>, StorageError> {
+    /// Fetches blobs, blocking the calling thread (see the type's docs).
+    fn fetch(&self, addresses: Vec<Address>) -> Result<Vec<Option<bytes::Bytes>>, StorageError> {
         let storage = self.storage.clone();
         let fut = async move {
-            let addresses = [address];
-            retry(|| storage.get_many(&addresses)).await
+            let batch = storage.capabilities().max_batch.max(1);
+            let mut out = Vec::with_capacity(addresses.len());
+            for chunk in addresses.chunks(batch) {
+                out.extend(retry(|| storage.get_many(chunk)).await?);
+            }
+            Ok::<_, StorageError>(out)
         };
-        let result = match tokio::runtime::Handle::try_current() {
+        match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| self.handle.block_on(fut))
             }
@@ -180,26 +185,47 @@ impl StorageSource {
                     .unwrap_or_else(|_| Err(StorageError::backend("node loader thread panicked")))
             }),
             Err(_) => self.handle.block_on(fut),
-        };
-        Ok(result?.into_iter().next().flatten())
+        }
     }
 }
 
 impl NodeSource for StorageSource {
     fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, datoms_core::Error> {
-        if let Some(node) = self.cache.get(address) {
-            return Ok(node);
+        let mut nodes = self.load_many(&[(*address, kind)])?;
+        nodes
+            .pop()
+            .ok_or_else(|| datoms_core::Error::NodeUnavailable {
+                address: *address,
+                reason: "the source returned nothing".into(),
+            })
+    }
+
+    fn load_many(
+        &self,
+        wanted: &[(Address, IndexKind)],
+    ) -> Result<Vec<Arc<Node>>, datoms_core::Error> {
+        let mut out: Vec<Option<Arc<Node>>> =
+            wanted.iter().map(|(a, _)| self.cache.get(a)).collect();
+        let missing: Vec<usize> = (0..wanted.len()).filter(|i| out[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let addresses: Vec<Address> = missing.iter().map(|i| wanted[*i].0).collect();
+            let blobs = self
+                .fetch(addresses)
+                .map_err(|e| datoms_core::Error::NodeUnavailable {
+                    address: wanted[missing[0]].0,
+                    reason: e.to_string(),
+                })?;
+            for (i, bytes) in missing.into_iter().zip(blobs) {
+                let (address, kind) = wanted[i];
+                let bytes = bytes.ok_or_else(|| datoms_core::Error::NodeUnavailable {
+                    address,
+                    reason: "missing from storage".into(),
+                })?;
+                let node = Arc::new(Node::decode(address, &bytes, kind)?);
+                self.cache.insert(address, node.clone(), bytes.len());
+                out[i] = Some(node);
+            }
         }
-        let unavailable = |reason: String| datoms_core::Error::NodeUnavailable {
-            address: *address,
-            reason,
-        };
-        let bytes = self
-            .fetch(*address)
-            .map_err(|e| unavailable(e.to_string()))?
-            .ok_or_else(|| unavailable("missing from storage".into()))?;
-        let node = Arc::new(Node::decode(*address, &bytes, kind)?);
-        self.cache.insert(*address, node.clone(), bytes.len());
-        Ok(node)
+        Ok(out.into_iter().flatten().collect())
     }
 }

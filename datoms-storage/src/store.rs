@@ -7,10 +7,10 @@
 //! content-addressed, so a retry rewrites nothing harmful.
 
 use bytes::Bytes;
-use datoms_core::addressing::{all_loaded_nodes, unpersisted_nodes, NewNodes};
+use datoms_core::addressing::{all_nodes, new_since_base};
 use datoms_core::{Address, Commit, Db};
 
-use crate::batch::{get_batched, put_batched, retry};
+use crate::batch::{put_batched, retry};
 use crate::error::StorageError;
 use crate::storage::Storage;
 
@@ -38,46 +38,63 @@ pub struct Stored {
 
 /// Stores `db` under head `name`.
 ///
-/// The head must be where `db` came from: at `db`'s base commit, or absent if `db` has
-/// none (a new database) — else [`StorageError::HeadConflict`] tells where it is, and
-/// nothing is written. Storing a db with no transactions since its base commit writes
-/// nothing.
+/// The head must be where `db` came from: at `db`'s base commit, or absent (a new
+/// database, or a storage that holds nothing of this one yet) — else
+/// [`StorageError::HeadConflict`] tells where it is, and nothing is written. Storing a db
+/// with no transactions since its base commit onto that commit writes nothing.
+///
+/// **Never a head on an incomplete commit.** A head only ever moves to a commit whose
+/// every node is in its storage, and what a storage holds is derived from its own head,
+/// never from anything recorded on a db value or a node: onto the base commit, the base's
+/// trees are in the storage and only the nodes new since the base are written; into a
+/// storage without the head, every node is written (a lazily restored db loads what it
+/// has not loaded through its source). So one db value stored to two storages is
+/// complete in both.
 ///
 /// # Errors
 /// [`StorageError::HeadConflict`] if another writer moved the head (before or during the
-/// store); [`StorageError::Backend`] if `db` is lazily restored from another storage
-/// (materialize it first); write errors. On any error the head is unchanged, unless the
-/// error came after the CAS was sent (then the head is at the previous or the new commit,
-/// both complete).
+/// store); load errors of a lazily restored db copied into a new storage; write errors.
+/// On any error the head is unchanged, unless the error came after the CAS was sent
+/// (then the head is at the previous or the new commit, both complete).
 pub async fn store<S: Storage + ?Sized>(
     db: &Db,
     storage: &S,
     name: &str,
 ) -> Result<Stored, StorageError> {
     let current = retry(|| storage.get_head(name)).await?;
-    let base = db.base_commit();
-    if current.as_ref().map(|h| h.commit) != base && !(current.is_none() && base.is_some()) {
-        return Err(StorageError::HeadConflict {
-            name: name.to_owned(),
-            current,
-        });
-    }
-    if let (Some(head), 0) = (&current, db.pending_txs()) {
+    let onto_base = match (&current, db.base_commit()) {
+        (None, _) => false,
+        (Some(head), Some(base)) if head.commit == base => true,
+        (Some(_), _) => {
+            return Err(StorageError::HeadConflict {
+                name: name.to_owned(),
+                current,
+            })
+        }
+    };
+    if let (Some(head), true, 0) = (&current, onto_base, db.pending_txs()) {
         return Ok(Stored {
             db: db.clone(),
             commit: head.commit,
             stats: StoreStats::default(),
         });
     }
-    let nodes = nodes_to_write(db, storage).await?;
-    let commit = Commit::for_db(db, nodes.addresses());
+    let manifest = new_since_base(db)?;
+    let copied;
+    let to_write = if onto_base {
+        &manifest
+    } else {
+        copied = all_nodes(db)?;
+        &copied
+    };
+    let commit = Commit::for_db(db, manifest.addresses());
     let commit_bytes = Bytes::from(commit.encode());
     let commit_address = Address::of(&commit_bytes);
     let commit_len = commit_bytes.len() as u64;
     // The commit goes in the same batched write as its nodes: until the head names it,
     // a commit whose nodes are not all written yet is unreachable, so nothing waits for
     // the nodes but the CAS.
-    let blobs: Vec<(Address, Bytes)> = nodes
+    let blobs: Vec<(Address, Bytes)> = to_write
         .nodes
         .iter()
         .map(|n| (n.address, Bytes::from(n.bytes.clone())))
@@ -89,35 +106,13 @@ pub async fn store<S: Storage + ?Sized>(
     // Not retried: a CAS that timed out may have succeeded, and a retry would then fail
     // as a conflict with our own write. The caller re-reads the head instead.
     storage.cas_head(name, expected, commit_address).await?;
-    nodes.mark_persisted();
     Ok(Stored {
         db: db.committed(commit_address, &commit),
         commit: commit_address,
         stats: StoreStats {
-            nodes_written: nodes.nodes.len() as u64,
-            bytes_written: nodes.byte_len() as u64 + commit_len,
+            nodes_written: to_write.nodes.len() as u64,
+            bytes_written: to_write.byte_len() as u64 + commit_len,
             committed: true,
         },
     })
-}
-
-/// The nodes to write: the unpersisted ones when `db` descends from a commit in this
-/// storage; every node when its base commit is not here (it came from another storage).
-async fn nodes_to_write<S: Storage + ?Sized>(
-    db: &Db,
-    storage: &S,
-) -> Result<NewNodes, StorageError> {
-    let Some(base) = db.base_commit() else {
-        return Ok(unpersisted_nodes(db));
-    };
-    let here = get_batched(storage, &[base]).await?;
-    if here.first().is_some_and(Option::is_some) {
-        return Ok(unpersisted_nodes(db));
-    }
-    if db.source().is_some() {
-        return Err(StorageError::backend(
-            "this db was lazily restored from another storage: materialize it before storing it here",
-        ));
-    }
-    Ok(all_loaded_nodes(db))
 }

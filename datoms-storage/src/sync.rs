@@ -177,7 +177,6 @@ async fn replay<S: Storage + ?Sized>(
         });
     }
     // The replayed trees are the stored ones, so every node is in storage.
-    datoms_core::addressing::unpersisted_nodes(&db).mark_persisted();
     Ok(Synced {
         db: db.committed(head, &commit),
         stats,

@@ -12,7 +12,6 @@
 //! version, the order of the items and the counts; it never panics on any input.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, SeqAccess, Visitor};
@@ -41,6 +40,16 @@ pub trait NodeSource: Send + Sync {
     /// [`Error::NodeUnavailable`] if the node is missing or cannot be read; the errors of
     /// [`Node::decode`] for bad bytes.
     fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, Error>;
+
+    /// The nodes at `wanted` (address and index), in order: what copying a lazily
+    /// restored db asks for, one tree level at a time. The default loads them one by
+    /// one; a source over batched storage fetches them in one request.
+    ///
+    /// # Errors
+    /// As [`NodeSource::load`], for the first node that cannot be loaded.
+    fn load_many(&self, wanted: &[(Address, IndexKind)]) -> Result<Vec<Arc<Node>>, Error> {
+        wanted.iter().map(|(a, k)| self.load(a, *k)).collect()
+    }
 }
 
 /// A tree node: a leaf of datoms or a branch of children.
@@ -50,9 +59,6 @@ pub struct Node {
     pub(crate) body: Body,
     pub(crate) count: u64,
     address: OnceLock<Address>,
-    /// Set once the node is known to be in storage (decoded from it, or written by a store
-    /// that completed). A persisted node's children are persisted too.
-    persisted: AtomicBool,
 }
 
 /// A node's items.
@@ -202,7 +208,6 @@ impl Node {
             body,
             count,
             address: OnceLock::new(),
-            persisted: AtomicBool::new(false),
         }
     }
 
@@ -290,14 +295,6 @@ impl Node {
         let _ = self.address.set(address);
     }
 
-    pub(crate) fn is_persisted(&self) -> bool {
-        self.persisted.load(AtomicOrdering::Acquire)
-    }
-
-    pub(crate) fn mark_persisted(&self) {
-        self.persisted.store(true, AtomicOrdering::Release);
-    }
-
     /// The canonical bytes of this node (children's addresses are computed if needed).
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into a Vec cannot fail; an empty Vec would only ever be
@@ -383,7 +380,6 @@ impl Node {
             }
         };
         let _ = node.address.set(address);
-        node.mark_persisted();
         Ok(node)
     }
 
