@@ -144,6 +144,11 @@ macro_rules! __with_cases {
             database::restore_from_a_lazy_replica_reads_only_new_nodes,
             database::restoring_a_missing_head_is_a_typed_error,
             database::a_new_db_never_overwrites_an_existing_head,
+            storages::one_db_stored_to_two_storages_is_complete_in_both,
+            storages::a_lazy_db_stored_to_another_storage_is_complete_there,
+            storages::a_store_retried_after_failed_writes_is_complete,
+            storages::a_storage_that_lost_blobs_is_found_and_repaired,
+            storages::random_interleavings_over_three_storages_leave_every_head_complete,
         }
     };
 }
@@ -187,6 +192,7 @@ mod tests {
         for (module, source) in [
             ("contract", include_str!("cases/contract.rs")),
             ("database", include_str!("cases/database.rs")),
+            ("storages", include_str!("cases/storages.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::{Address, Datom, Db, IndexKind, Schema};
-use datoms_storage::{Capabilities, FaultyStorage, Head, Storage, StorageError, Version};
+use datoms_storage::{
+    restore_from, store, Capabilities, FaultyStorage, Head, Storage, StorageError, Stored, Version,
+};
 
 use crate::factory::Factory;
 use crate::failure::{ensure, Context, Failure};
+use crate::history::{self, Generator, Params, Tx};
 
 /// The head every database case stores under.
 pub(crate) const HEAD: &str = "main";
@@ -335,4 +338,48 @@ pub(crate) fn expect_err<T: std::fmt::Debug>(
         ))),
         Err(e) => Ok(e),
     }
+}
+
+/// A generator and the db of its initial transaction with `people` people.
+pub(crate) fn seeded(seed: u64, people: u32) -> Result<(Generator, Db), Failure> {
+    let mut generator = Generator::new(
+        seed,
+        Params {
+            initial_people: people,
+            ..Params::default()
+        },
+    );
+    let db = apply(&generator.initial_tx(), &history::empty_db())?;
+    Ok((generator, db))
+}
+
+pub(crate) fn apply(tx: &Tx, db: &Db) -> Result<Db, Failure> {
+    tx.apply(db)
+        .map_err(|e| Failure::from(e).context(format_args!("transacting {}", tx.edn())))
+}
+
+/// `db` after `n` generated transactions.
+pub(crate) fn advance(generator: &mut Generator, db: &Db, n: usize) -> Result<Db, Failure> {
+    let mut db = db.clone();
+    for _ in 0..n {
+        db = apply(&generator.next_tx(), &db)?;
+    }
+    Ok(db)
+}
+
+pub(crate) async fn store_ok(
+    db: &Db,
+    storage: &dyn Storage,
+    what: &str,
+) -> Result<Stored, Failure> {
+    store(db, storage, HEAD)
+        .await
+        .context(format_args!("storing {what}"))
+}
+
+pub(crate) async fn restore_ok(db1: &Db, storage: &dyn Storage, what: &str) -> Result<Db, Failure> {
+    Ok(restore_from(db1, storage, HEAD)
+        .await
+        .context(format_args!("restore_from for {what}"))?
+        .db)
 }

@@ -155,6 +155,13 @@ impl Db {
         out
     }
 
+    /// True if some node of the three trees is known only by address (a lazily restored
+    /// db that has not loaded everything). Stops at the first such node.
+    pub fn has_unloaded_nodes(&self) -> bool {
+        let roots = IndexKind::ALL.map(|k| self.tree(k).root().clone());
+        crate::held::has_unloaded_child(roots.to_vec(), &mut 0)
+    }
+
     /// Where this db loads nodes it has not loaded yet (lazily restored dbs only).
     pub fn source(&self) -> Option<&Arc<dyn NodeSource>> {
         self.source.as_ref()

@@ -238,21 +238,28 @@ impl Held {
     }
 
     fn find_unloaded_child(&mut self) -> bool {
-        let mut stack: Vec<Arc<Node>> = IndexKind::ALL
+        let roots = IndexKind::ALL
             .iter()
             .filter_map(|k| self.root(*k))
             .collect();
-        while let Some(node) = stack.pop() {
-            self.examined += 1;
-            for c in node.children() {
-                match c.loaded() {
-                    Some(n) => stack.push(n.clone()),
-                    None => return true,
-                }
+        has_unloaded_child(roots, &mut self.examined)
+    }
+}
+
+/// True if a node below `roots` has a child not loaded, counting the nodes examined;
+/// stops at the first one.
+pub(crate) fn has_unloaded_child(roots: Vec<Arc<Node>>, examined: &mut u64) -> bool {
+    let mut stack = roots;
+    while let Some(node) = stack.pop() {
+        *examined += 1;
+        for c in node.children() {
+            match c.loaded() {
+                Some(n) => stack.push(n.clone()),
+                None => return true,
             }
         }
-        false
     }
+    false
 }
 
 impl Region {

@@ -194,6 +194,8 @@ pub struct Restore {
     fetched_commits: HashMap<Address, Commit>,
     walk: Walk,
     stats: RestoreStats,
+    /// `db1` reads another storage (see [`Restore::db1_reads_another_storage`]).
+    foreign_db1: bool,
 }
 
 impl Restore {
@@ -215,7 +217,20 @@ impl Restore {
             fetched_commits: HashMap::new(),
             walk: Walk::new(held, mode),
             stats: RestoreStats::default(),
+            foreign_db1: false,
         }
+    }
+
+    /// Declares that `db1` loads what it has not loaded from a storage other than the one
+    /// this restore reads. Then nothing `db1` knows only by address is shared (it would
+    /// load from the wrong storage): such nodes are fetched like new ones, and the result
+    /// does not keep `db1`'s source. Held nodes `db1` has in memory are still shared;
+    /// the driver materializes whatever they leave unloaded (see
+    /// [`Db::has_unloaded_nodes`]).
+    pub fn db1_reads_another_storage(mut self) -> Restore {
+        self.walk.held.share_unloaded = false;
+        self.foreign_db1 = true;
+        self
     }
 
     /// Hands over the target commit, already fetched and decoded by the caller (e.g. to
@@ -431,7 +446,9 @@ impl Restore {
         db.lineage = Arc::new(commit.lineage(self.target));
         db.manifests = Arc::new(commit.lineage_manifests());
         db.base_trees = Some(db.trees());
-        db.source = self.db1.as_ref().and_then(|d| d.source.clone());
+        if !self.foreign_db1 {
+            db.source = self.db1.as_ref().and_then(|d| d.source.clone());
+        }
         Ok(db)
     }
 }

@@ -27,6 +27,7 @@ pub mod restore;
 pub mod storage;
 pub mod store;
 pub mod sync;
+pub mod verify;
 
 pub use cache::NodeCache;
 pub use error::StorageError;
@@ -34,7 +35,8 @@ pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
 pub use memory::MemoryStorage;
 pub use restore::{materialize, restore, restore_commit, restore_from, Restored, StorageSource};
 pub use storage::{Capabilities, Head, Storage, Version};
-pub use store::{store, StoreStats, Stored};
+pub use store::{store, store_with, Confirm, StoreOptions, StoreStats, Stored};
 pub use sync::{sync, sync_via_log, SyncPolicy, SyncRoute, Synced};
+pub use verify::{verify, Verified};
 
 pub use datoms_core::{Address, Db, RestoreStats};

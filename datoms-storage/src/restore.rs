@@ -75,7 +75,39 @@ pub async fn restore_commit<S: Storage + ?Sized>(
     db1: Option<&Db>,
     mode: Mode,
 ) -> Result<Restored, StorageError> {
-    run_restore(storage, Restore::with_mode(commit, db1, mode)).await
+    run_restore_from(storage, Restore::with_mode(commit, db1, mode), db1).await
+}
+
+/// Runs `machine`, a restore reusing `db1`. A lazily restored `db1` that reads another
+/// storage than `storage` shares only what it has in memory: a node it knows only by
+/// address is fetched from `storage` (where the target commit is complete), never left
+/// to load through `db1`'s source, which reads a storage that may not have it. Whatever
+/// the shared nodes leave unloaded is then materialized from `storage`.
+pub(crate) async fn run_restore_from<S: Storage + ?Sized>(
+    storage: &S,
+    machine: Restore,
+    db1: Option<&Db>,
+) -> Result<Restored, StorageError> {
+    let foreign = db1.is_some_and(|d| d.source().is_some() && !reads(d, storage));
+    if !foreign {
+        return run_restore(storage, machine).await;
+    }
+    let mut r = run_restore(storage, machine.db1_reads_another_storage()).await?;
+    if r.db.has_unloaded_nodes() {
+        let m = materialize(&r.db, storage).await?;
+        r.stats.round_trips += m.stats.round_trips;
+        r.stats.nodes_fetched += m.stats.nodes_fetched;
+        r.stats.bytes_fetched += m.stats.bytes_fetched;
+    }
+    Ok(r)
+}
+
+/// True if `db` loads what it has not loaded from `storage` itself (the same object).
+fn reads<S: Storage + ?Sized>(db: &Db, storage: &S) -> bool {
+    db.source()
+        .and_then(|s| s.as_any())
+        .and_then(|a| a.downcast_ref::<StorageSource>())
+        .is_some_and(|s| std::ptr::addr_eq(Arc::as_ptr(&s.storage), storage as *const S))
 }
 
 /// Drives a restore or materialize machine to the end, one batched request per step.
@@ -190,6 +222,10 @@ impl StorageSource {
 }
 
 impl NodeSource for StorageSource {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, datoms_core::Error> {
         let mut nodes = self.load_many(&[(*address, kind)])?;
         nodes

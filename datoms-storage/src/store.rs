@@ -6,8 +6,11 @@
 //! before the CAS leaves the head on the previous, complete commit; what was written is
 //! content-addressed, so a retry rewrites nothing harmful.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
-use datoms_core::addressing::{all_nodes, new_since_base};
+
+use datoms_core::addressing::{all_nodes, new_since_base, NewNodes};
 use datoms_core::{Address, Commit, Db};
 
 use crate::batch::{put_batched, retry};
@@ -23,6 +26,31 @@ pub struct StoreStats {
     pub bytes_written: u64,
     /// True if a commit was written and the head moved.
     pub committed: bool,
+}
+
+/// What a store takes on trust about the storage it writes to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Confirm {
+    /// The storage holds every node its head reaches (the [`Storage`] contract: a head
+    /// only ever moves to a complete commit, and nothing deletes what a head reaches).
+    /// Onto the base commit, only the nodes new since it are written: the cost of a
+    /// store follows the change, not the db.
+    #[default]
+    Head,
+    /// Nothing is taken on trust: the store lists every blob the storage holds and
+    /// writes every node of the db it lacks, so the new commit is complete even in a
+    /// storage that lost blobs (deleted by hand, or a copy cut short). A node the db
+    /// cannot supply (a lazily restored db whose own storage lost it) fails the store
+    /// with a typed error before the head moves. Costs a listing of the storage and a
+    /// walk of the whole db: for repairs and backups, not for every transaction.
+    Everything,
+}
+
+/// How a store runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// What the store takes on trust (see [`Confirm`]).
+    pub confirm: Confirm,
 }
 
 /// The result of a store.
@@ -51,6 +79,9 @@ pub struct Stored {
 /// has not loaded through its source). So one db value stored to two storages is
 /// complete in both.
 ///
+/// A storage that lost blobs its head reaches breaks that contract; [`crate::verify()`]
+/// finds it, and [`store_with`] and [`Confirm::Everything`] repair it.
+///
 /// # Errors
 /// [`StorageError::HeadConflict`] if another writer moved the head (before or during the
 /// store); load errors of a lazily restored db copied into a new storage; write errors.
@@ -61,10 +92,26 @@ pub async fn store<S: Storage + ?Sized>(
     storage: &S,
     name: &str,
 ) -> Result<Stored, StorageError> {
+    store_with(db, storage, name, StoreOptions::default()).await
+}
+
+/// [`store()`] with options: [`Confirm::Everything`] writes every node the storage
+/// lacks, whatever its head claims, and then moves the head even when the db has no
+/// transactions since its base commit (a repair of the commit the head names).
+///
+/// # Errors
+/// As [`store()`].
+pub async fn store_with<S: Storage + ?Sized>(
+    db: &Db,
+    storage: &S,
+    name: &str,
+    options: StoreOptions,
+) -> Result<Stored, StorageError> {
     let current = retry(|| storage.get_head(name)).await?;
+    // The base commit, when the head is on it.
     let onto_base = match (&current, db.base_commit()) {
-        (None, _) => false,
-        (Some(head), Some(base)) if head.commit == base => true,
+        (None, _) => None,
+        (Some(head), Some(base)) if head.commit == base => Some(base),
         (Some(_), _) => {
             return Err(StorageError::HeadConflict {
                 name: name.to_owned(),
@@ -72,21 +119,41 @@ pub async fn store<S: Storage + ?Sized>(
             })
         }
     };
-    if let (Some(head), true, 0) = (&current, onto_base, db.pending_txs()) {
+    // Onto its base with nothing new: nothing to commit.
+    let unchanged = onto_base.filter(|_| db.pending_txs() == 0);
+    if let (Some(base), Confirm::Head) = (unchanged, options.confirm) {
         return Ok(Stored {
             db: db.clone(),
-            commit: head.commit,
+            commit: base,
             stats: StoreStats::default(),
         });
     }
+    // The commit's manifest: the nodes new since its parent, whatever this storage holds.
     let manifest = new_since_base(db)?;
-    let copied;
-    let to_write = if onto_base {
-        &manifest
-    } else {
-        copied = all_nodes(db)?;
-        &copied
+    let to_write = match (options.confirm, onto_base.is_some()) {
+        // Onto the base, the storage holds the base's trees: the new nodes are missing.
+        (Confirm::Head, true) => None,
+        // Without the head, nothing of the db is known to be there.
+        (Confirm::Head, false) => Some(all_nodes(db)?),
+        (Confirm::Everything, _) => Some(missing_nodes(db, storage).await?),
     };
+    let to_write = to_write.as_ref().unwrap_or(&manifest);
+    let mut blobs = blobs_of(to_write);
+    let stats = StoreStats {
+        nodes_written: to_write.nodes.len() as u64,
+        bytes_written: to_write.byte_len() as u64,
+        committed: unchanged.is_none(),
+    };
+    if let Some(base) = unchanged {
+        // A repair of the commit the head names: its nodes are all written now, and the
+        // head stays where it is.
+        put_batched(storage, &blobs).await?;
+        return Ok(Stored {
+            db: db.clone(),
+            commit: base,
+            stats,
+        });
+    }
     let commit = Commit::for_db(db, manifest.addresses());
     let commit_bytes = Bytes::from(commit.encode());
     let commit_address = Address::of(&commit_bytes);
@@ -94,12 +161,7 @@ pub async fn store<S: Storage + ?Sized>(
     // The commit goes in the same batched write as its nodes: until the head names it,
     // a commit whose nodes are not all written yet is unreachable, so nothing waits for
     // the nodes but the CAS.
-    let blobs: Vec<(Address, Bytes)> = to_write
-        .nodes
-        .iter()
-        .map(|n| (n.address, Bytes::from(n.bytes.clone())))
-        .chain(std::iter::once((commit_address, commit_bytes)))
-        .collect();
+    blobs.push((commit_address, commit_bytes));
     put_batched(storage, &blobs).await?;
     drop(blobs);
     let expected = current.as_ref().map(|h| &h.version);
@@ -110,9 +172,42 @@ pub async fn store<S: Storage + ?Sized>(
         db: db.committed(commit_address, &commit),
         commit: commit_address,
         stats: StoreStats {
-            nodes_written: to_write.nodes.len() as u64,
-            bytes_written: to_write.byte_len() as u64 + commit_len,
-            committed: true,
+            bytes_written: stats.bytes_written + commit_len,
+            ..stats
         },
     })
+}
+
+/// Every node of `db` the storage does not list.
+async fn missing_nodes<S: Storage + ?Sized>(
+    db: &Db,
+    storage: &S,
+) -> Result<NewNodes, StorageError> {
+    let held = listed(storage).await?;
+    let mut all = all_nodes(db)?;
+    all.nodes.retain(|n| !held.contains(&n.address));
+    Ok(all)
+}
+
+fn blobs_of(nodes: &NewNodes) -> Vec<(Address, Bytes)> {
+    nodes
+        .nodes
+        .iter()
+        .map(|n| (n.address, Bytes::from(n.bytes.clone())))
+        .collect()
+}
+
+/// Every blob address the storage holds.
+async fn listed<S: Storage + ?Sized>(storage: &S) -> Result<HashSet<Address>, StorageError> {
+    const PAGE: usize = 1000;
+    let mut out = HashSet::new();
+    let mut after = None;
+    loop {
+        let page = retry(|| storage.list_blobs(after, PAGE)).await?;
+        let Some(last) = page.last().copied() else {
+            return Ok(out);
+        };
+        out.extend(page);
+        after = Some(last);
+    }
 }

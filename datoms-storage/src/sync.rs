@@ -9,7 +9,7 @@ use datoms_core::{Address, Commit, Db, Restore, RestoreStats, TX0};
 
 use crate::batch::get_all;
 use crate::error::StorageError;
-use crate::restore::run_restore;
+use crate::restore::run_restore_from;
 use crate::storage::Storage;
 
 /// How [`sync`] brings a replica up to date.
@@ -88,7 +88,7 @@ pub async fn sync<S: Storage + ?Sized>(
         }
         machine.provide_commit(commit);
     }
-    let r = run_restore(storage, machine).await?;
+    let r = run_restore_from(storage, machine, Some(db1)).await?;
     Ok(Synced {
         db: r.db,
         stats: add(stats, r.stats),

@@ -25,52 +25,12 @@ use crate::failure::{ensure, ensure_eq, Context, Failure};
 use crate::history::{self, Generator, Params, Tx, NAME};
 use crate::settings;
 use crate::support::{
-    ensure_same, expect_err, list_everything, max_level, node_addresses, snapshot, Log, Rig,
-    Snapshot, HEAD,
+    advance, apply, ensure_same, expect_err, list_everything, max_level, node_addresses,
+    restore_ok, seeded, snapshot, store_ok, Log, Rig, Snapshot, HEAD,
 };
 
 /// The seed of the deterministic (non-property) cases.
 const SEED: u64 = 0x00C0_FFEE;
-
-/// A generator and the db of its initial transaction with `people` people.
-fn seeded(seed: u64, people: u32) -> Result<(Generator, Db), Failure> {
-    let mut generator = Generator::new(
-        seed,
-        Params {
-            initial_people: people,
-            ..Params::default()
-        },
-    );
-    let db = apply(&generator.initial_tx(), &history::empty_db())?;
-    Ok((generator, db))
-}
-
-fn apply(tx: &Tx, db: &Db) -> Result<Db, Failure> {
-    tx.apply(db)
-        .map_err(|e| Failure::from(e).context(format_args!("transacting {}", tx.edn())))
-}
-
-/// `db` after `n` generated transactions.
-fn advance(generator: &mut Generator, db: &Db, n: usize) -> Result<Db, Failure> {
-    let mut db = db.clone();
-    for _ in 0..n {
-        db = apply(&generator.next_tx(), &db)?;
-    }
-    Ok(db)
-}
-
-async fn store_ok(db: &Db, storage: &dyn Storage, what: &str) -> Result<Stored, Failure> {
-    store(db, storage, HEAD)
-        .await
-        .context(format_args!("storing {what}"))
-}
-
-async fn restore_ok(db1: &Db, storage: &dyn Storage, what: &str) -> Result<Db, Failure> {
-    Ok(restore_from(db1, storage, HEAD)
-        .await
-        .context(format_args!("restore_from for {what}"))?
-        .db)
-}
 
 /// The node addresses a log read, leaving out the commit addresses in `commits`.
 fn fetched_nodes(log: &Log, commits: &HashSet<Address>) -> Vec<Address> {

@@ -50,6 +50,12 @@ pub trait NodeSource: Send + Sync {
     fn load_many(&self, wanted: &[(Address, IndexKind)]) -> Result<Vec<Arc<Node>>, Error> {
         wanted.iter().map(|(a, k)| self.load(a, *k)).collect()
     }
+
+    /// The source as `Any`, so a storage driver can tell whether a db's source reads the
+    /// storage it is about to read (the default: unknown, `None`).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A tree node: a leaf of datoms or a branch of children.
