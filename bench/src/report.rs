@@ -265,6 +265,12 @@ pub struct DeltaFigures {
     pub changed_nodes: u64,
     /// Bytes the store wrote.
     pub store_bytes: u64,
+    /// The store onto the head the db came from: ms (one run).
+    #[serde(default)]
+    pub store_ms: f64,
+    /// Backend requests of that store (head read, batched puts, CAS).
+    #[serde(default)]
+    pub store_requests: u64,
     /// Incremental tree restore: median ms.
     pub tree_ms: f64,
     /// Incremental tree restore I/O.
@@ -883,6 +889,30 @@ impl Report {
                     "| {} | {} | {} | {:.1} | {} | {:.2} | {:.1} | {} | {:.2} | {:.1} | {:.1} | {faster} / {faster_lat} @{lat} ms |",
                     d.datoms, d.changed_nodes, d.tree.nodes, kb(d.tree.bytes), d.tree.round_trips, d.tree_ms,
                     kb(d.log.bytes), d.log.round_trips, d.log_ms, d.tree_latency_ms, d.log_latency_ms
+                );
+            }
+        }
+
+        if !self.deltas.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n### What storing each delta costs (onto the head the db came from, {})\n",
+                self.backends.first().map_or("", |b| b.name.as_str())
+            );
+            let _ = writeln!(
+                o,
+                "| delta datoms | nodes written | KB written | requests | store ms |"
+            );
+            let _ = writeln!(o, "|---|---|---|---|---|");
+            for d in &self.deltas {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {:.1} | {} | {:.2} |",
+                    d.datoms,
+                    d.changed_nodes,
+                    kb(d.store_bytes),
+                    d.store_requests,
+                    d.store_ms
                 );
             }
         }

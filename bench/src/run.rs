@@ -513,7 +513,11 @@ async fn measure_delta(
     let repeats = config.repeats;
     let tx = live.gen.delta(k);
     let report = live.primary.with(&tx.to_tx_ops())?;
+    let before = live.storage.counters();
+    let start = Instant::now();
     let stored = store(&report.db_after, &live.storage, "main").await?;
+    let store_ms = ms(start.elapsed());
+    let store_requests = requests(before, live.storage.counters());
     let storage = &live.storage;
     let replica = &live.replica;
 
@@ -546,6 +550,8 @@ async fn measure_delta(
         datoms: report.tx_data.len() as u64,
         changed_nodes: stored.stats.nodes_written,
         store_bytes: stored.stats.bytes_written,
+        store_ms,
+        store_requests,
         tree_ms: ms(tree_t),
         tree: tree_io,
         log_ms: ms(log_t),
