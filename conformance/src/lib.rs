@@ -65,6 +65,7 @@ pub mod crash;
 mod factory;
 mod failure;
 pub mod history;
+pub mod processes;
 pub mod settings;
 mod support;
 

@@ -14,7 +14,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -275,3 +275,12 @@ impl Factory for DirFactory {
 }
 
 conformance::suite!(DirFactory::default());
+
+// A backend kept in a directory also runs the test across processes: one db over two
+// storages, each step in a process of its own.
+conformance::processes_test!(|dir: &Path| -> Arc<dyn Storage> {
+    match DirStorage::open(dir) {
+        Ok(s) => Arc::new(s),
+        Err(e) => panic!("the directory store must open: {e}"),
+    }
+});
