@@ -24,9 +24,10 @@ mod open;
 pub use datoms_core::restore::{Materialize, Mode};
 pub use datoms_core::*;
 pub use datoms_storage::{
-    materialize, restore, restore_commit, restore_from, store, sync, sync_via_log, Capabilities,
-    FaultyStorage, Head, IoCounters, MemoryStorage, Restored, Storage, StorageError, StoreStats,
-    Stored, SyncPolicy, SyncRoute, Synced, Version,
+    materialize, restore, restore_commit, restore_from, store, store_with, sync, sync_via_log,
+    verify, Capabilities, Confirm, FaultyStorage, Head, IoCounters, MemoryStorage, Restored,
+    Storage, StorageError, StoreOptions, StoreStats, Stored, SyncPolicy, SyncRoute, Synced,
+    Verified, Version,
 };
 pub use open::{open, OpenError};
 
