@@ -129,6 +129,7 @@ macro_rules! __with_cases {
             database::incremental_restore_equals_full_restore_and_log_replay,
             database::restore_fetches_only_nodes_new_since_db1,
             database::a_replica_a_few_commits_behind_restores_in_three_round_trips,
+            database::an_incremental_restore_never_fetches_more_than_a_full_restore,
             database::restoring_the_same_commit_reads_no_node,
             database::storing_an_unchanged_db_writes_nothing,
             database::store_is_idempotent_after_a_torn_put,

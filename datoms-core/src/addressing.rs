@@ -19,11 +19,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::address::Address;
+use crate::commit::Commit;
 use crate::datom::IndexKind;
 use crate::db::Db;
 use crate::error::Error;
 use crate::held::{Found, Held};
-use crate::tree::Node;
+use crate::tree::node::load_child;
+use crate::tree::{Node, NodeSource, Tree};
 
 /// A node to write: its address and canonical bytes.
 #[derive(Clone)]
@@ -69,10 +71,10 @@ impl NewNodes {
 /// A load error, only for a db without base trees that has nodes it has not loaded
 /// (see [`all_nodes`]).
 pub fn new_since_base(db: &Db) -> Result<NewNodes, Error> {
-    let Some(base) = db.base_trees() else {
+    let Some(base) = db.base() else {
         return all_nodes(db);
     };
-    let mut held = Held::of_trees(base);
+    let mut held = Held::of_trees(&base.trees);
     let mut out = Collector::default();
     for kind in IndexKind::ALL {
         let root = db.tree(kind).root();
@@ -93,6 +95,55 @@ fn collect_new(node: &Arc<Node>, held: &mut Held, out: &mut Collector) {
         }
     }
     out.push(node);
+}
+
+/// The commit a store of `db` onto its base commit writes, and the nodes new in it (its
+/// delta manifest): [`new_since_base`], and the node count of the new trees — the base's
+/// count, plus the new nodes, less the base's nodes the new trees no longer hold (found
+/// by position as new nodes are, so the count costs what the change costs).
+///
+/// # Errors
+/// A load error of a lazily restored db: counting what left the base's trees reads the
+/// base nodes on the changed paths, which the transactions that changed them loaded.
+pub fn commit_for(db: &Db) -> Result<(Commit, NewNodes), Error> {
+    let new = new_since_base(db)?;
+    let nodes = match db.base() {
+        None => new.nodes.len() as u64,
+        Some(base) => {
+            let gone = replaced_since_base(db, &base.trees)?;
+            (base.nodes + new.nodes.len() as u64).saturating_sub(gone)
+        }
+    };
+    Ok((Commit::for_db(db, new.addresses(), nodes), new))
+}
+
+/// How many nodes of the base's trees `db`'s trees no longer hold.
+fn replaced_since_base(db: &Db, base: &[Tree; 3]) -> Result<u64, Error> {
+    let mut held = Held::of_trees(&db.trees());
+    let mut gone = 0;
+    for (slot, kind) in IndexKind::ALL.iter().enumerate() {
+        let root = base[slot].root();
+        if let Found::No = held.find_root(*kind, root.address()) {
+            count_gone(root, &mut held, db.source(), &mut gone)?;
+        }
+    }
+    Ok(gone)
+}
+
+fn count_gone(
+    node: &Arc<Node>,
+    held: &mut Held,
+    source: Option<&Arc<dyn NodeSource>>,
+    gone: &mut u64,
+) -> Result<(), Error> {
+    *gone += 1;
+    for (i, child) in node.children().iter().enumerate() {
+        if let Found::No = held.find_child(node, i) {
+            let c = load_child(node, child, source)?;
+            count_gone(&c, held, source, gone)?;
+        }
+    }
+    Ok(())
 }
 
 /// Every node of `db`, children first: what a store into a storage that holds nothing of
@@ -172,7 +223,7 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commit::{Commit, TxLogEntry};
+    use crate::commit::TxLogEntry;
     use crate::datom::{Datom, TX0};
     use crate::schema::Schema;
 
@@ -190,8 +241,7 @@ mod tests {
 
     /// `db` as a store records it: its commit becomes the base.
     fn committed(db: &Db) -> Db {
-        let new = new_since_base(db).unwrap();
-        let commit = Commit::for_db(db, new.addresses());
+        let (commit, _) = commit_for(db).unwrap();
         let address = Address::of(&commit.encode());
         db.committed(address, &commit)
     }
@@ -255,6 +305,35 @@ mod tests {
         let before = new_since_base(&next).unwrap().addresses();
         let _stored = committed(&next);
         assert_eq!(new_since_base(&next).unwrap().addresses(), before);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// The node count a commit records is the number of nodes of its trees, after
+        /// any sequence of changes, each stored on the previous commit.
+        #[test]
+        fn the_commit_node_count_is_the_trees_node_count(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((1u64..600, 0i64..4, proptest::bool::ANY), 1..80),
+                1..6,
+            )
+        ) {
+            let mut db = committed(&db_with(400));
+            for batch in batches {
+                let ops: Vec<String> = batch
+                    .iter()
+                    .map(|(e, v, add)| {
+                        let op = if *add { ":db/add" } else { ":db/retract" };
+                        format!("[{op} {e} :a/c {v}]")
+                    })
+                    .collect();
+                let next = db.with_edn(&format!("[{}]", ops.join(" "))).unwrap().db_after;
+                let (commit, _) = commit_for(&next).unwrap();
+                proptest::prop_assert_eq!(commit.nodes, all_nodes(&next).unwrap().nodes.len() as u64);
+                db = next.committed(Address::of(&commit.encode()), &commit);
+            }
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //!
 //! A commit is the msgpack array `[version, "datoms/commit", schema, tree config, max-eid,
 //! max-tx, [eavt, aevt, avet roots], parent or nil, [ancestors…], [tx count, datom count,
-//! log], [manifest…], [ancestor manifests…]]`, addressed like nodes by the BLAKE3 hash of
-//! its bytes.
+//! log], [manifest…], [ancestor manifests…], node count]`, addressed like nodes by the
+//! BLAKE3 hash of its bytes. The node count is the number of nodes of the three trees:
+//! what a full restore fetches, so an incremental restore can tell when the manifests it
+//! would prefetch come to more than that (see [`crate::restore`]).
 //!
 //! The tx log is a msgpack `bin` holding its own msgpack document
 //! `[[attribute…], [[tx, [[e, attribute index, v, added]…]]…]]`:
@@ -33,7 +35,8 @@
 //!   `[tx, [[e, a, v, added]…]]` arrays repeating each attribute string per datom. No
 //!   longer read: no released build wrote it, so decoding one gives
 //!   [`Error::UnsupportedVersion`] rather than carrying a second decoder.
-//! - 2: the format above.
+//! - 2: as below, without the node count. No longer read, for the same reason.
+//! - 3: the format above.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -54,7 +57,7 @@ use crate::value::{Bin, Eid, Keyword, Value};
 
 /// The version of the commit record format, written as its first element. Independent of
 /// the node format version ([`crate::tree::FORMAT_VERSION`]).
-pub const COMMIT_FORMAT_VERSION: u8 = 2;
+pub const COMMIT_FORMAT_VERSION: u8 = 3;
 
 /// How many ancestors (beyond the parent) a commit lists, so a replica up to this many
 /// commits behind can fetch the whole chain of commits in one batch.
@@ -353,6 +356,8 @@ pub struct Commit {
     /// The manifests of the parent and the ancestors, in lineage order; `None` where
     /// left out to keep within [`MANIFEST_BUDGET`].
     pub ancestor_manifests: Vec<Option<Vec<Address>>>,
+    /// The number of nodes of the three trees (what a full restore fetches).
+    pub nodes: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -369,12 +374,14 @@ struct Wire(
     CommitLog,
     Vec<Address>,
     Vec<Option<Vec<Address>>>,
+    u64,
 );
 
 impl Commit {
     /// The commit record for `db` stored on top of its base commit, listing `manifest`
-    /// as the nodes new in it.
-    pub fn for_db(db: &Db, manifest: Vec<Address>) -> Commit {
+    /// as the nodes new in it, whose trees have `nodes` nodes
+    /// ([`crate::addressing::commit_for`] computes both).
+    pub fn for_db(db: &Db, manifest: Vec<Address>, nodes: u64) -> Commit {
         let lineage = db.lineage();
         let mut budget = MANIFEST_BUDGET;
         let ancestor_manifests = db
@@ -403,6 +410,7 @@ impl Commit {
             log: CommitLog::new(&db.pending_log()),
             manifest,
             ancestor_manifests,
+            nodes,
         }
     }
 
@@ -451,6 +459,7 @@ impl Commit {
             self.log.clone(),
             self.manifest.clone(),
             self.ancestor_manifests.clone(),
+            self.nodes,
         );
         // Encoding plain data into a Vec cannot fail.
         rmp_serde::to_vec(&wire).unwrap_or_default()
@@ -500,6 +509,7 @@ impl Commit {
             },
             manifest: w.10,
             ancestor_manifests: w.11,
+            nodes: w.12,
         })
     }
 }
@@ -543,6 +553,7 @@ mod tests {
             log: CommitLog::new(&entries()),
             manifest: vec![Address::of(b"n")],
             ancestor_manifests: vec![Some(vec![Address::of(b"m")]), None],
+            nodes: 7,
         }
     }
 

@@ -32,10 +32,17 @@ pub struct Db {
     pub(crate) manifests: Arc<Vec<Option<Vec<Address>>>>,
     /// Transactions applied since the base commit, oldest first.
     pub(crate) log: PendingLog,
-    /// The index trees of the base commit (EAVT, AEVT, AVET), kept so a store onto that
-    /// commit knows exactly which nodes are new: every node the base's trees hold is in
-    /// each storage whose head is the base commit. `None` when there is no base commit.
-    pub(crate) base_trees: Option<[Tree; 3]>,
+    /// The base commit's trees and their node count, kept so a store onto that commit
+    /// knows exactly which nodes are new: every node the base's trees hold is in each
+    /// storage whose head is the base commit. `None` when there is no base commit.
+    pub(crate) base: Option<Base>,
+}
+
+/// The trees of a db's base commit (EAVT, AEVT, AVET) and how many nodes they have.
+#[derive(Clone)]
+pub(crate) struct Base {
+    pub(crate) trees: [Tree; 3],
+    pub(crate) nodes: u64,
 }
 
 /// An iterator of datoms from an index; `Err` only when a lazily restored db cannot load
@@ -64,7 +71,7 @@ impl Db {
             lineage: Arc::new(Vec::new()),
             manifests: Arc::new(Vec::new()),
             log: PendingLog::default(),
-            base_trees: None,
+            base: None,
         }
     }
 
@@ -184,7 +191,10 @@ impl Db {
             lineage: Arc::new(commit.lineage(address)),
             manifests: Arc::new(commit.lineage_manifests()),
             log: PendingLog::default(),
-            base_trees: Some(self.trees()),
+            base: Some(Base {
+                trees: self.trees(),
+                nodes: commit.nodes,
+            }),
             ..self.clone()
         }
     }
@@ -194,9 +204,9 @@ impl Db {
         [self.eavt.clone(), self.aevt.clone(), self.avet.clone()]
     }
 
-    /// The trees of the base commit, if this db has one.
-    pub(crate) fn base_trees(&self) -> Option<&[Tree; 3]> {
-        self.base_trees.as_ref()
+    /// The base commit's trees and node count, if this db has a base commit.
+    pub(crate) fn base(&self) -> Option<&Base> {
+        self.base.as_ref()
     }
 
     /// Datoms of `index` matching the leading `components`, as Datascript's `datoms`:

@@ -45,17 +45,17 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use datoms_core::addressing::new_since_base;
+//! use datoms_core::addressing::commit_for;
 //! use datoms_core::restore::{Restore, Step};
-//! use datoms_core::{Address, Commit, Db, Schema};
+//! use datoms_core::{Address, Db, Schema};
 //!
 //! # fn main() -> Result<(), datoms_core::Error> {
 //! // A "storage": every node and the commit of a db, by address.
 //! let db = Db::new(Schema::new()).with_edn(r#"[{:db/id -1 :person/name "Ann"}]"#)?.db_after;
-//! let nodes = new_since_base(&db)?;
+//! let (commit, nodes) = commit_for(&db)?;
 //! let mut storage: HashMap<Address, Vec<u8>> =
 //!     nodes.nodes.iter().map(|n| (n.address, n.bytes.clone())).collect();
-//! let commit = Commit::for_db(&db, nodes.addresses()).encode();
+//! let commit = commit.encode();
 //! let commit_address = Address::of(&commit);
 //! storage.insert(commit_address, commit);
 //!
@@ -117,6 +117,10 @@ pub struct RestoreStats {
     /// Nodes of `db1` examined to find what it holds: about one per tree level for each
     /// node of the new version looked up, so it follows the delta, not `db1`'s size.
     pub db1_nodes_examined: u64,
+    /// True if the manifests of the commits since `db1` named more nodes than the
+    /// target's trees have (superseded commits), so the restore walked the trees level
+    /// by level instead of prefetching them: it never fetches more than a full restore.
+    pub prefetch_skipped: bool,
 }
 
 /// How much of the trees to load.
@@ -405,7 +409,22 @@ impl Restore {
     fn start_walk(&mut self, commit: Commit, prefetch: Option<Vec<Address>>) {
         if let (Mode::Eager, Some(mut prefetch)) = (self.mode, prefetch) {
             prefetch.extend(commit.manifest.iter().copied());
-            self.walk.prefetch = prefetch;
+            // Never fetch more than a full restore: manifests of superseded commits name
+            // nodes the target no longer has, and past the target's own node count the
+            // level walk (which fetches only what the target has and db1 lacks) is
+            // cheaper in nodes, whatever it costs in round trips.
+            prefetch.sort_unstable();
+            prefetch.dedup();
+            let roots_unlisted = commit
+                .roots
+                .iter()
+                .filter(|r| prefetch.binary_search(r).is_err())
+                .count();
+            if (prefetch.len() + roots_unlisted) as u64 <= commit.nodes {
+                self.walk.prefetch = prefetch;
+            } else {
+                self.stats.prefetch_skipped = true;
+            }
         }
         for (slot, kind) in IndexKind::ALL.iter().enumerate() {
             self.walk.pending.push(Want {
@@ -445,7 +464,10 @@ impl Restore {
         db.avet = avet;
         db.lineage = Arc::new(commit.lineage(self.target));
         db.manifests = Arc::new(commit.lineage_manifests());
-        db.base_trees = Some(db.trees());
+        db.base = Some(crate::db::Base {
+            trees: db.trees(),
+            nodes: commit.nodes,
+        });
         if !self.foreign_db1 {
             db.source = self.db1.as_ref().and_then(|d| d.source.clone());
         }

@@ -103,6 +103,7 @@ fn cases() -> Vec<(&'static str, u8, Vec<u8>)> {
         log: CommitLog::new(&log()),
         manifest: vec![leaf.root_address()],
         ancestor_manifests: vec![Some(vec![Address::of(b"m")]), None],
+        nodes: 3,
     };
     vec![
         ("leaf", FORMAT_VERSION, leaf.root().encode()),
@@ -163,22 +164,26 @@ fn checked_in_fixtures_decode() {
     assert_eq!(commit.log_entries().unwrap(), log());
     assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 12));
     assert_eq!(commit.ancestor_manifests.len(), 2);
+    assert_eq!(commit.nodes, 3);
 }
 
-/// Commit format 1 (attribute strings repeated per log datom) is not read any more: no
-/// released build wrote it. Its fixture stays to check the refusal is a typed error.
+/// Commit formats 1 (attribute strings repeated per log datom) and 2 (no node count) are
+/// not read any more: no released build wrote them. Their fixtures stay to check the
+/// refusal is a typed error.
 #[test]
-fn a_version_1_commit_is_refused_with_a_typed_error() {
-    let (a, b) = read("commit", 1);
-    match Commit::decode(a, &b) {
-        Err(Error::UnsupportedVersion {
-            address,
-            version: 1,
-            supported,
-        }) => {
-            assert_eq!(address, a);
-            assert_eq!(supported, COMMIT_FORMAT_VERSION);
+fn old_commit_versions_are_refused_with_a_typed_error() {
+    for old in [1u8, 2] {
+        let (a, b) = read("commit", old);
+        match Commit::decode(a, &b) {
+            Err(Error::UnsupportedVersion {
+                address,
+                version,
+                supported,
+            }) => {
+                assert_eq!((address, version), (a, old));
+                assert_eq!(supported, COMMIT_FORMAT_VERSION);
+            }
+            other => panic!("expected UnsupportedVersion for version {old}, got {other:?}"),
         }
-        other => panic!("expected UnsupportedVersion, got {other:?}"),
     }
 }

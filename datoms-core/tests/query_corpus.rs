@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use datoms_core::addressing::new_since_base;
+use datoms_core::addressing::commit_for;
 use datoms_core::edn::{parse, parse_schema};
 use datoms_core::entity::EntityValue;
 use datoms_core::restore::Mode;
 use datoms_core::tree::{Node, NodeSource};
 use datoms_core::{
-    q, q_with, Address, Commit, Db, Error, Functions, IndexKind, Input, Query, QueryResult,
-    QueryValue, Restore, Step, TreeConfig, Value,
+    q, q_with, Address, Db, Error, Functions, IndexKind, Input, Query, QueryResult, QueryValue,
+    Restore, Step, TreeConfig, Value,
 };
 
 // ---- storage for lazily restored dbs --------------------------------------------------
@@ -54,9 +54,8 @@ impl NodeSource for MemStore {
 /// lazily restored copy reading from the store.
 fn lazy_copy(db: &Db) -> (Db, Arc<MemStore>, usize) {
     let store = Arc::new(MemStore::default());
-    let new = new_since_base(db).unwrap();
+    let (commit, new) = commit_for(db).unwrap();
     let node_count = new.nodes.len();
-    let commit = Commit::for_db(db, new.addresses());
     let bytes = commit.encode();
     let addr = Address::of(&bytes);
     {

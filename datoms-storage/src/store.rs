@@ -10,8 +10,8 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
-use datoms_core::addressing::{all_nodes, new_since_base, NewNodes};
-use datoms_core::{Address, Commit, Db};
+use datoms_core::addressing::{all_nodes, commit_for, NewNodes};
+use datoms_core::{Address, Db};
 
 use crate::batch::{put_batched, retry};
 use crate::error::StorageError;
@@ -128,8 +128,9 @@ pub async fn store_with<S: Storage + ?Sized>(
             stats: StoreStats::default(),
         });
     }
-    // The commit's manifest: the nodes new since its parent, whatever this storage holds.
-    let manifest = new_since_base(db)?;
+    // The commit and its manifest (the nodes new since its parent), whatever this
+    // storage holds.
+    let (commit, manifest) = commit_for(db)?;
     let to_write = match (options.confirm, onto_base.is_some()) {
         // Onto the base, the storage holds the base's trees: the new nodes are missing.
         (Confirm::Head, true) => None,
@@ -154,7 +155,6 @@ pub async fn store_with<S: Storage + ?Sized>(
             stats,
         });
     }
-    let commit = Commit::for_db(db, manifest.addresses());
     let commit_bytes = Bytes::from(commit.encode());
     let commit_address = Address::of(&commit_bytes);
     let commit_len = commit_bytes.len() as u64;

@@ -208,5 +208,6 @@ fn add(a: RestoreStats, b: RestoreStats) -> RestoreStats {
         nodes_reused: a.nodes_reused + b.nodes_reused,
         nodes_unused: a.nodes_unused + b.nodes_unused,
         db1_nodes_examined: a.db1_nodes_examined + b.db1_nodes_examined,
+        prefetch_skipped: a.prefetch_skipped || b.prefetch_skipped,
     }
 }
