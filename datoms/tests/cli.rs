@@ -711,6 +711,7 @@ fn a_cut_short_or_altered_export_is_refused_and_nothing_is_stored() {
             "the export is cut short"
         };
         assert!(err.contains(reason), "cut at {cut}: {err}");
+        assert!(err.contains("nothing was stored"), "cut at {cut}: {err}");
         assert!(!s.path("copy.redb").exists(), "cut at {cut}: no db file");
     }
     let error = fails_json(&[

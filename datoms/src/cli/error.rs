@@ -167,6 +167,8 @@ pub enum ExportProblem {
     },
     /// A checksum line without the `#datoms/export` header it closes.
     NoHeader,
+    /// No form at all: an empty file, or one cut inside its first (comment) line.
+    Empty,
 }
 
 impl std::fmt::Display for ExportProblem {
@@ -187,6 +189,9 @@ impl std::fmt::Display for ExportProblem {
             ExportProblem::AfterChecksum { line } => write!(
                 f,
                 "line {line} comes after the #datoms/blake3 checksum line, which must be the last"
+            ),
+            ExportProblem::Empty => f.write_str(
+                "the file holds no datoms and no #datoms/export header: nothing to import (an export cut short?)",
             ),
             ExportProblem::NoHeader => f.write_str(
                 "a #datoms/blake3 checksum line without the #datoms/export header line it closes",

@@ -240,9 +240,7 @@ fn read_datoms(
         !t.is_empty() && !t.starts_with(';')
     };
     let Some(first) = lines.iter().find(is_form) else {
-        return Err(CliError::Usage(format!(
-            "{path} holds no datoms and no #{HEADER_TAG} header: nothing to import (an export cut short?)"
-        )));
+        return Err(bad_export(ExportProblem::Empty));
     };
     // An export starts with its header; whatever happens to the rest of the file, that
     // line says the file must end with its checksum.
