@@ -215,7 +215,11 @@ impl IndexKind {
             if !ok {
                 return Err(crate::Error::InvalidIndexComponents {
                     index: self,
-                    reason: format!("component {i} is {c:?}, expected {:?}", self.slot(i)),
+                    reason: format!(
+                        "component {i} is {}, expected {}",
+                        c.describe(),
+                        self.slot(i).describe()
+                    ),
                 });
             }
         }
@@ -274,6 +278,18 @@ enum Slot {
     Tx,
 }
 
+impl Slot {
+    /// What goes in this slot, for messages.
+    fn describe(self) -> &'static str {
+        match self {
+            Slot::E => "an entity id",
+            Slot::A => "an attribute",
+            Slot::V => "a value",
+            Slot::Tx => "a transaction id",
+        }
+    }
+}
+
 /// One component of an index lookup, as in Datascript's `(d/datoms db :eavt e a v)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Component {
@@ -285,6 +301,18 @@ pub enum Component {
     V(Value),
     /// A transaction id.
     Tx(Tx),
+}
+
+impl Component {
+    /// The component for messages: `entity 1`, `attribute :a/b`, `value "x"`, `tx 536870913`.
+    fn describe(&self) -> String {
+        match self {
+            Component::E(e) => format!("entity {e}"),
+            Component::A(a) => format!("attribute {a}"),
+            Component::V(v) => format!("value {v}"),
+            Component::Tx(t) => format!("tx {t}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! address, the attribute, the entity, the value, or the line and column of EDN text.
 
 use crate::address::Address;
+use crate::check::Violation;
 use crate::datom::IndexKind;
 use crate::value::{Eid, Keyword, Value, ValueType};
 
@@ -85,12 +86,20 @@ pub enum Error {
         attr: Keyword,
     },
     /// Index components given in the wrong order or number.
-    #[error("bad components for {index:?}: {reason}")]
+    #[error("bad components for {}: {reason}", index_name(.index))]
     InvalidIndexComponents {
         /// The index.
         index: IndexKind,
         /// What is wrong.
         reason: String,
+    },
+
+    /// Datoms that break the schema or the id invariants (a bulk load): every
+    /// violation found, each naming its entity, attribute and value.
+    #[error("{}", violations_text(.violations))]
+    Invariants {
+        /// What is wrong, in the order [`crate::check::Checker::finish`] reports it.
+        violations: Vec<Violation>,
     },
 
     // ---- transactions ------------------------------------------------------------------
@@ -101,7 +110,7 @@ pub enum Error {
         reason: String,
     },
     /// A value whose type differs from the attribute's `:db/valueType`.
-    #[error("value {value:?} for {attr} on entity {entity} is not a {expected:?}")]
+    #[error("value {value} for {attr} on entity {entity} is not a {}", .expected.keyword())]
     WrongValueType {
         /// The entity (or tempid text) being asserted.
         entity: String,
@@ -113,7 +122,7 @@ pub enum Error {
         value: Value,
     },
     /// A lookup ref `[attr value]` that matches no entity.
-    #[error("nothing found for lookup ref [{attr} {value:?}]")]
+    #[error("nothing found for lookup ref [{attr} {value}]")]
     UnknownLookupRef {
         /// The attribute.
         attr: Keyword,
@@ -146,7 +155,7 @@ pub enum Error {
     },
     /// A `:db.unique/value` (or identity, for a non-tempid entity) value already held by
     /// another entity.
-    #[error("unique constraint on {attr}: {value:?} is already held by entity {existing}, cannot assert it on {entity}")]
+    #[error("unique constraint on {attr}: {value} is already held by entity {existing}, cannot assert it on {entity}")]
     UniqueConflict {
         /// The attribute.
         attr: Keyword,
@@ -158,7 +167,7 @@ pub enum Error {
         entity: Eid,
     },
     /// `[:db/cas e a old new]` whose `old` is not the current value.
-    #[error("cas failed on entity {entity} {attr}: expected {expected:?}, found {actual:?}")]
+    #[error("cas failed on entity {entity} {attr}: expected {}, found {}", one_value(.expected.as_ref()), values(.actual))]
     CasMismatch {
         /// The entity.
         entity: Eid,
@@ -266,5 +275,112 @@ pub enum Error {
     },
 }
 
+/// `EAVT`, `AEVT` or `AVET`, for messages.
+fn index_name(index: &IndexKind) -> &'static str {
+    match index {
+        IndexKind::Eavt => "EAVT",
+        IndexKind::Aevt => "AEVT",
+        IndexKind::Avet => "AVET",
+    }
+}
+
+/// An optional value for messages: its EDN text, or `no value`.
+fn one_value(v: Option<&Value>) -> String {
+    v.map_or_else(|| "no value".to_owned(), Value::to_string)
+}
+
+/// Current values for messages: `no value`, the one value, or `[v1 v2 …]`.
+fn values(vs: &[Value]) -> String {
+    match vs {
+        [] => "no value".to_owned(),
+        [one] => one.to_string(),
+        many => {
+            let text: Vec<String> = many.iter().map(Value::to_string).collect();
+            format!("[{}]", text.join(" "))
+        }
+    }
+}
+
+/// Violations for one message line: the count, then the first few.
+fn violations_text(vs: &[Violation]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = format!(
+        "{} violation{} of the schema or the id invariants: ",
+        vs.len(),
+        if vs.len() == 1 { "" } else { "s" }
+    );
+    let shown: Vec<String> = vs.iter().take(SHOWN).map(Violation::to_string).collect();
+    text.push_str(&shown.join("; "));
+    if vs.len() > SHOWN {
+        text.push_str(&format!("; and {} more", vs.len() - SHOWN));
+    }
+    text
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datom::Component;
+
+    #[test]
+    fn messages_show_values_as_edn_never_as_rust_debug_text() {
+        let attr = Keyword::new(":person/age");
+        let cases = [
+            (
+                Error::CasMismatch {
+                    entity: 1,
+                    attr: attr.clone(),
+                    expected: Some(Value::Long(31)),
+                    actual: vec![Value::Long(32)],
+                },
+                "cas failed on entity 1 :person/age: expected 31, found 32",
+            ),
+            (
+                Error::CasMismatch {
+                    entity: 1,
+                    attr: attr.clone(),
+                    expected: None,
+                    actual: vec![Value::Long(1), Value::Long(2)],
+                },
+                "cas failed on entity 1 :person/age: expected no value, found [1 2]",
+            ),
+            (
+                Error::WrongValueType {
+                    entity: "-1".into(),
+                    attr: attr.clone(),
+                    expected: ValueType::Long,
+                    value: Value::string("old"),
+                },
+                "value \"old\" for :person/age on entity -1 is not a :db.type/long",
+            ),
+            (
+                Error::UnknownLookupRef {
+                    attr: attr.clone(),
+                    value: Value::Ref(7),
+                },
+                "nothing found for lookup ref [:person/age 7]",
+            ),
+            (
+                Error::UniqueConflict {
+                    attr: attr.clone(),
+                    value: Value::keyword(":x/y"),
+                    existing: 1,
+                    entity: 2,
+                },
+                "unique constraint on :person/age: :x/y is already held by entity 1, cannot assert it on 2",
+            ),
+            (
+                IndexKind::Avet
+                    .check_prefix(&[Component::E(1)])
+                    .unwrap_err(),
+                "bad components for AVET: component 0 is entity 1, expected an attribute",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod addressing;
+pub mod check;
 pub mod commit;
 pub mod datom;
 pub mod db;
@@ -25,6 +26,7 @@ pub mod tx;
 pub mod value;
 
 pub use address::Address;
+pub use check::Violation;
 pub use commit::{Commit, CommitLog, TxLogEntry};
 pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
 pub use db::Db;

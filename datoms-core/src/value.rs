@@ -484,6 +484,15 @@ impl fmt::Debug for Value {
     }
 }
 
+/// The value as EDN text, as `datoms export` and the query printer write it: strings
+/// quoted, keywords with their colon, `#inst "…"`, `#uuid "…"`, `#bytes "base64"`, refs
+/// as entity ids. Error messages use this form, never the `Debug` one.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", crate::edn::value_to_edn(self))
+    }
+}
+
 impl From<bool> for Value {
     fn from(b: bool) -> Value {
         Value::Bool(b)

@@ -1523,7 +1523,8 @@ fn results_print_as_edn_and_json_and_tabulate() {
         &[Input::Db(&db)],
     )
     .unwrap();
-    assert_eq!(r.to_json(), r#"[{"name":"Anna","sex":"female"}]"#);
+    // Keywords keep their colon, as keys and as values: `:female` is no string.
+    assert_eq!(r.to_json(), r#"[{":name":"Anna",":sex":":female"}]"#);
     assert_eq!(r.to_table(&[]), ":name   :sex\n\"Anna\"  :female\n");
     let r = q(
         r#"[:find ?a . :where [?e :name "Nobody"] [?e :age ?a]]"#,

@@ -22,7 +22,7 @@ pub enum StorageError {
     },
     /// The head is not where the caller expected: another writer moved it. Restore
     /// (`restore_from`), re-apply, and store again.
-    #[error("head {name:?} moved: now at {current:?}")]
+    #[error("head {name:?} moved: {}", where_now(.current.as_ref()))]
     HeadConflict {
         /// The head's name.
         name: String,
@@ -42,7 +42,7 @@ pub enum StorageError {
         reason: String,
     },
     /// Log replay produced a tree different from the stored one.
-    #[error("log replay of {commit} gave roots {replayed:?}, the commit has {stored:?}")]
+    #[error("log replay of {commit} gave roots {}, the commit has {}", roots(.replayed), roots(.stored))]
     ReplayMismatch {
         /// The commit replayed to.
         commit: Address,
@@ -52,7 +52,7 @@ pub enum StorageError {
         stored: Box<[Address; 3]>,
     },
     /// The tx log cannot bridge db1 to the head (db1's commit is not a recent ancestor).
-    #[error("the tx log cannot reach {head} from {base:?}: {reason}")]
+    #[error("the tx log cannot reach {head} from {}: {reason}", .base.map_or_else(|| "an empty db".to_owned(), |a| format!("commit {a}")))]
     LogGap {
         /// The head commit.
         head: Address,
@@ -66,6 +66,19 @@ pub enum StorageError {
     Core(#[from] datoms_core::Error),
 }
 
+/// Where a moved head is now, for messages.
+fn where_now(current: Option<&Head>) -> String {
+    match current {
+        Some(h) => format!("now at commit {} (version {})", h.commit, h.version),
+        None => "it no longer exists".to_owned(),
+    }
+}
+
+/// Three root addresses, for messages: `EAVT …, AEVT …, AVET …`.
+fn roots(r: &[Address; 3]) -> String {
+    format!("EAVT {}, AEVT {}, AVET {}", r[0], r[1], r[2])
+}
+
 impl StorageError {
     /// True for errors worth retrying.
     pub fn is_transient(&self) -> bool {
@@ -76,6 +89,49 @@ impl StorageError {
     pub fn backend(reason: impl std::fmt::Display) -> StorageError {
         StorageError::Backend {
             reason: reason.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Version;
+
+    #[test]
+    fn messages_hold_no_rust_debug_text() {
+        let a = Address::of(b"commit");
+        let moved = StorageError::HeadConflict {
+            name: "main".into(),
+            current: Some(Head {
+                commit: a,
+                version: Version("7".into()),
+            }),
+        };
+        assert_eq!(
+            moved.to_string(),
+            format!("head \"main\" moved: now at commit {a} (version 7)")
+        );
+        let gone = StorageError::HeadConflict {
+            name: "main".into(),
+            current: None,
+        };
+        assert_eq!(gone.to_string(), "head \"main\" moved: it no longer exists");
+        let gap = StorageError::LogGap {
+            head: a,
+            base: None,
+            reason: "x".into(),
+        };
+        let mismatch = StorageError::ReplayMismatch {
+            commit: a,
+            replayed: Box::new([a; 3]),
+            stored: Box::new([a; 3]),
+        };
+        for e in [moved, gap, mismatch] {
+            let text = e.to_string();
+            for debug in ["Some(", "None", "Head {", "v\"", "[#"] {
+                assert!(!text.contains(debug), "{text}");
+            }
         }
     }
 }

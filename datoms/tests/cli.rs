@@ -235,18 +235,24 @@ fn export_then_import_gives_a_database_that_verifies_and_exports_the_same() {
     for db in [&url, &copy] {
         assert_eq!(json(&["verify", "--db", db])["ok"], true);
     }
+    // The comment line names the commit, which differs (so does the checksum of the
+    // whole file); the header, schema and datoms are the same.
     let datoms = |path: &Path| -> Vec<String> {
         std::fs::read_to_string(path)
             .unwrap()
             .lines()
-            .filter(|l| !l.starts_with(";;"))
+            .filter(|l| !l.starts_with(";;") && !l.starts_with("#datoms/blake3 "))
             .map(str::to_owned)
             .collect()
     };
     let second = s.path("b.datoms");
     ok(&["export", "--db", &copy, second.to_str().unwrap()]);
     assert_eq!(datoms(&first), datoms(&second));
-    assert_eq!(datoms(&first).len(), 7, "the schema line and 6 datoms");
+    assert_eq!(
+        datoms(&first).len(),
+        8,
+        "the header, the schema line and 6 datoms"
+    );
     // Stdout export is the same text.
     let piped = ok(&["export", "--db", &copy]);
     assert_eq!(piped, std::fs::read_to_string(&second).unwrap());
@@ -548,4 +554,611 @@ fn datalog_queries_and_pull_run_against_the_stored_db() {
     assert!(pulled.contains(r#":person/name "Bob""#), "{pulled}");
     let missing = ok(&["pull", "--db", &db, "[*]", r#"[:person/name "Nobody"]"#]);
     assert_eq!(missing.trim(), "nil");
+}
+
+// ---- file safety, export format, import checks (issue 27) -----------------------------
+
+/// Runs a command that must fail under `--json`; returns the `error` object it prints on
+/// stdout.
+fn fails_json(args: &[&str]) -> Json {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = run(&args);
+    assert!(!out.status.success(), "datoms {args:?} should have failed");
+    let doc: Json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let error = doc["error"].clone();
+    assert!(error["kind"].is_string(), "{doc}");
+    assert!(error["message"].is_string(), "{doc}");
+    error
+}
+
+/// A db with two people of which the second was retracted whole: its max-eid (2) and
+/// max-tx (second tx) are above every datom's. Returns the URL.
+fn with_retracted_last_entity(s: &Scratch, name: &str) -> String {
+    let url = s.url(&format!("{name}.redb"));
+    let schema = s.file("schema.edn", SCHEMA);
+    ok(&[
+        "transact",
+        "--db",
+        &url,
+        "--schema",
+        &schema,
+        &s.file(
+            "two.edn",
+            r#"[{:db/id -1 :person/name "Ann" :person/age 31}
+                {:db/id -2 :person/name "Bob" :person/friend -1}]"#,
+        ),
+    ]);
+    ok(&[
+        "transact",
+        "--db",
+        &url,
+        &s.file("retract.edn", "[[:db/retractEntity 2]]"),
+    ]);
+    url
+}
+
+/// Every datom of a db, EAVT, as text.
+fn all_datoms(url: &str) -> String {
+    ok(&["query", "--db", url, "[:eavt]"])
+}
+
+#[test]
+fn export_refuses_to_write_over_the_database_file_by_any_name() {
+    let s = Scratch::new();
+    let url = with_retracted_last_entity(&s, "app");
+    let before = std::fs::read(s.path("app.redb")).unwrap();
+    let db_path = s.path("app.redb").display().to_string();
+    let dotted = s
+        .dir
+        .path()
+        .join(".")
+        .join("app.redb")
+        .display()
+        .to_string();
+    let mut targets = vec![db_path, dotted];
+    #[cfg(unix)]
+    {
+        let link = s.path("link.datoms");
+        std::os::unix::fs::symlink(s.path("app.redb"), &link).unwrap();
+        let hard = s.path("hard.datoms");
+        std::fs::hard_link(s.path("app.redb"), &hard).unwrap();
+        targets.push(link.display().to_string());
+        targets.push(hard.display().to_string());
+    }
+    for target in &targets {
+        let err = fails(&["export", "--db", &url, target]);
+        assert!(err.contains("is the file of database"), "{target}: {err}");
+        assert_eq!(
+            fails_json(&["export", "--db", &url, target])["kind"],
+            "target_is_database"
+        );
+    }
+    assert_eq!(std::fs::read(s.path("app.redb")).unwrap(), before);
+    assert_eq!(json(&["verify", "--db", &url])["ok"], true);
+    assert_eq!(all_datoms(&url).lines().count(), 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_export_that_fails_midway_leaves_the_old_file_and_no_partial_one() {
+    let s = Scratch::new();
+    let url = imported(&s, "people", 1000);
+    let out_dir = s.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let target = out_dir.join("people.datoms");
+    std::fs::write(&target, "the previous export\n").unwrap();
+    // A file size limit stands in for a full disk: with SIGXFSZ ignored, the write
+    // that crosses it fails with EFBIG after many datoms were written.
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 16; exec \"$0\" \"$@\"",
+            assert_cmd::cargo::cargo_bin!("datoms").to_str().unwrap(),
+            "export",
+            "--db",
+            &url,
+            target.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the export should have failed");
+    assert!(stderr.contains("people.datoms"), "{stderr}");
+    let now = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        now == "the previous export\n",
+        "the target was overwritten with {} bytes of a partial export",
+        now.len()
+    );
+    let files: Vec<_> = std::fs::read_dir(&out_dir).unwrap().collect();
+    assert_eq!(files.len(), 1, "no temporary file is left behind");
+    // Without the limit it completes, and imports.
+    ok(&["export", "--db", &url, target.to_str().unwrap()]);
+    assert_eq!(
+        json(&[
+            "import",
+            "--db",
+            &s.url("copy.redb"),
+            target.to_str().unwrap()
+        ])["datoms"],
+        2999
+    );
+}
+
+#[test]
+fn a_cut_short_or_altered_export_is_refused_and_nothing_is_stored() {
+    let s = Scratch::new();
+    let url = imported(&s, "people", 50);
+    let file = s.path("people.datoms");
+    ok(&["export", "--db", &url, file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let copy = s.url("copy.redb");
+
+    // Cut after every line but the last (the checksum), and in the middle of lines.
+    let mut cuts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+    cuts.pop();
+    cuts.extend([text.len() / 2, text.len() - 10]);
+    cuts.extend([0, 20, text.len() / 2, text.len() - 10]);
+    for (i, cut) in cuts.iter().enumerate() {
+        let partial = s.file(&format!("cut{i}.datoms"), &text[..*cut]);
+        let err = fails(&["import", "--db", &copy, &partial]);
+        // Within the comment line no form is left: nothing to import either way.
+        let reason = if *cut <= text.find('\n').unwrap() + 1 {
+            "nothing to import"
+        } else {
+            "the export is cut short"
+        };
+        assert!(err.contains(reason), "cut at {cut}: {err}");
+        assert!(err.contains("nothing was stored"), "cut at {cut}: {err}");
+        assert!(!s.path("copy.redb").exists(), "cut at {cut}: no db file");
+    }
+    let error = fails_json(&[
+        "import",
+        "--db",
+        &copy,
+        &s.file("cut.datoms", &text[..text.len() / 2]),
+    ]);
+    assert_eq!(error["kind"], "bad_export");
+
+    // One character changed.
+    let altered = s.file(
+        "altered.datoms",
+        &text.replacen("\"person 7\"", "\"person 8\"", 1),
+    );
+    let err = fails(&["import", "--db", &copy, &altered]);
+    assert!(err.contains("the export was altered"), "{err}");
+    // A line added after the checksum.
+    let appended = s.file(
+        "appended.datoms",
+        &format!("{text}#datom [999 :person/name \"extra\" 536870913 true]\n"),
+    );
+    let err = fails(&["import", "--db", &copy, &appended]);
+    assert!(
+        err.contains("comes after the #datoms/blake3 checksum line"),
+        "{err}"
+    );
+    // A datom removed, the checksum recomputed: the header's count still tells.
+    let mut lines: Vec<&str> = text.lines().collect();
+    let checksum = lines.pop().unwrap();
+    assert!(checksum.starts_with("#datoms/blake3 "), "{checksum}");
+    lines.remove(5);
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let short = s.file(
+        "short.datoms",
+        &format!("{body}#datoms/blake3 \"{}\"\n", blake3_hex(body.as_bytes())),
+    );
+    let err = fails(&["import", "--db", &copy, &short]);
+    assert!(
+        err.contains("declares 149 datoms, the file holds 148"),
+        "{err}"
+    );
+    assert!(!s.path("copy.redb").exists());
+    // The whole file imports.
+    assert_eq!(
+        json(&["import", "--db", &copy, file.to_str().unwrap()])["datoms"],
+        149
+    );
+}
+
+fn blake3_hex(bytes: &[u8]) -> String {
+    let hash = datoms::Address::of(bytes);
+    hash.to_hex()
+}
+
+#[test]
+fn an_imported_db_keeps_the_id_counters_and_behaves_like_its_original() {
+    let s = Scratch::new();
+    let original = with_retracted_last_entity(&s, "original");
+    let file = s.path("original.datoms");
+    ok(&["export", "--db", &original, file.to_str().unwrap()]);
+    let copy = s.url("copy.redb");
+    let imported = json(&["import", "--db", &copy, file.to_str().unwrap()]);
+    assert_eq!(imported["max_eid"], 2);
+    assert_eq!(imported["max_tx"], 536_870_914);
+    let counters = |url: &str| {
+        let log = json(&["log", "--db", url, "-n", "1"]);
+        (log[0]["max_eid"].clone(), log[0]["max_tx"].clone())
+    };
+    assert_eq!(counters(&original), counters(&copy));
+
+    // The same transaction on both: the same ids, the same datoms.
+    let next = s.file(
+        "next.edn",
+        r#"[{:db/id -1 :person/name "Cy" :person/friend 1} {:db/id -2 :person/name "Di"}]"#,
+    );
+    let a = json(&["transact", "--db", &original, &next]);
+    let b = json(&["transact", "--db", &copy, &next]);
+    assert_eq!(a["tempids"], b["tempids"]);
+    assert_eq!(a["tempids"]["-1"], 3, "entity 2 is never handed out again");
+    assert_eq!(a["tx"], b["tx"]);
+    assert_eq!(b["tx"], 536_870_915);
+    assert_eq!(all_datoms(&original), all_datoms(&copy));
+    assert_eq!(counters(&original), counters(&copy));
+}
+
+#[test]
+fn import_enforces_the_schema_and_names_every_violation() {
+    let s = Scratch::new();
+    let file = s.file(
+        "bad.datoms",
+        &format!(
+            "#datoms/schema {}\n{}",
+            SCHEMA.replace('\n', " "),
+            r#"#datom [1 :person/age 31 536870913 true]
+#datom [1 :person/age 32 536870913 true]
+#datom [1 :person/name "Ann" 536870913 true]
+#datom [2 :person/name "Ann" 536870913 true]
+#datom [3 :person/age "old" 536870913 true]
+"#
+        ),
+    );
+    let url = s.url("db.redb");
+    let err = fails(&["import", "--db", &url, &file]);
+    for expected in [
+        "3 violations",
+        "entity 1 :person/age: 2 values (31 32) for a cardinality-one attribute",
+        r#":person/name "Ann" is unique but held by entities 1, 2"#,
+        r#"entity 3 :person/age: value "old" is not a :db.type/long"#,
+    ] {
+        assert!(err.contains(expected), "{expected} in {err}");
+    }
+    assert!(
+        !s.path("db.redb").exists(),
+        "nothing stored, no file created"
+    );
+    let error = fails_json(&["import", "--db", &url, &file]);
+    assert_eq!(error["kind"], "invariants");
+    let kinds: Vec<&str> = error["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["cardinality_one", "wrong_type", "not_unique"]);
+}
+
+#[test]
+fn import_warns_when_schema_flag_and_file_schema_differ() {
+    let s = Scratch::new();
+    let url = imported(&s, "people", 3);
+    let file = s.path("people.datoms");
+    ok(&["export", "--db", &url, file.to_str().unwrap()]);
+    let other = s.file(
+        "other.edn",
+        "{:person/name {:db/valueType :db.type/string}}",
+    );
+    let out = run(&[
+        "import",
+        "--db",
+        &s.url("copy.redb"),
+        "--schema",
+        &other,
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("warning: --schema ignored") && stderr.contains("carries its own schema"),
+        "{stderr}"
+    );
+    // The file's schema won: :person/name is still a unique identity.
+    let err = fails(&[
+        "transact",
+        "--db",
+        &s.url("copy.redb"),
+        &s.file("dup.edn", r#"[[:db/add 3 :person/name "person 1"]]"#),
+    ]);
+    assert!(err.contains("unique constraint"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_every_schema_violation_of_a_stored_db() {
+    use datoms::{Datom, Db, TxLogEntry, Value, TX0};
+    let s = Scratch::new();
+    let path = s.path("broken.redb");
+    {
+        // Written through the library's raw write path, which trusts its caller: what
+        // a bug or a bad bulk load could leave behind.
+        let schema = datoms::edn::parse_schema(SCHEMA).unwrap();
+        let t = TX0 + 1;
+        let db = Db::new(schema)
+            .apply_log_entry(TxLogEntry {
+                tx: t,
+                datoms: vec![
+                    Datom::new(1, ":person/age", 31, t),
+                    Datom::new(1, ":person/age", 32, t),
+                    Datom::new(1, ":person/name", "Ann", t),
+                    Datom::new(2, ":person/name", "Ann", t),
+                    Datom::new(2, ":person/age", "old", t),
+                    Datom::new(2, ":person/friend", Value::Ref(9), t),
+                ],
+            })
+            .unwrap();
+        let storage = datoms::RedbStorage::open(&path).unwrap();
+        datoms::store(&db, &storage, "main").await.unwrap();
+    }
+    let url = s.url("broken.redb");
+    let out = run(&["verify", "--db", &url]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("3 violations"), "{stderr}");
+    for expected in [
+        "violation: entity 1 :person/age: 2 values (31 32)",
+        "violation: entity 2 :person/age: value \"old\" is not a :db.type/long",
+        "violation: :person/name \"Ann\" is unique but held by entities 1, 2",
+        "warning: entity 2 :person/friend: ref to 9, which holds no datom",
+    ] {
+        assert!(stdout.contains(expected), "{expected} in {stdout}");
+    }
+    let error = fails_json(&["verify", "--db", &url]);
+    assert_eq!(error["kind"], "violations");
+    assert_eq!(error["violations"].as_array().unwrap().len(), 3);
+    let strict = fails_json(&["verify", "--db", &url, "--strict"]);
+    assert_eq!(strict["violations"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn verify_warns_about_a_dangling_ref_and_fails_on_it_when_strict() {
+    let s = Scratch::new();
+    let url = s.url("db.redb");
+    ok(&[
+        "transact",
+        "--db",
+        &url,
+        "--schema",
+        &s.file("schema.edn", SCHEMA),
+        &s.file(
+            "tx.edn",
+            r#"[{:db/id -1 :person/name "Ann" :person/friend 7}]"#,
+        ),
+    ]);
+    let report = json(&["verify", "--db", &url]);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["warnings"][0]["kind"], "dangling_ref");
+    let err = fails(&["verify", "--db", &url, "--strict"]);
+    assert!(err.contains("ref to 7, which holds no datom"), "{err}");
+}
+
+#[test]
+fn json_output_keeps_keywords_and_tags_the_types_json_lacks() {
+    let s = Scratch::new();
+    let url = s.url("db.redb");
+    ok(&[
+        "transact",
+        "--db",
+        &url,
+        "--schema",
+        &s.file(
+            "schema.edn",
+            "{:co/name {:db/unique :db.unique/identity} :co/industry {:db/valueType :db.type/keyword :db/index true}}",
+        ),
+        &s.file(
+            "tx.edn",
+            r#"[{:db/id -1 :co/name "Acme" :co/industry :industry/health
+                 :co/founded #inst "2001-02-03T04:05:06.007Z"
+                 :co/id #uuid "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+                 :co/logo #bytes "AQID" :co/limit ##Inf :co/motto ":colon"}]"#,
+        ),
+    ]);
+    let q = |find: &str| {
+        json(&[
+            "query",
+            "--db",
+            &url,
+            &format!("[:find ?v . :where [_ {find} ?v]]"),
+        ])
+    };
+    assert_eq!(q(":co/industry"), ":industry/health");
+    assert_eq!(
+        q(":co/founded"),
+        serde_json::json!({"#inst": "2001-02-03T04:05:06.007Z"})
+    );
+    assert_eq!(
+        q(":co/id"),
+        serde_json::json!({"#uuid": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"})
+    );
+    assert_eq!(q(":co/logo"), serde_json::json!({"#bytes": "AQID"}));
+    assert_eq!(q(":co/limit"), serde_json::json!({"#double": "Infinity"}));
+    assert_eq!(q(":co/motto"), serde_json::json!({"#string": ":colon"}));
+    let pulled = json(&["pull", "--db", &url, "[:co/industry :co/founded]", "1"]);
+    assert_eq!(
+        pulled,
+        serde_json::json!({":co/industry": ":industry/health", ":co/founded": {"#inst": "2001-02-03T04:05:06.007Z"}})
+    );
+    let datoms = json(&["query", "--db", &url, "[:avet :co/industry]"]);
+    assert_eq!(datoms[0]["v"], ":industry/health");
+    assert_eq!(datoms[0]["a"], ":co/industry");
+}
+
+#[test]
+fn a_failing_command_under_json_prints_a_json_error() {
+    let s = Scratch::new();
+    let error = fails_json(&["log", "--db", &s.url("missing.redb")]);
+    assert_eq!(error["kind"], "no_database");
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+    // Arguments that do not parse, too.
+    let error = fails_json(&["query", "--db", &s.url("x.redb"), "--bogus"]);
+    assert_eq!(error["kind"], "usage");
+    // A bad transaction.
+    let url = s.url("db.redb");
+    ok(&[
+        "transact",
+        "--db",
+        &url,
+        &s.file("a.edn", r#"[{:db/id -1 :person/name "Ann"}]"#),
+    ]);
+    let error = fails_json(&["transact", "--db", &url, &s.file("b.edn", "[[:db/add]]")]);
+    assert_eq!(error["kind"], "malformed_tx");
+}
+
+#[test]
+fn errors_hold_no_rust_debug_text() {
+    let s = Scratch::new();
+    let url = s.url("db.redb");
+    ok(&[
+        "transact",
+        "--db",
+        &url,
+        "--schema",
+        &s.file("schema.edn", SCHEMA),
+        &s.file(
+            "a.edn",
+            r#"[{:db/id -1 :person/name "Ann" :person/age 32}]"#,
+        ),
+    ]);
+    let errors = [
+        fails(&[
+            "transact",
+            "--db",
+            &url,
+            &s.file("cas.edn", "[[:db/cas 1 :person/age 31 33]]"),
+        ]),
+        fails(&[
+            "query",
+            "--db",
+            &url,
+            "[:find ?e :in $ ?x :where [?e :person/name ?x]]",
+        ]),
+        fails(&[
+            "transact",
+            "--db",
+            &url,
+            &s.file("type.edn", r#"[[:db/add 1 :person/age "old"]]"#),
+        ]),
+        fails(&["query", "--db", &url, r#"[:eavt [:person/name "Nobody"]]"#]),
+        fails(&["query", "--db", &url, "--index", "avet", "1"]),
+    ];
+    for err in &errors {
+        for debug in ["Some(", "None", "Head {", "[\"", "Long(", "#ref"] {
+            assert!(!err.contains(debug), "{debug} in {err}");
+        }
+    }
+    assert!(errors[0].contains("expected 31, found 32"), "{}", errors[0]);
+    assert!(errors[1].contains(":in [$ ?x]"), "{}", errors[1]);
+    assert!(
+        errors[2].contains("is not a :db.type/long"),
+        "{}",
+        errors[2]
+    );
+}
+
+#[test]
+fn bare_words_misplaced_flags_and_empty_names_are_errors() {
+    let s = Scratch::new();
+    let url = imported(&s, "people", 3);
+    let query = "[:find ?e . :in $ ?n :where [?e :person/name ?n]]";
+    let err = fails(&["query", "--db", &url, query, "--in", "Ann"]);
+    assert!(err.contains(r#"--in '"Ann"'"#), "{err}");
+    assert_eq!(
+        json(&["query", "--db", &url, query, "--in", "\"person 2\""]),
+        serde_json::json!(2)
+    );
+    let err = fails(&["pull", "--db", &url, "[*]", "Ann"]);
+    assert!(err.contains("'\"Ann\"'"), "{err}");
+    let err = fails(&["pull", "--db", &url, "[*]", "[:person/name Ann]"]);
+    assert!(err.contains("symbol"), "{err}");
+    // --in means nothing to an index query; --limit nothing to a Datalog one.
+    let err = fails(&["query", "--db", &url, "[:avet :person/age]", "--in", "3"]);
+    assert!(err.contains("--in is for Datalog queries"), "{err}");
+    let err = fails(&[
+        "query", "--db", &url, query, "--in", "\"x\"", "--limit", "1",
+    ]);
+    assert!(err.contains("--limit is for index queries"), "{err}");
+    // AVET holds only indexed, unique and ref attributes.
+    let plain = s.url("plain.redb");
+    ok(&[
+        "transact",
+        "--db",
+        &plain,
+        &s.file("p.edn", r#"[{:db/id -1 :x/plain 1}]"#),
+    ]);
+    let err = fails(&["query", "--db", &plain, "[:avet :x/plain]"]);
+    assert!(err.contains(":x/plain is not in AVET"), "{err}");
+    assert_eq!(
+        fails_json(&["query", "--db", &plain, "[:avet :x/plain]"])["kind"],
+        "not_in_avet"
+    );
+    // An empty head name.
+    let out = run(&["log", "--db", &url, "--head", ""]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("a head name cannot be empty"), "{stderr}");
+    // A demo that would load nothing per transaction.
+    let out = run(&["demo", "--batch", "0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--batch"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_demo_removes_its_temporary_directory() {
+    use std::io::BufRead;
+    let s = Scratch::new();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("datoms"))
+        .args(["demo", "--datoms", "3000000", "--rounds", "1"])
+        .env("TMPDIR", s.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let file = first
+        .split("redb:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no redb URL in {first:?}"))
+        .trim();
+    let dir = Path::new(file).parent().unwrap().to_path_buf();
+    assert!(dir.starts_with(s.dir.path()), "{dir:?}");
+    // Let it load a while.
+    let started = std::time::Instant::now();
+    while !Path::new(file).exists() && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(dir.exists());
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(!dir.exists(), "{dir:?} is left behind");
 }

@@ -178,10 +178,18 @@ impl QueryValue {
         }
     }
 
-    /// The value as JSON text: `nil` is `null`; keywords are strings without their
-    /// colon (`"person/name"`); instants, uuids and bytes are strings (ISO 8601, the
-    /// canonical uuid form, base64); symbols are strings; vectors and sets are arrays;
-    /// maps are objects whose keys are the strings of their keys.
+    /// The value as JSON text that keeps every type:
+    /// - `nil` is `null`; booleans, longs and entity ids are JSON literals and numbers;
+    ///   a finite double is a number with a fraction or exponent (`1.0`), `##Inf`,
+    ///   `##-Inf` and `##NaN` are `{"#double": "Infinity"}`, `"-Infinity"`, `"NaN"`;
+    /// - a keyword is a string with its colon (`":person/name"`); a string is a string,
+    ///   except one that starts with `:`, which is `{"#string": ":…"}` so that a JSON
+    ///   string starting with `:` is always a keyword;
+    /// - instants, uuids and bytes are `{"#inst": "2024-01-02T03:04:05.000Z"}`,
+    ///   `{"#uuid": "…"}`, `{"#bytes": "base64"}` (the text of their EDN literal); a symbol
+    ///   is `{"#symbol": "…"}`;
+    /// - vectors and sets are arrays; maps are objects whose keys are their keys' text
+    ///   (keywords with their colon, strings as they are, other values as EDN).
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         write_json(&mut out, self);
@@ -323,21 +331,33 @@ fn json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// The text a non-string scalar is written as inside a JSON string.
+/// The text of a map key: JSON keys are strings, so a key is written as its text — a
+/// keyword with its colon (`":person/name"`), a string as it is, anything else as its
+/// EDN text.
 fn json_key_text(v: &QueryValue) -> String {
     match v {
         QueryValue::Value(Value::String(s)) => s.to_string(),
-        QueryValue::Value(Value::Keyword(k)) => k.as_str().to_owned(),
         QueryValue::Symbol(s) => s.to_string(),
-        QueryValue::Value(Value::Instant(_) | Value::Uuid(_) | Value::Bytes(_)) => {
-            match v.to_edn() {
-                Edn::Tagged(_, inner) => match *inner {
-                    Edn::String(s) => s,
-                    other => other.to_string(),
-                },
-                other => other.to_string(),
-            }
-        }
+        other => other.to_string(),
+    }
+}
+
+/// `{"#tag": text}`: a value JSON has no type for, tagged so it keeps its type.
+fn json_tagged(out: &mut String, tag: &str, text: &str) {
+    out.push('{');
+    json_string(out, tag);
+    out.push(':');
+    json_string(out, text);
+    out.push('}');
+}
+
+/// The text inside an EDN tagged literal (`#inst "…"` → `…`).
+fn tagged_text(v: &Value) -> String {
+    match value_to_edn(v) {
+        Edn::Tagged(_, inner) => match *inner {
+            Edn::String(s) => s,
+            other => other.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -349,13 +369,28 @@ fn write_json(out: &mut String, v: &QueryValue) {
         QueryValue::Value(Value::Long(i)) => out.push_str(&i.to_string()),
         QueryValue::Value(Value::Ref(e)) => out.push_str(&e.to_string()),
         QueryValue::Value(Value::Double(d)) => {
-            if d.get().is_finite() {
-                out.push_str(&format!("{:?}", d.get()));
+            let x = d.get();
+            if x.is_finite() {
+                // `{:?}` always writes a fraction or an exponent (`1.0`), so the number
+                // reads back as a double.
+                out.push_str(&format!("{x:?}"));
+            } else if x.is_nan() {
+                json_tagged(out, "#double", "NaN");
+            } else if x > 0.0 {
+                json_tagged(out, "#double", "Infinity");
             } else {
-                out.push_str("null");
+                json_tagged(out, "#double", "-Infinity");
             }
         }
-        QueryValue::Value(_) | QueryValue::Symbol(_) => json_string(out, &json_key_text(v)),
+        QueryValue::Value(Value::String(s)) if s.starts_with(':') => {
+            json_tagged(out, "#string", s);
+        }
+        QueryValue::Value(Value::String(s)) => json_string(out, s),
+        QueryValue::Value(Value::Keyword(k)) => json_string(out, &k.to_string()),
+        QueryValue::Value(v @ Value::Instant(_)) => json_tagged(out, "#inst", &tagged_text(v)),
+        QueryValue::Value(v @ Value::Uuid(_)) => json_tagged(out, "#uuid", &tagged_text(v)),
+        QueryValue::Value(v @ Value::Bytes(_)) => json_tagged(out, "#bytes", &tagged_text(v)),
+        QueryValue::Symbol(s) => json_tagged(out, "#symbol", s),
         QueryValue::Vector(items) => write_json_seq(out, items.iter()),
         QueryValue::Set(items) => write_json_seq(out, items.iter()),
         QueryValue::Map(pairs) => {
@@ -417,7 +452,28 @@ mod tests {
         let v = QueryValue::from_edn(&form).unwrap();
         assert_eq!(
             v.to_json(),
-            r#"{"f":1.5,"n":null,"person/name":"A\"n","tags":["x"]}"#
+            r#"{":f":1.5,":n":null,":person/name":"A\"n",":tags":[":x"]}"#
+        );
+    }
+
+    #[test]
+    fn json_keeps_every_type() {
+        let form = parse(
+            r#"[:industry/health ":not-a-keyword" "plain" ##Inf ##-Inf 2.0 7 true nil
+                #inst "2024-01-02T03:04:05.000Z" #uuid "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+                #bytes "AQID" sym]"#,
+        )
+        .unwrap();
+        let v = QueryValue::from_edn(&form).unwrap();
+        assert_eq!(
+            v.to_json(),
+            concat!(
+                r##"[":industry/health",{"#string":":not-a-keyword"},"plain","##,
+                r##"{"#double":"Infinity"},{"#double":"-Infinity"},2.0,7,true,null,"##,
+                r##"{"#inst":"2024-01-02T03:04:05.000Z"},"##,
+                r##"{"#uuid":"6ba7b810-9dad-11d1-80b4-00c04fd430c8"},{"#bytes":"AQID"},"##,
+                r##"{"#symbol":"sym"}]"##
+            )
         );
     }
 }

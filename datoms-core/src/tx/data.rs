@@ -125,7 +125,7 @@ impl fmt::Display for EntityRef {
         match self {
             EntityRef::Id(e) => write!(f, "{e}"),
             EntityRef::Tempid(t) => f.write_str(t),
-            EntityRef::Lookup(a, v) => write!(f, "[{a} {v:?}]"),
+            EntityRef::Lookup(a, v) => write!(f, "[{a} {v}]"),
             EntityRef::CurrentTx => f.write_str(CURRENT_TX),
         }
     }
@@ -511,9 +511,9 @@ impl fmt::Display for TxValue {
     /// EDN-like, for error messages.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TxValue::Value(v) => write!(f, "{v:?}"),
+            TxValue::Value(v) => write!(f, "{v}"),
             TxValue::Tempid(t) => write!(f, "{}", EdnRef(&EntityRef::Tempid(t.clone()))),
-            TxValue::Lookup(a, v) => write!(f, "[{a} {v:?}]"),
+            TxValue::Lookup(a, v) => write!(f, "[{a} {v}]"),
             TxValue::Nested(m) => write!(f, "{m}"),
             TxValue::Many(vs) => {
                 f.write_str("[")?;

@@ -48,9 +48,13 @@ pub async fn run_query(
     let wanted = specs.iter().filter(|s| !s.starts_with('$')).count();
     if wanted != extra.len() {
         return Err(CliError::Usage(format!(
-            "the query's :in {specs:?} takes {wanted} value(s) besides its sources; {} given with --in",
+            "the query's :in [{}] takes {wanted} value(s) besides its sources; {} given with --in",
+            specs.join(" "),
             extra.len()
         )));
+    }
+    for value in extra {
+        check_edn_value("--in", value)?;
     }
     let mut values = extra.iter();
     let inputs: Vec<Input<'_>> = specs
@@ -67,6 +71,27 @@ pub async fn run_query(
         (false, Format::Edn) => result.to_string(),
     };
     ctx.print(&format!("{}\n", text.trim_end()))
+}
+
+/// Checks that a command-line value is one EDN value and not a bare word: the shell
+/// strips quotes, so `--in "Ann"` arrives as `Ann`, an EDN symbol. Says how to quote.
+///
+/// # Errors
+/// [`CliError::Usage`] naming the flag and the text.
+pub fn check_edn_value(flag: &str, text: &str) -> Result<Edn, CliError> {
+    let hint = |what: &str| {
+        CliError::Usage(format!(
+            "{flag} {text}: {what}; a string needs its double quotes inside shell quotes: {flag} '\"{}\"'",
+            text.trim().trim_matches('"')
+        ))
+    };
+    match parse(text) {
+        Ok(Edn::Symbol(_)) => Err(hint(
+            "a bare word is an EDN symbol, not a string (the shell removed the quotes?)",
+        )),
+        Ok(form) => Ok(form),
+        Err(e) => Err(hint(&format!("not one EDN value ({e})"))),
+    }
 }
 
 /// Arguments of `datoms pull`.
@@ -92,8 +117,7 @@ pub struct PullArgs {
 /// # Errors
 /// A bad pattern or entity, storage or load errors.
 pub async fn run_pull(args: PullArgs, ctx: &Ctx) -> Result<(), CliError> {
-    let entity = parse(&args.entity)
-        .map_err(|e| CliError::Usage(format!("entity {:?}: {e}", args.entity)))?;
+    let entity = check_edn_value("the entity", &args.entity)?;
     let opened = Opened::open(&args.db, Create::No).await?;
     let db = opened.lazy_db().await?;
     let eid = resolve(&db, &entity)?;
@@ -114,6 +138,10 @@ fn resolve(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
     match form {
         Edn::Int(i) if *i > 0 => Ok(Some(*i as u64)),
         Edn::Vector(items) => match items.as_slice() {
+            [Edn::Keyword(_), Edn::Symbol(word)] => Err(CliError::Usage(format!(
+                "lookup ref `{form}`: {word} is an EDN symbol, not a string; quote it inside shell quotes: '[{} \"{word}\"]'",
+                items[0]
+            ))),
             [Edn::Keyword(attr), value] => Ok(db.entity_by_value(attr, &value.to_value()?)?),
             _ => Err(CliError::Usage(format!(
                 "`{form}` is not a lookup ref [:attr value]"

@@ -6,6 +6,7 @@ mod datalog;
 mod demo;
 mod error;
 mod export;
+mod files;
 mod import;
 mod log;
 mod output;
@@ -16,6 +17,7 @@ mod transact;
 mod verify;
 mod walk;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -49,8 +51,21 @@ pub struct DbArgs {
     pub db: String,
 
     /// The named head to read (and, for writes, to move by compare-and-swap).
-    #[arg(long, value_name = "NAME", default_value = "main")]
+    #[arg(long, value_name = "NAME", default_value = "main", value_parser = head_name)]
     pub head: String,
+}
+
+/// A head name: not empty, no surrounding whitespace, no control characters.
+fn head_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("a head name cannot be empty (the default head is main)".into());
+    }
+    if text.trim() != text || text.chars().any(char::is_control) {
+        return Err(format!(
+            "{text:?} has surrounding whitespace or control characters; a head name is a plain word such as main"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,28 +93,78 @@ enum Command {
     Restore(restore::Args),
 }
 
-/// Parses the arguments, runs the command and turns its outcome into an exit status.
+/// Parses the arguments, runs the command and turns its outcome into an exit status:
+/// 0 on success, 1 on an error, 2 on bad arguments, 130 when interrupted. Under
+/// `--json` an error is one JSON document on stdout,
+/// `{"error": {"kind": …, "message": …}}`, instead of the `error: …` line on stderr.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return bad_arguments(&e),
+    };
     let ctx = Ctx::new(cli.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return report(&CliError::Runtime(e)),
+        Err(e) => return report(&CliError::Runtime(e), &ctx),
     };
     match runtime.block_on(run(cli.command, &ctx)) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that stopped early (`datoms export | head`) is not an error of ours.
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => report(&e),
+        Err(e) => report(&e, &ctx),
     }
 }
 
-fn report(e: &CliError) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::FAILURE
+/// Help and version go to stdout with status 0; bad arguments are clap's message, or
+/// under `--json` (seen in the raw arguments, as they did not parse) the JSON error.
+fn bad_arguments(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || !std::env::args_os().any(|a| a == "--json")
+    {
+        // Printing can only fail on a closed stream, which leaves nothing to tell.
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+    }
+    let rendered = e.render().to_string();
+    let message = rendered
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    print_json_error("usage", &message, None);
+    ExitCode::from(2)
+}
+
+fn report(e: &CliError, ctx: &Ctx) -> ExitCode {
+    if ctx.json {
+        print_json_error(e.kind(), &e.to_string(), e.violations());
+    } else {
+        eprintln!("error: {e}");
+    }
+    match e {
+        CliError::Interrupted => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// `{"error": {"kind": …, "message": …, "violations": [{"kind": …, "message": …}]}}`
+/// on stdout (the violations only where the error lists some).
+fn print_json_error(kind: &str, message: &str, violations: Option<&[datoms::Violation]>) {
+    let mut error = serde_json::json!({ "kind": kind, "message": message });
+    if let Some(vs) = violations {
+        error["violations"] = vs
+            .iter()
+            .map(|v| serde_json::json!({ "kind": v.kind(), "message": v.to_string() }))
+            .collect();
+    }
+    let doc = serde_json::json!({ "error": error });
+    // As for help above: a closed stdout leaves no one to tell.
+    let _ = writeln!(std::io::stdout().lock(), "{doc:#}");
 }
 
 async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use datoms::edn::{datom_to_edn, parse, Edn};
-use datoms::{Component, Datom, Db, IndexKind, Value};
+use datoms::{Component, Datom, Db, IndexKind, QueryValue, Value};
 use serde::Serialize;
 
 use super::access::{Create, Opened};
@@ -66,8 +66,10 @@ impl From<IndexArg> for IndexKind {
     }
 }
 
-/// One datom as JSON. `v` is the natural JSON value (ids for refs, `:ns/name` strings
-/// for keywords, EDN text for instants, uuids and bytes); `type` tells which it was.
+/// One datom as JSON. `v` follows the scheme of query results
+/// ([`datoms::QueryValue::to_json`]): ids for refs, `":ns/name"` for keywords,
+/// `{"#inst": …}`, `{"#uuid": …}`, `{"#bytes": …}` for the types JSON lacks; `type`
+/// names the value type besides.
 #[derive(Serialize)]
 struct DatomJson {
     e: u64,
@@ -79,24 +81,15 @@ struct DatomJson {
 }
 
 /// A datom as JSON.
-fn datom_json(d: &Datom) -> DatomJson {
-    use serde_json::Value as J;
-    let v = match &d.v {
-        Value::Bool(b) => J::Bool(*b),
-        Value::Long(i) => J::from(*i),
-        Value::Double(x) => J::from(x.get()),
-        Value::String(s) => J::String(s.to_string()),
-        Value::Keyword(k) => J::String(k.to_string()),
-        Value::Ref(e) => J::from(*e),
-        other => J::String(datoms::edn::value_to_edn(other).to_string()),
-    };
-    DatomJson {
+fn datom_json(d: &Datom) -> Result<DatomJson, CliError> {
+    let v = serde_json::from_str(&QueryValue::from_value(d.v.clone()).to_json())?;
+    Ok(DatomJson {
         e: d.e,
         a: d.a.to_string(),
         v,
         value_type: d.v.value_type().keyword(),
         tx: d.tx,
-    }
+    })
 }
 
 /// Runs `datoms query`.
@@ -106,13 +99,30 @@ fn datom_json(d: &Datom) -> DatomJson {
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     if let (None, [text]) = (args.index, args.components.as_slice()) {
         if super::datalog::is_datalog(text) {
+            if args.limit.is_some() {
+                return Err(CliError::Usage(
+                    "--limit is for index queries ('[:eavt …]'); a Datalog query limits its results itself"
+                        .into(),
+                ));
+            }
             return super::datalog::run_query(&args.db, text, &args.inputs, args.format, ctx).await;
         }
+    }
+    if !args.inputs.is_empty() {
+        return Err(CliError::Usage(
+            "--in is for Datalog queries ('[:find … :in $ ?x …]'); an index query takes its components as arguments: '[:avet :person/name \"Ann\"]'"
+                .into(),
+        ));
     }
     let (index, forms) = read_components(&args)?;
     let opened = Opened::open(&args.db, Create::No).await?;
     let db = opened.lazy_db().await?;
     let components = to_components(&db, index, &forms)?;
+    if let (IndexKind::Avet, Some(Component::A(attr))) = (index, components.first()) {
+        if !db.schema().in_avet(attr) {
+            return Err(CliError::NotInAvet { attr: attr.clone() });
+        }
+    }
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if ctx.json {
@@ -123,7 +133,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         if ctx.json {
             let sep = if i == 0 { "\n  " } else { ",\n  " };
             out.write_all(sep.as_bytes()).map_err(CliError::Output)?;
-            serde_json::to_writer(&mut out, &datom_json(&datom))?;
+            serde_json::to_writer(&mut out, &datom_json(&datom)?)?;
         } else {
             writeln!(out, "{}", datom_to_edn(&datom)).map_err(CliError::Output)?;
         }

@@ -1,10 +1,13 @@
 //! `datoms verify`: fetch every node reachable from the head commit (or from every commit
 //! of its history) and check it, and decode the commits' tx logs, so corruption is found
-//! before a replica needs the node or replays the log.
+//! before a replica needs the node or replays the log. Then check the head's datoms
+//! against its schema and id counters ([`datoms::check`]: value types, cardinality one,
+//! uniqueness, ids within the counters, refs that lead nowhere) and report every
+//! violation.
 
 use std::time::Instant;
 
-use datoms::IndexKind;
+use datoms::{IndexKind, Violation};
 use serde::Serialize;
 
 use super::access::{CommitWalk, Create, Opened};
@@ -16,7 +19,10 @@ use super::{CliError, DbArgs};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exits with status 1 and names the first corrupt or missing node \
-(its full address, index, level and parent) when the check fails."
+(its full address, index, level and parent) when the check fails. Then checks the \
+head's datoms against its schema and id counters and lists every violation (status 1). \
+A ref to an entity that holds no datom is a warning (a transaction can leave one \
+behind); --strict makes it a violation too."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -26,6 +32,26 @@ pub struct Args {
     /// (nodes shared between commits are checked once).
     #[arg(long)]
     history: bool,
+
+    /// Count refs to entities that hold no datom as violations, not warnings.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// A violation or warning as JSON.
+#[derive(Serialize)]
+struct Finding {
+    kind: &'static str,
+    message: String,
+}
+
+impl From<&Violation> for Finding {
+    fn from(v: &Violation) -> Finding {
+        Finding {
+            kind: v.kind(),
+            message: v.to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -38,6 +64,9 @@ struct Report {
     bytes: u64,
     round_trips: u64,
     datoms: [u64; 3],
+    /// Datoms checked against the schema and the id counters.
+    datoms_checked: u64,
+    warnings: Vec<Finding>,
     seconds: f64,
 }
 
@@ -80,6 +109,46 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     .await;
     bar.finish_and_clear();
     let totals = totals?;
+
+    // The head's datoms against its schema and counters.
+    let spinner = ctx.spinner("checking the schema");
+    let lazy = opened.lazy_db().await?;
+    let db = datoms::materialize(&lazy, &**opened.storage()).await?.db;
+    let found = datoms::check::check(
+        db.schema(),
+        db.datoms(IndexKind::Eavt, &[])?,
+        db.max_eid(),
+        db.max_tx(),
+    )?;
+    spinner.finish_and_clear();
+    let (warnings, violations): (Vec<Violation>, Vec<Violation>) = found
+        .into_iter()
+        .partition(|v| v.is_warning() && !args.strict);
+    if !violations.is_empty() {
+        if !ctx.json {
+            let mut text = format!(
+                "FAILED: head {} at commit {}: {} violation{} of the schema or the id invariants\n",
+                opened.head,
+                short(&head),
+                thousands(violations.len() as u64),
+                if violations.len() == 1 { "" } else { "s" }
+            );
+            for v in violations.iter().chain(&warnings) {
+                let what = if v.is_warning() && !args.strict {
+                    "warning"
+                } else {
+                    "violation"
+                };
+                text.push_str(&format!("  {what}: {v}\n"));
+            }
+            ctx.print(&text)?;
+        }
+        return Err(CliError::Violations {
+            head: opened.head.clone(),
+            commit: head,
+            violations,
+        });
+    }
     let report = Report {
         ok: true,
         head: opened.head.clone(),
@@ -89,14 +158,16 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         bytes: totals.bytes,
         round_trips: totals.round_trips,
         datoms,
+        datoms_checked: db.len(),
+        warnings: warnings.iter().map(Finding::from).collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
     if ctx.json {
         return ctx.print_json(&report);
     }
-    ctx.print(&format!(
+    let mut text = format!(
         "ok: {} commit{} from {} ({}), {} nodes, {} checked in {} round trip{}, {:.2} s\n    \
-         EAVT {} datoms, AEVT {}, AVET {}\n",
+         EAVT {} datoms, AEVT {}, AVET {}; schema and id counters hold\n",
         commits_checked,
         if commits_checked == 1 { "" } else { "s" },
         short(&head),
@@ -109,5 +180,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         thousands(datoms[0]),
         thousands(datoms[1]),
         thousands(datoms[2]),
-    ))
+    );
+    for w in &warnings {
+        text.push_str(&format!("  warning: {w}\n"));
+    }
+    ctx.print(&text)
 }

@@ -30,7 +30,8 @@ restore's; equal = replica roots, max-eid, max-tx and every EAVT datom match the
 )]
 pub struct Args {
     /// Directory for the redb file (kept afterwards); default: a fresh temporary
-    /// directory, removed at the end.
+    /// directory (named on the first line of output), removed at the end — also when
+    /// the demo fails or is interrupted with Ctrl-C.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 
@@ -42,14 +43,14 @@ pub struct Args {
     #[arg(long, value_name = "R", default_value_t = 5)]
     rounds: u32,
 
-    /// Datoms per load transaction.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    /// Datoms per load transaction (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = at_least_one())]
     batch: usize,
 
     /// Store a commit after every K load transactions (1: one commit per transaction).
     /// Each store ends in durable writes (an fsync on redb), so fewer, larger commits
     /// load faster; the rounds always store one commit each.
-    #[arg(long, value_name = "K", default_value_t = 10)]
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = at_least_one())]
     store_every: usize,
 
     /// Seed of the data generator: the same seed gives the same data and addresses.
@@ -58,6 +59,11 @@ pub struct Args {
 }
 
 const HEAD: &str = "main";
+
+/// A count that must be at least 1.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
 
 #[derive(Serialize)]
 struct Load {
@@ -116,9 +122,10 @@ struct Report {
 /// Runs `datoms demo`.
 ///
 /// # Errors
-/// [`CliError::Diverged`] if the replica ever differs from the primary; storage errors.
+/// [`CliError::Diverged`] if the replica ever differs from the primary; storage errors;
+/// [`CliError::Interrupted`] on Ctrl-C (SIGINT). A temporary directory is removed in
+/// every case.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let started = Instant::now();
     // Declared first so it is dropped last, after the storage has closed the file.
     let (_tempdir, dir) = match &args.dir {
         Some(dir) => {
@@ -140,6 +147,28 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             (Some(t), path)
         }
     };
+    // On Ctrl-C the demo's future is dropped (closing the storage) and the temporary
+    // directory goes with `_tempdir`; the signal is awaited on the runtime, so it is
+    // seen at the demo's next await (every store, every restore).
+    tokio::select! {
+        // The signal branch is polled first, so the handler is in place before the demo
+        // prints the directory or creates anything in it.
+        biased;
+        () = interrupted() => Err(CliError::Interrupted),
+        outcome = demo(&args, ctx, &dir) => outcome,
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT); never, if the signal cannot be listened to.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The demo itself, in `dir`.
+async fn demo(args: &Args, ctx: &Ctx, dir: &std::path::Path) -> Result<(), CliError> {
+    let started = Instant::now();
     let path = dir.join("demo.redb");
     if path.exists() {
         return Err(CliError::Usage(format!(
@@ -168,9 +197,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         thousands(args.datoms as u64),
         args.seed,
         args.batch,
-        args.store_every.max(1)
+        args.store_every
     ))?;
-    let (mut primary, mut world, load) = load(&args, ctx, &opened).await?;
+    let (mut primary, mut world, load) = load(args, ctx, &opened).await?;
     say(format!(
         "primary: {} datoms ({} people, {} companies) in {} commits, {} nodes / {} written, {:.1} s\n",
         thousands(load.datoms),
@@ -295,7 +324,7 @@ async fn load(args: &Args, ctx: &Ctx, opened: &Opened) -> Result<(Db, World, Loa
         db = report.db_after;
         txs += 1;
         let done = db.len() as usize >= args.datoms;
-        if txs % args.store_every.max(1) == 0 || done {
+        if txs % args.store_every == 0 || done {
             let stored = datoms::store(&db, &*storage, HEAD).await?;
             db = stored.db;
             commits += 1;
@@ -307,7 +336,7 @@ async fn load(args: &Args, ctx: &Ctx, opened: &Opened) -> Result<(Db, World, Loa
             break;
         }
         let left = args.datoms.saturating_sub(db.len() as usize);
-        ops = world.people_tx(args.batch.max(1).min(left.max(1)));
+        ops = world.people_tx(args.batch.min(left.max(1)));
     }
     world.discard_pending();
     bar.finish_and_clear();
