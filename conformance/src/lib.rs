@@ -33,7 +33,8 @@
 //! # The cases
 //!
 //! [`cases::contract`] checks the trait's contract, [`cases::database`] checks databases
-//! stored through the backend; [`CASES`] lists them all. Each case is a plain
+//! stored through the backend, [`cases::sync_policy`] checks that every sync policy
+//! brings the replicas it serves to the head; [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -144,6 +145,8 @@ macro_rules! __with_cases {
             database::restore_from_a_lazy_replica_reads_only_new_nodes,
             database::restoring_a_missing_head_is_a_typed_error,
             database::a_new_db_never_overwrites_an_existing_head,
+            sync_policy::auto_sync_brings_a_replica_with_another_schema_to_the_head,
+            sync_policy::auto_sync_brings_a_replica_with_an_unstored_transaction_to_the_head,
         }
     };
 }
@@ -187,6 +190,7 @@ mod tests {
         for (module, source) in [
             ("contract", include_str!("cases/contract.rs")),
             ("database", include_str!("cases/database.rs")),
+            ("sync_policy", include_str!("cases/sync_policy.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {
