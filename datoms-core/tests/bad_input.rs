@@ -238,6 +238,22 @@ fn keywords_from_input_that_edn_cannot_read_back_are_refused() {
         Err(Error::QueryParse { reason, .. }) => assert!(reason.contains("invalid keyword")),
         other => panic!(":keys \"the name\" gave {other:?}"),
     }
+    // The `keyword` function makes keywords from query data.
+    let made = |text: &str| {
+        q(
+            "[:find ?k . :in ?s :where [(keyword ?s) ?k]]",
+            &[Input::Edn(text)],
+        )
+    };
+    match made(r#""a b""#) {
+        Err(Error::InvalidKeyword { text, .. }) => assert_eq!(text, ":a b"),
+        other => panic!("(keyword \"a b\") gave {other:?}"),
+    }
+    assert!(matches!(
+        made(r#""a/b/c""#),
+        Err(Error::InvalidKeyword { .. })
+    ));
+    assert_eq!(made(r#""a/b""#).unwrap().to_edn().to_string(), ":a/b");
     let maps = q(
         r#"[:find ?n :keys "name" :where [1 :person/name ?n]]"#,
         &[Input::Db(&db)],
