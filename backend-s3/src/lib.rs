@@ -2,7 +2,11 @@
 //! Garage…), shared by any number of replicas.
 //!
 //! Layout under the database's key prefix: blobs (tree nodes and commits) at
-//! `prefix/nodes/<address hex>`, heads at `prefix/heads/<name>`. Blobs are
+//! `prefix/.datoms/nodes/<address hex>`, heads at `prefix/.datoms/heads/<name>`. A prefix
+//! may not have `.datoms` ([`DATA_SEGMENT`]) as a segment, so the keys of one database
+//! never fall under another's, however their prefixes nest (`s3://b/x` and
+//! `s3://b/x/nodes`, or the bucket root and any prefix): listing, GC and an operator's
+//! `aws s3 rm --recursive s3://b/x/.datoms/` touch one database only. Blobs are
 //! content-addressed, so their puts are idempotent: a put is skipped when this process
 //! already knows the blob is stored, and otherwise sent with `If-None-Match: *`, so the
 //! server answers "already there" (412) instead of rewriting it. A head moves only by a
@@ -63,5 +67,5 @@ mod failure;
 pub mod options;
 pub mod storage;
 
-pub use options::{RetryPolicy, S3Options, StaticCredentials, Timeouts};
+pub use options::{RetryPolicy, S3Options, StaticCredentials, Timeouts, DATA_SEGMENT};
 pub use storage::{RequestCounts, S3Storage};

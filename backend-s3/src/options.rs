@@ -17,6 +17,12 @@ pub const DEFAULT_KNOWN_CAPACITY: usize = 1 << 17;
 /// servers (MinIO, Garage, moto…) accept it, and SigV4 needs one.
 pub const DEFAULT_COMPATIBLE_REGION: &str = "us-east-1";
 
+/// The key segment under which a database's objects live: `prefix/.datoms/nodes/…`,
+/// `prefix/.datoms/heads/…`. A prefix may not contain it as a segment, so the keys of
+/// one database never fall under another's, however their prefixes nest (`x` and
+/// `x/nodes`, or the bucket root and anything).
+pub const DATA_SEGMENT: &str = ".datoms";
+
 /// How a failed request is retried: throttling, 5xx, timeouts and dropped connections
 /// are; other 4xx never are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +116,9 @@ pub struct S3Options {
     /// The bucket.
     pub bucket: String,
     /// The key prefix of this database, without leading or trailing `/` (empty: the
-    /// bucket's root). Nodes go under `prefix/nodes/`, heads under `prefix/heads/`.
+    /// bucket's root). Nodes go under `prefix/.datoms/nodes/`, heads under
+    /// `prefix/.datoms/heads/`; a prefix may not have [`DATA_SEGMENT`] as a segment
+    /// (checked by [`S3Options::validate`]).
     pub prefix: String,
     /// An endpoint URL for S3-compatible servers (`http://127.0.0.1:9000`); `None` for
     /// AWS S3, whose endpoint follows from the region.
@@ -135,7 +143,8 @@ pub struct S3Options {
 
 impl S3Options {
     /// Options for `bucket` and `prefix` with every default: AWS S3, the standard
-    /// credential and region chains.
+    /// credential and region chains. The prefix is checked when a storage is made from
+    /// the options ([`S3Options::validate`]).
     pub fn new(bucket: impl Into<String>, prefix: impl Into<String>) -> S3Options {
         S3Options {
             bucket: bucket.into(),
@@ -158,7 +167,8 @@ impl S3Options {
     ///
     /// # Errors
     /// [`StorageError::Backend`] naming the URL and what is wrong with it: another scheme,
-    /// no bucket, an unknown query key or a bad value.
+    /// no bucket, an unknown query key or a bad value; [`StorageError::BadLocation`] for a
+    /// prefix [`S3Options::validate`] refuses.
     pub fn from_url(url: &str) -> Result<S3Options, StorageError> {
         let bad = |why: &str| StorageError::backend(format!("bad S3 URL {url:?}: {why}"));
         let rest = url
@@ -211,7 +221,48 @@ impl S3Options {
             }
         }
         options.path_style = path_style.unwrap_or(options.endpoint.is_some());
+        options.validate()?;
         Ok(options)
+    }
+
+    /// Checks that the bucket is named and that the prefix has no [`DATA_SEGMENT`]
+    /// segment: such a prefix would put this database's keys among another's (the
+    /// database at `x` keeps its keys under `x/.datoms/`, so no other prefix may reach
+    /// there).
+    ///
+    /// ```
+    /// use backend_s3::S3Options;
+    /// use datoms_storage::StorageError;
+    ///
+    /// assert!(S3Options::new("b", "apps/crm/nodes").validate().is_ok());
+    /// assert!(matches!(
+    ///     S3Options::new("b", "apps/.datoms/crm").validate(),
+    ///     Err(StorageError::BadLocation { .. })
+    /// ));
+    /// ```
+    ///
+    /// # Errors
+    /// [`StorageError::BadLocation`] naming the location and what is wrong.
+    pub fn validate(&self) -> Result<(), StorageError> {
+        let bad = |reason: String| StorageError::BadLocation {
+            location: self.location(),
+            reason,
+        };
+        if self.bucket.is_empty() {
+            return Err(bad("no bucket".to_owned()));
+        }
+        if self
+            .prefix
+            .split('/')
+            .any(|segment| segment == DATA_SEGMENT)
+        {
+            return Err(bad(format!(
+                "a prefix may not have `{DATA_SEGMENT}` as a segment: each database keeps its \
+                 objects under `prefix/{DATA_SEGMENT}/`, and this prefix would reach into \
+                 another database's"
+            )));
+        }
+        Ok(())
     }
 
     /// The same options with an endpoint override, and path-style addressing.
@@ -346,6 +397,37 @@ mod tests {
                 other => panic!("{url}: expected a backend error, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_prefix_with_the_data_segment_is_a_bad_location() {
+        for (url, at) in [
+            ("s3://b/.datoms", "s3://b/.datoms"),
+            ("s3://b/x/.datoms", "s3://b/x/.datoms"),
+            ("s3://b/x/.datoms/nodes", "s3://b/x/.datoms/nodes"),
+            ("s3://b/.datoms/y?region=eu-west-1", "s3://b/.datoms/y"),
+            ("s3://b/x/%2Edatoms", "s3://b/x/.datoms"),
+        ] {
+            match S3Options::from_url(url) {
+                Err(StorageError::BadLocation { location, reason }) => {
+                    assert_eq!(location, at, "{url}");
+                    assert!(reason.contains(DATA_SEGMENT), "{reason}");
+                }
+                other => panic!("{url}: expected BadLocation, got {other:?}"),
+            }
+        }
+        for url in [
+            "s3://b",
+            "s3://b/x",
+            "s3://b/x/nodes",
+            "s3://b/x.datoms/.datomsy",
+        ] {
+            assert!(S3Options::from_url(url).is_ok(), "{url}");
+        }
+        assert!(matches!(
+            S3Options::new("", "x").validate(),
+            Err(StorageError::BadLocation { .. })
+        ));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 
 use crate::failure::{classify_status, Failure, Kind};
-use crate::options::{RetryPolicy, S3Options, DEFAULT_COMPATIBLE_REGION};
+use crate::options::{RetryPolicy, S3Options, DATA_SEGMENT, DEFAULT_COMPATIBLE_REGION};
 
 /// The most keys one `DeleteObjects` or `ListObjectsV2` request takes or returns.
 pub const S3_PAGE: usize = 1000;
@@ -41,7 +41,8 @@ const HEAD_MAGIC: &str = "datoms-head 1";
 pub struct S3Storage {
     client: Client,
     bucket: String,
-    /// `prefix/` (or empty): what every key of this database starts with.
+    /// `prefix/.datoms/` (`.datoms/` at the bucket root): what every key of this
+    /// database starts with, and no other database's.
     base: String,
     options: S3Options,
     shared: Arc<Shared>,
@@ -143,7 +144,8 @@ impl S3Storage {
     /// ```
     ///
     /// # Errors
-    /// [`StorageError::Backend`] for a malformed URL or when no region can be found.
+    /// [`StorageError::Backend`] for a malformed URL or when no region can be found;
+    /// [`StorageError::BadLocation`] for a prefix [`S3Options::validate`] refuses.
     /// Nothing is sent to the server yet: credentials and permissions are checked by the
     /// first request.
     pub async fn open(url: &str) -> Result<S3Storage, StorageError> {
@@ -153,9 +155,11 @@ impl S3Storage {
     /// Connects with explicit options.
     ///
     /// # Errors
+    /// [`StorageError::BadLocation`] for options [`S3Options::validate`] refuses;
     /// [`StorageError::Backend`] when no region can be resolved for AWS S3 (no endpoint
     /// override, nothing in `AWS_REGION` or the profile).
     pub async fn connect(options: S3Options) -> Result<S3Storage, StorageError> {
+        options.validate()?;
         // rustls with ring and the platform's roots: HTTPS to real S3 without building
         // aws-lc; plain http for loopback servers.
         let http = aws_smithy_http_client::Builder::new()
@@ -201,7 +205,7 @@ impl S3Storage {
                     .build(),
             )
             .build();
-        Ok(S3Storage::with_client(Client::from_conf(config), options))
+        S3Storage::with_client(Client::from_conf(config), options)
     }
 
     /// A storage over a client configured by the caller (custom HTTP client, proxy,
@@ -209,7 +213,11 @@ impl S3Storage {
     /// [`S3Options::retry`], and both together would multiply attempts. From `options`
     /// only the bucket, prefix, concurrency, retry policy and known-set size apply; the
     /// endpoint, region, credentials and timeouts are the client's.
-    pub fn with_client(client: Client, mut options: S3Options) -> S3Storage {
+    ///
+    /// # Errors
+    /// [`StorageError::BadLocation`] for options [`S3Options::validate`] refuses.
+    pub fn with_client(client: Client, mut options: S3Options) -> Result<S3Storage, StorageError> {
+        options.validate()?;
         options.concurrency = options.concurrency.max(1);
         options.retry.max_attempts = options.retry.max_attempts.max(1);
         let client = Client::from_conf(
@@ -220,11 +228,11 @@ impl S3Storage {
                 .build(),
         );
         let base = if options.prefix.is_empty() {
-            String::new()
+            format!("{DATA_SEGMENT}/")
         } else {
-            format!("{}/", options.prefix)
+            format!("{}/{DATA_SEGMENT}/", options.prefix)
         };
-        S3Storage {
+        Ok(S3Storage {
             client,
             bucket: options.bucket.clone(),
             base,
@@ -234,7 +242,7 @@ impl S3Storage {
                 counters: Counters::default(),
             }),
             options,
-        }
+        })
     }
 
     /// The options this storage runs with.
@@ -247,12 +255,12 @@ impl S3Storage {
         &self.client
     }
 
-    /// The object key of blob `address`: `prefix/nodes/<64 hex digits>`.
+    /// The object key of blob `address`: `prefix/.datoms/nodes/<64 hex digits>`.
     pub fn node_key(&self, address: &Address) -> String {
         format!("{}nodes/{}", self.base, address.to_hex())
     }
 
-    /// The object key of head `name`: `prefix/heads/<name>`, the name percent-encoded
+    /// The object key of head `name`: `prefix/.datoms/heads/<name>`, the name percent-encoded
     /// outside `[A-Za-z0-9._-]` so that any name is one safe key segment.
     pub fn head_key(&self, name: &str) -> String {
         let mut key = format!("{}heads/", self.base);
@@ -310,7 +318,7 @@ impl S3Storage {
     /// Checks that the server enforces conditional writes, which heads rely on: a create
     /// with `If-None-Match: *` over an existing object and an update with a stale
     /// `If-Match` must both be refused with 412. Writes and deletes one probe object
-    /// under `prefix/probe/`. Run it once against a new provider.
+    /// under `prefix/.datoms/probe/`. Run it once against a new provider.
     ///
     /// # Errors
     /// [`StorageError::Backend`] naming the probe key if the server overwrote instead of

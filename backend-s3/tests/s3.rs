@@ -56,9 +56,17 @@ async fn open_parses_the_url_and_reports_the_concurrency_limit() -> TestResult {
     assert!(s.options().path_style);
     assert_eq!(s.capabilities().concurrency, 7);
     let a = Address::of(b"x");
-    assert_eq!(s.node_key(&a), format!("apps/crm/nodes/{}", a.to_hex()));
-    assert_eq!(s.head_key("main"), "apps/crm/heads/main");
-    assert_eq!(s.head_key("team/a b"), "apps/crm/heads/team%2Fa%20b");
+    assert_eq!(
+        s.node_key(&a),
+        format!("apps/crm/.datoms/nodes/{}", a.to_hex())
+    );
+    assert_eq!(s.head_key("main"), "apps/crm/.datoms/heads/main");
+    assert_eq!(
+        s.head_key("team/a b"),
+        "apps/crm/.datoms/heads/team%2Fa%20b"
+    );
+    let root = S3Storage::open("s3://some-bucket?endpoint=http://127.0.0.1:9").await?;
+    assert_eq!(root.head_key("main"), ".datoms/heads/main");
     Ok(())
 }
 
@@ -81,8 +89,8 @@ async fn nodes_and_heads_live_under_the_prefix() -> TestResult {
     assert_eq!(
         keys,
         [
-            format!("{prefix}heads/main"),
-            format!("{prefix}nodes/{}", a.to_hex())
+            format!("{prefix}.datoms/heads/main"),
+            format!("{prefix}.datoms/nodes/{}", a.to_hex())
         ]
     );
     let raw = s
@@ -97,6 +105,71 @@ async fn nodes_and_heads_live_under_the_prefix() -> TestResult {
         .await?
         .into_bytes();
     assert_eq!(raw, bytes, "nodes are stored as their bytes, unwrapped");
+    Ok(())
+}
+
+/// Every blob address a storage lists.
+async fn listed(s: &S3Storage) -> Result<Vec<Address>, StorageError> {
+    let mut out: Vec<Address> = Vec::new();
+    loop {
+        let page = s.list_blobs(out.last().copied(), 1000).await?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(page);
+    }
+}
+
+/// Databases whose prefixes nest — one at `p`, others at `p/nodes`, `p/heads` and
+/// `p/nodes/heads` (which met the old layout's `p/nodes/…` and `p/heads/…` keys) — each
+/// list, store, restore and delete only their own blobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_at_nested_prefixes_keep_their_keys_apart() -> TestResult {
+    let outer = common::fresh_options()?;
+    let mut stores = Vec::new();
+    for suffix in ["", "/nodes", "/heads", "/nodes/heads"] {
+        let mut o = outer.clone();
+        o.prefix = format!("{}{suffix}", outer.prefix);
+        stores.push(S3Storage::connect(o).await?);
+    }
+    let mut dbs = Vec::new();
+    for (i, s) in stores.iter().enumerate() {
+        let db = Db::new(Schema::new())
+            .with_edn(&format!(r#"[{{:db/id -1 :db-number {i} :name "db {i}"}}]"#))?
+            .db_after;
+        dbs.push(store(&db, s, "main").await?.db);
+    }
+    for (i, (s, db)) in stores.iter().zip(&dbs).enumerate() {
+        let mine = listed(s).await?;
+        let restored = restore_from(&Db::new(Schema::new()), s, "main").await?.db;
+        assert_eq!(restored.root_addresses(), db.root_addresses(), "db {i}");
+        // Each db was new to its storage, so the store wrote every node it holds.
+        let mut want: Vec<Address> = db.loaded_nodes().iter().map(|n| n.address()).collect();
+        want.push(db.base_commit().ok_or("no commit")?);
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(mine, want, "db {i} lists exactly its own blobs");
+    }
+    // Deleting the outer database's blobs leaves the inner ones whole, also the blobs
+    // both hold (equal content, e.g. the empty AVET root): each db has its own key.
+    let outer_blobs = listed(&stores[0]).await?;
+    stores[0].delete_many(&outer_blobs).await?;
+    assert!(listed(&stores[0]).await?.is_empty());
+    for (s, db) in stores.iter().zip(&dbs).skip(1) {
+        let again = S3Storage::connect(s.options().clone()).await?;
+        let r = restore_from(&Db::new(Schema::new()), &again, "main").await?;
+        assert_eq!(r.db.root_addresses(), db.root_addresses());
+    }
+    // A prefix reaching into a database's own keys is refused before any request.
+    let mut inside = outer.clone();
+    inside.prefix = format!("{}/.datoms/nodes", outer.prefix);
+    match S3Storage::connect(inside).await {
+        Err(StorageError::BadLocation { location, reason }) => {
+            assert!(location.ends_with("/.datoms/nodes"), "{location}");
+            assert!(reason.contains(".datoms"), "{reason}");
+        }
+        other => panic!("a prefix with .datoms: expected BadLocation, got {other:?}"),
+    }
     Ok(())
 }
 

@@ -33,7 +33,8 @@
 //! # The cases
 //!
 //! [`cases::contract`] checks the trait's contract, [`cases::database`] checks databases
-//! stored through the backend; [`CASES`] lists them all. Each case is a plain
+//! stored through the backend, [`cases::sync_policy`] checks that every sync policy
+//! brings the replicas it serves to the head; [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -151,6 +152,8 @@ macro_rules! __with_cases {
             storages::a_store_retried_after_failed_writes_is_complete,
             storages::a_storage_that_lost_blobs_is_found_and_repaired,
             storages::random_interleavings_over_three_storages_leave_every_head_complete,
+            sync_policy::auto_sync_brings_a_replica_with_another_schema_to_the_head,
+            sync_policy::auto_sync_brings_a_replica_with_an_unstored_transaction_to_the_head,
         }
     };
 }
@@ -195,6 +198,7 @@ mod tests {
             ("contract", include_str!("cases/contract.rs")),
             ("database", include_str!("cases/database.rs")),
             ("storages", include_str!("cases/storages.rs")),
+            ("sync_policy", include_str!("cases/sync_policy.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

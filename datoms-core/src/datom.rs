@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{CowText, Eid, Keyword, Value, ValueRef, WireValue};
+use crate::value::{checked_stored, CowText, Eid, Keyword, Value, ValueRef, WireValue};
 
 /// A transaction id. Transaction ids are `> TX0`; entity ids are `< TX0`.
 pub type Tx = u64;
@@ -102,8 +102,8 @@ impl<'de> Deserialize<'de> for Datom {
         let w = WireDatom::deserialize(d)?;
         Ok(Datom {
             e: w.e,
-            a: Keyword::new_stored(&w.a),
-            v: w.v.into_value(),
+            a: checked_stored(&w.a).map_err(serde::de::Error::custom)?,
+            v: w.v.into_checked_value().map_err(serde::de::Error::custom)?,
             tx: w.tx,
             added: true,
         })

@@ -10,7 +10,7 @@ use crate::address::Address;
 use crate::commit::{Commit, TxLogEntry};
 use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
 use crate::error::Error;
-use crate::schema::Schema;
+use crate::schema::{AttributeSchema, Schema};
 use crate::tree::{Cursor, Edit, Node, NodeSource, Tree, TreeConfig};
 use crate::value::{Eid, Keyword, Value};
 
@@ -306,15 +306,51 @@ impl Db {
         Cursor::seek(&self.eavt, self.source.clone(), &p, Some(p.to_vec()))?.collect()
     }
 
-    /// The entity holding `value` for `attr` through AVET, if any (for unique attributes
-    /// the answer is at most one entity; otherwise the first one).
+    /// The entity the lookup ref `[attr value]` names, `None` when no entity holds
+    /// `value`. The one home of lookup-ref resolution: pull, entity ids in queries and
+    /// their inputs, index access and transactions all resolve lookup refs by the rules
+    /// here. `attr` must be `:db/unique` (identity or value; `:db/ident` is implicitly),
+    /// so that at most one entity can match; a positive long for a ref attribute is the
+    /// entity id it names.
+    ///
+    /// ```
+    /// use datoms_core::{AttributeSchema, Db, Error, Schema, Value, ValueType};
+    /// let schema = Schema::new()
+    ///     .with(":person/name", AttributeSchema::default().value_type(ValueType::String).identity())?
+    ///     .with(":person/age", AttributeSchema::default().value_type(ValueType::Long).indexed())?;
+    /// let db = Db::new(schema)
+    ///     .with_edn(r#"[{:person/name "Ann" :person/age 42} {:person/name "Bob" :person/age 42}]"#)?
+    ///     .db_after;
+    /// assert_eq!(db.lookup_ref(&":person/name".into(), &Value::from("Bob"))?, Some(2));
+    /// assert_eq!(db.lookup_ref(&":person/name".into(), &Value::from("Cy"))?, None);
+    /// assert!(matches!(
+    ///     db.lookup_ref(&":person/age".into(), &Value::Long(42)),
+    ///     Err(Error::LookupRefNotUnique { .. })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
-    /// A load error of a lazily restored db.
-    pub fn entity_by_value(&self, attr: &Keyword, value: &Value) -> Result<Option<Eid>, Error> {
-        let p = [Component::A(attr.clone()), Component::V(value.clone())];
+    /// [`Error::LookupRefNotUnique`] naming `attr` when it is not unique (two entities
+    /// could hold the value: picking one would be arbitrary); [`Error::UnknownAttribute`]
+    /// for an undeclared attribute under a strict schema; a load error of a lazily
+    /// restored db.
+    pub fn lookup_ref(&self, attr: &Keyword, value: &Value) -> Result<Option<Eid>, Error> {
+        let spec = lookup_ref_attr(&self.schema, attr)?;
+        let value = lookup_ref_value(&spec, value);
+        let p = [Component::A(attr.clone()), Component::V(value)];
         let mut c = Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?;
         c.next().transpose().map(|d| d.map(|d| d.e))
+    }
+
+    /// The entity holding `value` for the unique attribute `attr`: the lookup ref
+    /// `[attr value]`, resolved by [`Db::lookup_ref`] (this is the same call, under the
+    /// name earlier code knows).
+    ///
+    /// # Errors
+    /// As [`Db::lookup_ref`]: a non-unique `attr` is [`Error::LookupRefNotUnique`].
+    pub fn entity_by_value(&self, attr: &Keyword, value: &Value) -> Result<Option<Eid>, Error> {
+        self.lookup_ref(attr, value)
     }
 
     /// Datoms whose value references entity `e` through a ref attribute (AVET lookup per
@@ -441,6 +477,27 @@ impl Db {
             log,
             ..self.clone()
         })
+    }
+}
+
+/// The declaration of `attr` as the attribute of a lookup ref: it must be unique.
+///
+/// # Errors
+/// [`Error::LookupRefNotUnique`], or [`Error::UnknownAttribute`] under a strict schema.
+pub(crate) fn lookup_ref_attr(schema: &Schema, attr: &Keyword) -> Result<AttributeSchema, Error> {
+    let spec = schema.resolve(attr)?;
+    if spec.unique.is_none() {
+        return Err(Error::LookupRefNotUnique { attr: attr.clone() });
+    }
+    Ok(spec)
+}
+
+/// The datom value a lookup ref's value stands for: a positive long names an entity
+/// under a ref attribute.
+pub(crate) fn lookup_ref_value(spec: &AttributeSchema, value: &Value) -> Value {
+    match value {
+        Value::Long(n) if spec.is_ref() && *n > 0 => Value::Ref(n.unsigned_abs()),
+        other => other.clone(),
     }
 }
 

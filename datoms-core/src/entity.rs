@@ -38,7 +38,8 @@ use crate::value::{Eid, Keyword, Value};
 /// A lazy view of an entity of a db (a cheap clone of the db and the id).
 #[derive(Clone)]
 pub struct Entity {
-    db: Db,
+    /// Shared by the entities reached from this one (an `Arc`: a `Db` is large).
+    db: Arc<Db>,
     eid: Eid,
     touched: Arc<OnceLock<BTreeMap<Keyword, Vec<Value>>>>,
 }
@@ -99,7 +100,7 @@ impl Db {
     /// attributes.
     pub fn entity(&self, eid: Eid) -> Entity {
         Entity {
-            db: self.clone(),
+            db: Arc::new(self.clone()),
             eid,
             touched: Arc::new(OnceLock::new()),
         }
@@ -107,6 +108,15 @@ impl Db {
 }
 
 impl Entity {
+    /// Entity `eid` of the same db.
+    fn other(&self, eid: Eid) -> Entity {
+        Entity {
+            db: self.db.clone(),
+            eid,
+            touched: Arc::new(OnceLock::new()),
+        }
+    }
+
     /// The entity id (`:db/id`).
     pub fn id(&self) -> Eid {
         self.eid
@@ -124,7 +134,7 @@ impl Entity {
         let schema = self.db.schema().get(attr);
         let many = schema.is_some_and(|s| s.is_many());
         let one = |v: Value| match v {
-            Value::Ref(e) => EntityValue::Entity(self.db.entity(e)),
+            Value::Ref(e) => EntityValue::Entity(self.other(e)),
             v => EntityValue::Value(v),
         };
         if many {
@@ -140,9 +150,10 @@ impl Entity {
     /// attribute). `None` when the entity has no value.
     ///
     /// # Errors
-    /// A load error of a lazily restored db.
+    /// [`Error::InvalidKeyword`] if `attr` is not a keyword; a load error of a lazily
+    /// restored db.
     pub fn get(&self, attr: &str) -> Result<Option<EntityValue>, Error> {
-        self.get_attr(&Keyword::new(attr))
+        self.get_attr(&Keyword::parse(attr)?)
     }
 
     /// [`Entity::get`] with a keyword.
@@ -161,7 +172,7 @@ impl Entity {
             ];
             let mut owners = Vec::new();
             for d in self.db.datoms(IndexKind::Avet, &p)? {
-                owners.push(EntityValue::Entity(self.db.entity(d?.e)));
+                owners.push(EntityValue::Entity(self.other(d?.e)));
             }
             if owners.is_empty() {
                 return Ok(None);

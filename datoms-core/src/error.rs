@@ -71,6 +71,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Text that is not a keyword EDN reads back (`""`, `:a/b/c`, `:a b`, …), given to
+    /// [`Keyword::parse`](crate::Keyword::parse) or met where a keyword is made from
+    /// input.
+    #[error("invalid keyword {text:?}: {reason}")]
+    InvalidKeyword {
+        /// The text as given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An attribute declaration that makes no sense.
     #[error("bad schema for {attr}: {reason}")]
     BadSchema {
@@ -197,6 +207,22 @@ pub enum Error {
         column: usize,
         /// What was expected or found.
         message: String,
+    },
+
+    /// An EDN number that datoms cannot hold exactly: a big decimal (`1.5M`) or a
+    /// big integer that does not fit in 64 bits (`12345678901234567890`, with or without
+    /// `N`). datoms has no arbitrary-precision numbers, and never rounds one silently to
+    /// a double or a long.
+    #[error("unsupported number `{literal}` at line {line}, column {column}: {reason}")]
+    UnsupportedNumber {
+        /// The number as written.
+        literal: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Why it is not supported, and what to write instead.
+        reason: String,
     },
 
     // ---- queries ------------------------------------------------------------------------

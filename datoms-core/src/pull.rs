@@ -134,7 +134,8 @@ impl Parser<'_> {
     fn attr_name(&mut self, form: &Edn) -> Result<PullAttr, Error> {
         let written = match form {
             Edn::Keyword(k) => k.clone(),
-            Edn::String(s) if s != "default" && s != "limit" => Keyword::new(s),
+            Edn::String(s) if s != "default" && s != "limit" => Keyword::parse(s)
+                .map_err(|e| fragment_err(form, format!("not an attribute: {e}")))?,
             _ => return Err(fragment_err(form, "expected an attribute keyword")),
         };
         let id = self.id();

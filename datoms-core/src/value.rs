@@ -58,18 +58,57 @@ impl PartialOrd for Keyword {
 }
 
 impl Keyword {
-    /// Makes a keyword from its text, with or without the leading `:`.
+    /// Makes a keyword from its text, with or without the leading `:`, checking that it
+    /// is a keyword EDN reads back (see [`Keyword::parse`]). For keywords written in code;
+    /// text that comes from input goes through [`Keyword::parse`].
     ///
     /// ```
     /// use datoms_core::Keyword;
     /// assert_eq!(Keyword::new(":person/name"), Keyword::new("person/name"));
     /// assert_eq!(Keyword::new("person/name").name(), "name");
     /// ```
+    ///
+    /// # Panics
+    /// If `text` is not a valid keyword (`""`, `:a/b/c`, `:a b`, …): a bug in the code
+    /// that wrote it, as an invalid literal would be.
     pub fn new(text: &str) -> Keyword {
-        Keyword(Arc::from(text.strip_prefix(':').unwrap_or(text)))
+        match Keyword::parse(text) {
+            Ok(k) => k,
+            Err(e) => panic!("Keyword::new: {e}"),
+        }
     }
 
-    /// A keyword from its stored text (already without the leading colon, taken as is).
+    /// Makes a keyword from its text, with or without the leading `:`, if EDN reads
+    /// `:text` back as this very keyword: the text is not empty, holds no whitespace,
+    /// comma, control character or delimiter (`( ) [ ] { } " ; \`), does not start with
+    /// `:` (Clojure's auto-resolved `::kw`), and has at most one `/`, with text on both
+    /// sides of it (`:/` alone is the keyword named `/`). So every keyword prints as EDN
+    /// that reads back to itself, and an export always re-imports.
+    ///
+    /// ```
+    /// use datoms_core::{Error, Keyword};
+    /// assert_eq!(Keyword::parse(":person/name")?, Keyword::new("person/name"));
+    /// for bad in ["", ":", "a/b/c", "a b", "::a", "a/", "/a", "a]"] {
+    ///     assert!(matches!(Keyword::parse(bad), Err(Error::InvalidKeyword { .. })), "{bad}");
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyword`] naming the text and what is wrong with it.
+    pub fn parse(text: &str) -> Result<Keyword, Error> {
+        let bare = text.strip_prefix(':').unwrap_or(text);
+        match crate::edn::keyword_problem(bare) {
+            None => Ok(Keyword(Arc::from(bare))),
+            Some((_, reason)) => Err(Error::InvalidKeyword {
+                text: text.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// A keyword from its stored text (already without the leading colon), taken as is:
+    /// for text a valid keyword wrote (decoded nodes) and internal sentinels.
     pub(crate) fn new_stored(text: &str) -> Keyword {
         Keyword(Arc::from(text))
     }
@@ -79,14 +118,22 @@ impl Keyword {
         &self.0
     }
 
-    /// The namespace part (`person` in `:person/name`), if any.
+    /// The namespace part (`person` in `:person/name`), if any. `:/` has none.
     pub fn namespace(&self) -> Option<&str> {
-        self.0.split_once('/').map(|(ns, _)| ns)
+        self.split().0
     }
 
-    /// The name part (`name` in `:person/name`).
+    /// The name part (`name` in `:person/name`; `/` for `:/`).
     pub fn name(&self) -> &str {
-        self.0.split_once('/').map_or(&self.0, |(_, n)| n)
+        self.split().1
+    }
+
+    /// The namespace and the name.
+    fn split(&self) -> (Option<&str>, &str) {
+        match self.0.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() => (Some(ns), name),
+            _ => (None, &self.0),
+        }
     }
 
     /// True for a reverse attribute reference such as `:person/_friend`.
@@ -95,16 +142,25 @@ impl Keyword {
     }
 
     /// The forward attribute of a reverse reference: `:person/_friend` → `:person/friend`.
-    /// Returns `None` if this keyword is not a reverse reference.
+    /// Returns `None` if this keyword is not a reverse reference (or is `:_` or `:ns/_`,
+    /// whose forward name would be empty).
     pub fn reverse_of(&self) -> Option<Keyword> {
-        if !self.is_reverse() {
-            return None;
+        let name = self.name().strip_prefix('_')?;
+        self.with_name(name)
+    }
+
+    /// The reverse reference of this attribute: `:person/friend` → `:person/_friend`.
+    /// `None` for `:/`, which has no reverse keyword.
+    pub fn reversed(&self) -> Option<Keyword> {
+        self.with_name(&format!("_{}", self.name()))
+    }
+
+    /// This keyword's namespace with another name, if that is a valid keyword.
+    fn with_name(&self, name: &str) -> Option<Keyword> {
+        match self.namespace() {
+            Some(ns) => Keyword::parse(&format!("{ns}/{name}")).ok(),
+            None => Keyword::parse(name).ok(),
         }
-        let name = &self.name()[1..];
-        Some(match self.namespace() {
-            Some(ns) => Keyword::new(&format!("{ns}/{name}")),
-            None => Keyword::new(name),
-        })
     }
 }
 
@@ -120,9 +176,22 @@ impl fmt::Debug for Keyword {
     }
 }
 
+/// As [`Keyword::new`], for keyword literals written in code (`":person/name".into()`).
+///
+/// # Panics
+/// If the text is not a valid keyword; use [`Keyword::parse`] for text from input.
 impl From<&str> for Keyword {
     fn from(s: &str) -> Keyword {
         Keyword::new(s)
+    }
+}
+
+/// [`Keyword::parse`].
+impl std::str::FromStr for Keyword {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Keyword, Error> {
+        Keyword::parse(text)
     }
 }
 
@@ -132,9 +201,20 @@ impl Serialize for Keyword {
     }
 }
 
+/// Decoding checks the text as [`Keyword::parse`] does (without a leading colon): bytes
+/// can never make a keyword that EDN does not read back.
 impl<'de> Deserialize<'de> for Keyword {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Keyword, D::Error> {
-        Ok(Keyword::new_stored(&CowText::deserialize(d)?.0))
+        let text = CowText::deserialize(d)?.0;
+        checked_stored(&text).map_err(de::Error::custom)
+    }
+}
+
+/// A keyword from stored text (no leading colon), checked as [`Keyword::parse`] checks.
+pub(crate) fn checked_stored(text: &str) -> Result<Keyword, String> {
+    match crate::edn::keyword_problem(text) {
+        None => Ok(Keyword::new_stored(text)),
+        Some((_, reason)) => Err(format!("invalid keyword {text:?}: {reason}")),
     }
 }
 
@@ -356,7 +436,10 @@ impl Value {
         Value::String(Arc::from(s))
     }
 
-    /// A keyword value.
+    /// A keyword value, from a keyword literal written in code (leading `:` optional).
+    ///
+    /// # Panics
+    /// As [`Keyword::new`], if `k` is not a valid keyword.
     pub fn keyword(k: &str) -> Value {
         Value::Keyword(Keyword::new(k))
     }
@@ -565,9 +648,12 @@ impl Serialize for Bin<'_> {
     }
 }
 
+/// A keyword value is checked as [`Keyword`]'s decoding checks it.
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        WireValue::deserialize(d).map(WireValue::into_value)
+        WireValue::deserialize(d)?
+            .into_checked_value()
+            .map_err(de::Error::custom)
     }
 }
 
@@ -600,6 +686,14 @@ impl WireValue<'_> {
         match self {
             WireValue::Keyword(k) => Some(k),
             _ => None,
+        }
+    }
+
+    /// The owned value, a keyword checked as [`Keyword`]'s decoding checks it.
+    pub(crate) fn into_checked_value(self) -> Result<Value, String> {
+        match self {
+            WireValue::Keyword(k) => checked_stored(&k).map(Value::Keyword),
+            other => Ok(other.into_value()),
         }
     }
 
@@ -800,5 +894,156 @@ mod tests {
         assert!(k.is_reverse());
         assert_eq!(k.reverse_of(), Some(Keyword::new(":person/friend")));
         assert_eq!(Keyword::new(":person/friend").reverse_of(), None);
+        assert_eq!(
+            Keyword::new(":person/friend").reversed(),
+            Some(Keyword::new(":person/_friend"))
+        );
+        assert_eq!(
+            Keyword::new(":friend").reversed(),
+            Some(Keyword::new(":_friend"))
+        );
+        // Forward names that would be empty, and `:/`, have no counterpart.
+        assert_eq!(Keyword::new(":a/_").reverse_of(), None);
+        assert_eq!(Keyword::new(":_").reverse_of(), None);
+        assert_eq!(Keyword::new(":/").reversed(), None);
+    }
+
+    #[test]
+    fn the_slash_keyword_is_a_name_without_namespace() {
+        let k = Keyword::new(":/");
+        assert_eq!((k.namespace(), k.name()), (None, "/"));
+        let k = Keyword::new(":a/b");
+        assert_eq!((k.namespace(), k.name()), (Some("a"), "b"));
+    }
+
+    /// Text EDN would not read back as the same keyword is refused where a keyword is
+    /// made, with a typed error naming the text.
+    #[test]
+    fn keywords_edn_cannot_read_back_are_refused() {
+        for (text, needle) in [
+            ("", "needs a name"),
+            (":", "needs a name"),
+            (":a/b/c", "more than one `/`"),
+            ("a b", "cannot contain ' '"),
+            (":a,b", "cannot contain ','"),
+            (":a\tb", "cannot contain '\\t'"),
+            (":a\u{feff}", "cannot contain"),
+            (":a\u{a0}b", "cannot contain"),
+            (":a\u{7}", "cannot contain"),
+            ("::a", "auto-resolved"),
+            (":a/", "no name after `/`"),
+            (":/a", "empty namespace"),
+            (":a(", "cannot contain '('"),
+            (":a]", "cannot contain ']'"),
+            (":a\"b", "cannot contain '\"'"),
+            (":a;b", "cannot contain ';'"),
+            (":a\\b", "cannot contain '\\\\'"),
+        ] {
+            match Keyword::parse(text) {
+                Err(Error::InvalidKeyword { text: t, reason }) => {
+                    assert_eq!(t, text);
+                    assert!(reason.contains(needle), "{text:?}: {reason}");
+                }
+                other => panic!("{text:?} gave {other:?}"),
+            }
+            assert!(text.parse::<Keyword>().is_err(), "{text:?}");
+        }
+        for text in [
+            ":a",
+            "a",
+            ":/",
+            ":a/b",
+            ":1",
+            ":a#b",
+            ":a:b",
+            ":größe/ä",
+            ":...",
+            ":_",
+        ] {
+            let k = Keyword::parse(text).unwrap();
+            assert_eq!(k.as_str(), text.strip_prefix(':').unwrap_or(text));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid keyword")]
+    fn keyword_new_panics_on_text_that_is_not_a_keyword() {
+        let _ = Keyword::new("a b");
+    }
+
+    /// Bytes cannot make a keyword that `Keyword::parse` refuses either.
+    #[test]
+    fn decoding_refuses_invalid_keywords() {
+        let bytes = rmp_serde::to_vec("a b").unwrap();
+        assert!(rmp_serde::from_slice::<Keyword>(&bytes).is_err());
+        let bytes = rmp_serde::to_vec(&(5u8, "a/b/c")).unwrap();
+        let e = rmp_serde::from_slice::<Value>(&bytes).unwrap_err();
+        assert!(e.to_string().contains("invalid keyword"), "{e}");
+        let bytes = rmp_serde::to_vec(&(1u64, "", (1u8, 2i64), 3u64)).unwrap();
+        assert!(rmp_serde::from_slice::<crate::Datom>(&bytes).is_err());
+        let good = rmp_serde::to_vec(&Value::keyword(":a/b")).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<Value>(&good).unwrap(),
+            Value::keyword(":a/b")
+        );
+    }
+
+    /// Text for keywords: anything, and strings of the characters that matter to the
+    /// reader (colons, slashes, delimiters, whitespace of every kind).
+    fn keyword_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    ":", "/", "a", "b", "_", "-", "?", "#", "1", ".", "+", "é", "😀", " ", ",",
+                    "\t", "\n", "\u{feff}", "\u{a0}", "\u{200b}", "\u{0}", "(", ")", "[", "]", "{",
+                    "}", "\"", ";", "\\", "'", "^", "@", "~", "nil",
+                ]),
+                0..8,
+            )
+            .prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Every keyword that can be made prints as EDN that reads back to itself, alone
+        /// and among other forms, and as a value: an export always re-imports. Text that
+        /// is refused is text the reader does not read as that keyword either.
+        #[test]
+        fn every_constructible_keyword_prints_and_reads_back(text in keyword_text()) {
+            use crate::edn::{parse, value_to_edn, Edn};
+            match Keyword::parse(&text) {
+                Ok(k) => {
+                    let printed = k.to_string();
+                    proptest::prop_assert_eq!(parse(&printed), Ok(Edn::Keyword(k.clone())));
+                    let many = format!("[{printed} {printed}]");
+                    proptest::prop_assert_eq!(
+                        parse(&many),
+                        Ok(Edn::Vector(vec![Edn::Keyword(k.clone()), Edn::Keyword(k.clone())]))
+                    );
+                    let v = Value::Keyword(k.clone());
+                    let form = parse(&value_to_edn(&v).to_string());
+                    proptest::prop_assert_eq!(form.and_then(|f| f.to_value()), Ok(v));
+                    let bytes = rmp_serde::to_vec(&k).unwrap_or_default();
+                    proptest::prop_assert_eq!(rmp_serde::from_slice::<Keyword>(&bytes).ok(), Some(k.clone()));
+                    for derived in [k.reversed(), k.reverse_of()].into_iter().flatten() {
+                        proptest::prop_assert_eq!(
+                            parse(&derived.to_string()),
+                            Ok(Edn::Keyword(derived.clone()))
+                        );
+                    }
+                }
+                Err(e) => {
+                    proptest::prop_assert!(matches!(e, Error::InvalidKeyword { .. }), "{e:?}");
+                    let bare = text.strip_prefix(':').unwrap_or(&text);
+                    let read = parse(&format!(":{bare}"));
+                    proptest::prop_assert!(
+                        !matches!(&read, Ok(Edn::Keyword(k)) if k.as_str() == bare),
+                        "{text:?} refused but read back as {read:?}"
+                    );
+                }
+            }
+        }
     }
 }

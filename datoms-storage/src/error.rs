@@ -61,6 +61,15 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
+    /// A place that cannot hold a database as given, e.g. an S3 key prefix that would
+    /// mix its keys with another database's.
+    #[error("bad storage location {location}: {reason}")]
+    BadLocation {
+        /// The location as given (`s3://bucket/prefix`, a path…).
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A database-level error: corrupt or malformed bytes, a bad transaction…
     #[error(transparent)]
     Core(#[from] datoms_core::Error),

@@ -15,11 +15,15 @@ use crate::storage::Storage;
 /// How [`sync`] brings a replica up to date.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncPolicy {
-    /// Replay the log when the replica is one commit behind and that commit's log is
-    /// small ([`LOG_REPLAY_MAX_DATOMS`]); restore trees otherwise.
+    /// Replay the log when it can and it is cheap: the replica is one commit behind
+    /// (or new and empty, and the head is the first commit), holds no transaction it has
+    /// not stored, has the head's schema and tree configuration, and that commit's log is
+    /// small ([`LOG_REPLAY_MAX_DATOMS`]). Restore trees otherwise. Never fails with
+    /// [`StorageError::LogGap`].
     #[default]
     Auto,
-    /// Always replay the log (fails with [`StorageError::LogGap`] when it cannot).
+    /// Always replay the log (fails with [`StorageError::LogGap`] when it cannot: the
+    /// one policy that does).
     Log,
     /// Always restore trees.
     Tree,
@@ -79,10 +83,12 @@ pub async fn sync<S: Storage + ?Sized>(
     let mut machine = Restore::with_mode(head, Some(db1), Mode::Eager);
     if policy != SyncPolicy::Tree {
         let commit = fetch_commit(storage, head, &mut stats).await?;
-        // One commit behind (or a new replica at the first commit) with a small log.
-        // The log's datom count is in the commit; its entries stay encoded until replay.
-        let cheap =
-            commit.parent == db1.base_commit() && commit.log.datoms() <= LOG_REPLAY_MAX_DATOMS;
+        // One commit behind (or a new replica at the first commit) with a small log, and
+        // nothing that rules replay out. The log's datom count is in the commit; its
+        // entries stay encoded until replay.
+        let cheap = commit.parent == db1.base_commit()
+            && commit.log.datoms() <= LOG_REPLAY_MAX_DATOMS
+            && replay_obstacle(db1, &commit).is_none();
         if policy == SyncPolicy::Log || cheap {
             return replay(db1, storage, head, commit, stats).await;
         }
@@ -124,11 +130,8 @@ async fn replay<S: Storage + ?Sized>(
         base: db1.base_commit(),
         reason: reason.to_owned(),
     };
-    if db1.pending_txs() > 0 {
-        return Err(gap("db1 has transactions that are not stored"));
-    }
-    if commit.schema != *db1.schema() || commit.config != db1.config() {
-        return Err(gap("the schema or tree configuration changed"));
+    if let Some(reason) = replay_obstacle(db1, &commit) {
+        return Err(gap(reason));
     }
     let lineage = commit.lineage(head);
     // The commits to replay, newest first, then the head itself last when applying.
@@ -142,8 +145,7 @@ async fn replay<S: Storage + ?Sized>(
         }
         // A new, empty replica replays the whole history, if the lineage reaches back to
         // the first commit (checked below once the commits are read).
-        None if db1.is_empty() && db1.max_tx() == TX0 => lineage[1..].to_vec(),
-        None => return Err(gap("db1 has no commit but holds data")),
+        None => lineage[1..].to_vec(),
     };
     let mut commits = Vec::with_capacity(between.len());
     if !between.is_empty() {
@@ -182,6 +184,22 @@ async fn replay<S: Storage + ?Sized>(
         stats,
         route: SyncRoute::Log,
     })
+}
+
+/// Why the log of `commit` cannot be replayed onto `db1` whatever lies between them, if
+/// it cannot: the one list of these reasons, which [`SyncPolicy::Auto`] reads to choose
+/// a tree restore and [`SyncPolicy::Log`] reports as [`StorageError::LogGap`].
+fn replay_obstacle(db1: &Db, commit: &Commit) -> Option<&'static str> {
+    if db1.pending_txs() > 0 {
+        return Some("db1 has transactions that are not stored");
+    }
+    if commit.schema != *db1.schema() || commit.config != db1.config() {
+        return Some("db1's schema or tree configuration differs from the head's");
+    }
+    if db1.base_commit().is_none() && !(db1.is_empty() && db1.max_tx() == TX0) {
+        return Some("db1 has no commit but holds data");
+    }
+    None
 }
 
 async fn fetch_commit<S: Storage + ?Sized>(

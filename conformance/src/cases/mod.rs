@@ -7,3 +7,4 @@
 pub mod contract;
 pub mod database;
 pub mod storages;
+pub mod sync_policy;

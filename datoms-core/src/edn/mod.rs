@@ -13,8 +13,7 @@
 //! ```
 //!
 //! # What the reader accepts
-//! Everything in the EDN spec: `nil`, booleans, strings, characters, integers (`N` suffix
-//! allowed when the value fits in 64 bits), floats (`M` suffix allowed, read as `f64`),
+//! Everything in the EDN spec: `nil`, booleans, strings, characters, integers, floats,
 //! symbols, keywords, lists, vectors, maps, sets, tagged literals (`#inst "…"`, any
 //! `#tag form`), `#_` discard, `;` comments and commas as whitespace. It also reads
 //! Clojure's `##Inf`, `##-Inf` and `##NaN`, the character names `\return`,
@@ -22,6 +21,16 @@
 //! syntax (`'x`, `` `x ``, `@x`, `^meta`, `#"regex"`, `#(…)`, `::auto`, `#:ns{…}`,
 //! ratios, radix and octal integers) is rejected. Maps and sets with duplicate entries
 //! are rejected, as in Clojure.
+//!
+//! # Numbers
+//! datoms holds 64-bit longs and doubles only, and never changes a number silently:
+//! * an integer that does not fit in 64 bits (`12345678901234567890`, with or without
+//!   `N`) and every big decimal (`1.5M`, `1M`) is [`Error::UnsupportedNumber`], naming the
+//!   literal and where it is — wherever EDN is read: tx data, queries and their inputs,
+//!   pull patterns, schemas, imports;
+//! * an `N` integer that fits in 64 bits is that long (`1N` is `1`: exact, and equal in
+//!   Clojure too);
+//! * a float without `M` is the nearest `f64`, as Clojure reads it (`1e999` is `##Inf`).
 //!
 //! # Error positions
 //! Every syntax error is [`Error::EdnSyntax`] with a 1-based
@@ -53,6 +62,7 @@ use crate::value::Keyword;
 pub use convert::{
     datom_from_edn, datom_to_edn, parse_schema, schema_from_edn, schema_to_edn, value_to_edn,
 };
+pub(crate) use parse::keyword_problem;
 pub use parse::{parse, parse_all, MAX_DEPTH};
 
 /// One EDN form.
@@ -70,9 +80,11 @@ pub enum Edn {
     Nil,
     /// `true` or `false`.
     Bool(bool),
-    /// A 64-bit integer such as `42`, `-7` or `42N`.
+    /// A 64-bit integer such as `42`, `-7` or `42N` (an `N` integer is read only when it
+    /// fits in 64 bits, so it is exact).
     Int(i64),
-    /// A float such as `1.5`, `1e10`, `2.5M` or `##Inf`.
+    /// A float such as `1.5`, `1e10` or `##Inf` (`2.5M` big decimals are not read: see
+    /// the module docs).
     Float(f64),
     /// A string, with its escapes resolved.
     String(String),

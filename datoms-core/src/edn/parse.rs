@@ -273,7 +273,15 @@ impl<'a> Reader<'a> {
                 || (matches!(c, '+' | '-') && self.peek2().is_some_and(|d| d.is_ascii_digit())) =>
             {
                 let token = self.token();
-                number(token).map_err(|(offset, message)| err(start.plus(offset), message))
+                number(token).map_err(|e| match e {
+                    NumberError::Syntax(offset, message) => err(start.plus(offset), message),
+                    NumberError::Unsupported(reason) => Error::UnsupportedNumber {
+                        literal: token.to_owned(),
+                        line: start.line,
+                        column: start.column,
+                        reason,
+                    },
+                })
             }
             c if c.is_control() => Err(self.here(format!("unexpected character {c:?}"))),
             _ => {
@@ -408,8 +416,10 @@ impl<'a> Reader<'a> {
         if name.is_empty() {
             return Err(err(start, "expected a keyword name after `:`"));
         }
-        check_name(name, start.plus(1), true)?;
-        Ok(Edn::Keyword(Keyword::new(name)))
+        if let Some((offset, message)) = keyword_problem(name) {
+            return Err(err(start.plus(1 + offset), message));
+        }
+        Ok(Edn::Keyword(Keyword::new_stored(name)))
     }
 
     /// Reads what follows a `#` that is not a set, a tag or a discard: a symbolic
@@ -553,24 +563,51 @@ fn into_map(items: Vec<Edn>, positions: &[Pos]) -> Result<Edn, Error> {
 /// Checks a symbol name (`keyword` false) or a keyword name without its colon. `start`
 /// is the position of its first character.
 fn check_name(name: &str, start: Pos, keyword: bool) -> Result<(), Error> {
+    match name_problem(name, keyword) {
+        None => Ok(()),
+        Some((offset, message)) => Err(err(start.plus(offset), message)),
+    }
+}
+
+/// What makes `text` (a keyword without its colon) something other than the keyword
+/// the reader reads from `:text`, with the character offset of the offending character;
+/// `None` for a valid keyword. The one home of keyword validity: the reader and
+/// [`Keyword::parse`](crate::Keyword::parse) both ask it.
+pub(crate) fn keyword_problem(text: &str) -> Option<(usize, String)> {
+    if text.is_empty() {
+        return Some((0, "a keyword needs a name after `:`".to_owned()));
+    }
+    if let Some((n, c)) = text
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| is_ws(c) || is_terminating(c) || c.is_control())
+    {
+        return Some((n, format!("a keyword cannot contain {c:?}")));
+    }
+    name_problem(text, true)
+}
+
+/// What is wrong with a symbol name (`keyword` false) or a keyword name without its
+/// colon, as read from one token, with the character offset of the offending character.
+fn name_problem(name: &str, keyword: bool) -> Option<(usize, String)> {
     let mut chars = name.chars();
     let first = chars.next();
     let second = chars.next();
     if let Some((n, c)) = name.chars().enumerate().find(|(_, c)| c.is_control()) {
-        return Err(err(start.plus(n), format!("unexpected character {c:?}")));
+        return Some((n, format!("unexpected character {c:?}")));
     }
     if keyword && first == Some(':') {
-        return Err(err(
-            start,
-            "`::` auto-resolved keywords are Clojure, not EDN",
+        return Some((
+            0,
+            "`::` auto-resolved keywords are Clojure, not EDN".to_owned(),
         ));
     }
     if !keyword
         && matches!(first, Some('+' | '-' | '.'))
         && second.is_some_and(|c| c.is_ascii_digit())
     {
-        return Err(err(
-            start.plus(1),
+        return Some((
+            1,
             format!(
                 "a symbol starting with `{}` cannot continue with a digit",
                 first.unwrap_or('.')
@@ -578,32 +615,22 @@ fn check_name(name: &str, start: Pos, keyword: bool) -> Result<(), Error> {
         ));
     }
     if name == "/" {
-        return Ok(());
+        return None;
     }
-    if let Some((ns, local)) = name.split_once('/') {
-        let ns_len = ns.chars().count();
-        let what = if keyword { "keyword" } else { "symbol" };
-        if ns.is_empty() {
-            return Err(err(
-                start,
-                format!("{what} `{name}` has an empty namespace"),
-            ));
-        }
-        if local.is_empty() {
-            return Err(err(
-                start.plus(ns_len),
-                format!("{what} `{name}` has no name after `/`"),
-            ));
-        }
-        if let Some(extra) = local.find('/') {
-            let offset = ns_len + 1 + local.get(..extra).unwrap_or_default().chars().count();
-            return Err(err(
-                start.plus(offset),
-                format!("{what} `{name}` has more than one `/`"),
-            ));
-        }
+    let (ns, local) = name.split_once('/')?;
+    let ns_len = ns.chars().count();
+    let what = if keyword { "keyword" } else { "symbol" };
+    if ns.is_empty() {
+        return Some((0, format!("{what} `{name}` has an empty namespace")));
     }
-    Ok(())
+    if local.is_empty() {
+        return Some((ns_len, format!("{what} `{name}` has no name after `/`")));
+    }
+    if let Some(extra) = local.find('/') {
+        let offset = ns_len + 1 + local.get(..extra).unwrap_or_default().chars().count();
+        return Some((offset, format!("{what} `{name}` has more than one `/`")));
+    }
+    None
 }
 
 /// Rejects a duplicate among `items`, reporting the position of the second occurrence.
@@ -620,8 +647,19 @@ fn check_unique<'e>(items: impl Iterator<Item = (&'e Edn, Pos)>, what: &str) -> 
     Ok(())
 }
 
-/// Reads a number token. Errors carry the character offset of the offending character.
-fn number(token: &str) -> Result<Edn, (usize, String)> {
+/// Why a number token is not read.
+enum NumberError {
+    /// Not an EDN number: the character offset of the offending character, and why.
+    Syntax(usize, String),
+    /// An EDN number datoms cannot hold exactly, and why.
+    Unsupported(String),
+}
+
+/// Reads a number token. An `N` integer that fits in 64 bits is the same long as without
+/// its `N` (exact, as Clojure's `(= 1 1N)`); an integer that does not fit and any `M`
+/// decimal are [`NumberError::Unsupported`], never rounded.
+fn number(token: &str) -> Result<Edn, NumberError> {
+    use NumberError::{Syntax, Unsupported};
     let b = token.as_bytes();
     let digits_from = |mut i: usize| {
         while b.get(i).is_some_and(u8::is_ascii_digit) {
@@ -644,22 +682,30 @@ fn number(token: &str) -> Result<Edn, (usize, String)> {
         let sign = usize::from(matches!(b.get(i + 1), Some(b'+' | b'-')));
         let end = digits_from(i + 1 + sign);
         if end == i + 1 + sign {
-            return Err((end, format!("exponent of `{token}` has no digits")));
+            return Err(Syntax(end, format!("exponent of `{token}` has no digits")));
         }
         exponent = Some(slice(i + 1, end));
         i = end;
     }
-    let mut is_float = fraction.is_some() || exponent.is_some();
+    let is_float = fraction.is_some() || exponent.is_some();
+    let mut big_decimal = false;
     match b.get(i) {
         Some(b'M') => {
-            is_float = true;
+            big_decimal = true;
             i += 1;
         }
         Some(b'N') if !is_float => i += 1,
         _ => {}
     }
     if let Some(c) = token.get(i..).and_then(|s| s.chars().next()) {
-        return Err((i, format!("unexpected {c:?} in number `{token}`")));
+        return Err(Syntax(i, format!("unexpected {c:?} in number `{token}`")));
+    }
+    if big_decimal {
+        return Err(Unsupported(
+            "`M` marks an arbitrary-precision decimal, which datoms does not store; write \
+             a double without `M` (rounded to 64 bits) or a string"
+                .to_owned(),
+        ));
     }
     let int = slice(0, int_end);
     if is_float {
@@ -671,17 +717,21 @@ fn number(token: &str) -> Result<Edn, (usize, String)> {
         return text
             .parse()
             .map(Edn::Float)
-            .map_err(|_| (0, format!("invalid float `{token}`")));
+            .map_err(|_| Syntax(0, format!("invalid float `{token}`")));
     }
     if int_end - int_start > 1 && b.get(int_start) == Some(&b'0') {
-        return Err((
+        return Err(Syntax(
             int_start + 1,
             format!("integer `{token}` has a leading zero (octal is not EDN)"),
         ));
     }
-    int.parse()
-        .map(Edn::Int)
-        .map_err(|_| (0, format!("integer `{token}` does not fit in 64 bits")))
+    int.parse().map(Edn::Int).map_err(|_| {
+        Unsupported(
+            "the integer does not fit in 64 bits: datoms stores 64-bit longs and has no \
+             big integers"
+                .to_owned(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -715,6 +765,8 @@ mod tests {
             ("+7", Int(7)),
             ("-0", Int(0)),
             ("42N", Int(42)),
+            ("-7N", Int(-7)),
+            ("9223372036854775807N", Int(i64::MAX)),
             ("9223372036854775807", Int(i64::MAX)),
             ("-9223372036854775808", Int(i64::MIN)),
             // floats
@@ -727,8 +779,6 @@ mod tests {
             ("1.5e-3", Float(0.0015)),
             ("2.5e+2", Float(250.0)),
             ("1.e2", Float(100.0)),
-            ("1M", Float(1.0)),
-            ("1.25M", Float(1.25)),
             ("01.5", Float(1.5)),
             ("##Inf", Float(f64::INFINITY)),
             ("##-Inf", Float(f64::NEG_INFINITY)),
@@ -918,8 +968,8 @@ mod tests {
             ("1/2", 1, 2, "unexpected '/'"),
             ("0x1F", 1, 2, "unexpected 'x'"),
             ("017", 1, 2, "leading zero"),
-            ("9223372036854775808", 1, 1, "does not fit in 64 bits"),
-            ("-9223372036854775809N", 1, 1, "does not fit in 64 bits"),
+            ("1.5MN", 1, 5, "unexpected 'N'"),
+            ("1M5", 1, 3, "unexpected '5'"),
             ("\"a\\qb\"", 1, 3, "unknown escape `\\q`"),
             ("\n  \"\\u12\"", 2, 4, "four hex digits"),
             ("\"\\uD83D\"", 1, 2, "unpaired surrogate"),
@@ -1034,6 +1084,62 @@ mod tests {
                 "{open}"
             );
         }
+    }
+
+    /// Big decimals and integers past 64 bits are a typed error naming the literal and
+    /// where it is, never a double or a long that differs from what was written.
+    #[test]
+    fn big_decimals_and_big_integers_are_unsupported_not_rounded() {
+        let cases: &[(&str, usize, usize, &str, &str)] = &[
+            (
+                "12345678901234567890.123456789M",
+                1,
+                1,
+                "12345678901234567890.123456789M",
+                "arbitrary-precision decimal",
+            ),
+            ("1M", 1, 1, "1M", "arbitrary-precision decimal"),
+            ("[1 -2.5M]", 1, 4, "-2.5M", "arbitrary-precision decimal"),
+            ("{:a\n 1e3M}", 2, 2, "1e3M", "arbitrary-precision decimal"),
+            (
+                "9223372036854775808",
+                1,
+                1,
+                "9223372036854775808",
+                "64 bits",
+            ),
+            (
+                "-9223372036854775809N",
+                1,
+                1,
+                "-9223372036854775809N",
+                "64 bits",
+            ),
+            (
+                "[12345678901234567890N]",
+                1,
+                2,
+                "12345678901234567890N",
+                "64 bits",
+            ),
+        ];
+        for &(text, line, column, literal, needle) in cases {
+            match parse(text) {
+                Err(Error::UnsupportedNumber {
+                    literal: l,
+                    line: ln,
+                    column: c,
+                    reason,
+                }) => {
+                    assert_eq!((l.as_str(), ln, c), (literal, line, column), "{text:?}");
+                    assert!(reason.contains(needle), "{text:?}: {reason}");
+                }
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
+        // An `N` integer that fits is exactly the long.
+        assert_eq!(parse("1N"), Ok(Edn::Int(1)));
+        assert_eq!(parse("-9223372036854775808N"), Ok(Edn::Int(i64::MIN)));
     }
 
     #[test]

@@ -747,22 +747,30 @@ pub(crate) fn call_builtin(name: &str, args: &[CallArg<'_>]) -> Result<QueryValu
         "identical?" => b(v[0] == v[1]),
         "identity" | "ground" | "untuple" => v[0].clone(),
         "meta" => QueryValue::Nil,
-        "keyword" => match v.as_slice() {
-            [x] => match x {
-                QueryValue::Value(Value::Keyword(_)) => (*x).clone(),
-                QueryValue::Value(Value::String(s)) => QueryValue::keyword(&format!(":{s}")),
-                QueryValue::Symbol(s) => QueryValue::keyword(&format!(":{s}")),
-                other => return Err(format!("cannot make a keyword of {other}").into()),
-            },
-            [ns, n] => {
-                let n = string(n, "a keyword name")?;
-                match ns {
-                    QueryValue::Nil => QueryValue::keyword(&format!(":{n}")),
-                    ns => QueryValue::keyword(&format!(":{}/{n}", string(ns, "a namespace")?)),
+        "keyword" => {
+            // Only keywords EDN reads back: `(keyword "a b")` is an error, not a value
+            // that would not survive an export.
+            let make = |text: String| match Keyword::parse(&text) {
+                Ok(k) => Ok(QueryValue::Value(Value::Keyword(k))),
+                Err(e) => Err(CallError::Db(e)),
+            };
+            match v.as_slice() {
+                [x] => match x {
+                    QueryValue::Value(Value::Keyword(_)) => (*x).clone(),
+                    QueryValue::Value(Value::String(s)) => make(format!(":{s}"))?,
+                    QueryValue::Symbol(s) => make(format!(":{s}"))?,
+                    other => return Err(format!("cannot make a keyword of {other}").into()),
+                },
+                [ns, n] => {
+                    let n = string(n, "a keyword name")?;
+                    match ns {
+                        QueryValue::Nil => make(format!(":{n}"))?,
+                        ns => make(format!(":{}/{n}", string(ns, "a namespace")?))?,
+                    }
                 }
+                _ => return Err("keyword takes 1 or 2 arguments".to_owned().into()),
             }
-            _ => return Err("keyword takes 1 or 2 arguments".to_owned().into()),
-        },
+        }
         "name" => QueryValue::string(&keyword_name(v[0])?.1),
         "namespace" => match v[0] {
             QueryValue::Value(Value::String(_)) => {

@@ -44,7 +44,7 @@ use super::parse::{
 };
 use super::value::QueryValue;
 use crate::datom::{Component, Datom, IndexKind};
-use crate::db::Db;
+use crate::db::{lookup_ref_attr, Db};
 use crate::error::Error;
 use crate::value::{Eid, Keyword, Value};
 
@@ -370,7 +370,7 @@ pub(crate) fn resolve_entity(db: &Db, v: &QueryValue) -> Result<Option<Eid>, Err
         QueryValue::Value(Value::Keyword(k)) => {
             let ident = Keyword::new(crate::schema::IDENT);
             if db.schema().get(&ident).is_some_and(|s| s.unique.is_some()) {
-                db.entity_by_value(&ident, &Value::Keyword(k.clone()))
+                db.lookup_ref(&ident, &Value::Keyword(k.clone()))
             } else {
                 Ok(None)
             }
@@ -379,12 +379,11 @@ pub(crate) fn resolve_entity(db: &Db, v: &QueryValue) -> Result<Option<Eid>, Err
     }
 }
 
+/// A lookup ref, resolved by [`Db::lookup_ref`] once its value is a datom value.
 fn lookup_ref(db: &Db, attr: &Keyword, v: &QueryValue) -> Result<Option<Eid>, Error> {
-    if db.schema().get(attr).is_none_or(|s| s.unique.is_none()) {
-        return Err(Error::LookupRefNotUnique { attr: attr.clone() });
-    }
+    lookup_ref_attr(db.schema(), attr)?;
     match datom_value(db, attr, v)? {
-        Some(value) => db.entity_by_value(attr, &value),
+        Some(value) => db.lookup_ref(attr, &value),
         None => Ok(None),
     }
 }

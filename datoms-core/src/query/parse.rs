@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::value::QueryValue;
 use crate::edn::{self, Edn};
 use crate::error::Error;
+use crate::value::Keyword;
 
 /// A symbol: a variable (`?x`), a source (`$`, `$db`), a function or rule name.
 pub(crate) type Sym = Arc<str>;
@@ -129,7 +130,11 @@ impl ReturnMap {
     pub(crate) fn key(&self, i: usize) -> QueryValue {
         let name = self.names.get(i).map_or("", String::as_str);
         match self.kind {
-            ReturnKind::Keys => QueryValue::keyword(name),
+            // Names were checked to be keywords when the query was parsed.
+            ReturnKind::Keys => Keyword::parse(name).map_or_else(
+                |_| QueryValue::string(name),
+                |k| QueryValue::Value(k.into()),
+            ),
             ReturnKind::Strs => QueryValue::string(name),
             ReturnKind::Syms => QueryValue::Symbol(sym(name)),
         }
@@ -441,6 +446,13 @@ impl Query {
                             other => Err(bad(other, format!("expected a name in :{key}"))),
                         })
                         .collect::<Result<Vec<_>, _>>()?;
+                    if kind == ReturnKind::Keys {
+                        for (name, item) in names.iter().zip(items) {
+                            if let Err(e) = Keyword::parse(name) {
+                                return Err(bad(item, format!("not a :keys name: {e}")));
+                            }
+                        }
+                    }
                     returns = Some(ReturnMap { kind, names });
                 }
                 "with" => {
@@ -678,7 +690,7 @@ fn split_sections(form: &Edn) -> Result<Vec<(String, Vec<Edn>, Edn)>, Error> {
                 }
             }
             for (key, items, section_form) in &mut out {
-                let mut v = vec![Edn::Keyword(crate::value::Keyword::new(key))];
+                let mut v = vec![Edn::Keyword(Keyword::new(key))];
                 v.extend(items.iter().cloned());
                 *section_form = Edn::Vector(v);
             }

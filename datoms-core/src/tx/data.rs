@@ -17,6 +17,10 @@
 //! a [`TxValue`]: any scalar, and for ref attributes also everything an entity position
 //! takes (a string or negative number under a ref attribute is a tempid, as in EDN), a
 //! nested [`EntityMap`], or a `Vec`/array of values for cardinality-many attributes.
+//!
+//! Attributes take any `impl Into<Keyword>`: a `&str` is a keyword literal
+//! ([`Keyword::new`], which panics on text that is not a keyword); attribute names that
+//! come from input go in as `Keyword::parse(text)?`.
 
 use std::fmt;
 

@@ -20,7 +20,7 @@ use super::data::{
 use super::TxReport;
 use crate::commit::TxLogEntry;
 use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
-use crate::db::Db;
+use crate::db::{lookup_ref_attr, lookup_ref_value, Db};
 use crate::error::Error;
 use crate::schema::{AttributeSchema, Schema, Unique, IDENT};
 use crate::value::{Eid, Keyword, Value, ValueType};
@@ -127,12 +127,13 @@ fn malformed(reason: String) -> Abort {
     Abort::Fail(Error::MalformedTx { reason })
 }
 
-/// `:ns/name` → `:ns/_name`.
-fn reverse_attr(attr: &Keyword) -> Keyword {
-    match attr.namespace() {
-        Some(ns) => Keyword::new(&format!("{ns}/_{}", attr.name())),
-        None => Keyword::new(&format!("_{}", attr.name())),
-    }
+/// `:ns/name` → `:ns/_name`; an error for `:/`, which has no reverse.
+fn reverse_attr(attr: &Keyword) -> Result<Keyword, Abort> {
+    attr.reversed().ok_or_else(|| {
+        malformed(format!(
+            "{attr} has no reverse attribute to nest a map under"
+        ))
+    })
 }
 
 /// The items of a value that may hold several.
@@ -336,7 +337,7 @@ impl<'a> Run<'a> {
                     match item {
                         TxValue::Nested(m) if spec.is_ref() => works.push(Work::Map {
                             map: m.clone(),
-                            backlink: (reverse_attr(attr), TxValue::Value(Value::Ref(eid))),
+                            backlink: (reverse_attr(attr)?, TxValue::Value(Value::Ref(eid))),
                         }),
                         TxValue::Nested(_) => {
                             return Err(malformed(format!(
@@ -784,15 +785,10 @@ impl<'a> Run<'a> {
     // ---- lookups against the db as it stands so far --------------------------------
 
     /// Resolves a lookup ref; `None` when nothing matches.
+    /// The rules are [`Db::lookup_ref`]'s; the search also sees this transaction's datoms.
     fn lookup(&self, attr: &Keyword, value: &Value) -> Result<Option<Eid>, Error> {
-        let spec = self.schema.resolve(attr)?;
-        if spec.unique.is_none() {
-            return Err(Error::LookupRefNotUnique { attr: attr.clone() });
-        }
-        let value = match value {
-            Value::Long(n) if spec.is_ref() && *n > 0 => Value::Ref(n.unsigned_abs()),
-            other => other.clone(),
-        };
+        let spec = lookup_ref_attr(self.schema, attr)?;
+        let value = lookup_ref_value(&spec, value);
         Ok(self.holders(attr, &value)?.first().copied())
     }
 
@@ -884,7 +880,8 @@ impl<'a> Run<'a> {
             .into_iter()
             .map(|d| (d.a, d.v))
             .collect();
-        let from = (e, Keyword::new(""), Value::Bool(false));
+        // The empty keyword sorts before every attribute: a range start, never stored.
+        let from = (e, Keyword::new_stored(""), Value::Bool(false));
         for ((de, a, v), &present) in self.eav.range(from..) {
             if *de != e {
                 break;
