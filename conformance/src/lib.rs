@@ -33,7 +33,9 @@
 //! # The cases
 //!
 //! [`cases::contract`] checks the trait's contract, [`cases::database`] checks databases
-//! stored through the backend; [`CASES`] lists them all. Each case is a plain
+//! stored through the backend, [`cases::runtimes`] checks that a lazily restored db reads
+//! from any runtime or none (each of those cases starts and drops runtimes of its own on
+//! a thread of its own); [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -144,6 +146,9 @@ macro_rules! __with_cases {
             database::restore_from_a_lazy_replica_reads_only_new_nodes,
             database::restoring_a_missing_head_is_a_typed_error,
             database::a_new_db_never_overwrites_an_existing_head,
+            runtimes::a_lazy_db_reads_after_the_runtime_that_restored_it_is_dropped,
+            runtimes::a_lazy_db_reads_inside_a_current_thread_runtime,
+            runtimes::a_lazy_db_reads_from_threads_without_a_runtime,
         }
     };
 }
@@ -187,6 +192,7 @@ mod tests {
         for (module, source) in [
             ("contract", include_str!("cases/contract.rs")),
             ("database", include_str!("cases/database.rs")),
+            ("runtimes", include_str!("cases/runtimes.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {
