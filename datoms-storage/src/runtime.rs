@@ -296,12 +296,10 @@ mod tests {
     fn panics_of_spawned_work_are_errors_with_their_message() {
         let io = IoRuntime::new("datoms-test-io", 1).unwrap();
         let e = io
-            .block_on(async { panic!("boom in a task") })
-            .map(|()| ())
+            .block_on::<(), _>(async { panic!("boom in a task") })
             .unwrap_err();
         assert!(e.to_string().contains("boom in a task"), "{e}");
-        let e = futures::executor::block_on(io.spawn_blocking(|| panic!("boom blocking")))
-            .map(|()| ())
+        let e = futures::executor::block_on(io.spawn_blocking::<(), _>(|| panic!("boom blocking")))
             .unwrap_err();
         assert!(e.to_string().contains("boom blocking"), "{e}");
     }
