@@ -226,7 +226,7 @@ fn caught<T>(
         Ok(Err(e)) => Err(classify(path, e)),
         Err(panic) => Err(StorageError::Corrupt {
             what: what(path),
-            reason: format!("redb cannot read it (it panicked: {panic})"),
+            reason: format!("redb cannot read it: {panic}"),
         }),
     }
 }
