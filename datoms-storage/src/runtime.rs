@@ -123,12 +123,17 @@ impl IoRuntime {
         async move { task.await.map_err(|e| join_error(&name, e)) }
     }
 
-    /// Runs `future` on this runtime and blocks the calling thread until it is done.
-    /// Callable from any thread: one in no runtime, a current-thread runtime's (which
-    /// stalls that runtime meanwhile, but `future` does not need it), or a multi-thread
-    /// runtime's worker (through `block_in_place`, so the worker's other tasks move to
-    /// another thread). It must not be called from one of this runtime's own worker
-    /// threads.
+    /// Runs `future` with this runtime's drivers and blocks the calling thread until it
+    /// is done. Callable from any thread:
+    /// - in no runtime, it polls `future` on the calling thread (this runtime's workers
+    ///   drive its I/O and timers, its blocking pool runs its blocking work);
+    /// - on a multi-thread runtime's thread, the same inside `block_in_place`, so that
+    ///   the worker's other tasks move to another thread meanwhile;
+    /// - inside a current-thread runtime, whose one thread cannot leave it, `future` runs
+    ///   as a task of this runtime and the calling thread waits on a channel (its own
+    ///   runtime stalls meanwhile, but `future` does not need it).
+    ///
+    /// It must not be called from one of this runtime's own threads.
     ///
     /// # Errors
     /// [`StorageError::Backend`] if `future` panicked (with its message) or the runtime
@@ -138,26 +143,28 @@ impl IoRuntime {
         T: Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle().spawn(async move {
-            let outcome = AssertUnwindSafe(future).catch_unwind().await;
-            let _ = tx.send(outcome);
-        });
-        let wait = move || rx.recv();
-        let received = match Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
+        let future = AssertUnwindSafe(future).catch_unwind();
+        let outcome = match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => Some(self.handle().block_on(future)),
+            Ok(RuntimeFlavor::MultiThread) => Some(tokio::task::block_in_place(|| {
+                self.handle().block_on(future)
+            })),
+            Ok(_) => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                self.handle().spawn(async move {
+                    let _ = tx.send(future.await);
+                });
+                rx.recv().ok()
             }
-            _ => wait(),
         };
-        match received {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) => Err(StorageError::backend(format!(
+        match outcome {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(panic)) => Err(StorageError::backend(format!(
                 "a task of the {} runtime panicked: {}",
                 self.owner.name,
                 panic_message(&*panic)
             ))),
-            Err(_) => Err(StorageError::backend(format!(
+            None => Err(StorageError::backend(format!(
                 "the {} runtime stopped before the task finished",
                 self.owner.name
             ))),
