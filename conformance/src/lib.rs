@@ -77,8 +77,8 @@ pub use failure::{Context, Failure};
 #[doc(hidden)]
 pub use tempfile::tempdir;
 
-/// Runs one case on a fresh multi-thread tokio runtime with two workers (what the
-/// lazily restored dbs of the database cases need to load nodes). Used by [`suite!`].
+/// Runs one case on a fresh multi-thread tokio runtime with two workers (so that racing
+/// writers really run side by side). Used by [`suite!`].
 ///
 /// # Errors
 /// The case's [`Failure`], or a runtime that cannot start.

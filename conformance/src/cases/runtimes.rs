@@ -4,11 +4,13 @@
 //! it (every datom of every index, which loads every node through the db's source) from
 //! another one, from a current-thread runtime, and from plain threads.
 //!
-//! A runtime cannot be started or dropped inside another one, so each case does its
-//! work on a thread of its own, with the factory's store (made in the case's runtime)
-//! handed over. The case waits for that thread at most [`DEADLINE`]: a read that hangs
-//! fails the case with a message instead of hanging the test run, and a panic on that
-//! thread fails it too.
+//! The store is opened inside the runtime that restores the db (the factory's `create`
+//! runs there), as a program opens its storage in its main runtime: a backend whose
+//! requests stay tied to the runtime that opened it fails here too. A runtime cannot be
+//! started or dropped inside another one, so each case does this on threads of its own
+//! (the factory must work from any thread). The case waits for its reading thread at
+//! most [`DEADLINE`]: a read that hangs fails the case with a message instead of hanging
+//! the test run, and a panic on that thread fails it too.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use datoms_core::{Db, Eid, Value};
 use datoms_storage::{restore, store, Storage};
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::{Builder, Handle, Runtime, RuntimeFlavor};
 
 use crate::factory::Factory;
 use crate::failure::{ensure, ensure_eq, Context, Failure};
@@ -31,7 +33,7 @@ pub const DEADLINE: Duration = Duration::from_secs(120);
 const SEED: u64 = 0x0052_554E;
 
 /// What a case reads and what it must find: the primary's db, its snapshot, and one
-/// entity to look up.
+/// entity to look up, with the store it goes into.
 struct Fixture {
     storage: Arc<dyn Storage>,
     primary: Db,
@@ -39,15 +41,13 @@ struct Fixture {
     entity: Eid,
 }
 
-/// A fresh store of `factory` and a db of a few hundred datoms (trees several levels
-/// deep, so that reading it lazily loads many nodes), not stored yet.
-async fn fixture<F: Factory>(factory: &F) -> Result<Fixture, Failure> {
-    let storage: Arc<dyn Storage> = Arc::new(
-        factory
-            .create()
-            .await
-            .map_err(|e| Failure::from(e).context("creating a store"))?,
-    );
+/// A db of a few hundred datoms (trees several levels deep, so that reading it lazily
+/// loads many nodes), not stored yet, and a fresh store of `factory` opened inside a new
+/// runtime (multi-thread or current-thread), which is handed back unused since.
+async fn fixture<F: Factory>(
+    factory: &F,
+    multi_thread: bool,
+) -> Result<(Fixture, OwnedRuntime), Failure> {
     let mut generator = Generator::new(
         SEED,
         Params {
@@ -68,12 +68,65 @@ async fn fixture<F: Factory>(factory: &F) -> Result<Fixture, Failure> {
     let entity = primary
         .entity_by_value(&NAME.into(), &Value::from("p7"))?
         .ok_or_else(|| Failure::new("p7 is missing from the primary's db"))?;
-    Ok(Fixture {
-        want: snapshot(&primary)?,
-        storage,
-        primary,
-        entity,
-    })
+    let (runtime, storage) = open_in_new_runtime(factory, multi_thread)?;
+    Ok((
+        Fixture {
+            want: snapshot(&primary)?,
+            storage,
+            primary,
+            entity,
+        },
+        runtime,
+    ))
+}
+
+/// A runtime a case moves to its own thread; dropped anywhere else (a case that fails
+/// early, inside its async runtime), it shuts down in the background instead of
+/// panicking.
+struct OwnedRuntime(Option<Runtime>);
+
+impl OwnedRuntime {
+    /// The runtime, to use and drop on a thread outside any runtime.
+    fn take(mut self) -> Result<Runtime, Failure> {
+        self.0
+            .take()
+            .ok_or_else(|| Failure::new("the runtime was taken already"))
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Starts a runtime and makes a store of `factory` inside it, on a thread of its own
+/// (the case's runtime waits, through `block_in_place` on a multi-thread one).
+fn open_in_new_runtime<F: Factory>(
+    factory: &F,
+    multi_thread: bool,
+) -> Result<(OwnedRuntime, Arc<dyn Storage>), Failure> {
+    let open = || {
+        let runtime = runtime(multi_thread)?;
+        let store = runtime
+            .block_on(factory.create())
+            .map_err(|e| Failure::from(e).context("creating a store in a new runtime"))?;
+        let store: Arc<dyn Storage> = Arc::new(store);
+        Ok((OwnedRuntime(Some(runtime)), store))
+    };
+    let on_a_thread = || {
+        std::thread::scope(|s| {
+            s.spawn(open)
+                .join()
+                .unwrap_or_else(|_| Err(Failure::new("creating a store panicked")))
+        })
+    };
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(on_a_thread),
+        _ => on_a_thread(),
+    }
 }
 
 impl Fixture {
@@ -172,16 +225,18 @@ where
     runtime.block_on(async { runtime.spawn(future).await })?
 }
 
-/// A db restored lazily in a multi-thread runtime (as under `#[tokio::main]`) reads
-/// after that runtime is dropped: in a task of a new multi-thread runtime, and inside a
-/// new current-thread runtime. Its source must not hold on to the runtime that made it,
-/// nor the backend to the runtime its requests first ran on.
+/// A db restored lazily in a multi-thread runtime (as under `#[tokio::main]`), from a
+/// store opened there, reads after that runtime is dropped: in a task of a new
+/// multi-thread runtime, and inside a new current-thread runtime. Its source must not
+/// hold on to the runtime that made it, nor the backend to the runtime that opened it
+/// or ran its first requests.
 pub async fn a_lazy_db_reads_after_the_runtime_that_restored_it_is_dropped<F: Factory>(
     factory: &F,
 ) -> Result<(), Failure> {
-    let fixture = Arc::new(fixture(factory).await?);
-    on_own_thread("restore, drop the runtime, read", move || {
-        let first = runtime(true)?;
+    let (fixture, first) = fixture(factory, true).await?;
+    let fixture = Arc::new(fixture);
+    on_own_thread("open, restore, drop the runtime, read", move || {
+        let first = first.take()?;
         let mut dbs = first.block_on(fixture.store_and_restore(2))?;
         drop(first);
         let (Some(in_current), Some(in_task_db)) = (dbs.pop(), dbs.pop()) else {
@@ -209,17 +264,18 @@ pub async fn a_lazy_db_reads_after_the_runtime_that_restored_it_is_dropped<F: Fa
     .await
 }
 
-/// A db restored lazily inside a current-thread runtime (as under `#[tokio::test]`)
-/// reads inside that runtime, from its `block_on` and from a task it runs, without
-/// deadlocking on the one thread that drives that runtime's I/O.
+/// A db restored lazily inside a current-thread runtime (as under `#[tokio::test]`), from
+/// a store opened there, reads inside that runtime, from its `block_on` and from a task
+/// it runs, without deadlocking on the one thread that drives that runtime's I/O.
 pub async fn a_lazy_db_reads_inside_a_current_thread_runtime<F: Factory>(
     factory: &F,
 ) -> Result<(), Failure> {
-    let fixture = Arc::new(fixture(factory).await?);
+    let (fixture, current) = fixture(factory, false).await?;
+    let fixture = Arc::new(fixture);
     on_own_thread(
-        "restore and read in one current-thread runtime",
+        "open, restore and read in one current-thread runtime",
         move || {
-            let current = runtime(false)?;
+            let current = current.take()?;
             let f = fixture.clone();
             current.block_on(async move {
                 let mut dbs = f.store_and_restore(2).await?;
@@ -238,15 +294,16 @@ pub async fn a_lazy_db_reads_inside_a_current_thread_runtime<F: Factory>(
     .await
 }
 
-/// A db restored lazily reads from threads that are in no runtime: while the runtime
-/// that restored it exists but is not running, after it is dropped, and from a thread
-/// started after that.
+/// A db restored lazily (from a store opened in the same current-thread runtime) reads
+/// from threads that are in no runtime: while the runtime that restored it exists but
+/// is not running, after it is dropped, and from a thread started after that.
 pub async fn a_lazy_db_reads_from_threads_without_a_runtime<F: Factory>(
     factory: &F,
 ) -> Result<(), Failure> {
-    let fixture = Arc::new(fixture(factory).await?);
-    on_own_thread("restore, then read from plain threads", move || {
-        let idle = runtime(false)?;
+    let (fixture, idle) = fixture(factory, false).await?;
+    let fixture = Arc::new(fixture);
+    on_own_thread("open, restore, then read from plain threads", move || {
+        let idle = idle.take()?;
         let mut dbs = idle.block_on(fixture.store_and_restore(3))?;
         let (Some(on_new_thread), Some(after_drop), Some(while_idle)) =
             (dbs.pop(), dbs.pop(), dbs.pop())
