@@ -198,3 +198,45 @@ fn a_storage_works_after_its_runtime_is_dropped_and_from_no_runtime() -> TestRes
     assert!(lazy.db.datoms(datoms_core::IndexKind::Eavt, &[])?.count() > 0);
     Ok(())
 }
+
+/// Set in the child process of the test below: the file it opens, writes and dies on.
+const KILLED_WRITER: &str = "DATOMS_REDB_TEST_KILLED_WRITER";
+
+/// A writer that dies without closing the file (here: `exit` right after a durable
+/// write, which runs no destructor) leaves it needing redb's repair, which only a writable open does. A read-only
+/// open repairs it once (the file is writable) and then reads it; the stored db is whole.
+#[test]
+fn a_file_whose_writer_died_is_repaired_then_read() -> TestResult {
+    if let Some(path) = std::env::var_os(KILLED_WRITER) {
+        let storage = RedbStorage::open(&path)?;
+        let blob = Bytes::from_static(b"written by a writer about to die");
+        futures::executor::block_on(storage.put_many(&[(Address::of(&blob), blob)]))?;
+        // Status 3, so that the parent tells a death from a test that ran through.
+        std::process::exit(3);
+    }
+    let (_dir, path, roots) = stored_file()?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            "a_file_whose_writer_died_is_repaired_then_read",
+            "--test-threads=1",
+        ])
+        .env(KILLED_WRITER, &path)
+        .output()?;
+    assert_eq!(
+        child.status.code(),
+        Some(3),
+        "the child must die after writing"
+    );
+    assert!(
+        matches!(
+            redb::ReadOnlyDatabase::open(&path),
+            Err(redb::DatabaseError::RepairAborted)
+        ),
+        "the dead writer must leave the file needing a repair"
+    );
+    let storage = RedbStorage::open_read_only(&path)?;
+    assert!(storage.is_read_only());
+    assert_eq!(futures::executor::block_on(read_roots(&storage))?, roots);
+    Ok(())
+}
