@@ -1,8 +1,9 @@
 //! `backend-rocks`: datoms storage in a RocksDB database (a directory).
 //!
 //! Two column families: `nodes` (address → node or commit bytes) and `heads` (name →
-//! commit address and version). Every RocksDB call runs on tokio's blocking pool, never on
-//! the async runtime's threads.
+//! commit address and version). Every RocksDB call runs on the blocking pool of a small
+//! runtime the storage owns ([`IoRuntime`]), never on the caller's runtime: the storage
+//! works from any runtime, after the one that opened it is dropped, and from none.
 //!
 //! - **Batches.** `get_many` is one batched `MultiGet`; `put_many` and `delete_many` are
 //!   one atomic `WriteBatch` each, so a reader never sees half a batch.
@@ -39,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{Capabilities, Head, Storage, StorageError, Version};
+use datoms_storage::{Capabilities, Head, IoRuntime, Storage, StorageError, Version};
 use rocksdb::{
     Cache, ColumnFamily, ColumnFamilyDescriptor, ErrorKind, ReadOptions, WriteBatch, WriteOptions,
     DB,
@@ -55,11 +56,16 @@ pub const HEADS_CF: &str = "heads";
 /// A head record: the commit address, then the version as a big-endian `u64`.
 const HEAD_RECORD_LEN: usize = 32 + 8;
 
-/// A [`Storage`] in a RocksDB database. Cheap to clone: clones share the database.
+/// A [`Storage`] in a RocksDB database. Cheap to clone: clones share the database and
+/// the runtime that runs its calls.
 #[derive(Clone)]
 pub struct RocksStorage {
     inner: Arc<Inner>,
+    io: IoRuntime,
 }
+
+/// The name of the threads that run a [`RocksStorage`]'s RocksDB calls.
+pub const IO_THREAD_NAME: &str = "datoms-rocks";
 
 struct Inner {
     db: DB,
@@ -98,7 +104,14 @@ impl RocksStorage {
         path: impl AsRef<Path>,
         config: &RocksConfig,
     ) -> Result<RocksStorage, StorageError> {
-        let path = path.as_ref().to_path_buf();
+        let inner = RocksStorage::open_inner(path.as_ref().to_path_buf(), config)?;
+        Ok(RocksStorage {
+            inner: Arc::new(inner),
+            io: IoRuntime::new(IO_THREAD_NAME, 1)?,
+        })
+    }
+
+    fn open_inner(path: PathBuf, config: &RocksConfig) -> Result<Inner, StorageError> {
         let cache = Cache::new_lru_cache(config.cache_bytes());
         let (db_options, nodes, heads) = config.options(&cache);
         let db = DB::open_cf_descriptors(
@@ -110,16 +123,15 @@ impl RocksStorage {
             ],
         )
         .map_err(|e| StorageError::backend(format!("rocksdb database {}: {e}", path.display())))?;
-        Ok(RocksStorage {
-            inner: Arc::new(Inner {
-                db,
-                path,
-                cas: Mutex::new(()),
-            }),
+        Ok(Inner {
+            db,
+            path,
+            cas: Mutex::new(()),
         })
     }
 
-    /// [`RocksStorage::open_with`] on tokio's blocking pool.
+    /// [`RocksStorage::open_with`] on the blocking pool of the storage's own runtime
+    /// (usable from any runtime, or none).
     ///
     /// # Errors
     /// As [`RocksStorage::open`].
@@ -128,9 +140,14 @@ impl RocksStorage {
         config: RocksConfig,
     ) -> Result<RocksStorage, StorageError> {
         let path = path.as_ref().to_path_buf();
-        tokio::task::spawn_blocking(move || RocksStorage::open_with(path, &config))
-            .await
-            .map_err(|e| StorageError::backend(format!("rocksdb worker failed: {e}")))?
+        let io = IoRuntime::new(IO_THREAD_NAME, 1)?;
+        let inner = io
+            .spawn_blocking(move || RocksStorage::open_inner(path, &config))
+            .await??;
+        Ok(RocksStorage {
+            inner: Arc::new(inner),
+            io,
+        })
     }
 
     /// The database directory.
@@ -138,16 +155,14 @@ impl RocksStorage {
         &self.inner.path
     }
 
-    /// Runs blocking RocksDB work on tokio's blocking pool.
+    /// Runs blocking RocksDB work on the storage's own blocking pool.
     async fn blocking<T, F>(&self, work: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || work(&inner))
-            .await
-            .map_err(|e| StorageError::backend(format!("rocksdb worker failed: {e}")))?
+        self.io.spawn_blocking(move || work(&inner)).await?
     }
 }
 
@@ -427,6 +442,27 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    /// Calls run on the storage's own runtime: they work after the runtime that opened
+    /// it is dropped, and from no runtime at all.
+    #[test]
+    fn calls_work_after_the_opening_runtime_is_dropped_and_with_no_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let storage = first
+            .block_on(RocksStorage::open_async(dir.path(), RocksConfig::default()))
+            .unwrap();
+        let (address, bytes) = blob(300, 5);
+        first
+            .block_on(storage.put_many(&[(address, bytes.clone())]))
+            .unwrap();
+        drop(first);
+        let got = futures::executor::block_on(storage.get_many(&[address])).unwrap();
+        assert_eq!(got, vec![Some(bytes)]);
     }
 
     #[test]

@@ -68,4 +68,4 @@ pub mod options;
 pub mod storage;
 
 pub use options::{RetryPolicy, S3Options, StaticCredentials, Timeouts, DATA_SEGMENT};
-pub use storage::{RequestCounts, S3Storage};
+pub use storage::{RequestCounts, S3Storage, IO_THREAD_NAME};

@@ -21,7 +21,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{Capabilities, Head, Storage, StorageError, Version};
+use datoms_storage::{Capabilities, Head, IoRuntime, Storage, StorageError, Version};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 
@@ -36,9 +36,25 @@ const HEAD_MAGIC: &str = "datoms-head 1";
 
 /// A [`Storage`] in an S3 bucket (AWS S3 or any S3-compatible server), under one key
 /// prefix. Cloning is cheap; clones share the connection pool, the request limit, the
-/// "known stored" set and the counters.
+/// "known stored" set, the counters and the runtime that sends the requests.
+///
+/// Every request runs on a small runtime the storage owns ([`IoRuntime`], threads named
+/// [`IO_THREAD_NAME`]), so the HTTP connections and their driver tasks live there, not
+/// on the caller's runtime: the storage (and a db lazily restored from it) works from
+/// any runtime, a current-thread one blocked on a synchronous node load included, after
+/// the runtime that opened it is dropped, and from none.
 #[derive(Clone)]
 pub struct S3Storage {
+    core: Arc<Core>,
+    io: IoRuntime,
+}
+
+/// The name of the threads of the runtime that sends an [`S3Storage`]'s requests.
+pub const IO_THREAD_NAME: &str = "datoms-s3";
+
+/// Everything a request needs; what the tasks on the storage's runtime hold (never the
+/// runtime itself, so that it is never dropped on one of its own threads).
+struct Core {
     client: Client,
     bucket: String,
     /// `prefix/.datoms/` (`.datoms/` at the bucket root): what every key of this
@@ -57,10 +73,11 @@ struct Shared {
 
 impl std::fmt::Debug for S3Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options = &self.core.options;
         f.debug_struct("S3Storage")
-            .field("location", &self.options.location())
-            .field("endpoint", &self.options.endpoint)
-            .field("concurrency", &self.options.concurrency)
+            .field("location", &options.location())
+            .field("endpoint", &options.endpoint)
+            .field("concurrency", &options.concurrency)
             .finish()
     }
 }
@@ -160,6 +177,14 @@ impl S3Storage {
     /// override, nothing in `AWS_REGION` or the profile).
     pub async fn connect(options: S3Options) -> Result<S3Storage, StorageError> {
         options.validate()?;
+        let io = IoRuntime::new(IO_THREAD_NAME, 2)?;
+        // Built on the storage's runtime, like everything the client does later.
+        let client = io.spawn(S3Storage::client_for(options.clone())).await??;
+        Ok(S3Storage::on_runtime(io, client, options))
+    }
+
+    /// The SDK client `connect` makes for `options`.
+    async fn client_for(options: S3Options) -> Result<Client, StorageError> {
         // rustls with ring and the platform's roots: HTTPS to real S3 without building
         // aws-lc; plain http for loopback servers.
         let http = aws_smithy_http_client::Builder::new()
@@ -205,7 +230,7 @@ impl S3Storage {
                     .build(),
             )
             .build();
-        S3Storage::with_client(Client::from_conf(config), options)
+        Ok(Client::from_conf(config))
     }
 
     /// A storage over a client configured by the caller (custom HTTP client, proxy,
@@ -215,9 +240,18 @@ impl S3Storage {
     /// endpoint, region, credentials and timeouts are the client's.
     ///
     /// # Errors
-    /// [`StorageError::BadLocation`] for options [`S3Options::validate`] refuses.
-    pub fn with_client(client: Client, mut options: S3Options) -> Result<S3Storage, StorageError> {
+    /// [`StorageError::BadLocation`] for options [`S3Options::validate`] refuses;
+    /// [`StorageError::Backend`] if the storage's runtime cannot be started.
+    pub fn with_client(client: Client, options: S3Options) -> Result<S3Storage, StorageError> {
         options.validate()?;
+        Ok(S3Storage::on_runtime(
+            IoRuntime::new(IO_THREAD_NAME, 2)?,
+            client,
+            options,
+        ))
+    }
+
+    fn on_runtime(io: IoRuntime, client: Client, mut options: S3Options) -> S3Storage {
         options.concurrency = options.concurrency.max(1);
         options.retry.max_attempts = options.retry.max_attempts.max(1);
         let client = Client::from_conf(
@@ -232,51 +266,48 @@ impl S3Storage {
         } else {
             format!("{}/{DATA_SEGMENT}/", options.prefix)
         };
-        Ok(S3Storage {
-            client,
-            bucket: options.bucket.clone(),
-            base,
-            shared: Arc::new(Shared {
-                permits: Semaphore::new(options.concurrency),
-                known: Mutex::new(HashSet::new()),
-                counters: Counters::default(),
+        S3Storage {
+            core: Arc::new(Core {
+                client,
+                bucket: options.bucket.clone(),
+                base,
+                shared: Arc::new(Shared {
+                    permits: Semaphore::new(options.concurrency),
+                    known: Mutex::new(HashSet::new()),
+                    counters: Counters::default(),
+                }),
+                options,
             }),
-            options,
-        })
+            io,
+        }
     }
 
     /// The options this storage runs with.
     pub fn options(&self) -> &S3Options {
-        &self.options
+        &self.core.options
     }
 
-    /// The SDK client (to create a bucket, say).
+    /// The SDK client (to create a bucket, say). Requests sent through it directly run
+    /// on the caller's runtime, not on the storage's, and may leave pooled connections
+    /// driven by that runtime; the storage's own requests go through [`Storage`].
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.core.client
     }
 
     /// The object key of blob `address`: `prefix/.datoms/nodes/<64 hex digits>`.
     pub fn node_key(&self, address: &Address) -> String {
-        format!("{}nodes/{}", self.base, address.to_hex())
+        self.core.node_key(address)
     }
 
     /// The object key of head `name`: `prefix/.datoms/heads/<name>`, the name percent-encoded
     /// outside `[A-Za-z0-9._-]` so that any name is one safe key segment.
     pub fn head_key(&self, name: &str) -> String {
-        let mut key = format!("{}heads/", self.base);
-        for b in name.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-                key.push(char::from(b));
-            } else {
-                key.push_str(&format!("%{b:02X}"));
-            }
-        }
-        key
+        self.core.head_key(name)
     }
 
     /// The requests sent since creation or the last reset (shared by clones).
     pub fn request_counts(&self) -> RequestCounts {
-        let c = &self.shared.counters;
+        let c = &self.core.shared.counters;
         let l = |x: &AtomicU64| x.load(Ordering::Relaxed);
         RequestCounts {
             node_gets: l(&c.node_gets),
@@ -292,7 +323,7 @@ impl S3Storage {
 
     /// Zeroes the request counters.
     pub fn reset_request_counts(&self) {
-        let c = &self.shared.counters;
+        let c = &self.core.shared.counters;
         for x in [
             &c.node_gets,
             &c.node_puts,
@@ -310,7 +341,7 @@ impl S3Storage {
     /// Forgets every address of the "known stored" set, so that the next puts ask the
     /// server. For a process that learns that another one garbage-collected blobs.
     pub fn forget_known(&self) {
-        if let Ok(mut known) = self.shared.known.lock() {
+        if let Ok(mut known) = self.core.shared.known.lock() {
             known.clear();
         }
     }
@@ -324,6 +355,23 @@ impl S3Storage {
     /// [`StorageError::Backend`] naming the probe key if the server overwrote instead of
     /// refusing; request errors.
     pub async fn check_conditional_writes(&self) -> Result<(), StorageError> {
+        let core = self.core.clone();
+        self.io
+            .spawn(async move { core.check_conditional_writes().await })
+            .await?
+    }
+}
+
+impl Core {
+    /// Checks that the server enforces conditional writes, which heads rely on: a create
+    /// with `If-None-Match: *` over an existing object and an update with a stale
+    /// `If-Match` must both be refused with 412. Writes and deletes one probe object
+    /// under `prefix/probe/`. Run it once against a new provider.
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] naming the probe key if the server overwrote instead of
+    /// refusing; request errors.
+    async fn check_conditional_writes(&self) -> Result<(), StorageError> {
         let key = format!("{}probe/{}", self.base, nonce());
         let location = self.location(&key);
         let put = |body: &'static str, if_none: bool, if_match: Option<&'static str>| {
@@ -382,6 +430,22 @@ impl S3Storage {
             .await
             .map_err(|a| a.into_error("DELETE", &location));
         result.and(cleanup.map(|_| ()))
+    }
+
+    fn node_key(&self, address: &Address) -> String {
+        format!("{}nodes/{}", self.base, address.to_hex())
+    }
+
+    fn head_key(&self, name: &str) -> String {
+        let mut key = format!("{}heads/", self.base);
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                key.push(char::from(b));
+            } else {
+                key.push_str(&format!("%{b:02X}"));
+            }
+        }
+        key
     }
 
     fn location(&self, key: &str) -> String {
@@ -631,8 +695,8 @@ fn parse_head(bytes: &[u8]) -> Result<Address, String> {
         .map_err(|e: datoms_core::Error| e.to_string())
 }
 
-#[async_trait]
-impl Storage for S3Storage {
+/// The requests themselves, run on the storage's runtime.
+impl Core {
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
         // Collected first: a lazy `map` over borrowed items trips the compiler's
         // higher-ranked lifetime check inside `async_trait`.
@@ -817,11 +881,65 @@ impl Storage for S3Storage {
             .await?;
         Ok(())
     }
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
+        let (core, addresses) = (self.core.clone(), addresses.to_vec());
+        self.io
+            .spawn(async move { core.get_many(&addresses).await })
+            .await?
+    }
+
+    async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+        let (core, blobs) = (self.core.clone(), blobs.to_vec());
+        self.io
+            .spawn(async move { core.put_many(&blobs).await })
+            .await?
+    }
+
+    async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        let (core, name) = (self.core.clone(), name.to_owned());
+        self.io
+            .spawn(async move { core.get_head(&name).await })
+            .await?
+    }
+
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError> {
+        let (core, name, expected) = (self.core.clone(), name.to_owned(), expected.cloned());
+        self.io
+            .spawn(async move { core.cas_head(&name, expected.as_ref(), new).await })
+            .await?
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StorageError> {
+        let core = self.core.clone();
+        self.io
+            .spawn(async move { core.list_blobs(after, limit).await })
+            .await?
+    }
+
+    async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        let (core, addresses) = (self.core.clone(), addresses.to_vec());
+        self.io
+            .spawn(async move { core.delete_many(&addresses).await })
+            .await?
+    }
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             max_batch: S3_PAGE,
-            concurrency: self.options.concurrency,
+            concurrency: self.core.options.concurrency,
         }
     }
 }

@@ -70,6 +70,59 @@ async fn open_parses_the_url_and_reports_the_concurrency_limit() -> TestResult {
     Ok(())
 }
 
+/// Requests run on the storage's own runtime: the storage works after the runtime that
+/// connected it (and sent its first requests) is dropped, from no runtime at all (a
+/// plain executor polls its futures), and inside a current-thread runtime whose one
+/// thread then blocks on a synchronous lazy read.
+#[test]
+fn requests_need_no_runtime_of_the_caller() -> TestResult {
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let s = first.block_on(fresh_store())?;
+    let (a, bytes) = blob("sent from the first runtime");
+    first.block_on(s.put_many(&[(a, bytes.clone())]))?;
+    drop(first);
+
+    let (b, other) = blob("sent with no runtime");
+    futures::executor::block_on(s.put_many(&[(b, other.clone())]))?;
+    assert_eq!(
+        futures::executor::block_on(s.get_many(&[a, b]))?,
+        vec![Some(bytes), Some(other)]
+    );
+
+    // Small nodes, so that the trees have levels a lazy read must load.
+    let people: String = (1..=200)
+        .map(|i| format!("{{:db/id -{i} :person/name \"p{i}\" :person/age {i}}}"))
+        .collect();
+    let db = Db::with_config(
+        Schema::new(),
+        TreeConfig {
+            leaf_target: 8,
+            branch_target: 4,
+        },
+    )
+    .with_edn(&format!("[{people}]"))?
+    .db_after;
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let storage: std::sync::Arc<dyn Storage> = std::sync::Arc::new(s);
+    current.block_on(async {
+        store(&db, &*storage, "main").await?;
+        let lazy = datoms_storage::restore(storage.clone(), "main").await?;
+        // Synchronous reads on this runtime's only thread: the requests they need must
+        // not wait for this runtime.
+        assert_eq!(lazy.db.entity_datoms(150)?, db.entity_datoms(150)?);
+        let every = |d: &Db| -> Result<Vec<_>, datoms_core::Error> {
+            d.datoms(datoms_core::IndexKind::Eavt, &[])?.collect()
+        };
+        assert_eq!(every(&lazy.db)?, every(&db)?);
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_and_heads_live_under_the_prefix() -> TestResult {
     let s = fresh_store().await?;

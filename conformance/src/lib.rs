@@ -33,8 +33,12 @@
 //! # The cases
 //!
 //! [`cases::contract`] checks the trait's contract, [`cases::database`] checks databases
-//! stored through the backend, [`cases::sync_policy`] checks that every sync policy
-//! brings the replicas it serves to the head; [`CASES`] lists them all. Each case is a plain
+//! stored through the backend, [`cases::storages`] checks that one db over several
+//! storages never leaves a head on an incomplete commit, [`cases::sync_policy`] checks
+//! that every sync policy brings the replicas it serves to the head, [`cases::runtimes`]
+//! checks that a lazily restored db reads from any runtime or none (each of those cases
+//! starts and drops runtimes of its own on a thread of its own); [`CASES`] lists them
+//! all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -77,8 +81,8 @@ pub use failure::{Context, Failure};
 #[doc(hidden)]
 pub use tempfile::tempdir;
 
-/// Runs one case on a fresh multi-thread tokio runtime with two workers (what the
-/// lazily restored dbs of the database cases need to load nodes). Used by [`suite!`].
+/// Runs one case on a fresh multi-thread tokio runtime with two workers (so that racing
+/// writers really run side by side). Used by [`suite!`].
 ///
 /// # Errors
 /// The case's [`Failure`], or a runtime that cannot start.
@@ -154,6 +158,9 @@ macro_rules! __with_cases {
             storages::random_interleavings_over_three_storages_leave_every_head_complete,
             sync_policy::auto_sync_brings_a_replica_with_another_schema_to_the_head,
             sync_policy::auto_sync_brings_a_replica_with_an_unstored_transaction_to_the_head,
+            runtimes::a_lazy_db_reads_after_the_runtime_that_restored_it_is_dropped,
+            runtimes::a_lazy_db_reads_inside_a_current_thread_runtime,
+            runtimes::a_lazy_db_reads_from_threads_without_a_runtime,
         }
     };
 }
@@ -199,6 +206,7 @@ mod tests {
             ("database", include_str!("cases/database.rs")),
             ("storages", include_str!("cases/storages.rs")),
             ("sync_policy", include_str!("cases/sync_policy.rs")),
+            ("runtimes", include_str!("cases/runtimes.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use conformance::cases::{contract, database};
+use conformance::cases::{contract, database, runtimes};
 use conformance::{Factory, Failure};
 use datoms_core::Address;
 use datoms_storage::{Head, MemoryStorage, Storage, StorageError, Version};
@@ -30,17 +30,30 @@ enum Flaw {
     DeleteDoesNothing,
     /// Reopening gives an empty store.
     ReopenForgets,
+    /// Reads run as tasks of the runtime the store was opened in (as an HTTP client
+    /// whose pooled connections are driven there), which may be gone.
+    BoundToOpeningRuntime,
 }
 
 #[derive(Debug)]
 struct Broken {
     inner: Arc<MemoryStorage>,
     flaw: Flaw,
+    /// The runtime `create` ran in.
+    opened_in: tokio::runtime::Handle,
 }
 
 #[async_trait]
 impl Storage for Broken {
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError> {
+        if self.flaw == Flaw::BoundToOpeningRuntime {
+            let (inner, addresses) = (self.inner.clone(), addresses.to_vec());
+            return self
+                .opened_in
+                .spawn(async move { inner.get_many(&addresses).await })
+                .await
+                .map_err(StorageError::backend)?;
+        }
         let mut got = self.inner.get_many(addresses).await?;
         match self.flaw {
             Flaw::MissingReadsAsEmpty => {
@@ -118,6 +131,7 @@ impl Factory for BrokenFactory {
         Ok(Broken {
             inner: Arc::new(MemoryStorage::new()),
             flaw: self.0,
+            opened_in: tokio::runtime::Handle::current(),
         })
     }
 
@@ -240,4 +254,15 @@ async fn a_reopen_that_forgets_is_caught() {
     let f = BrokenFactory(Flaw::ReopenForgets);
     caught("reopen", contract::data_survives_reopen(&f).await);
     caught("db reopen", database::stored_db_survives_reopen(&f).await);
+}
+
+/// Only the case that drops the opening runtime: the others would wait for a runtime
+/// that is blocked or idle until their deadline, which catches it too, but slowly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_bound_to_its_opening_runtime_is_caught() {
+    let f = BrokenFactory(Flaw::BoundToOpeningRuntime);
+    caught(
+        "runtime dropped",
+        runtimes::a_lazy_db_reads_after_the_runtime_that_restored_it_is_dropped(&f).await,
+    );
 }

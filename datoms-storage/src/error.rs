@@ -41,6 +41,33 @@ pub enum StorageError {
         /// What failed.
         reason: String,
     },
+    /// The backend's own files are damaged: it cannot read what it stored (a page
+    /// overwritten or zeroed, a truncated file, a file written by another program). The
+    /// stored state is left as it is; restore the file from a copy.
+    #[error("{what} is damaged: {reason}")]
+    Corrupt {
+        /// The file or place at fault (e.g. `redb file /data/people.datoms`).
+        what: String,
+        /// What the backend found.
+        reason: String,
+    },
+    /// A write (`operation`) to a storage opened read-only.
+    #[error("{what} is open read-only: {operation} is not allowed")]
+    ReadOnly {
+        /// The storage (e.g. `redb file /data/people.datoms`).
+        what: String,
+        /// The refused operation (`put_many`, `cas_head`, `delete_many`).
+        operation: String,
+    },
+    /// Another process (or another handle in this one) holds the storage in a way that
+    /// excludes this open, e.g. a writer holds a redb file that a reader asks for.
+    #[error("{what} is in use: {reason}")]
+    InUse {
+        /// The storage (e.g. `redb file /data/people.datoms`).
+        what: String,
+        /// Who holds it and what to do.
+        reason: String,
+    },
     /// Log replay produced a tree different from the stored one.
     #[error("log replay of {commit} gave roots {}, the commit has {}", roots(.replayed), roots(.stored))]
     ReplayMismatch {

@@ -2,7 +2,7 @@
 //! `Storage`, one batched request per step.
 //!
 //! - [`restore`]: lazy full restore — head, commit and roots; every other node loads on
-//!   demand through a shared [`NodeCache`] with a memory budget.
+//!   demand through a [`StorageSource`] and its shared node cache with a memory budget.
 //! - [`restore_from`]: Datascript's long-wished `restore(db1, storage)` — the new db,
 //!   reusing everything `db1` holds and fetching only what changed.
 //! - [`materialize`]: load every node of a lazily restored db, one request per level.
@@ -10,12 +10,11 @@
 use std::sync::Arc;
 
 use datoms_core::restore::{Machine, Materialize, Mode, Step};
-use datoms_core::tree::{Node, NodeSource};
-use datoms_core::{Address, Db, IndexKind, Restore, RestoreStats};
+use datoms_core::{Address, Db, Restore, RestoreStats};
 
 use crate::batch::{get_batched, retry};
-use crate::cache::NodeCache;
 use crate::error::StorageError;
+use crate::source::StorageSource;
 use crate::storage::Storage;
 
 /// A restored db and the I/O it took.
@@ -107,7 +106,7 @@ fn reads<S: Storage + ?Sized>(db: &Db, storage: &S) -> bool {
     db.source()
         .and_then(|s| s.as_any())
         .and_then(|a| a.downcast_ref::<StorageSource>())
-        .is_some_and(|s| std::ptr::addr_eq(Arc::as_ptr(&s.storage), storage as *const S))
+        .is_some_and(|s| std::ptr::addr_eq(Arc::as_ptr(s.storage()), storage as *const S))
 }
 
 /// Drives a restore or materialize machine to the end, one batched request per step.
@@ -158,110 +157,4 @@ pub async fn read_head<S: Storage + ?Sized>(
         .ok_or_else(|| StorageError::NoHead {
             name: name.to_owned(),
         })
-}
-
-/// Loads nodes of lazily restored dbs from a [`Storage`], through a [`NodeCache`].
-///
-/// The tree calls it synchronously, so it blocks on the async storage: with
-/// `block_in_place` on a multi-thread tokio runtime, on a helper thread under a
-/// current-thread runtime (fine for storages that need no I/O driver, like memory and
-/// the embedded ones), and directly outside any runtime. Prefer a multi-thread runtime
-/// for network storage.
-pub struct StorageSource {
-    storage: Arc<dyn Storage>,
-    handle: tokio::runtime::Handle,
-    cache: NodeCache,
-}
-
-impl StorageSource {
-    /// A source over `storage` with a cache of `cache_bytes`.
-    ///
-    /// # Errors
-    /// [`StorageError::Backend`] if called outside a tokio runtime.
-    pub fn new(
-        storage: Arc<dyn Storage>,
-        cache_bytes: usize,
-    ) -> Result<Arc<StorageSource>, StorageError> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| StorageError::backend("a lazily restored db needs a tokio runtime"))?;
-        Ok(Arc::new(StorageSource {
-            storage,
-            handle,
-            cache: NodeCache::new(cache_bytes),
-        }))
-    }
-
-    /// The cache (for its counters).
-    pub fn cache(&self) -> &NodeCache {
-        &self.cache
-    }
-
-    /// Fetches blobs, blocking the calling thread (see the type's docs).
-    fn fetch(&self, addresses: Vec<Address>) -> Result<Vec<Option<bytes::Bytes>>, StorageError> {
-        let storage = self.storage.clone();
-        let fut = async move {
-            let batch = storage.capabilities().max_batch.max(1);
-            let mut out = Vec::with_capacity(addresses.len());
-            for chunk in addresses.chunks(batch) {
-                out.extend(retry(|| storage.get_many(chunk)).await?);
-            }
-            Ok::<_, StorageError>(out)
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.handle.block_on(fut))
-            }
-            Ok(_) => std::thread::scope(|s| {
-                s.spawn(|| self.handle.block_on(fut))
-                    .join()
-                    .unwrap_or_else(|_| Err(StorageError::backend("node loader thread panicked")))
-            }),
-            Err(_) => self.handle.block_on(fut),
-        }
-    }
-}
-
-impl NodeSource for StorageSource {
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
-    }
-
-    fn load(&self, address: &Address, kind: IndexKind) -> Result<Arc<Node>, datoms_core::Error> {
-        let mut nodes = self.load_many(&[(*address, kind)])?;
-        nodes
-            .pop()
-            .ok_or_else(|| datoms_core::Error::NodeUnavailable {
-                address: *address,
-                reason: "the source returned nothing".into(),
-            })
-    }
-
-    fn load_many(
-        &self,
-        wanted: &[(Address, IndexKind)],
-    ) -> Result<Vec<Arc<Node>>, datoms_core::Error> {
-        let mut out: Vec<Option<Arc<Node>>> =
-            wanted.iter().map(|(a, _)| self.cache.get(a)).collect();
-        let missing: Vec<usize> = (0..wanted.len()).filter(|i| out[*i].is_none()).collect();
-        if !missing.is_empty() {
-            let addresses: Vec<Address> = missing.iter().map(|i| wanted[*i].0).collect();
-            let blobs = self
-                .fetch(addresses)
-                .map_err(|e| datoms_core::Error::NodeUnavailable {
-                    address: wanted[missing[0]].0,
-                    reason: e.to_string(),
-                })?;
-            for (i, bytes) in missing.into_iter().zip(blobs) {
-                let (address, kind) = wanted[i];
-                let bytes = bytes.ok_or_else(|| datoms_core::Error::NodeUnavailable {
-                    address,
-                    reason: "missing from storage".into(),
-                })?;
-                let node = Arc::new(Node::decode(address, &bytes, kind)?);
-                self.cache.insert(address, node.clone(), bytes.len());
-                out[i] = Some(node);
-            }
-        }
-        Ok(out.into_iter().flatten().collect())
-    }
 }

@@ -4,7 +4,8 @@
 //!
 //! This facade re-exports the public API of `datoms-core` (values, schema, transactions,
 //! index trees, restore/diff machines) and `datoms-storage` (the `Storage` trait and its
-//! drivers), and opens a storage from a URL with [`open`]. Backends are cargo features:
+//! drivers), and opens a storage from a URL with [`open`] (or [`open_read_only`], for
+//! readers that share a file). Backends are cargo features:
 //! `redb` (default), `mem` (default); picking one is one line in `Cargo.toml`.
 //!
 //! ```
@@ -29,7 +30,7 @@ pub use datoms_storage::{
     Storage, StorageError, StoreOptions, StoreStats, Stored, SyncPolicy, SyncRoute, Synced,
     Verified, Version,
 };
-pub use open::{open, OpenError};
+pub use open::{open, open_read_only, OpenError};
 
 /// The storage layer, whole (drivers, batching, caches, fault injection).
 pub use datoms_storage as storage;

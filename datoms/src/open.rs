@@ -51,6 +51,13 @@ impl OpenError {
     }
 }
 
+/// Whether a storage is opened for writing or for reading only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// Opens the storage a URL names:
 /// - `redb:PATH` — one redb file (feature `redb`, default), created if missing;
 /// - `rocksdb:PATH` — a RocksDB directory (feature `rocks`);
@@ -64,6 +71,27 @@ impl OpenError {
 /// is not built in; [`OpenError::UnknownScheme`], [`OpenError::BadUrl`], or the backend's
 /// own error.
 pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
+    open_as(url, Access::ReadWrite).await
+}
+
+/// Opens the storage a URL names for reading only, as processes and commands that never
+/// write do, so that they do not exclude each other:
+/// - `redb:PATH` — the existing file, opened read-only (`RedbStorage::open_read_only`):
+///   any number of read-only opens share the file, in this process and others, and a
+///   file or mount without write permission can be read; writes through it fail with
+///   `StorageError::ReadOnly`. A writer still needs the file alone: a read-only open
+///   while one has it (or a writer's open while readers have it) fails with
+///   `StorageError::InUse` naming the file. A missing file is an error, not created.
+/// - `rocksdb:PATH`, `s3://…`, `mem:` — as [`open`]: RocksDB takes its directory lock
+///   either way, object storage and memory have no lock to share.
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_read_only(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
+    open_as(url, Access::ReadOnly).await
+}
+
+async fn open_as(url: &str, access: Access) -> Result<Arc<dyn Storage>, OpenError> {
     if let Some(path) = url.strip_prefix("redb:") {
         if path.is_empty() {
             return Err(OpenError::BadUrl {
@@ -72,10 +100,15 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
             });
         }
         #[cfg(feature = "redb")]
-        return Ok(Arc::new(backend_redb::RedbStorage::open(path)?));
+        return Ok(Arc::new(match access {
+            Access::ReadWrite => backend_redb::RedbStorage::open(path)?,
+            Access::ReadOnly => backend_redb::RedbStorage::open_read_only(path)?,
+        }));
         #[cfg(not(feature = "redb"))]
         return Err(OpenError::disabled(url, "redb"));
     }
+    // Only redb tells reading from writing; the other backends open one way.
+    let _ = access;
     if let Some(path) = url.strip_prefix("rocksdb:") {
         if path.is_empty() {
             return Err(OpenError::BadUrl {
@@ -112,6 +145,15 @@ mod tests {
     #[tokio::test]
     async fn schemes_pick_backends_and_say_which_feature_is_missing() {
         assert!(open("mem:").await.is_ok());
+        assert!(open_read_only("mem:").await.is_ok());
+        assert!(matches!(
+            open_read_only("ftp://x").await,
+            Err(OpenError::UnknownScheme { .. })
+        ));
+        assert!(matches!(
+            open_read_only("redb:").await,
+            Err(OpenError::BadUrl { .. })
+        ));
         #[cfg(not(feature = "rocks"))]
         assert!(matches!(
             open("rocksdb:/tmp/x").await,
@@ -144,6 +186,39 @@ mod tests {
         let url = format!("redb:{}", path.display());
         assert!(open(&url).await.is_ok());
         assert!(path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn read_only_redb_urls_share_an_existing_file_and_create_none() {
+        let dir = std::env::temp_dir().join(format!("datoms-open-ro-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.redb");
+        let url = format!("redb:{}", path.display());
+        assert!(matches!(
+            open_read_only(&url).await,
+            Err(OpenError::Storage(
+                datoms_storage::StorageError::Backend { .. }
+            ))
+        ));
+        assert!(!path.exists(), "a read-only open must not create the file");
+        drop(open(&url).await.unwrap());
+        let first = open_read_only(&url).await.unwrap();
+        let second = open_read_only(&url).await.unwrap();
+        assert!(matches!(
+            open(&url).await,
+            Err(OpenError::Storage(
+                datoms_storage::StorageError::InUse { .. }
+            ))
+        ));
+        assert!(second.get_head("main").await.unwrap().is_none());
+        assert!(matches!(
+            first
+                .cas_head("main", None, datoms_core::Address::of(b"x"))
+                .await,
+            Err(datoms_storage::StorageError::ReadOnly { .. })
+        ));
+        drop((first, second));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,3 +8,4 @@ pub mod contract;
 pub mod database;
 pub mod storages;
 pub mod sync_policy;
+pub mod runtimes;

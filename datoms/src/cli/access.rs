@@ -34,7 +34,8 @@ pub struct Opened {
 pub enum Create {
     /// Writers (transact, import) create a missing redb file.
     Yes,
-    /// Readers fail on a missing file instead of leaving an empty one behind.
+    /// Readers fail on a missing file instead of leaving an empty one behind, and open
+    /// the storage read-only (`datoms::open_read_only`).
     No,
 }
 
@@ -53,7 +54,11 @@ impl Opened {
                 });
             }
         }
-        let inner = datoms::open(&args.db).await?;
+        let inner = match create {
+            Create::Yes => datoms::open(&args.db).await?,
+            // Readers open read-only, so that they share the file with each other.
+            Create::No => datoms::open_read_only(&args.db).await?,
+        };
         Ok(Opened::wrap(args.db.clone(), args.head.clone(), inner))
     }
 
