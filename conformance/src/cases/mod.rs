@@ -6,6 +6,6 @@
 
 pub mod contract;
 pub mod database;
+pub mod runtimes;
 pub mod storages;
 pub mod sync_policy;
-pub mod runtimes;
