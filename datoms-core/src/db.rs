@@ -184,10 +184,16 @@ impl Db {
     }
 
     /// The db after `commit` (stored at `address`) recorded it: its base commit becomes
-    /// `address`, its trees become the base's trees, and its pending log is empty. The
-    /// caller vouches that `commit` holds exactly this db's trees.
+    /// `address`, its trees become the base's trees, its id counters the commit's, and
+    /// its pending log is empty. The caller vouches that `commit` holds exactly this
+    /// db's trees.
     pub fn committed(&self, address: Address, commit: &Commit) -> Db {
         Db {
+            // The commit's counters: the same as this db's after a store; after log
+            // replay they may be ahead of what the log's datoms show (a bulk-loaded
+            // db's counters come from its source, not from datoms).
+            max_eid: commit.max_eid,
+            max_tx: commit.max_tx,
             lineage: Arc::new(commit.lineage(address)),
             manifests: Arc::new(commit.lineage_manifests()),
             log: PendingLog::default(),
@@ -608,7 +614,8 @@ mod tests {
         assert_eq!(replayed.root_addresses(), original.root_addresses());
         assert_eq!(replayed.max_tx(), original.max_tx());
         // Replay derives max-eid from the entities it asserts: entity 2 holds no datom,
-        // so only the bulk load's own counter says 2 (see docs/design.md).
+        // so only the bulk load's own counter says 2; `sync` takes it from the commit
+        // (see docs/design.md).
         assert_eq!(replayed.max_eid(), 1);
         // The next transaction does the same on both.
         let next = r#"[{:db/id -1 :person/name "Cy"}]"#;

@@ -126,3 +126,41 @@ async fn auto_syncs_a_replica_at_the_head_with_an_unstored_transaction() {
     )
     .await;
 }
+
+/// A bulk-loaded db (an import) whose highest entity holds no datom any more: a fresh
+/// replica replays its commit's log and takes the commit's counters, so it allocates the
+/// same next entity as the original.
+#[tokio::test]
+async fn log_replay_of_a_bulk_load_takes_the_commit_counters() {
+    let original = person(&person(&Db::new(schema()), "Ann"), "Bo")
+        .with_edn(r#"[[:db/retractEntity [:person/name "Bo"]]]"#)
+        .unwrap()
+        .db_after;
+    let loaded = Db::bulk_load(
+        schema(),
+        original.config(),
+        all(&original),
+        original.max_eid(),
+        original.max_tx(),
+    )
+    .unwrap();
+    let storage = MemoryStorage::new();
+    store(&loaded, &storage, HEAD).await.unwrap();
+    for policy in [SyncPolicy::Auto, SyncPolicy::Log] {
+        let synced = sync(&Db::new(schema()), &storage, HEAD, policy)
+            .await
+            .unwrap();
+        assert_eq!(synced.route, SyncRoute::Log, "{policy:?}");
+        assert_eq!(
+            (synced.db.max_eid(), synced.db.max_tx()),
+            (original.max_eid(), original.max_tx()),
+            "{policy:?}"
+        );
+        let next = r#"[{:person/name "Cy"}]"#;
+        assert_eq!(
+            synced.db.with_edn(next).unwrap().tx_data,
+            original.with_edn(next).unwrap().tx_data,
+            "{policy:?}"
+        );
+    }
+}
