@@ -35,7 +35,7 @@ pub struct Db {
     /// The base commit's trees and their node count, kept so a store onto that commit
     /// knows exactly which nodes are new: every node the base's trees hold is in each
     /// storage whose head is the base commit. `None` when there is no base commit.
-    pub(crate) base: Option<Base>,
+    pub(crate) base: Option<Arc<Base>>,
 }
 
 /// The trees of a db's base commit (EAVT, AEVT, AVET) and how many nodes they have.
@@ -197,10 +197,10 @@ impl Db {
             lineage: Arc::new(commit.lineage(address)),
             manifests: Arc::new(commit.lineage_manifests()),
             log: PendingLog::default(),
-            base: Some(Base {
+            base: Some(Arc::new(Base {
                 trees: self.trees(),
                 nodes: commit.nodes,
-            }),
+            })),
             ..self.clone()
         }
     }
@@ -212,7 +212,7 @@ impl Db {
 
     /// The base commit's trees and node count, if this db has a base commit.
     pub(crate) fn base(&self) -> Option<&Base> {
-        self.base.as_ref()
+        self.base.as_deref()
     }
 
     /// Datoms of `index` matching the leading `components`, as Datascript's `datoms`:
