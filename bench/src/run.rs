@@ -597,6 +597,7 @@ async fn measure_behind(
             io: io(r.stats, requests(before, live.storage.counters())),
             nodes_needed: missing_by_level(db, &held).iter().map(|l| l.nodes).sum(),
             ms: ms(t),
+            walked: r.stats.prefetch_skipped,
         });
     }
     live.replica = live.primary.clone();

@@ -58,10 +58,19 @@ fn the_quick_run_produces_a_consistent_report() {
         assert_eq!(b.delta_datoms, 100, "{}", b.name);
     }
 
-    // The design's bound: a replica at most 8 commits behind needs at most 3 round trips.
+    // The design's bound: a replica at most 8 commits behind needs at most 3 round trips,
+    // unless the manifests since its commit name more nodes than the head's trees have
+    // (this small db, several 100-datom commits behind): then it walks the trees rather
+    // than fetch more than a full restore would. One commit behind always fits.
     assert!(report.behind.iter().any(|b| b.commits == 8));
     for b in report.behind.iter().filter(|b| b.commits <= 8) {
-        assert!(b.io.round_trips <= 3, "{} behind: {:?}", b.commits, b.io);
+        assert!(
+            b.walked || b.io.round_trips <= 3,
+            "{} behind: {:?}",
+            b.commits,
+            b.io
+        );
+        assert!(b.commits > 1 || !b.walked, "one commit behind walked: {b:?}");
     }
 
     // Every delta size and db size was measured; the targets were evaluated.
