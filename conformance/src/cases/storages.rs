@@ -5,7 +5,7 @@
 //! cache, so one db value stored to two storages, a lazily restored db stored somewhere
 //! else, and a store retried after failed writes all leave complete commits. After every
 //! store here, a fresh full restore of that storage gives the db (same roots) and
-//! [`verify`] passes.
+//! [`verify()`] passes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
