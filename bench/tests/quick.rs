@@ -70,7 +70,10 @@ fn the_quick_run_produces_a_consistent_report() {
             b.commits,
             b.io
         );
-        assert!(b.commits > 1 || !b.walked, "one commit behind walked: {b:?}");
+        assert!(
+            b.commits > 1 || !b.walked,
+            "one commit behind walked: {b:?}"
+        );
     }
 
     // Every delta size and db size was measured; the targets were evaluated.

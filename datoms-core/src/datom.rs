@@ -137,6 +137,17 @@ pub enum IndexKind {
     Avet,
 }
 
+impl std::fmt::Display for IndexKind {
+    /// The index as EDN names it: `:eavt`, `:aevt`, `:avet`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IndexKind::Eavt => ":eavt",
+            IndexKind::Aevt => ":aevt",
+            IndexKind::Avet => ":avet",
+        })
+    }
+}
+
 impl IndexKind {
     /// All three indexes, in the order commits list their roots.
     pub const ALL: [IndexKind; 3] = [IndexKind::Eavt, IndexKind::Aevt, IndexKind::Avet];

@@ -104,7 +104,11 @@ impl TreeConfig {
     pub fn validate(&self) -> Result<(), crate::Error> {
         if self.leaf_target < 4 || self.branch_target < 4 {
             return Err(crate::Error::InvalidValue {
-                reason: format!("tree targets must be at least 4, got {self:?}"),
+                reason: format!(
+                    "tree targets must be at least 4, got a leaf target of {} and a branch \
+                     target of {}",
+                    self.leaf_target, self.branch_target
+                ),
             });
         }
         Ok(())

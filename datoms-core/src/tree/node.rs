@@ -337,7 +337,7 @@ impl Node {
         }
         Err(Error::Malformed {
             address: self.address(),
-            reason: format!("node of index {:?} where {kind:?} was expected", self.kind),
+            reason: format!("node of index {} where {kind} was expected", self.kind),
         })
     }
 
@@ -418,7 +418,11 @@ fn check_sorted<'a>(
     };
     for d in items {
         if kind.cmp_ref(&prev, &d) != std::cmp::Ordering::Less {
-            return Err(format!("items out of {kind:?} order at {:?}", d.to_datom()));
+            let d = d.to_datom();
+            return Err(format!(
+                "items out of {kind} order at [{} {} {} {}]",
+                d.e, d.a, d.v, d.tx
+            ));
         }
         prev = d;
     }
