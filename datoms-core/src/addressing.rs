@@ -204,7 +204,8 @@ struct Collector {
 impl Collector {
     fn push(&mut self, node: &Arc<Node>) {
         let bytes = node.encode();
-        let address = Address::of(&bytes);
+        // A node looked up by position may have been hashed already.
+        let address = node.cached_address().unwrap_or_else(|| Address::of(&bytes));
         node.set_address(address);
         if self.seen.insert(address) {
             self.out.nodes.push(NewNode {

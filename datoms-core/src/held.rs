@@ -38,7 +38,32 @@ pub(crate) struct Entry<'a> {
     pub(crate) level: u8,
     pub(crate) first: &'a Datom,
     pub(crate) count: u64,
-    pub(crate) address: Address,
+    pub(crate) address: EntryAddress<'a>,
+}
+
+/// The address of an [`Entry`]: known, or that of a child in memory, computed only when
+/// count and first datom match a candidate (hashing a new node that cannot match would
+/// encode it once more than a store needs).
+pub(crate) enum EntryAddress<'a> {
+    Known(Address),
+    Of(&'a Child),
+}
+
+impl EntryAddress<'_> {
+    fn get(&self) -> Address {
+        match self {
+            EntryAddress::Known(a) => *a,
+            EntryAddress::Of(c) => c.address(),
+        }
+    }
+
+    /// The child in memory, if this entry is one.
+    fn loaded(&self) -> Option<&Arc<Node>> {
+        match self {
+            EntryAddress::Known(_) => None,
+            EntryAddress::Of(c) => c.loaded(),
+        }
+    }
 }
 
 /// The trees of one db version, looked up by position (see the module docs).
@@ -103,7 +128,7 @@ impl Held {
             level: parent.level().saturating_sub(1),
             first: child.first(),
             count: child.count(),
-            address: child.address(),
+            address: EntryAddress::Of(child),
         };
         match self.find_in_region(parent, &entry) {
             Some(found) => found,
@@ -201,18 +226,23 @@ impl Held {
         Found::No
     }
 
-    /// Compares the held child where `entry` would sit with `entry`: the fields of the two
-    /// entries first, then the address (computed only for this one node if it has none
-    /// yet).
+    /// Compares the held child where `entry` would sit with `entry`: the same node in
+    /// memory, else the fields of the two entries, then the address (computed only for
+    /// this one node if it has none yet).
     fn compare_child(&mut self, child: &Child, entry: &Entry<'_>) -> Found {
         self.examined += 1;
         let loaded = child.loaded();
         if loaded.is_none() {
             self.has_unloaded = Some(true);
         }
+        if let (Some(held), Some(wanted)) = (loaded, entry.address.loaded()) {
+            if Arc::ptr_eq(held, wanted) {
+                return Found::Loaded(held.clone());
+            }
+        }
         if child.count() != entry.count
             || child.first() != entry.first
-            || child.address() != entry.address
+            || child.address() != entry.address.get()
         {
             return Found::No;
         }
@@ -300,7 +330,7 @@ fn matches_loaded(node: &Arc<Node>, entry: &Entry<'_>) -> Found {
     if node.level() == entry.level
         && node.count() == entry.count
         && node.first() == Some(entry.first)
-        && node.address() == entry.address
+        && node.address() == entry.address.get()
     {
         Found::Loaded(node.clone())
     } else {

@@ -83,7 +83,7 @@ use crate::commit::Commit;
 use crate::datom::IndexKind;
 use crate::db::Db;
 use crate::error::Error;
-use crate::held::{Entry, Found, Held};
+use crate::held::{Entry, EntryAddress, Found, Held};
 use crate::tree::node::Child;
 use crate::tree::{Node, Tree};
 
@@ -689,7 +689,7 @@ impl Walk {
             level: node.level(),
             first,
             count: node.count(),
-            address: want.address,
+            address: EntryAddress::Known(want.address),
         };
         match self.held.find_entry(&entry) {
             Found::Loaded(held) => {

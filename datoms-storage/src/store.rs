@@ -134,8 +134,10 @@ pub async fn store_with<S: Storage + ?Sized>(
     let to_write = match (options.confirm, onto_base.is_some()) {
         // Onto the base, the storage holds the base's trees: the new nodes are missing.
         (Confirm::Head, true) => None,
-        // Without the head, nothing of the db is known to be there.
-        (Confirm::Head, false) => Some(all_nodes(db)?),
+        // Without the head, nothing of the db is known to be there: every node (which
+        // the manifest already is for a db that never had a commit).
+        (Confirm::Head, false) if db.base_commit().is_some() => Some(all_nodes(db)?),
+        (Confirm::Head, false) => None,
         (Confirm::Everything, _) => Some(missing_nodes(db, storage).await?),
     };
     let to_write = to_write.as_ref().unwrap_or(&manifest);
