@@ -76,9 +76,11 @@ pub fn new_since_base(db: &Db) -> Result<NewNodes, Error> {
     };
     let mut held = Held::of_trees(&base.trees);
     let mut out = Collector::default();
-    for kind in IndexKind::ALL {
-        let root = db.tree(kind).root();
-        if let Found::No = held.find_root(kind, root.address()) {
+    for (slot, kind) in IndexKind::ALL.iter().enumerate() {
+        let (root, base_root) = (db.tree(*kind).root(), base.trees[slot].root());
+        // Compared by content, not by address: hashing the new root first would encode
+        // every new node once more than writing them does.
+        if !root.same_content(base_root) {
             collect_new(root, &mut held, &mut out);
         }
     }
@@ -123,7 +125,7 @@ fn replaced_since_base(db: &Db, base: &[Tree; 3]) -> Result<u64, Error> {
     let mut gone = 0;
     for (slot, kind) in IndexKind::ALL.iter().enumerate() {
         let root = base[slot].root();
-        if let Found::No = held.find_root(*kind, root.address()) {
+        if !root.same_content(db.tree(*kind).root()) {
             count_gone(root, &mut held, db.source(), &mut gone)?;
         }
     }

@@ -226,24 +226,24 @@ impl Held {
         Found::No
     }
 
-    /// Compares the held child where `entry` would sit with `entry`: the same node in
-    /// memory, else the fields of the two entries, then the address (computed only for
-    /// this one node if it has none yet).
+    /// Compares the held child where `entry` would sit with `entry`: the fields of the two
+    /// entries, then the content when both are in memory (no hashing), else the address
+    /// (computed only for this one node if it has none yet).
     fn compare_child(&mut self, child: &Child, entry: &Entry<'_>) -> Found {
         self.examined += 1;
         let loaded = child.loaded();
         if loaded.is_none() {
             self.has_unloaded = Some(true);
         }
-        if let (Some(held), Some(wanted)) = (loaded, entry.address.loaded()) {
-            if Arc::ptr_eq(held, wanted) {
-                return Found::Loaded(held.clone());
-            }
+        if child.count() != entry.count || child.first() != entry.first {
+            return Found::No;
         }
-        if child.count() != entry.count
-            || child.first() != entry.first
-            || child.address() != entry.address.get()
-        {
+        let same = match (loaded, entry.address.loaded()) {
+            // Both in memory: compared without hashing either.
+            (Some(held), Some(wanted)) => held.same_content(wanted),
+            _ => child.address() == entry.address.get(),
+        };
+        if !same {
             return Found::No;
         }
         match loaded {

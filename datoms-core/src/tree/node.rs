@@ -270,6 +270,35 @@ impl Node {
         }
     }
 
+    /// True if both nodes have the same canonical bytes (so the same address), found
+    /// without encoding or hashing: a leaf by its packed datoms, a branch by its entries,
+    /// a child in memory on both sides compared the same way, one known only by address
+    /// by address (computing the other's if it has none).
+    pub(crate) fn same_content(&self, other: &Node) -> bool {
+        if std::ptr::eq(self, other) {
+            return true;
+        }
+        if self.kind != other.kind || self.level != other.level || self.count != other.count {
+            return false;
+        }
+        match (&self.body, &other.body) {
+            (Body::Leaf { datoms: x, .. }, Body::Leaf { datoms: y, .. }) => x == y,
+            (Body::Branch(x), Body::Branch(y)) => {
+                x.len() == y.len()
+                    && x.iter().zip(y).all(|(a, b)| {
+                        a.count == b.count
+                            && a.first == b.first
+                            && (a.link.same_as(&b.link)
+                                || match (a.link.get(), b.link.get()) {
+                                    (Some(p), Some(q)) => p.same_content(q),
+                                    _ => a.link.address() == b.link.address(),
+                                })
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// The children of a branch (empty for a leaf).
     pub fn children(&self) -> &[Child] {
         match &self.body {
