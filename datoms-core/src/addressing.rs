@@ -80,20 +80,25 @@ pub fn new_since_base(db: &Db) -> Result<NewNodes, Error> {
         let (root, base_root) = (db.tree(*kind).root(), base.trees[slot].root());
         // Compared by content, not by address: hashing the new root first would encode
         // every new node once more than writing them does.
-        if !root.same_content(base_root) {
-            collect_new(root, &mut held, &mut out);
+        if root.made() >= base.made_before && !root.same_content(base_root) {
+            collect_new(root, base.made_before, &mut held, &mut out);
         }
     }
     Ok(out.done())
 }
 
-fn collect_new(node: &Arc<Node>, held: &mut Held, out: &mut Collector) {
+fn collect_new(node: &Arc<Node>, made_before: u64, held: &mut Held, out: &mut Collector) {
     for (i, child) in node.children().iter().enumerate() {
         // A child that is not in memory came from storage with a node of the base's
-        // trees (only decoded nodes have unloaded children), so the base holds it.
+        // trees (only decoded nodes have unloaded children), so the base holds it; so
+        // does one made before the base was established (edits since make later ones).
+        // Any other is looked up by position.
         let Some(c) = child.loaded() else { continue };
+        if c.made() < made_before {
+            continue;
+        }
         if let Found::No = held.find_child(node, i) {
-            collect_new(c, held, out);
+            collect_new(c, made_before, held, out);
         }
     }
     out.push(node);

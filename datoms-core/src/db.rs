@@ -38,11 +38,28 @@ pub struct Db {
     pub(crate) base: Option<Arc<Base>>,
 }
 
-/// The trees of a db's base commit (EAVT, AEVT, AVET) and how many nodes they have.
+/// The trees of a db's base commit (EAVT, AEVT, AVET), how many nodes they have, and
+/// when they were established.
 #[derive(Clone)]
 pub(crate) struct Base {
     pub(crate) trees: [Tree; 3],
     pub(crate) nodes: u64,
+    /// [`crate::tree::node::nodes_made`] when the base was established (restored or
+    /// stored): a node of a db's trees made before it belongs to the base's trees, since
+    /// the edits made since the base make only nodes after it.
+    pub(crate) made_before: u64,
+}
+
+impl Base {
+    /// The base of a db whose trees are `trees`, just established as a commit of `nodes`
+    /// nodes.
+    pub(crate) fn new(trees: [Tree; 3], nodes: u64) -> Base {
+        Base {
+            trees,
+            nodes,
+            made_before: crate::tree::node::nodes_made(),
+        }
+    }
 }
 
 /// An iterator of datoms from an index; `Err` only when a lazily restored db cannot load
@@ -197,10 +214,7 @@ impl Db {
             lineage: Arc::new(commit.lineage(address)),
             manifests: Arc::new(commit.lineage_manifests()),
             log: PendingLog::default(),
-            base: Some(Arc::new(Base {
-                trees: self.trees(),
-                nodes: commit.nodes,
-            })),
+            base: Some(Arc::new(Base::new(self.trees(), commit.nodes))),
             ..self.clone()
         }
     }

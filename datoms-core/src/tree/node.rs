@@ -26,6 +26,15 @@ use crate::error::Error;
 /// The node and commit format version this build writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// The sequence of node objects made in this process (see [`Node::made`]).
+static NODES_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The next sequence number [`Node::made`] will hand out: every node made before this
+/// call has a smaller one.
+pub(crate) fn nodes_made() -> u64 {
+    NODES_MADE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Where a lazily restored tree gets nodes it has not loaded.
 ///
 /// `datoms-storage` implements it over a `Storage` with a node cache that has a memory
@@ -65,6 +74,8 @@ pub struct Node {
     pub(crate) body: Body,
     pub(crate) count: u64,
     address: OnceLock<Address>,
+    /// When this node object was made, in the process-wide order of [`Node::made`].
+    made: u64,
 }
 
 /// A node's items.
@@ -214,7 +225,16 @@ impl Node {
             body,
             count,
             address: OnceLock::new(),
+            made: NODES_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// When this node object was made: a process-wide sequence number. A db records the
+    /// sequence when its base commit's trees were established; a node of its trees made
+    /// before that is one of the base's nodes (edits made since make only later ones),
+    /// which lets a store skip looking it up (see [`crate::addressing`]).
+    pub(crate) fn made(&self) -> u64 {
+        self.made
     }
 
     /// The index this node belongs to.
