@@ -21,11 +21,11 @@ use std::sync::Arc;
 use crate::address::Address;
 use crate::commit::Commit;
 use crate::datom::IndexKind;
-use crate::db::Db;
+use crate::db::{Base, Db};
 use crate::error::Error;
 use crate::held::{Found, Held};
 use crate::tree::node::load_child;
-use crate::tree::{Node, NodeSource, Tree};
+use crate::tree::{Node, NodeSource};
 
 /// A node to write: its address and canonical bytes.
 #[derive(Clone)]
@@ -71,84 +71,136 @@ impl NewNodes {
 /// A load error, only for a db without base trees that has nodes it has not loaded
 /// (see [`all_nodes`]).
 pub fn new_since_base(db: &Db) -> Result<NewNodes, Error> {
-    let Some(base) = db.base() else {
-        return all_nodes(db);
-    };
-    let mut held = Held::of_trees(&base.trees);
-    let mut out = Collector::default();
-    for (slot, kind) in IndexKind::ALL.iter().enumerate() {
-        let (root, base_root) = (db.tree(*kind).root(), base.trees[slot].root());
-        // Compared by content, not by address: hashing the new root first would encode
-        // every new node once more than writing them does.
-        if root.made() >= base.made_before && !root.same_content(base_root) {
-            collect_new(root, base.made_before, &mut held, &mut out);
-        }
+    match db.base() {
+        None => all_nodes(db),
+        Some(base) => Ok(walk_new(db, base).0),
     }
-    Ok(out.done())
 }
 
-fn collect_new(node: &Arc<Node>, made_before: u64, held: &mut Held, out: &mut Collector) {
-    for (i, child) in node.children().iter().enumerate() {
-        // A child that is not in memory came from storage with a node of the base's
-        // trees (only decoded nodes have unloaded children), so the base holds it; so
-        // does one made before the base was established (edits since make later ones).
-        // Any other is looked up by position.
-        let Some(c) = child.loaded() else { continue };
-        if c.made() < made_before {
-            continue;
-        }
-        if let Found::No = held.find_child(node, i) {
-            collect_new(c, made_before, held, out);
+/// The nodes of the base's trees that the new trees still hold where a new node (or a
+/// root) points at them: by identity when in memory, by address otherwise. Every base
+/// node the new trees hold is one of these or below one, so a base node outside them
+/// whose parent left the trees left too.
+#[derive(Default)]
+struct Kept {
+    nodes: HashSet<*const Node>,
+    addresses: HashSet<Address>,
+}
+
+impl Kept {
+    fn holds(&self, node: &Arc<Node>) -> bool {
+        self.nodes.contains(&Arc::as_ptr(node))
+            || node
+                .cached_address()
+                .is_some_and(|a| self.addresses.contains(&a))
+    }
+}
+
+/// The new nodes since the base, and what of the base they point at.
+fn walk_new(db: &Db, base: &Base) -> (NewNodes, Kept) {
+    let mut walk = NewWalk {
+        held: Held::of_trees(&base.trees),
+        made_before: base.made_before,
+        out: Collector::default(),
+        kept: Kept::default(),
+    };
+    for (slot, kind) in IndexKind::ALL.iter().enumerate() {
+        let (root, base_root) = (db.tree(*kind).root(), base.trees[slot].root());
+        if root.made() < base.made_before {
+            // A node of the base (the base root, or one below it if the tree shrank).
+            walk.kept.nodes.insert(Arc::as_ptr(root));
+        } else if root.same_content(base_root) {
+            // Compared by content, not by address: hashing the new root first would
+            // encode every new node once more than writing them does.
+            walk.kept.nodes.insert(Arc::as_ptr(base_root));
+        } else {
+            walk.collect(root);
         }
     }
-    out.push(node);
+    (walk.out.done(), walk.kept)
+}
+
+struct NewWalk {
+    held: Held,
+    made_before: u64,
+    out: Collector,
+    kept: Kept,
+}
+
+impl NewWalk {
+    fn collect(&mut self, node: &Arc<Node>) {
+        for (i, child) in node.children().iter().enumerate() {
+            // A child that is not in memory came from storage with a node of the base's
+            // trees (only decoded nodes have unloaded children), so the base holds it; so
+            // does one made before the base was established (edits since make later
+            // ones). Any other is looked up by position.
+            let Some(c) = child.loaded() else {
+                self.kept.addresses.insert(child.address());
+                continue;
+            };
+            if c.made() < self.made_before {
+                self.kept.nodes.insert(Arc::as_ptr(c));
+                continue;
+            }
+            match self.held.find_child(node, i) {
+                Found::Loaded(h) => {
+                    self.kept.nodes.insert(Arc::as_ptr(&h));
+                }
+                Found::Unloaded => {
+                    self.kept.addresses.insert(child.address());
+                }
+                Found::No => self.collect(c),
+            }
+        }
+        self.out.push(node);
+    }
 }
 
 /// The commit a store of `db` onto its base commit writes, and the nodes new in it (its
 /// delta manifest): [`new_since_base`], and the node count of the new trees — the base's
-/// count, plus the new nodes, less the base's nodes the new trees no longer hold (found
-/// by position as new nodes are, so the count costs what the change costs).
+/// count, plus the new nodes, less the base's nodes the new trees no longer hold (those
+/// on the paths to the new nodes, so the count costs what the change costs).
 ///
 /// # Errors
 /// A load error of a lazily restored db: counting what left the base's trees reads the
 /// base nodes on the changed paths, which the transactions that changed them loaded.
 pub fn commit_for(db: &Db) -> Result<(Commit, NewNodes), Error> {
-    let new = new_since_base(db)?;
-    let nodes = match db.base() {
-        None => new.nodes.len() as u64,
+    let (new, nodes) = match db.base() {
+        None => {
+            let new = all_nodes(db)?;
+            let count = new.nodes.len() as u64;
+            (new, count)
+        }
         Some(base) => {
-            let gone = replaced_since_base(db, &base.trees)?;
-            (base.nodes + new.nodes.len() as u64).saturating_sub(gone)
+            let (new, kept) = walk_new(db, base);
+            let mut gone = 0;
+            for tree in &base.trees {
+                count_gone(tree.root(), &kept, db.source(), &mut gone)?;
+            }
+            let count = (base.nodes + new.nodes.len() as u64).saturating_sub(gone);
+            (new, count)
         }
     };
     Ok((Commit::for_db(db, new.addresses(), nodes), new))
 }
 
-/// How many nodes of the base's trees `db`'s trees no longer hold.
-fn replaced_since_base(db: &Db, base: &[Tree; 3]) -> Result<u64, Error> {
-    let mut held = Held::of_trees(&db.trees());
-    let mut gone = 0;
-    for (slot, kind) in IndexKind::ALL.iter().enumerate() {
-        let root = base[slot].root();
-        if !root.same_content(db.tree(*kind).root()) {
-            count_gone(root, &mut held, db.source(), &mut gone)?;
-        }
-    }
-    Ok(gone)
-}
-
+/// Counts the base nodes at and below `node` that the new trees no longer hold.
 fn count_gone(
     node: &Arc<Node>,
-    held: &mut Held,
+    kept: &Kept,
     source: Option<&Arc<dyn NodeSource>>,
     gone: &mut u64,
 ) -> Result<(), Error> {
+    if kept.holds(node) {
+        return Ok(());
+    }
     *gone += 1;
-    for (i, child) in node.children().iter().enumerate() {
-        if let Found::No = held.find_child(node, i) {
-            let c = load_child(node, child, source)?;
-            count_gone(&c, held, source, gone)?;
+    for child in node.children() {
+        if child.loaded().is_none() && kept.addresses.contains(&child.address()) {
+            continue;
         }
+        let c = load_child(node, child, source)?;
+        count_gone(&c, kept, source, gone)?;
     }
     Ok(())
 }

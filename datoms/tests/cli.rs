@@ -6,10 +6,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value as Json;
+
+mod common;
+use common::{fails, ok, run};
 
 const SCHEMA: &str = r#"{:person/name {:db/valueType :db.type/string :db/unique :db.unique/identity}
  :person/age {:db/valueType :db.type/long :db/index true}
@@ -43,41 +44,11 @@ impl Scratch {
     }
 }
 
-fn run(args: &[&str]) -> Output {
-    cargo_bin_cmd!("datoms").args(args).output().unwrap()
-}
-
-/// Runs a command that must succeed; returns its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "datoms {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Runs a command that must succeed with `--json`; returns the parsed document.
 fn json(args: &[&str]) -> Json {
     let mut args = args.to_vec();
     args.push("--json");
     serde_json::from_str(&ok(&args)).unwrap()
-}
-
-/// Runs a command that must fail; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "datoms {args:?} should have failed");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.starts_with("error: "), "not an error line: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
 }
 
 fn head_commit(url: &str) -> String {
