@@ -19,6 +19,11 @@
 //!   [`StorageError::Backend`]. A transaction DB would give the same atomicity, but would
 //!   put every blob write through its per-key lock manager, while the head CAS is the
 //!   only read-modify-write there is and content-addressed blobs need no locking.
+//! - **Readers.** [`RocksStorage::open_read_only`] uses RocksDB's read-only mode, which
+//!   takes no lock: readers open the directory beside each other and beside a writer,
+//!   each seeing the database as of its open, and refuse writes with
+//!   [`StorageError::ReadOnly`]. `datoms::open_read_only("rocksdb:…")` (the CLI's reading
+//!   commands) opens this way.
 //! - **Tuning** (see [`RocksConfig`]): one LRU cache (256 MiB by default) shared by SST
 //!   blocks and blob values; index and filter blocks charged to it, L0's pinned; full
 //!   bloom filters at 10 bits per key on every level (`store` mostly probes addresses the
@@ -72,6 +77,8 @@ struct Inner {
     path: PathBuf,
     /// Held across the read-compare-write of a head CAS.
     cas: Mutex<()>,
+    /// Opened with [`RocksStorage::open_read_only`]: writes are refused.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for RocksStorage {
@@ -104,30 +111,78 @@ impl RocksStorage {
         path: impl AsRef<Path>,
         config: &RocksConfig,
     ) -> Result<RocksStorage, StorageError> {
-        let inner = RocksStorage::open_inner(path.as_ref().to_path_buf(), config)?;
+        let inner = RocksStorage::open_inner(path.as_ref().to_path_buf(), config, false)?;
         Ok(RocksStorage {
             inner: Arc::new(inner),
             io: IoRuntime::new(IO_THREAD_NAME, 1)?,
         })
     }
 
-    fn open_inner(path: PathBuf, config: &RocksConfig) -> Result<Inner, StorageError> {
+    /// Opens the existing database in directory `path` for reading only, with RocksDB's
+    /// read-only mode: it takes no lock, so any number of readers (in this process and
+    /// others) open it beside each other and beside a writer, each seeing the database as
+    /// it was when opened; nothing is created or written. Writes through it fail with
+    /// [`StorageError::ReadOnly`]. Blocks, like [`RocksStorage::open`].
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] naming the path if there is no RocksDB database there
+    /// or it cannot be read.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<RocksStorage, StorageError> {
+        let inner =
+            RocksStorage::open_inner(path.as_ref().to_path_buf(), &RocksConfig::default(), true)?;
+        Ok(RocksStorage {
+            inner: Arc::new(inner),
+            io: IoRuntime::new(IO_THREAD_NAME, 1)?,
+        })
+    }
+
+    fn open_inner(
+        path: PathBuf,
+        config: &RocksConfig,
+        read_only: bool,
+    ) -> Result<Inner, StorageError> {
+        if read_only && !path.join("CURRENT").is_file() {
+            // RocksDB would create the directory (for its info log) before failing.
+            return Err(StorageError::backend(format!(
+                "rocksdb database {}: no database there to read",
+                path.display()
+            )));
+        }
         let cache = Cache::new_lru_cache(config.cache_bytes());
         let (db_options, nodes, heads) = config.options(&cache);
-        let db = DB::open_cf_descriptors(
-            &db_options,
-            &path,
-            [
-                ColumnFamilyDescriptor::new(NODES_CF, nodes),
-                ColumnFamilyDescriptor::new(HEADS_CF, heads),
-            ],
-        )
+        let families = [
+            ColumnFamilyDescriptor::new(NODES_CF, nodes),
+            ColumnFamilyDescriptor::new(HEADS_CF, heads),
+        ];
+        let db = if read_only {
+            DB::open_cf_descriptors_read_only(&db_options, &path, families, false)
+        } else {
+            DB::open_cf_descriptors(&db_options, &path, families)
+        }
         .map_err(|e| StorageError::backend(format!("rocksdb database {}: {e}", path.display())))?;
         Ok(Inner {
             db,
             path,
             cas: Mutex::new(()),
+            read_only,
         })
+    }
+
+    /// Whether this handle was opened with [`RocksStorage::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Ok unless this handle is read-only: then [`StorageError::ReadOnly`] for
+    /// `operation`.
+    fn writable(&self, operation: &str) -> Result<(), StorageError> {
+        if self.inner.read_only {
+            return Err(StorageError::ReadOnly {
+                what: format!("rocksdb database {}", self.inner.path.display()),
+                operation: operation.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// [`RocksStorage::open_with`] on the blocking pool of the storage's own runtime
@@ -142,7 +197,7 @@ impl RocksStorage {
         let path = path.as_ref().to_path_buf();
         let io = IoRuntime::new(IO_THREAD_NAME, 1)?;
         let inner = io
-            .spawn_blocking(move || RocksStorage::open_inner(path, &config))
+            .spawn_blocking(move || RocksStorage::open_inner(path, &config, false))
             .await??;
         Ok(RocksStorage {
             inner: Arc::new(inner),
@@ -271,6 +326,7 @@ impl Storage for RocksStorage {
     }
 
     async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+        self.writable("put_many")?;
         if blobs.is_empty() {
             return Ok(());
         }
@@ -312,6 +368,7 @@ impl Storage for RocksStorage {
         expected: Option<&Version>,
         new: Address,
     ) -> Result<Version, StorageError> {
+        self.writable("cas_head")?;
         let name = name.to_owned();
         let expected = expected.cloned();
         self.blocking(move |inner| {
@@ -377,6 +434,7 @@ impl Storage for RocksStorage {
     }
 
     async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+        self.writable("delete_many")?;
         if addresses.is_empty() {
             return Ok(());
         }

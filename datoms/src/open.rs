@@ -82,8 +82,11 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
 ///   `StorageError::ReadOnly`. A writer still needs the file alone: a read-only open
 ///   while one has it (or a writer's open while readers have it) fails with
 ///   `StorageError::InUse` naming the file. A missing file is an error, not created.
-/// - `rocksdb:PATH`, `s3://…`, `mem:` — as [`open`]: RocksDB takes its directory lock
-///   either way, object storage and memory have no lock to share.
+/// - `rocksdb:PATH` — the existing database, opened in RocksDB's read-only mode
+///   (`RocksStorage::open_read_only`): it takes no lock, so readers open it beside each
+///   other and beside a writer, each seeing it as of its open; writes through it fail
+///   with `StorageError::ReadOnly`. A missing database is an error, not created.
+/// - `s3://…`, `mem:` — as [`open`]: object storage and memory have no lock to share.
 ///
 /// # Errors
 /// As [`open`].
@@ -107,8 +110,6 @@ async fn open_as(url: &str, access: Access) -> Result<Arc<dyn Storage>, OpenErro
         #[cfg(not(feature = "redb"))]
         return Err(OpenError::disabled(url, "redb"));
     }
-    // Only redb tells reading from writing; the other backends open one way.
-    let _ = access;
     if let Some(path) = url.strip_prefix("rocksdb:") {
         if path.is_empty() {
             return Err(OpenError::BadUrl {
@@ -117,10 +118,15 @@ async fn open_as(url: &str, access: Access) -> Result<Arc<dyn Storage>, OpenErro
             });
         }
         #[cfg(feature = "rocks")]
-        return Ok(Arc::new(backend_rocks::RocksStorage::open(path)?));
+        return Ok(Arc::new(match access {
+            Access::ReadWrite => backend_rocks::RocksStorage::open(path)?,
+            Access::ReadOnly => backend_rocks::RocksStorage::open_read_only(path)?,
+        }));
         #[cfg(not(feature = "rocks"))]
         return Err(OpenError::disabled(url, "rocks"));
     }
+    // Only redb and RocksDB tell reading from writing; the other backends open one way.
+    let _ = access;
     if url.starts_with("s3://") {
         #[cfg(feature = "s3")]
         return Ok(Arc::new(backend_s3::S3Storage::open(url).await?));
@@ -229,6 +235,36 @@ mod tests {
         let url = format!("rocksdb:{}", dir.display());
         assert!(open(&url).await.is_ok());
         assert!(dir.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(feature = "rocks")]
+    #[tokio::test]
+    async fn read_only_rocksdb_urls_open_beside_a_writer_and_create_nothing() {
+        let dir = std::env::temp_dir().join(format!("datoms-open-rocks-ro-{}", std::process::id()));
+        let url = format!("rocksdb:{}", dir.display());
+        assert!(matches!(
+            open_read_only(&url).await,
+            Err(OpenError::Storage(
+                datoms_storage::StorageError::Backend { .. }
+            ))
+        ));
+        assert!(!dir.exists(), "a read-only open must create nothing");
+        let writer = open(&url).await.unwrap();
+        let readers = [
+            open_read_only(&url).await.unwrap(),
+            open_read_only(&url).await.unwrap(),
+        ];
+        for reader in &readers {
+            assert!(reader.get_head("main").await.unwrap().is_none());
+            assert!(matches!(
+                reader
+                    .cas_head("main", None, datoms_core::Address::of(b"x"))
+                    .await,
+                Err(datoms_storage::StorageError::ReadOnly { .. })
+            ));
+        }
+        drop((writer, readers));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
