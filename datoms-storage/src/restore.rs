@@ -82,15 +82,36 @@ pub async fn restore_commit<S: Storage + ?Sized>(
 /// address is fetched from `storage` (where the target commit is complete), never left
 /// to load through `db1`'s source, which reads a storage that may not have it. Whatever
 /// the shared nodes leave unloaded is then materialized from `storage`.
+#[tracing::instrument(name = "restore", level = "info", skip_all, fields(db1 = ?db1.and_then(Db::base_commit)))]
 pub(crate) async fn run_restore_from<S: Storage + ?Sized>(
     storage: &S,
     machine: Restore,
     db1: Option<&Db>,
 ) -> Result<Restored, StorageError> {
     let foreign = db1.is_some_and(|d| d.source().is_some() && !reads(d, storage));
-    if !foreign {
-        return run_restore(storage, machine).await;
-    }
+    let r = if foreign {
+        restore_foreign(storage, machine).await?
+    } else {
+        run_restore(storage, machine).await?
+    };
+    tracing::info!(
+        commit = ?r.db.base_commit(),
+        round_trips = r.stats.round_trips,
+        nodes = r.stats.nodes_fetched,
+        bytes = r.stats.bytes_fetched,
+        reused = r.stats.nodes_reused,
+        walked = r.stats.prefetch_skipped,
+        foreign,
+        "restored"
+    );
+    Ok(r)
+}
+
+/// A restore reusing a `db1` that reads another storage (see [`run_restore_from`]).
+async fn restore_foreign<S: Storage + ?Sized>(
+    storage: &S,
+    machine: Restore,
+) -> Result<Restored, StorageError> {
     let mut r = run_restore(storage, machine.db1_reads_another_storage()).await?;
     if r.db.has_unloaded_nodes() {
         let m = materialize(&r.db, storage).await?;

@@ -99,8 +99,12 @@ pub async fn store<S: Storage + ?Sized>(
 /// lacks, whatever its head claims, and then moves the head even when the db has no
 /// transactions since its base commit (a repair of the commit the head names).
 ///
+/// Runs in a `store` tracing span (head, confirm); an info event reports the commit and
+/// what was written.
+///
 /// # Errors
 /// As [`store()`].
+#[tracing::instrument(name = "store", level = "info", skip_all, fields(head = name, confirm = ?options.confirm))]
 pub async fn store_with<S: Storage + ?Sized>(
     db: &Db,
     storage: &S,
@@ -113,10 +117,11 @@ pub async fn store_with<S: Storage + ?Sized>(
         (None, _) => None,
         (Some(head), Some(base)) if head.commit == base => Some(base),
         (Some(_), _) => {
+            tracing::debug!(current = ?current.as_ref().map(|h| h.commit), "the head moved");
             return Err(StorageError::HeadConflict {
                 name: name.to_owned(),
                 current,
-            })
+            });
         }
     };
     // Onto its base with nothing new: nothing to commit.
@@ -170,6 +175,13 @@ pub async fn store_with<S: Storage + ?Sized>(
     // Not retried: a CAS that timed out may have succeeded, and a retry would then fail
     // as a conflict with our own write. The caller re-reads the head instead.
     storage.cas_head(name, expected, commit_address).await?;
+    tracing::info!(
+        commit = %commit_address,
+        onto_base = onto_base.is_some(),
+        nodes = stats.nodes_written,
+        bytes = stats.bytes_written + commit_len,
+        "stored"
+    );
     Ok(Stored {
         db: db.committed(commit_address, &commit),
         commit: commit_address,

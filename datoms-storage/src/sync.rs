@@ -62,6 +62,7 @@ pub struct Synced {
 /// # Errors
 /// As [`sync_via_log`] (with [`SyncPolicy::Log`]) or
 /// [`crate::restore_from`].
+#[tracing::instrument(level = "info", skip_all, fields(head = name, policy = ?policy))]
 pub async fn sync<S: Storage + ?Sized>(
     db1: &Db,
     storage: &S,
@@ -181,6 +182,7 @@ async fn replay<S: Storage + ?Sized>(
         });
     }
     // The replayed trees are the stored ones, so every node is in storage.
+    tracing::info!(commit = %head, txs_replayed = db.pending_txs(), "replayed the log");
     Ok(Synced {
         db: db.committed(head, &commit),
         stats,

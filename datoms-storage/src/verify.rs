@@ -29,6 +29,7 @@ pub struct Verified {
 /// [`StorageError::NoHead`]; the first missing node or blob
 /// ([`datoms_core::Error::NodeUnavailable`] inside [`StorageError::Core`], naming its
 /// address); corrupt or misplaced nodes; a malformed commit or log; backend errors.
+#[tracing::instrument(level = "info", skip_all, fields(head = name))]
 pub async fn verify<S: Storage + ?Sized>(
     storage: &S,
     name: &str,

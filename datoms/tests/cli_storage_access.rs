@@ -152,3 +152,37 @@ fn a_db_file_without_write_permission_is_read() {
         );
     }
 }
+
+/// `DATOMS_LOG` turns on operator logs on stderr: a store reports its head, the commit
+/// and what it wrote. Unset, a successful command writes nothing to stderr.
+#[test]
+fn datoms_log_shows_what_a_store_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redb:{}", dir.path().join("db.redb").display());
+    let tx = dir.path().join("tx.edn");
+    std::fs::write(&tx, r#"[{:db/id -1 :person/name "Ann"}]"#).unwrap();
+    let tx = tx.display().to_string();
+    let quiet = run(&["transact", "--db", &url, &tx]);
+    assert!(quiet.status.success());
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let logged = assert_cmd::cargo::cargo_bin_cmd!("datoms")
+        .args(["transact", "--db", &url, &tx])
+        .env("DATOMS_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(logged.status.success());
+    let stderr = String::from_utf8_lossy(&logged.stderr);
+    assert!(
+        stderr.contains("store") && stderr.contains("head=\"main\"")
+            || stderr.contains("head=main"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stored") && stderr.contains("nodes="),
+        "{stderr}"
+    );
+}

@@ -142,6 +142,15 @@ async fn serve(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
             None => state.otherwise.lock().map(|o| *o).unwrap_or(Fate::Pass),
         }
     };
+    // The request stops counting as in flight before its reply is written: once the
+    // client can see the reply it may send its next request, and counting past that
+    // point would show more requests in flight than the client ever had.
+    let mut done = Some(());
+    let mut leave = || {
+        if done.take().is_some() {
+            state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
     let result = async {
         match fate {
             Fate::Fail(status, code) => {
@@ -154,6 +163,7 @@ async fn serve(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
                      Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
+                leave();
                 conn.write_all(reply.as_bytes()).await?;
                 conn.shutdown().await
             }
@@ -162,6 +172,7 @@ async fn serve(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
                 upstream.write_all(&request).await?;
                 let mut reply = Vec::new();
                 upstream.read_to_end(&mut reply).await?;
+                leave();
                 if fate == Fate::Pass {
                     conn.write_all(&reply).await?;
                 }
@@ -170,7 +181,7 @@ async fn serve(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
         }
     }
     .await;
-    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    leave();
     result
 }
 
