@@ -10,6 +10,12 @@
 //! nothing of the db (it has no head) gets [`all_nodes`]: every node, loaded through the
 //! db's source where it is not in memory.
 //!
+//! Large values (see [`crate::large`]) are written the same way: those the new nodes and
+//! the pending log reference, less those the base's nodes that left the trees referenced
+//! (the storage holds every large value its head's nodes reference, and a value a
+//! rewritten leaf still holds was in the leaf it replaces). A value written next to a
+//! neighbouring change is therefore not written again.
+//!
 //! Nothing on a node says which storage holds it. A node is shared by every db value and
 //! every storage that uses it, so what a storage holds is derived from that storage's own
 //! head, never recorded on the node: storing one db value to two storages writes each
@@ -24,6 +30,7 @@ use crate::datom::IndexKind;
 use crate::db::{Base, Db};
 use crate::error::Error;
 use crate::held::{Found, Held};
+use crate::large::LargeValue;
 use crate::tree::node::load_child;
 use crate::tree::{Node, NodeSource};
 
@@ -44,11 +51,14 @@ impl NewNode {
     }
 }
 
-/// Nodes to write, children before parents, each address once.
+/// Nodes to write, children before parents, each address once, and the large values
+/// they and the pending log reference that the storage lacks.
 #[derive(Clone, Default)]
 pub struct NewNodes {
     /// The nodes, children before parents.
     pub nodes: Vec<NewNode>,
+    /// Large values to write (stored out of line, see [`crate::large`]), each once.
+    pub large_values: Vec<LargeValue>,
 }
 
 impl NewNodes {
@@ -57,9 +67,10 @@ impl NewNodes {
         self.nodes.iter().map(|n| n.address).collect()
     }
 
-    /// Total encoded bytes.
+    /// Total encoded bytes, nodes and large values.
     pub fn byte_len(&self) -> usize {
-        self.nodes.iter().map(|n| n.bytes.len()).sum()
+        let large: usize = self.large_values.iter().map(|v| v.len() + 2).sum();
+        self.nodes.iter().map(|n| n.bytes.len()).sum::<usize>() + large
     }
 }
 
@@ -73,7 +84,11 @@ impl NewNodes {
 pub fn new_since_base(db: &Db) -> Result<NewNodes, Error> {
     match db.base() {
         None => all_nodes(db),
-        Some(base) => Ok(walk_new(db, base).0),
+        Some(base) => {
+            let mut new = walk_new(db, base).0;
+            add_log_values(db, &mut new, &HashSet::new());
+            Ok(new)
+        }
     }
 }
 
@@ -173,36 +188,67 @@ pub fn commit_for(db: &Db) -> Result<(Commit, NewNodes), Error> {
         }
         Some(base) => {
             let (new, kept) = walk_new(db, base);
-            let mut gone = 0;
+            let mut gone = Gone::default();
             for tree in &base.trees {
-                count_gone(tree.root(), &kept, db.source(), &mut gone)?;
+                gone.visit(tree.root(), &kept, db.source())?;
             }
-            let count = (base.nodes + new.nodes.len() as u64).saturating_sub(gone);
+            let count = (base.nodes + new.nodes.len() as u64).saturating_sub(gone.nodes);
+            let mut new = new;
+            add_log_values(db, &mut new, &gone.large);
             (new, count)
         }
     };
     Ok((Commit::for_db(db, new.addresses(), nodes), new))
 }
 
-/// Counts the base nodes at and below `node` that the new trees no longer hold.
-fn count_gone(
-    node: &Arc<Node>,
-    kept: &Kept,
-    source: Option<&Arc<dyn NodeSource>>,
-    gone: &mut u64,
-) -> Result<(), Error> {
-    if kept.holds(node) {
-        return Ok(());
-    }
-    *gone += 1;
-    for child in node.children() {
-        if child.loaded().is_none() && kept.addresses.contains(&child.address()) {
-            continue;
+/// The base nodes the new trees no longer hold: how many, and the large values they
+/// reference (which the storage holds, so a new node that still references one does not
+/// write it again).
+#[derive(Default)]
+struct Gone {
+    nodes: u64,
+    large: HashSet<Address>,
+}
+
+impl Gone {
+    /// Visits the base nodes at and below `node` that the new trees no longer hold.
+    fn visit(
+        &mut self,
+        node: &Arc<Node>,
+        kept: &Kept,
+        source: Option<&Arc<dyn NodeSource>>,
+    ) -> Result<(), Error> {
+        if kept.holds(node) {
+            return Ok(());
         }
-        let c = load_child(node, child, source)?;
-        count_gone(&c, kept, source, gone)?;
+        self.nodes += 1;
+        self.large
+            .extend(node.large_values().iter().map(LargeValue::address));
+        for child in node.children() {
+            if child.loaded().is_none() && kept.addresses.contains(&child.address()) {
+                continue;
+            }
+            let c = load_child(node, child, source)?;
+            self.visit(&c, kept, source)?;
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Completes `new`'s large values: those of its nodes (collected with them) and of the
+/// pending log, less those at `held` addresses.
+fn add_log_values(db: &Db, new: &mut NewNodes, held: &HashSet<Address>) {
+    let mut seen: HashSet<Address> = new.large_values.iter().map(LargeValue::address).collect();
+    for entry in db.pending_log() {
+        for d in &entry.datoms {
+            if let Some(large) = LargeValue::adopt(&d.v) {
+                if seen.insert(large.address()) {
+                    new.large_values.push(large);
+                }
+            }
+        }
+    }
+    new.large_values.retain(|v| !held.contains(&v.address()));
 }
 
 /// Every node of `db`, children first: what a store into a storage that holds nothing of
@@ -250,13 +296,16 @@ pub fn all_nodes(db: &Db) -> Result<NewNodes, Error> {
     for node in levels.iter().rev().flatten() {
         out.push(node);
     }
-    Ok(out.done())
+    let mut all = out.done();
+    add_log_values(db, &mut all, &HashSet::new());
+    Ok(all)
 }
 
 /// Collects nodes with their bytes, each address once.
 #[derive(Default)]
 struct Collector {
     seen: HashSet<Address>,
+    seen_large: HashSet<Address>,
     out: NewNodes,
 }
 
@@ -267,6 +316,11 @@ impl Collector {
         let address = node.cached_address().unwrap_or_else(|| Address::of(&bytes));
         node.set_address(address);
         if self.seen.insert(address) {
+            for large in node.large_values() {
+                if self.seen_large.insert(large.address()) {
+                    self.out.large_values.push(large);
+                }
+            }
             self.out.nodes.push(NewNode {
                 address,
                 bytes,

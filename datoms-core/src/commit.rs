@@ -18,7 +18,9 @@
 //!   names it by its index in that table (a bulk import repeats a handful of attribute
 //!   strings a million times otherwise);
 //! - the tx is written once per entry, not per datom;
-//! - values are encoded as in nodes, `[type tag, payload]`.
+//! - values are encoded as in nodes, `[type tag, payload]`, a large string or byte string
+//!   as a reference to its blob stored out of line (see [`crate::large`]): a commit's log
+//!   never repeats a large value its trees already reference.
 //!
 //! The table lists exactly the attributes the log uses, each once, in order of first use,
 //! so one log has one encoding; the decoder refuses any other table, an index out of
@@ -36,7 +38,8 @@
 //!   longer read: no released build wrote it, so decoding one gives
 //!   [`Error::UnsupportedVersion`] rather than carrying a second decoder.
 //! - 2: as below, without the node count. No longer read, for the same reason.
-//! - 3: the format above.
+//! - 3: as below, with large values inline in the log. No longer read.
+//! - 4: the format above.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -57,7 +60,7 @@ use crate::value::{Bin, Eid, Keyword, Value};
 
 /// The version of the commit record format, written as its first element. Independent of
 /// the node format version ([`crate::tree::FORMAT_VERSION`]).
-pub const COMMIT_FORMAT_VERSION: u8 = 3;
+pub const COMMIT_FORMAT_VERSION: u8 = 4;
 
 /// How many ancestors (beyond the parent) a commit lists, so a replica up to this many
 /// commits behind can fetch the whole chain of commits in one batch.
@@ -114,7 +117,7 @@ impl CommitLog {
             entries,
         };
         // Encoding plain data into a Vec cannot fail (every attribute is in the table).
-        let bytes = rmp_serde::to_vec(&body).unwrap_or_default();
+        let bytes = crate::large::out_of_line(|| rmp_serde::to_vec(&body)).unwrap_or_default();
         CommitLog {
             txs: entries.len(),
             datoms,
@@ -152,9 +155,11 @@ impl CommitLog {
         };
         let mut rest: &[u8] = &self.bytes;
         let mut de = rmp_serde::Deserializer::new(&mut rest);
-        let (table, wire) =
+        let object = self.commit.unwrap_or(Address([0; 32]));
+        let (table, wire) = crate::large::resolving(object, || {
             <(Vec<Keyword>, Vec<(Tx, Vec<(Eid, usize, Value, bool)>)>)>::deserialize(&mut de)
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| bad(e.to_string()))
+        })?;
         if !rest.is_empty() {
             return Err(bad(format!("{} bytes after the log", rest.len())));
         }
@@ -420,7 +425,8 @@ impl Commit {
     /// # Errors
     /// [`Error::MalformedLog`] if the log bytes are not a valid log of this commit (bad
     /// msgpack, an attribute index outside the table, counts that disagree, a tx after
-    /// [`Commit::max_tx`]…).
+    /// [`Commit::max_tx`]…); [`Error::LargeValuesMissing`] if it references large values
+    /// nothing in this process holds (fetch them and decode again).
     pub fn log_entries(&self) -> Result<Vec<TxLogEntry>, Error> {
         self.log.decode(self.max_tx)
     }

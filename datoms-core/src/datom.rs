@@ -255,8 +255,9 @@ impl IndexKind {
         let e = d.e.to_be_bytes();
         let a = d.a.as_str().as_bytes();
         let push_v = |out: &mut Vec<u8>| {
-            // The value's canonical encoding; encoding a Value into a Vec cannot fail.
-            let _ = rmp_serde::encode::write(out, &d.v);
+            // The value's canonical encoding as nodes store it (a large value as its
+            // reference); encoding a Value into a Vec cannot fail.
+            let _ = crate::large::out_of_line(|| rmp_serde::encode::write(out, &d.v));
         };
         match self {
             IndexKind::Eavt => {

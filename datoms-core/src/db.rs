@@ -414,6 +414,7 @@ impl Db {
         max_eid: Eid,
         max_tx: Tx,
     ) -> Result<Db, Error> {
+        share_large_values(&mut datoms);
         datoms.sort_by(|a, b| IndexKind::Eavt.cmp(a, b));
         let violations: Vec<_> =
             crate::check::check(&schema, datoms.iter().cloned().map(Ok), max_eid, max_tx)?
@@ -459,7 +460,8 @@ impl Db {
     ///
     /// # Errors
     /// A load error of a lazily restored db; the db is unchanged.
-    pub fn apply_log_entry(&self, entry: TxLogEntry) -> Result<Db, Error> {
+    pub fn apply_log_entry(&self, mut entry: TxLogEntry) -> Result<Db, Error> {
+        share_large_values(&mut entry.datoms);
         let mut edits: [Vec<Edit>; 3] = Default::default();
         let mut max_eid = self.max_eid;
         for d in &entry.datoms {
@@ -497,6 +499,17 @@ impl Db {
             log,
             ..self.clone()
         })
+    }
+}
+
+/// Replaces each large value (see [`crate::large`]) with the one allocation of it held in
+/// this process, so the indexes, the log and every later version share it, and encoding
+/// it never hashes it again.
+fn share_large_values(datoms: &mut [Datom]) {
+    for d in datoms {
+        if let Some(large) = crate::large::LargeValue::adopt(&d.v) {
+            d.v = large.to_value();
+        }
     }
 }
 

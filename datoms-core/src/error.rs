@@ -57,6 +57,17 @@ pub enum Error {
         /// Why (missing from storage, I/O error, …).
         reason: String,
     },
+    /// A node or tx log references large values (stored out of line, see
+    /// [`crate::large`]) that nothing in this process holds: fetch the blobs at
+    /// `addresses`, decode them with [`crate::LargeValue::decode`], and decode `object`
+    /// again while holding them.
+    #[error("{object} references {} large value(s) not loaded yet, the first {}", addresses.len(), addresses.first().map(ToString::to_string).unwrap_or_default())]
+    LargeValuesMissing {
+        /// The node or commit being decoded.
+        object: Address,
+        /// The blobs it needs, sorted, each once.
+        addresses: Vec<Address>,
+    },
     /// Bytes were handed to a restore that did not ask for them.
     #[error("restore did not request node {address}")]
     Unrequested {

@@ -84,6 +84,7 @@ use crate::datom::IndexKind;
 use crate::db::Db;
 use crate::error::Error;
 use crate::held::{Entry, EntryAddress, Found, Held};
+use crate::large::LargeValue;
 use crate::tree::node::Child;
 use crate::tree::{Node, Tree};
 
@@ -104,9 +105,12 @@ pub struct RestoreStats {
     pub round_trips: u64,
     /// Tree nodes fetched.
     pub nodes_fetched: u64,
+    /// Large values fetched (stored out of line, see [`crate::large`]): those the
+    /// fetched nodes reference that nothing in this process holds.
+    pub large_values_fetched: u64,
     /// Commit records fetched.
     pub commits_fetched: u64,
-    /// Bytes fetched, nodes and commits.
+    /// Bytes fetched: nodes, large values and commits.
     pub bytes_fetched: u64,
     /// Subtrees taken from `db1` instead of fetched (each counted once, at its root).
     pub nodes_reused: u64,
@@ -332,10 +336,10 @@ impl Restore {
         address.verify(bytes)?;
         self.stats.bytes_fetched += bytes.len() as u64;
         match self.phase {
-            Phase::Walk => {
-                self.stats.nodes_fetched += 1;
-                self.walk.receive(address, bytes)?;
-            }
+            Phase::Walk => match self.walk.receive(address, bytes)? {
+                Received::Node => self.stats.nodes_fetched += 1,
+                Received::LargeValue => self.stats.large_values_fetched += 1,
+            },
             Phase::Commit | Phase::Ancestors { .. } => {
                 self.stats.commits_fetched += 1;
                 let commit = Commit::decode(address, bytes)?;
@@ -522,9 +526,12 @@ impl Materialize {
             reason: "storage does not have it".into(),
         })?;
         address.verify(bytes)?;
-        self.stats.nodes_fetched += 1;
         self.stats.bytes_fetched += bytes.len() as u64;
-        self.walk.receive(address, bytes)
+        match self.walk.receive(address, bytes)? {
+            Received::Node => self.stats.nodes_fetched += 1,
+            Received::LargeValue => self.stats.large_values_fetched += 1,
+        }
+        Ok(())
     }
 
     /// The I/O counted so far.
@@ -564,6 +571,21 @@ struct Walk {
     reused: u64,
     /// Fetched nodes the result does not use.
     unused: u64,
+    /// Fetched nodes that reference large values nobody holds, waiting for them.
+    awaiting: HashMap<Address, Vec<u8>>,
+    /// Large values to request with the next batch.
+    large_wanted: Vec<Address>,
+    /// Large values requested and not received yet.
+    large_requested: HashSet<Address>,
+    /// Large values fetched, held until the nodes that reference them are decoded (the
+    /// nodes then hold them).
+    large_held: Vec<LargeValue>,
+}
+
+/// What [`Walk::receive`] took in.
+enum Received {
+    Node,
+    LargeValue,
 }
 
 impl Walk {
@@ -578,6 +600,10 @@ impl Walk {
             roots: [None, None, None],
             reused: 0,
             unused: 0,
+            awaiting: HashMap::new(),
+            large_wanted: Vec::new(),
+            large_requested: HashSet::new(),
+            large_held: Vec::new(),
         }
     }
 
@@ -594,16 +620,77 @@ impl Walk {
     /// Decodes fetched (and verified) bytes into the pool. A manifest hint's index is not
     /// known before a walk asks for it, so the node's own index tag is read here and
     /// checked against the wanted index in [`Walk::resolve`].
-    fn receive(&mut self, address: Address, bytes: &[u8]) -> Result<(), Error> {
-        let node = Node::decode_verified_any(address, bytes)?;
-        self.pool.insert(address, Arc::new(node));
+    ///
+    /// A node that references large values nobody holds waits for them (they are
+    /// requested with the next batch); a large value is held until then.
+    fn receive(&mut self, address: Address, bytes: &[u8]) -> Result<Received, Error> {
+        if self.large_requested.remove(&address) {
+            self.large_held.push(LargeValue::decode(address, bytes)?);
+            return Ok(Received::LargeValue);
+        }
+        self.decode_node(address, bytes)?;
+        Ok(Received::Node)
+    }
+
+    /// Decodes a fetched node into the pool, or sets it aside to wait for the large
+    /// values it references.
+    fn decode_node(&mut self, address: Address, bytes: &[u8]) -> Result<(), Error> {
+        match Node::decode_verified_any(address, bytes) {
+            Ok(node) => {
+                self.pool.insert(address, Arc::new(node));
+                Ok(())
+            }
+            Err(Error::LargeValuesMissing { addresses, .. }) => {
+                for a in addresses {
+                    if !self.large_requested.contains(&a) && !self.large_wanted.contains(&a) {
+                        self.large_wanted.push(a);
+                    }
+                }
+                self.awaiting.insert(address, bytes.to_vec());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decodes the nodes that waited for large values, once every one requested has
+    /// arrived. A node still missing one (a blob that is not the value its reference
+    /// names) is an error, not another request.
+    fn decode_awaiting(&mut self) -> Result<(), Error> {
+        if self.awaiting.is_empty()
+            || !self.large_requested.is_empty()
+            || !self.large_wanted.is_empty()
+        {
+            return Ok(());
+        }
+        for (address, bytes) in std::mem::take(&mut self.awaiting) {
+            match Node::decode_verified_any(address, &bytes) {
+                Ok(node) => {
+                    self.pool.insert(address, Arc::new(node));
+                }
+                Err(Error::LargeValuesMissing { addresses, .. }) => {
+                    // Held values were dropped in between: only possible if a value's
+                    // bytes decode to another address, so the references are wrong.
+                    return Err(Error::Malformed {
+                        address,
+                        reason: format!(
+                            "references large value {} that its blob does not provide",
+                            addresses[0]
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 
     /// Drops the fetched nodes no walk needed (hints), counting them as unused.
     fn discard_unused(&mut self) {
-        self.unused += self.pool.len() as u64;
+        self.unused += (self.pool.len() + self.awaiting.len()) as u64;
         self.pool.clear();
+        self.awaiting.clear();
+        self.large_held.clear();
     }
 
     fn seed_unloaded(&mut self, node: &Arc<Node>) {
@@ -622,6 +709,7 @@ impl Walk {
     /// Resolves every pending node available locally (held or fetched), descending as
     /// far as it can; returns the addresses still needed (empty when finished).
     fn advance(&mut self) -> Result<Vec<Address>, Error> {
+        self.decode_awaiting()?;
         loop {
             let mut progressed = false;
             let mut waiting = Vec::new();
@@ -729,8 +817,15 @@ impl Walk {
         let mut need: Vec<Address> = Vec::new();
         let mut seen = HashSet::new();
         for w in &self.pending {
-            if seen.insert(w.address) {
+            // A node waiting for its large values is fetched already.
+            if !self.awaiting.contains_key(&w.address) && seen.insert(w.address) {
                 need.push(w.address);
+            }
+        }
+        for a in std::mem::take(&mut self.large_wanted) {
+            if seen.insert(a) {
+                self.large_requested.insert(a);
+                need.push(a);
             }
         }
         for a in std::mem::take(&mut self.prefetch) {

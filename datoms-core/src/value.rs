@@ -22,7 +22,9 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::address::Address;
 use crate::error::Error;
+use crate::large::LargeValue;
 
 /// An entity id. Entity ids live in `1..TX0`, transaction ids in `TX0..`.
 pub type Eid = u64;
@@ -367,11 +369,11 @@ impl ValueType {
         })
     }
 
-    fn tag(self) -> u8 {
+    pub(crate) fn tag(self) -> u8 {
         self as u8
     }
 
-    fn from_tag(tag: u8) -> Option<ValueType> {
+    pub(crate) fn from_tag(tag: u8) -> Option<ValueType> {
         Some(match tag {
             0 => ValueType::Bool,
             1 => ValueType::Long,
@@ -519,10 +521,17 @@ impl ValueRef<'_> {
             ValueRef::Long(n) => Value::Long(n),
             ValueRef::Double(f) => Value::Double(f),
             ValueRef::Instant(ms) => Value::Instant(ms),
-            ValueRef::String(s) => Value::String(Arc::from(s)),
+            // A large value read from a leaf is shared, not copied.
+            ValueRef::String(s) => match LargeValue::held_at(self) {
+                Some(large) => large.to_value(),
+                None => Value::String(Arc::from(s)),
+            },
             ValueRef::Keyword(k) => Value::Keyword(k.clone()),
             ValueRef::Uuid(u) => Value::Uuid(u),
-            ValueRef::Bytes(b) => Value::Bytes(Arc::from(b)),
+            ValueRef::Bytes(b) => match LargeValue::held_at(self) {
+                Some(large) => large.to_value(),
+                None => Value::Bytes(Arc::from(b)),
+            },
             ValueRef::Ref(e) => Value::Ref(e),
         }
     }
@@ -624,6 +633,13 @@ impl Serialize for Value {
 impl Serialize for ValueRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(2)?;
+        if crate::large::writing_out_of_line() {
+            if let Some(large) = LargeValue::of(*self) {
+                t.serialize_element(&(crate::large::REFERENCE_TAG + self.value_type().tag()))?;
+                t.serialize_element(&large.address())?;
+                return t.end();
+            }
+        }
         t.serialize_element(&self.value_type().tag())?;
         match self {
             ValueRef::Bool(b) => t.serialize_element(b)?,
@@ -667,9 +683,32 @@ pub(crate) enum WireValue<'de> {
     String(Cow<'de, str>),
     Keyword(Cow<'de, str>),
     Bytes(Cow<'de, [u8]>),
+    /// A large string or byte string, stored out of line (see [`crate::large`]).
+    Large(LargeValue),
 }
 
 impl WireValue<'_> {
+    /// The value a reference to the large value at `address` of type `ty` names: the
+    /// one held in this process, else (recorded as missing by the decoding scope) an
+    /// empty placeholder the scope's error replaces.
+    fn reference(ty: ValueType, address: Address) -> Result<WireValue<'static>, String> {
+        Ok(match crate::large::resolve(address)? {
+            Some(large) if large.value_type() == ty => WireValue::Large(large),
+            Some(_) => return Err(format!("large value {address} is not of type {ty:?}")),
+            None if ty == ValueType::String => WireValue::String(Cow::Borrowed("")),
+            None => WireValue::Bytes(Cow::Borrowed(&[])),
+        })
+    }
+
+    /// True for a string or byte string long enough that it must be a reference.
+    fn is_large_inline(&self) -> bool {
+        match self {
+            WireValue::String(s) => crate::large::is_large(s.len()),
+            WireValue::Bytes(b) => crate::large::is_large(b.len()),
+            _ => false,
+        }
+    }
+
     /// The value, borrowed; `None` for a keyword, whose borrowed form needs a
     /// [`Keyword`] the caller makes from [`WireValue::keyword_text`].
     pub(crate) fn borrowed(&self) -> Option<ValueRef<'_>> {
@@ -677,6 +716,7 @@ impl WireValue<'_> {
             WireValue::Plain(v) => Some(*v),
             WireValue::String(s) => Some(ValueRef::String(s)),
             WireValue::Bytes(b) => Some(ValueRef::Bytes(b)),
+            WireValue::Large(large) => Some(large.borrowed()),
             WireValue::Keyword(_) => None,
         }
     }
@@ -704,6 +744,7 @@ impl WireValue<'_> {
             WireValue::String(s) => Value::String(Arc::from(s.as_ref())),
             WireValue::Keyword(k) => Value::Keyword(Keyword(Arc::from(k.as_ref()))),
             WireValue::Bytes(b) => Value::Bytes(Arc::from(b.as_ref())),
+            WireValue::Large(large) => large.to_value(),
         }
     }
 }
@@ -776,6 +817,17 @@ impl<'de> Deserialize<'de> for WireValue<'de> {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireValue<'de>, A::Error> {
                 let missing = || de::Error::custom("value tuple too short");
                 let tag: u8 = seq.next_element()?.ok_or_else(missing)?;
+                if let Some(ty) = tag
+                    .checked_sub(crate::large::REFERENCE_TAG)
+                    .and_then(ValueType::from_tag)
+                    .filter(|t| matches!(t, ValueType::String | ValueType::Bytes))
+                {
+                    let address: Address = seq.next_element()?.ok_or_else(missing)?;
+                    if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                        return Err(de::Error::custom("value tuple too long"));
+                    }
+                    return WireValue::reference(ty, address).map_err(de::Error::custom);
+                }
                 let ty = ValueType::from_tag(tag)
                     .ok_or_else(|| de::Error::custom(format!("unknown value tag {tag}")))?;
                 let plain = WireValue::Plain;
@@ -821,6 +873,11 @@ impl<'de> Deserialize<'de> for WireValue<'de> {
                 };
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::custom("value tuple too long"));
+                }
+                if crate::large::reading_stored() && v.is_large_inline() {
+                    return Err(de::Error::custom(
+                        "a large value stored inline (it must be a reference)",
+                    ));
                 }
                 Ok(v)
             }

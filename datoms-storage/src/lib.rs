@@ -22,6 +22,7 @@ pub mod batch;
 pub mod cache;
 pub mod error;
 pub mod faulty;
+pub mod large;
 pub mod memory;
 pub mod restore;
 pub mod runtime;

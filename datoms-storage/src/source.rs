@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datoms_core::tree::{Node, NodeSource};
-use datoms_core::{Address, IndexKind};
+use datoms_core::{Address, IndexKind, LargeValue};
 
 use crate::batch::retry;
 use crate::cache::NodeCache;
@@ -89,6 +89,32 @@ impl StorageSource {
     }
 }
 
+impl StorageSource {
+    /// Decodes a fetched node, fetching the large values it references that nothing in
+    /// this process holds (verified, and held while it decodes again).
+    fn decode(
+        &self,
+        address: Address,
+        bytes: &[u8],
+        kind: IndexKind,
+    ) -> Result<Node, datoms_core::Error> {
+        let large = match Node::decode(address, bytes, kind) {
+            Err(datoms_core::Error::LargeValuesMissing { addresses, .. }) => addresses,
+            other => return other,
+        };
+        let unavailable = |e: StorageError| match e {
+            StorageError::Core(e) => e,
+            other => datoms_core::Error::NodeUnavailable {
+                address: large[0],
+                reason: format!("large value of node {address}: {other}"),
+            },
+        };
+        let blobs = self.fetch(large.clone()).map_err(unavailable)?;
+        let _held = crate::large::take(&large, blobs).map_err(unavailable)?;
+        Node::decode(address, bytes, kind)
+    }
+}
+
 impl NodeSource for StorageSource {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
@@ -125,8 +151,9 @@ impl NodeSource for StorageSource {
                     address,
                     reason: "missing from storage".into(),
                 })?;
-                let node = Arc::new(Node::decode(address, &bytes, kind)?);
-                self.cache.insert(address, node.clone(), bytes.len());
+                let node = Arc::new(self.decode(address, &bytes, kind)?);
+                let large: usize = node.large_values().iter().map(LargeValue::len).sum();
+                self.cache.insert(address, node.clone(), bytes.len() + large);
                 out[i] = Some(node);
             }
         }

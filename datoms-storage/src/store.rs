@@ -22,7 +22,10 @@ use crate::storage::Storage;
 pub struct StoreStats {
     /// Tree nodes written.
     pub nodes_written: u64,
-    /// Bytes written, nodes and commit.
+    /// Large values written (stored out of line, see [`datoms_core::large`]): those
+    /// new in this commit, never one the storage's head already references.
+    pub large_values_written: u64,
+    /// Bytes written: nodes, large values and commit.
     pub bytes_written: u64,
     /// True if a commit was written and the head moved.
     pub committed: bool,
@@ -149,6 +152,7 @@ pub async fn store_with<S: Storage + ?Sized>(
     let mut blobs = blobs_of(to_write);
     let stats = StoreStats {
         nodes_written: to_write.nodes.len() as u64,
+        large_values_written: to_write.large_values.len() as u64,
         bytes_written: to_write.byte_len() as u64,
         committed: unchanged.is_none(),
     };
@@ -179,6 +183,7 @@ pub async fn store_with<S: Storage + ?Sized>(
         commit = %commit_address,
         onto_base = onto_base.is_some(),
         nodes = stats.nodes_written,
+        large_values = stats.large_values_written,
         bytes = stats.bytes_written + commit_len,
         "stored"
     );
@@ -200,15 +205,21 @@ async fn missing_nodes<S: Storage + ?Sized>(
     let held = listed(storage).await?;
     let mut all = all_nodes(db)?;
     all.nodes.retain(|n| !held.contains(&n.address));
+    all.large_values.retain(|v| !held.contains(&v.address()));
     Ok(all)
 }
 
+/// What to put: the large values first, then the nodes (children before parents).
 fn blobs_of(nodes: &NewNodes) -> Vec<(Address, Bytes)> {
-    nodes
+    let large = nodes
+        .large_values
+        .iter()
+        .map(|v| (v.address(), Bytes::from(v.encode())));
+    let nodes = nodes
         .nodes
         .iter()
-        .map(|n| (n.address, Bytes::from(n.bytes.clone())))
-        .collect()
+        .map(|n| (n.address, Bytes::from(n.bytes.clone())));
+    large.chain(nodes).collect()
 }
 
 /// Every blob address the storage holds.

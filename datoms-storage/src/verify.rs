@@ -2,10 +2,12 @@
 //! replica needs the node or replays the log.
 
 use datoms_core::restore::Mode;
-use datoms_core::{Address, Commit};
+use datoms_core::addressing::all_nodes;
+use datoms_core::{Address, Commit, LargeValue};
 
 use crate::batch::get_batched;
 use crate::error::StorageError;
+use crate::large::{decode_fetching, take};
 use crate::restore::{read_head, restore_commit};
 use crate::storage::Storage;
 
@@ -16,14 +18,18 @@ pub struct Verified {
     pub commit: Address,
     /// Nodes read and checked.
     pub nodes: u64,
-    /// Bytes read (nodes and commit).
+    /// Large values (stored out of line) read and checked.
+    pub large_values: u64,
+    /// Bytes read (nodes, large values and commit).
     pub bytes: u64,
     /// Datoms in the head's db.
     pub datoms: u64,
 }
 
 /// Reads the commit head `name` names and every node its trees reach, checking each
-/// against its address and its parent's entry, and decodes the commit's tx log.
+/// against its address and its parent's entry, reads every large value the nodes and the
+/// commit's tx log reference (each checked against its address, even one this process
+/// already holds), and decodes the tx log.
 ///
 /// # Errors
 /// [`StorageError::NoHead`]; the first missing node or blob
@@ -41,11 +47,25 @@ pub async fn verify<S: Storage + ?Sized>(
         .pop()
         .flatten()
         .ok_or(StorageError::NotFound { address: head })?;
-    Commit::decode(head, &blob)?.log_entries()?;
+    let commit = Commit::decode(head, &blob)?;
+    let (log, _) = decode_fetching(storage, || commit.log_entries()).await?;
+    // Every large value referenced, read from this storage: a restore takes one this
+    // process holds from memory, which proves nothing about the storage.
+    let mut large: Vec<Address> = all_nodes(&restored.db)?
+        .large_values
+        .iter()
+        .map(LargeValue::address)
+        .collect();
+    let in_log = log.iter().flat_map(|e| &e.datoms);
+    large.extend(in_log.filter_map(|d| LargeValue::adopt(&d.v)).map(|v| v.address()));
+    large.sort_unstable();
+    large.dedup();
+    let checked = take(&large, get_batched(storage, &large).await?)?;
     Ok(Verified {
         commit: head,
         nodes: restored.stats.nodes_fetched,
-        bytes: restored.stats.bytes_fetched,
+        large_values: large.len() as u64,
+        bytes: restored.stats.bytes_fetched + checked.bytes,
         datoms: restored.db.len(),
     })
 }

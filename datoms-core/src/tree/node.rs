@@ -6,7 +6,14 @@
 //! - `level`: 0 for a leaf, the height above the leaves for a branch;
 //! - leaf `items`: the datoms in index order, each `[e, a, v, tx]`;
 //! - branch `items`: one `[first datom, child address (32-byte bin), datom count]` per
-//!   child, in index order.
+//!   child, in index order;
+//! - a value is `[type tag, payload]`; a string or byte string of
+//!   [`crate::large::OUT_OF_LINE_BYTES`] or more is a reference to a blob stored out of
+//!   line (see [`crate::large`]), in leaf items and branch keys alike.
+//!
+//! ## Versions
+//! - 1: large values were stored inline. No longer read (no released build wrote it).
+//! - 2: the format above.
 //!
 //! The node's address is the BLAKE3 hash of these bytes. Decoding checks the hash, the
 //! version, the order of the items and the counts; it never panics on any input.
@@ -22,9 +29,10 @@ use super::packed::PackedLeaf;
 use crate::address::Address;
 use crate::datom::{Datom, DatomRef, IndexKind};
 use crate::error::Error;
+use crate::large::LargeValue;
 
 /// The node and commit format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 /// The sequence of node objects made in this process (see [`Node::made`]).
 static NODES_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -319,6 +327,25 @@ impl Node {
         }
     }
 
+    /// The large values this node's bytes reference (see [`crate::large`]): a leaf's,
+    /// or those of a branch's keys; each allocation once.
+    pub fn large_values(&self) -> Vec<LargeValue> {
+        match &self.body {
+            Body::Leaf { datoms, .. } => datoms.large().to_vec(),
+            Body::Branch(children) => {
+                let mut out: Vec<LargeValue> = Vec::new();
+                for c in children {
+                    if let Some(large) = LargeValue::adopt(&c.first.v) {
+                        if !out.contains(&large) {
+                            out.push(large);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
     /// The children of a branch (empty for a leaf).
     pub fn children(&self) -> &[Child] {
         match &self.body {
@@ -354,7 +381,7 @@ impl Node {
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into a Vec cannot fail; an empty Vec would only ever be
         // produced by a serde bug and would fail address verification loudly.
-        rmp_serde::to_vec(self).unwrap_or_default()
+        crate::large::out_of_line(|| rmp_serde::to_vec(self)).unwrap_or_default()
     }
 
     /// Decodes and verifies untrusted bytes fetched for `address`.
@@ -394,16 +421,18 @@ impl Node {
     /// the node's own index tag says which it is.
     pub(crate) fn decode_verified_any(address: Address, bytes: &[u8]) -> Result<Node, Error> {
         let malformed = |reason: String| Error::Malformed { address, reason };
-        let wire: WireNode = rmp_serde::from_slice(bytes).map_err(|e| {
-            let text = e.to_string();
-            match text.strip_prefix(VERSION_ERROR) {
-                Some(v) => Error::UnsupportedVersion {
-                    address,
-                    version: v.trim().parse().unwrap_or(u8::MAX),
-                    supported: FORMAT_VERSION,
-                },
-                None => malformed(text),
-            }
+        let wire: WireNode = crate::large::resolving(address, || {
+            rmp_serde::from_slice(bytes).map_err(|e| {
+                let text = e.to_string();
+                match text.strip_prefix(VERSION_ERROR) {
+                    Some(v) => Error::UnsupportedVersion {
+                        address,
+                        version: v.trim().parse().unwrap_or(u8::MAX),
+                        supported: FORMAT_VERSION,
+                    },
+                    None => malformed(text),
+                }
+            })
         })?;
         let kind = wire.kind;
         let node = match wire.body {

@@ -13,7 +13,9 @@
 //! # Layout
 //! This form never leaves the process (nodes are stored in the format of
 //! [`super::node`]), so it is free to change. A packed leaf is a table of the keywords it
-//! uses (attributes and keyword values, each once, as shared [`Keyword`]s) and a byte
+//! uses (attributes and keyword values, each once, as shared [`Keyword`]s), a table of
+//! its large values ([`crate::large`]: strings and byte strings held once per process,
+//! shared, not copied into the leaf) and a byte
 //! buffer with one entry per datom, in index order:
 //!
 //! | field | encoding |
@@ -22,7 +24,7 @@
 //! | `e` | zigzag LEB128 of the difference from the previous entry's `e` (0 before the first) |
 //! | `a` | LEB128 index into the keyword table |
 //! | `tx` | zigzag LEB128 of the difference from the previous entry's `tx` |
-//! | `v` | by tag: zigzag LEB128 for longs and instants, LEB128 for refs, 8 bytes for doubles, 16 for UUIDs, a LEB128 keyword-table index for keywords, LEB128 length + bytes for strings and byte strings |
+//! | `v` | by tag: zigzag LEB128 for longs and instants, LEB128 for refs, 8 bytes for doubles, 16 for UUIDs, a LEB128 keyword-table index for keywords, LEB128 length + bytes for strings and byte strings, a LEB128 index into the large-value table for a large one |
 //!
 //! Neighbouring entries of an index share or nearly share `e` (EAVT, AEVT) and `tx`, so
 //! the differences take one byte or two. Packing is deterministic, so two leaves hold the
@@ -35,12 +37,25 @@ use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::datom::{Datom, DatomRef, WireDatom};
+use crate::large::LargeValue;
 use crate::value::{Double, Keyword, Uuid, ValueRef};
+
+/// True for a string or byte string stored out of line.
+fn is_large_value(v: ValueRef<'_>) -> bool {
+    match v {
+        ValueRef::String(s) => crate::large::is_large(s.len()),
+        ValueRef::Bytes(b) => crate::large::is_large(b.len()),
+        _ => false,
+    }
+}
 
 /// A leaf's datoms in packed form. See the module docs.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PackedLeaf {
     keywords: Box<[Keyword]>,
+    /// Large strings and byte strings (see [`crate::large`]), each held once and shared
+    /// with every leaf, db version and log that holds the same value.
+    large: Box<[LargeValue]>,
     bytes: Box<[u8]>,
     len: u32,
 }
@@ -58,6 +73,7 @@ enum Tag {
     Uuid = 7,
     Bytes = 8,
     Ref = 9,
+    Large = 10,
 }
 
 impl PackedLeaf {
@@ -94,6 +110,11 @@ impl PackedLeaf {
             leaf: self,
             pos: self.start(),
         }
+    }
+
+    /// The large values of this leaf, each allocation once.
+    pub(crate) fn large(&self) -> &[LargeValue] {
+        &self.large
     }
 
     /// Heap bytes this leaf holds (not counting the keywords' shared text).
@@ -145,6 +166,7 @@ impl LeafBuilder {
 #[derive(Default)]
 struct Writer {
     keywords: Vec<Keyword>,
+    large: Vec<LargeValue>,
     /// Index of `keywords` by text, kept once the table outgrows a linear scan (a leaf of
     /// keyword values, e.g. AVET of `:db/ident`, can hold hundreds of distinct ones).
     index: HashMap<Keyword, usize>,
@@ -167,11 +189,13 @@ impl Writer {
     fn finish(&mut self, len: usize) -> PackedLeaf {
         let leaf = PackedLeaf {
             keywords: Box::from(self.keywords.as_slice()),
+            large: Box::from(self.large.as_slice()),
             bytes: Box::from(self.bytes.as_slice()),
             // A leaf holds at most 4 × the leaf target datoms (`u32` targets).
             len: u32::try_from(len).unwrap_or(u32::MAX),
         };
         self.keywords.clear();
+        self.large.clear();
         self.index.clear();
         self.bytes.clear();
         leaf
@@ -185,6 +209,11 @@ impl Writer {
         self.varint(a);
         self.zigzag(d.tx.wrapping_sub(prev_tx));
         let tag = match d.v {
+            v @ (ValueRef::String(_) | ValueRef::Bytes(_)) if is_large_value(v) => {
+                let i = self.large_value(v);
+                self.varint(i);
+                Tag::Large
+            }
             ValueRef::Bool(false) => Tag::False,
             ValueRef::Bool(true) => Tag::True,
             ValueRef::Long(n) => {
@@ -223,6 +252,22 @@ impl Writer {
             }
         };
         self.bytes[at] = tag as u8;
+    }
+
+    /// The index of large value `v` in the leaf's table, adding it on first use (shared
+    /// with the allocation `v` borrows from when it is held).
+    fn large_value(&mut self, v: ValueRef<'_>) -> u64 {
+        let Some(large) = LargeValue::of(v) else {
+            return 0;
+        };
+        let i = match self.large.iter().position(|l| *l == large) {
+            Some(i) => i,
+            None => {
+                self.large.push(large);
+                self.large.len() - 1
+            }
+        };
+        i as u64
     }
 
     /// The table's keyword with this text, added on first use: decoding a leaf makes one
@@ -445,6 +490,14 @@ impl<'a> Unpack<'a> {
             t if t == Tag::Bytes as u8 => {
                 let len = self.varint() as usize;
                 ValueRef::Bytes(self.take(len))
+            }
+            t if t == Tag::Large as u8 => {
+                let i = self.varint() as usize;
+                // Written by `Writer::large_value`, so the index is in the table.
+                match self.leaf.large.get(i) {
+                    Some(large) => large.borrowed(),
+                    None => ValueRef::Bytes(&[]),
+                }
             }
             _ => ValueRef::Ref(self.varint()),
         }

@@ -1,5 +1,6 @@
 //! `datoms log`: the commits of a head, newest first, each with what it recorded.
 
+use datoms::storage::large::decode_fetching;
 use serde::Serialize;
 
 use super::access::{CommitWalk, Create, Opened};
@@ -44,7 +45,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             break;
         };
         // Decoded (not just counted) so a commit whose log is damaged is reported here.
-        let log = commit.log_entries()?;
+        let (log, _) = decode_fetching(&**opened.storage(), || commit.log_entries()).await?;
         entries.push(Entry {
             commit: address.to_hex(),
             max_tx: commit.max_tx,

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use datoms::storage::large::decode_fetching;
 use datoms::{IndexKind, Violation};
 use serde::Serialize;
 
@@ -89,8 +90,8 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     {
         commits_checked += 1;
         // Decoding a commit leaves its tx log encoded: decode it here to check it too.
-        commit
-            .log_entries()
+        decode_fetching(&**opened.storage(), || commit.log_entries())
+            .await
             .map_err(|e| CliError::from(e).at(format!("commit chain of head {:?}", opened.head)))?;
         for (slot, index) in IndexKind::ALL.iter().enumerate() {
             roots.push((*index, commit.roots[slot], address));

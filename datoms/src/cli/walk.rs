@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use datoms::storage::batch::get_batched;
+use datoms::storage::large::decode_fetching;
 use datoms::tree::Node;
 use datoms::{Address, Datom, IndexKind, Storage, StorageError};
 use indicatif::ProgressBar;
@@ -92,8 +93,13 @@ pub async fn walk(
                     address: want.address,
                 })
                 .map_err(|e| CliError::from(e).at(context()))?;
-            let node = Node::decode(want.address, &bytes, want.index)
-                .map_err(|e| CliError::from(e).at(context()))?;
+            // Large values the node references are read and checked with it.
+            let (node, large) = decode_fetching(storage, || {
+                Node::decode(want.address, &bytes, want.index)
+            })
+            .await
+            .map_err(|e| CliError::from(e).at(context()))?;
+            totals.bytes += large.bytes;
             if let Some(expect) = &want.expect {
                 check_child(want.address, &node, expect).map_err(|e| e.at(context()))?;
             }
