@@ -295,6 +295,7 @@ mod tests {
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 1,
                 datoms,
+                id: None,
             })
             .unwrap()
     }
@@ -326,6 +327,7 @@ mod tests {
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 2,
                 datoms: vec![Datom::new(2500, ":a/c", 1i64, TX0 + 2)],
+                id: None,
             })
             .unwrap();
         let new = new_since_base(&next).unwrap();
@@ -360,6 +362,7 @@ mod tests {
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 2,
                 datoms: vec![Datom::new(7, ":a/c", 1i64, TX0 + 2)],
+                id: None,
             })
             .unwrap();
         let before = new_since_base(&next).unwrap().addresses();

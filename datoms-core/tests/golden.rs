@@ -14,7 +14,7 @@ use datoms_core::commit::COMMIT_FORMAT_VERSION;
 use datoms_core::tree::{Node, FORMAT_VERSION};
 use datoms_core::{
     Address, AttributeSchema, Commit, CommitLog, Datom, Error, IndexKind, Schema, Tree, TreeConfig,
-    TxLogEntry, Uuid, Value, ValueType, TX0,
+    TxId, TxLogEntry, Uuid, Value, ValueType, TX0,
 };
 
 fn fixtures() -> PathBuf {
@@ -54,6 +54,7 @@ fn log() -> Vec<TxLogEntry> {
         TxLogEntry {
             tx,
             datoms: datoms(),
+            id: Some(TxId(*b"peer-origin-0001")),
         },
         TxLogEntry {
             tx: tx + 1,
@@ -62,6 +63,7 @@ fn log() -> Vec<TxLogEntry> {
                 Datom::new(1, ":t/long", Value::Long(7), tx + 1),
                 Datom::new(3, ":t/ref", Value::Ref(1), tx + 1),
             ],
+            id: None,
         },
     ]
 }
@@ -167,12 +169,12 @@ fn checked_in_fixtures_decode() {
     assert_eq!(commit.nodes, 3);
 }
 
-/// Commit formats 1 (attribute strings repeated per log datom) and 2 (no node count) are
-/// not read any more: no released build wrote them. Their fixtures stay to check the
-/// refusal is a typed error.
+/// Commit formats 1 (attribute strings repeated per log datom), 2 (no node count) and 3
+/// (log entries without a transaction id) are not read any more: no released build wrote
+/// them. Their fixtures stay to check the refusal is a typed error.
 #[test]
 fn old_commit_versions_are_refused_with_a_typed_error() {
-    for old in [1u8, 2] {
+    for old in [1u8, 2, 3] {
         let (a, b) = read("commit", old);
         match Commit::decode(a, &b) {
             Err(Error::UnsupportedVersion {
