@@ -29,6 +29,9 @@ fn schema() -> Schema {
 fn options() -> PeerOptions {
     PeerOptions {
         schema: schema(),
+        max_attempts: 6,
+        first_backoff: std::time::Duration::from_millis(1),
+        max_backoff: std::time::Duration::from_millis(10),
         ..PeerOptions::default()
     }
 }
