@@ -335,7 +335,10 @@ impl<S: Storage> Storage for FaultyStorage<S> {
             return Err(StorageError::backend("injected failure before head CAS"));
         }
         let version = self.inner.cas_head(name, expected, new).await?;
-        if self.faults.lose_next_cas_reply.swap(false, Ordering::SeqCst)
+        if self
+            .faults
+            .lose_next_cas_reply
+            .swap(false, Ordering::SeqCst)
             || self.faults.transient().is_err()
         {
             return Err(StorageError::Transient {

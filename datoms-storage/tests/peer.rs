@@ -62,13 +62,16 @@ async fn head_db(storage: &Faulty) -> Db {
 }
 
 fn names(db: &Db) -> BTreeSet<String> {
-    db.datoms(IndexKind::Aevt, &[datoms_core::Component::A(":person/name".into())])
-        .unwrap()
-        .map(|d| match d.unwrap().v {
-            Value::String(s) => s.to_string(),
-            other => panic!("{other}"),
-        })
-        .collect()
+    db.datoms(
+        IndexKind::Aevt,
+        &[datoms_core::Component::A(":person/name".into())],
+    )
+    .unwrap()
+    .map(|d| match d.unwrap().v {
+        Value::String(s) => s.to_string(),
+        other => panic!("{other}"),
+    })
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,7 +164,10 @@ async fn a_lost_cas_reply_lands_the_transaction_exactly_once() {
     let report = p.push().await.unwrap();
     assert!(report.attempts >= 2, "{report:?}");
     assert_eq!(report.landed.len(), 1, "{report:?}");
-    assert!(report.commits.is_empty(), "the landing commit's reply was lost");
+    assert!(
+        report.commits.is_empty(),
+        "the landing commit's reply was lost"
+    );
     let db = head_db(&s).await;
     assert_eq!(db.len(), 1, "applied once");
     assert_eq!(p.db().root_addresses(), db.root_addresses());
@@ -210,8 +216,10 @@ async fn a_rebase_reapplies_intents_keeps_retractions_merges_upserts_and_reports
     let b = peer(&s, &MemoryOutbox::new()).await;
     // A, offline: a retraction, an upsert by identity of a new entity B will also
     // create, a cas that B's write makes fail, an entity without unique attribute.
-    a.transact(&ops(r#"[[:db/retract [:person/email "ann@x"] :person/tags "x"]]"#))
-        .unwrap();
+    a.transact(&ops(
+        r#"[[:db/retract [:person/email "ann@x"] :person/tags "x"]]"#,
+    ))
+    .unwrap();
     a.transact(&ops(r#"[{:person/email "bob@x" :person/age 41}]"#))
         .unwrap();
     a.transact(&ops(r#"[[:db/cas 2 :counter/value 1 2]]"#))
@@ -254,7 +262,11 @@ async fn a_rebase_reapplies_intents_keeps_retractions_merges_upserts_and_reports
         .into_iter()
         .map(|d| d.v)
         .collect();
-    assert_eq!(tags, [Value::from("y")], "the retraction survived the rebase");
+    assert_eq!(
+        tags,
+        [Value::from("y")],
+        "the retraction survived the rebase"
+    );
     assert_eq!(
         db.entity_attr(2, &":counter/value".into()).unwrap()[0].v,
         Value::Long(5)
@@ -277,7 +289,9 @@ async fn pull_brings_remote_commits_under_pending_work() {
     a.transact(&ops(r#"[{:person/name "Ann"}]"#)).unwrap();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen2 = seen.clone();
-    a.listen("l", move |r| seen2.lock().unwrap().extend(r.tx_data.clone()));
+    a.listen("l", move |r| {
+        seen2.lock().unwrap().extend(r.tx_data.clone())
+    });
     let report = a.pull().await.unwrap();
     assert!(report.rejected.is_empty());
     assert_eq!(
@@ -343,7 +357,10 @@ async fn a_torn_last_record_is_dropped_and_never_blocks_sync() {
     let p = peer(&s, &m).await;
     p.push().await.unwrap();
     assert!(p.pending().is_empty());
-    assert_eq!(names(&head_db(&s).await), BTreeSet::from(["kept".to_owned()]));
+    assert_eq!(
+        names(&head_db(&s).await),
+        BTreeSet::from(["kept".to_owned()])
+    );
     // A damaged record with a whole one after it is damage, not a torn append.
     let mut bad = whole.clone();
     bad[last_start - 3] ^= 0x55;
@@ -379,7 +396,10 @@ async fn the_outbox_file_survives_reopening_is_locked_and_compacts() {
     let before = std::fs::metadata(&path).unwrap().len();
     let outbox = Outbox::open(&path).unwrap();
     let after = std::fs::metadata(&path).unwrap().len();
-    assert!(after < before, "opening drops the landed records: {before} → {after}");
+    assert!(
+        after < before,
+        "opening drops the landed records: {before} → {after}"
+    );
     let sd: Arc<dyn Storage> = s.clone();
     let p = Peer::open(sd, "main", outbox, options()).await.unwrap();
     assert_eq!(p.pending().len(), 1);
@@ -417,7 +437,11 @@ async fn push_gives_up_after_its_attempts_and_the_loop_retries_on_its_own() {
     p.transact(&ops(r#"[{:person/name "Ann"}]"#)).unwrap();
     assert!(matches!(
         p.push().await,
-        Err(PeerError::NotLanded { attempts: 3, pending: 1, .. })
+        Err(PeerError::NotLanded {
+            attempts: 3,
+            pending: 1,
+            ..
+        })
     ));
     // The loop keeps trying while the storage is down, with no new local write.
     let push_loop = p.spawn_push_loop();

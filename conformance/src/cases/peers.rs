@@ -114,7 +114,10 @@ async fn check_exactly_once(storage: &dyn Storage, ledger: &Ledger) -> Result<()
         "a rejection reported twice"
     );
     for id in &rejected {
-        ensure!(!unique.contains(id), "transaction {id} was rejected and landed");
+        ensure!(
+            !unique.contains(id),
+            "transaction {id} was rejected and landed"
+        );
     }
     for id in ledger.acknowledged.keys() {
         ensure!(
@@ -227,7 +230,9 @@ pub async fn concurrent_peers_land_every_acknowledged_transaction_exactly_once<F
                     .acknowledged
                     .insert(id, ops);
                 if rng.u32(0..4) == 0 {
-                    faulty.faults().set_latency(Duration::from_micros(rng.u64(0..1500)));
+                    faulty
+                        .faults()
+                        .set_latency(Duration::from_micros(rng.u64(0..1500)));
                     if rng.u32(0..4) == 0 {
                         faulty.faults().lose_next_cas_reply();
                     }
@@ -315,7 +320,10 @@ pub async fn an_offline_peer_reconnects_and_lands_everything_once<F: Factory>(
     for n in 0..half {
         a_ids.push(id_of(&a.transact(&parse(&a_tx(n))?)?)?);
     }
-    ensure!(a.push().await.is_err(), "A pushed with no storage reachable");
+    ensure!(
+        a.push().await.is_err(),
+        "A pushed with no storage reachable"
+    );
     // A's process dies; it restarts offline on what it had.
     let base = a.base_db();
     drop(a);
@@ -327,7 +335,11 @@ pub async fn an_offline_peer_reconnects_and_lands_everything_once<F: Factory>(
         options(),
     )
     .context("reopening A offline")?;
-    ensure_eq!(a.pending().len(), half, "A's pending transactions after the restart");
+    ensure_eq!(
+        a.pending().len(),
+        half,
+        "A's pending transactions after the restart"
+    );
     for n in half..2 * half {
         a_ids.push(id_of(&a.transact(&parse(&a_tx(n))?)?)?);
     }
@@ -342,7 +354,12 @@ pub async fn an_offline_peer_reconnects_and_lands_everything_once<F: Factory>(
     // A reconnects.
     faulty.faults().heal();
     let report = a.push().await.context("A's push after reconnecting")?;
-    ensure_eq!(report.rejected.len(), 1, "A's rejections: {:?}", report.rejected);
+    ensure_eq!(
+        report.rejected.len(),
+        1,
+        "A's rejections: {:?}",
+        report.rejected
+    );
     ensure_eq!(report.rejected[0].id, a_ids[0], "the rejected transaction");
     ensure!(
         matches!(
