@@ -8,7 +8,7 @@
 //! never torn.
 //!
 //! Then records, each `[payload length: u32 LE][xxh3-64 of the payload: u64 LE][payload]`,
-//! the payload a msgpack [`Record`]:
+//! the payload a msgpack record (serde's encoding of the enum `Record`):
 //! - `Tx { seq, ops }`: a pending transaction, its ops exactly as written (tempids,
 //!   lookup refs, upserts, `:db/cas`, as serde encodes [`TxOp`]); its id is
 //!   `origin ‖ seq` (big-endian), and `seq` grows by one per transaction;
