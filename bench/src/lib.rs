@@ -32,6 +32,7 @@ pub mod run;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod workload;
+pub mod writers;
 
 pub use error::BenchError;
 pub use report::Report;

@@ -4,6 +4,7 @@
 //! datoms-bench --quick                 # small sizes, a few seconds (what CI runs)
 //! datoms-bench --full                  # 1M datoms, medians of 5 runs: the real figures
 //! datoms-bench --full --datoms 100000 --backends mem --no-peer
+//! datoms-bench writers [--quick]       # many writers: rebase cost, open, throughput
 //! ```
 //! Options (after the mode; each overrides the mode's value):
 //! `--datoms N`, `--seed S`, `--batch B` (people per tx), `--small-datoms N`,
@@ -112,6 +113,24 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             .map_err(|e| BenchError::Inconsistent(format!("serializing: {e}")))?;
         println!("{json}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.first().map(String::as_str) == Some("writers") {
+        let config = if args.iter().any(|a| a == "--quick") {
+            datoms_bench::writers::WritersConfig::quick()
+        } else {
+            datoms_bench::writers::WritersConfig::full()
+        };
+        let report = datoms_bench::writers::run_writers(&config).await?;
+        print!("{}", report.to_markdown(&config));
+        let problems = report.check();
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        return Ok(if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
     }
     let mut cli = parse(&args)?;
     if !args.iter().any(|a| a == "--no-rss") {

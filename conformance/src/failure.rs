@@ -59,6 +59,18 @@ impl From<datoms_core::Error> for Failure {
     }
 }
 
+impl From<datoms_storage::PeerError> for Failure {
+    fn from(e: datoms_storage::PeerError) -> Failure {
+        Failure::new(format_args!("unexpected peer error: {e} ({e:?})"))
+    }
+}
+
+impl From<datoms_storage::OutboxError> for Failure {
+    fn from(e: datoms_storage::OutboxError) -> Failure {
+        Failure::new(format_args!("unexpected outbox error: {e} ({e:?})"))
+    }
+}
+
 impl From<tokio::task::JoinError> for Failure {
     fn from(e: tokio::task::JoinError) -> Failure {
         Failure::new(format_args!("a task of the case failed: {e}"))

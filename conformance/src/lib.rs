@@ -37,7 +37,9 @@
 //! storages never leaves a head on an incomplete commit, [`cases::sync_policy`] checks
 //! that every sync policy brings the replicas it serves to the head, [`cases::runtimes`]
 //! checks that a lazily restored db reads from any runtime or none (each of those cases
-//! starts and drops runtimes of its own on a thread of its own); [`CASES`] lists them
+//! starts and drops runtimes of its own on a thread of its own), [`cases::peers`] checks
+//! that many peers writing one head through faults land every acknowledged transaction
+//! exactly once; [`CASES`] lists them
 //! all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
@@ -161,6 +163,8 @@ macro_rules! __with_cases {
             runtimes::a_lazy_db_reads_after_the_runtime_that_restored_it_is_dropped,
             runtimes::a_lazy_db_reads_inside_a_current_thread_runtime,
             runtimes::a_lazy_db_reads_from_threads_without_a_runtime,
+            peers::concurrent_peers_land_every_acknowledged_transaction_exactly_once,
+            peers::an_offline_peer_reconnects_and_lands_everything_once,
         }
     };
 }
@@ -207,6 +211,7 @@ mod tests {
             ("storages", include_str!("cases/storages.rs")),
             ("sync_policy", include_str!("cases/sync_policy.rs")),
             ("runtimes", include_str!("cases/runtimes.rs")),
+            ("peers", include_str!("cases/peers.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

@@ -349,6 +349,7 @@ mod tests {
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 1,
                 datoms,
+                id: None,
             })
             .unwrap()
     }
@@ -380,6 +381,7 @@ mod tests {
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 2,
                 datoms: vec![Datom::new(2500, ":a/c", 1i64, TX0 + 2)],
+                id: None,
             })
             .unwrap();
         let new = new_since_base(&next).unwrap();
@@ -414,6 +416,7 @@ mod tests {
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 2,
                 datoms: vec![Datom::new(7, ":a/c", 1i64, TX0 + 2)],
+                id: None,
             })
             .unwrap();
         let before = new_since_base(&next).unwrap().addresses();

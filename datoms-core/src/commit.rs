@@ -13,14 +13,17 @@
 //! would prefetch come to more than that (see [`crate::restore`]).
 //!
 //! The tx log is a msgpack `bin` holding its own msgpack document
-//! `[[attribute…], [[tx, [[e, attribute index, v, added]…]]…]]`:
+//! `[[attribute…], [[tx, [[e, attribute index, v, added]…], id or nil]…]]`:
 //! - each attribute is written once per commit, as a string in the table, and every datom
 //!   names it by its index in that table (a bulk import repeats a handful of attribute
 //!   strings a million times otherwise);
 //! - the tx is written once per entry, not per datom;
 //! - values are encoded as in nodes, `[type tag, payload]`, a large string or byte string
 //!   as a reference to its blob stored out of line (see [`crate::large`]): a commit's log
-//!   never repeats a large value its trees already reference.
+//!   never repeats a large value its trees already reference;
+//! - the id is the transaction's [`TxId`], a 16-byte msgpack `bin`, given by the writer
+//!   that made it (a peer's pending transaction) so a retry can tell whether it already
+//!   landed; `nil` when the transaction has none (a plain [`Db::with`]).
 //!
 //! The table lists exactly the attributes the log uses, each once, in order of first use,
 //! so one log has one encoding; the decoder refuses any other table, an index out of
@@ -38,7 +41,8 @@
 //!   longer read: no released build wrote it, so decoding one gives
 //!   [`Error::UnsupportedVersion`] rather than carrying a second decoder.
 //! - 2: as below, without the node count. No longer read, for the same reason.
-//! - 3: as below, with large values inline in the log. No longer read.
+//! - 3: as below, log entries `[tx, datoms]` without the id and large values inline. No
+//!   longer read, for the same reason.
 //! - 4: the format above.
 
 use std::borrow::Borrow;
@@ -81,6 +85,54 @@ pub struct TxLogEntry {
     pub tx: Tx,
     /// The datoms; each has `tx == self.tx`.
     pub datoms: Vec<Datom>,
+    /// The writer's id for this transaction, recorded so a retry can tell whether it
+    /// landed ([`Db::with_id`]); `None` for a transaction without one.
+    pub id: Option<TxId>,
+}
+
+/// A writer-given identity of a transaction, recorded in the log of the commit that
+/// lands it: 16 opaque bytes. A peer makes them unique (its origin and a sequence
+/// number), so a push that retries after a lost reply or a crash finds which of its
+/// transactions a commit already holds, and applies each exactly once. It is not a
+/// datom: no attribute is visible to queries.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxId(pub [u8; 16]);
+
+impl fmt::Display for TxId {
+    /// 32 lowercase hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TxId({self})")
+    }
+}
+
+impl Serialize for TxId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Bin(&self.0).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TxId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TxId, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = TxId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a transaction id, 16 bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<TxId, E> {
+                <[u8; 16]>::try_from(v)
+                    .map(TxId)
+                    .map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
 }
 
 /// The tx log of a commit, kept encoded: counted, but decoded only when asked
@@ -156,9 +208,9 @@ impl CommitLog {
         let mut rest: &[u8] = &self.bytes;
         let mut de = rmp_serde::Deserializer::new(&mut rest);
         let object = self.commit.unwrap_or(Address([0; 32]));
+        type WireEntry = (Tx, Vec<(Eid, usize, Value, bool)>, Option<TxId>);
         let (table, wire) = crate::large::resolving(object, || {
-            <(Vec<Keyword>, Vec<(Tx, Vec<(Eid, usize, Value, bool)>)>)>::deserialize(&mut de)
-                .map_err(|e| bad(e.to_string()))
+            <(Vec<Keyword>, Vec<WireEntry>)>::deserialize(&mut de).map_err(|e| bad(e.to_string()))
         })?;
         if !rest.is_empty() {
             return Err(bad(format!("{} bytes after the log", rest.len())));
@@ -179,7 +231,7 @@ impl CommitLog {
         let mut next = 0;
         let mut datoms = 0;
         let mut entries = Vec::with_capacity(wire.len());
-        for (tx, raw) in wire {
+        for (tx, raw, id) in wire {
             if tx > max_tx {
                 return Err(bad(format!("log entry tx {tx} after max-tx {max_tx}")));
             }
@@ -208,7 +260,11 @@ impl CommitLog {
                     added,
                 });
             }
-            entries.push(TxLogEntry { tx, datoms: out });
+            entries.push(TxLogEntry {
+                tx,
+                datoms: out,
+                id,
+            });
         }
         if next != table.len() {
             return Err(bad(format!(
@@ -310,6 +366,7 @@ impl<E: Borrow<TxLogEntry>> Serialize for EntriesOut<'_, '_, E> {
                     datoms: &entry.datoms,
                     index: self.0.index,
                 },
+                entry.id,
             ))?;
         }
         seq.end()
@@ -536,6 +593,7 @@ mod tests {
                     Datom::new(3, ":x", 1i64, TX0 + 1),
                     Datom::new(3, ":y", "three", TX0 + 1),
                 ],
+                id: Some(TxId([7; 16])),
             },
             TxLogEntry {
                 tx: TX0 + 2,
@@ -543,6 +601,7 @@ mod tests {
                     Datom::new(2, ":y", 1i64, TX0 + 2).retraction(),
                     Datom::new(4, ":x", 2i64, TX0 + 2),
                 ],
+                id: None,
             },
         ]
     }
@@ -652,33 +711,46 @@ mod tests {
 
     #[test]
     fn an_invalid_log_is_a_typed_error_naming_what_is_wrong() {
-        type Doc = (Vec<&'static str>, Vec<(Tx, Vec<(Eid, usize, Value, bool)>)>);
+        type Doc = (
+            Vec<&'static str>,
+            Vec<(Tx, Vec<(Eid, usize, Value, bool)>, Option<TxId>)>,
+        );
         let tx = TX0 + 1;
         let one = |i: usize| (1u64, i, Value::Long(1), true);
         let cases: Vec<(Doc, usize, usize, &str)> = vec![
             (
-                (vec!["a"], vec![(tx, vec![one(1)])]),
+                (vec!["a"], vec![(tx, vec![one(1)], None)]),
                 1,
                 1,
                 "past the table",
             ),
             (
-                (vec!["a", "b"], vec![(tx, vec![one(1), one(0)])]),
+                (vec!["a", "b"], vec![(tx, vec![one(1), one(0)], None)]),
                 1,
                 2,
                 "order of first use",
             ),
             (
-                (vec!["a", "a"], vec![(tx, vec![one(0), one(1)])]),
+                (vec!["a", "a"], vec![(tx, vec![one(0), one(1)], None)]),
                 1,
                 2,
                 "twice in the table",
             ),
-            ((vec!["a", "b"], vec![(tx, vec![one(0)])]), 1, 1, "uses 1"),
-            ((vec!["a"], vec![(tx, vec![one(0)])]), 2, 1, "transactions"),
-            ((vec!["a"], vec![(tx, vec![one(0)])]), 1, 2, "datoms"),
             (
-                (vec!["a"], vec![(tx + 5, vec![one(0)])]),
+                (vec!["a", "b"], vec![(tx, vec![one(0)], None)]),
+                1,
+                1,
+                "uses 1",
+            ),
+            (
+                (vec!["a"], vec![(tx, vec![one(0)], None)]),
+                2,
+                1,
+                "transactions",
+            ),
+            ((vec!["a"], vec![(tx, vec![one(0)], None)]), 1, 2, "datoms"),
+            (
+                (vec!["a"], vec![(tx + 5, vec![one(0)], None)]),
                 1,
                 1,
                 "after max-tx",
@@ -716,6 +788,25 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_id_travels_from_with_id_to_the_commit_log() {
+        let id = TxId(*b"0123456789abcdef");
+        let ops = crate::tx::TxBuilder::new().add("a", ":x", 1i64).build();
+        let db = Db::new(Schema::new()).with_id(&ops, id).unwrap().db_after;
+        let db = db.with_edn("[[:db/add 1 :y 2]]").unwrap().db_after;
+        let c = Commit::for_db(&db, Vec::new(), 0);
+        let bytes = c.encode();
+        let decoded = Commit::decode(Address::of(&bytes), &bytes).unwrap();
+        let ids: Vec<Option<TxId>> = decoded
+            .log_entries()
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [Some(id), None]);
+        assert_eq!(id.to_string(), "30313233343536373839616263646566");
+    }
+
+    #[test]
     fn lineage_is_capped() {
         let mut c = sample();
         c.ancestors = (0..ANCESTORS as u8).map(|i| Address::of(&[i])).collect();
@@ -743,27 +834,35 @@ mod tests {
             value(),
             any::<bool>(),
         );
-        proptest::collection::vec((0u64..1000, proptest::collection::vec(datom, 0..12)), 0..8)
-            .prop_map(|txs| {
-                txs.into_iter()
-                    .map(|(dt, datoms)| {
-                        let tx = TX0 + dt;
-                        TxLogEntry {
-                            tx,
-                            datoms: datoms
-                                .into_iter()
-                                .map(|(e, a, v, added)| Datom {
-                                    e,
-                                    a: Keyword::new(&a),
-                                    v,
-                                    tx,
-                                    added,
-                                })
-                                .collect(),
-                        }
-                    })
-                    .collect()
-            })
+        proptest::collection::vec(
+            (
+                0u64..1000,
+                proptest::collection::vec(datom, 0..12),
+                proptest::option::of(any::<[u8; 16]>()),
+            ),
+            0..8,
+        )
+        .prop_map(|txs| {
+            txs.into_iter()
+                .map(|(dt, datoms, id)| {
+                    let tx = TX0 + dt;
+                    TxLogEntry {
+                        tx,
+                        datoms: datoms
+                            .into_iter()
+                            .map(|(e, a, v, added)| Datom {
+                                e,
+                                a: Keyword::new(&a),
+                                v,
+                                tx,
+                                added,
+                            })
+                            .collect(),
+                        id: id.map(TxId),
+                    }
+                })
+                .collect()
+        })
     }
 
     proptest! {

@@ -433,7 +433,11 @@ impl Db {
         }
         let mut log = PendingLog::default();
         for (tx, datoms) in by_tx {
-            log = log.push(Arc::new(TxLogEntry { tx, datoms }));
+            log = log.push(Arc::new(TxLogEntry {
+                tx,
+                datoms,
+                id: None,
+            }));
         }
         let avet: Vec<Datom> = datoms
             .iter()
@@ -708,6 +712,7 @@ mod tests {
             db.log = db.log.push(Arc::new(TxLogEntry {
                 tx: TX0 + i,
                 datoms: Vec::new(),
+                id: None,
             }));
         }
         let mid = db.clone();

@@ -311,7 +311,11 @@ static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 struct Held(MutexGuard<'static, Option<Registry>>);
 
 fn registry() -> Held {
-    Held(REGISTRY.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    Held(
+        REGISTRY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
 }
 
 impl Held {
@@ -332,7 +336,10 @@ impl Held {
     }
 
     fn find_address(&mut self, address: &Address) -> Option<LargeValue> {
-        self.get().by_address.get(address).and_then(WeakLarge::upgrade)
+        self.get()
+            .by_address
+            .get(address)
+            .and_then(WeakLarge::upgrade)
     }
 
     /// Registers `value`'s allocation under its pointer, and under `address` unless a
@@ -340,7 +347,10 @@ impl Held {
     fn adopt(&mut self, value: &LargeValue, address: Address) {
         let r = self.get();
         r.by_key.insert(value.key(), (value.downgrade(), address));
-        let by_address = r.by_address.entry(address).or_insert_with(|| value.downgrade());
+        let by_address = r
+            .by_address
+            .entry(address)
+            .or_insert_with(|| value.downgrade());
         if !by_address.is_alive() {
             *by_address = value.downgrade();
         }
@@ -388,10 +398,7 @@ pub(crate) fn resolving<T>(
     let mut addresses = missing;
     addresses.sort_unstable();
     addresses.dedup();
-    Err(Error::LargeValuesMissing {
-        object,
-        addresses,
-    })
+    Err(Error::LargeValuesMissing { object, addresses })
 }
 
 /// True inside [`resolving`]: decoding stored node or log bytes, where a large value
@@ -422,7 +429,9 @@ mod tests {
     use super::*;
 
     fn text(n: usize, seed: u8) -> String {
-        (0..n).map(|i| char::from(b'a' + (i as u8 ^ seed) % 26)).collect()
+        (0..n)
+            .map(|i| char::from(b'a' + (i as u8 ^ seed) % 26))
+            .collect()
     }
 
     #[test]
@@ -463,7 +472,10 @@ mod tests {
             Some(a.key())
         );
         let address = a.address();
-        assert_eq!(registry().find_address(&address).map(|v| v.key()), Some(a.key()));
+        assert_eq!(
+            registry().find_address(&address).map(|v| v.key()),
+            Some(a.key())
+        );
     }
 
     #[test]
@@ -472,10 +484,12 @@ mod tests {
         let address = v.address();
         drop(v);
         assert!(registry().find_address(&address).is_none());
-        let missing = resolving(Address([0; 32]), || resolve(address).map_err(|r| {
-            Error::InvalidValue { reason: r }
-        }));
-        assert!(matches!(missing, Err(Error::LargeValuesMissing { addresses, .. }) if addresses == vec![address]));
+        let missing = resolving(Address([0; 32]), || {
+            resolve(address).map_err(|r| Error::InvalidValue { reason: r })
+        });
+        assert!(
+            matches!(missing, Err(Error::LargeValuesMissing { addresses, .. }) if addresses == vec![address])
+        );
         // Outside a decoding scope a reference is an error, not a silent gap.
         assert!(resolve(address).is_err());
     }

@@ -28,7 +28,7 @@ pub mod value;
 
 pub use address::Address;
 pub use check::Violation;
-pub use commit::{Commit, CommitLog, TxLogEntry};
+pub use commit::{Commit, CommitLog, TxId, TxLogEntry};
 pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
 pub use db::Db;
 pub use diff::{diff, Diff};

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use datoms_core::commit::COMMIT_FORMAT_VERSION;
 use datoms_core::tree::{Node, FORMAT_VERSION};
 use datoms_core::{
-    Address, AttributeSchema, Commit, CommitLog, Datom, Error, IndexKind, Schema, Tree, TreeConfig,
-    TxLogEntry, Uuid, Value, ValueType, TX0,
+    Address, AttributeSchema, Commit, CommitLog, Datom, Error, IndexKind, LargeValue, Schema, Tree,
+    TreeConfig, TxId, TxLogEntry, Uuid, Value, ValueType, OUT_OF_LINE_BYTES, TX0,
 };
 
 fn fixtures() -> PathBuf {
@@ -44,7 +44,22 @@ fn datoms() -> Vec<Datom> {
             tx,
         ),
         Datom::new(1, ":t/ref", Value::Ref(2), tx),
+        Datom::new(1, ":t/text", Value::from(large_text()), tx),
     ]
+}
+
+/// A string stored out of line (see `datoms_core::large`): nodes and logs reference it.
+fn large_text() -> String {
+    (0..OUT_OF_LINE_BYTES)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect()
+}
+
+/// The large value's blob, as stored.
+fn large_blob() -> Vec<u8> {
+    LargeValue::adopt(&Value::from(large_text()))
+        .unwrap()
+        .encode()
 }
 
 /// The commit fixture's log: every value type, a retraction, two txs sharing attributes.
@@ -54,6 +69,7 @@ fn log() -> Vec<TxLogEntry> {
         TxLogEntry {
             tx,
             datoms: datoms(),
+            id: Some(TxId(*b"peer-origin-0001")),
         },
         TxLogEntry {
             tx: tx + 1,
@@ -62,6 +78,7 @@ fn log() -> Vec<TxLogEntry> {
                 Datom::new(1, ":t/long", Value::Long(7), tx + 1),
                 Datom::new(3, ":t/ref", Value::Ref(1), tx + 1),
             ],
+            id: None,
         },
     ]
 }
@@ -106,6 +123,7 @@ fn cases() -> Vec<(&'static str, u8, Vec<u8>)> {
         nodes: 3,
     };
     vec![
+        ("large", 1, large_blob()),
         ("leaf", FORMAT_VERSION, leaf.root().encode()),
         ("branch", FORMAT_VERSION, branch.root().encode()),
         ("commit", COMMIT_FORMAT_VERSION, commit.encode()),
@@ -152,6 +170,10 @@ fn encodings_match_the_checked_in_fixtures() {
 
 #[test]
 fn checked_in_fixtures_decode() {
+    // The large value the leaf and the log reference, held while they decode.
+    let (a, b) = read("large", 1);
+    let large = LargeValue::decode(a, &b).unwrap();
+    assert_eq!(large.to_value(), Value::from(large_text()));
     let (a, b) = read("leaf", FORMAT_VERSION);
     let leaf = Node::decode(a, &b, IndexKind::Eavt).unwrap();
     assert_eq!(leaf.datoms().len(), datoms().len());
@@ -162,17 +184,17 @@ fn checked_in_fixtures_decode() {
     let (a, b) = read("commit", COMMIT_FORMAT_VERSION);
     let commit = Commit::decode(a, &b).unwrap();
     assert_eq!(commit.log_entries().unwrap(), log());
-    assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 12));
+    assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 13));
     assert_eq!(commit.ancestor_manifests.len(), 2);
     assert_eq!(commit.nodes, 3);
 }
 
-/// Commit formats 1 (attribute strings repeated per log datom) and 2 (no node count) are
-/// not read any more: no released build wrote them. Their fixtures stay to check the
-/// refusal is a typed error.
+/// Commit formats 1 (attribute strings repeated per log datom), 2 (no node count) and 3
+/// (log entries without a transaction id) are not read any more: no released build wrote
+/// them. Their fixtures stay to check the refusal is a typed error.
 #[test]
 fn old_commit_versions_are_refused_with_a_typed_error() {
-    for old in [1u8, 2] {
+    for old in [1u8, 2, 3] {
         let (a, b) = read("commit", old);
         match Commit::decode(a, &b) {
             Err(Error::UnsupportedVersion {
@@ -184,6 +206,25 @@ fn old_commit_versions_are_refused_with_a_typed_error() {
                 assert_eq!(supported, COMMIT_FORMAT_VERSION);
             }
             other => panic!("expected UnsupportedVersion for version {old}, got {other:?}"),
+        }
+    }
+}
+
+/// Node format 1 (large values inline) is not read any more either.
+#[test]
+fn old_node_versions_are_refused_with_a_typed_error() {
+    for (name, index) in [("leaf", IndexKind::Eavt), ("branch", IndexKind::Avet)] {
+        let (a, b) = read(name, 1);
+        match Node::decode(a, &b, index) {
+            Err(Error::UnsupportedVersion {
+                address,
+                version: 1,
+                supported,
+            }) => {
+                assert_eq!(address, a);
+                assert_eq!(supported, FORMAT_VERSION);
+            }
+            other => panic!("expected UnsupportedVersion for node version 1, got {other:?}"),
         }
     }
 }

@@ -99,7 +99,10 @@ fn a_neighbouring_change_writes_and_fetches_kilobytes() {
         .unwrap()
         .db_after;
     let (_, new) = commit_for(&next).unwrap();
-    assert!(new.large_values.is_empty(), "the large value is stored already");
+    assert!(
+        new.large_values.is_empty(),
+        "the large value is stored already"
+    );
     let (db2, c2, written) = store(&next, &mut blobs);
     assert!(written < 16 * 1024, "wrote {written} bytes");
 
@@ -134,18 +137,22 @@ fn a_restore_that_holds_nothing_fetches_each_large_value_once() {
     assert_eq!(db.root_addresses(), roots);
     assert_eq!(stats.large_values_fetched, 2, "{stats:?}");
     let bodies: HashSet<String> = (1..=4)
-        .map(|e| match &db.entity_attr(e, &":doc/body".into()).unwrap()[0].v {
-            Value::String(s) => s.to_string(),
-            other => panic!("{other:?}"),
-        })
+        .map(
+            |e| match &db.entity_attr(e, &":doc/body".into()).unwrap()[0].v {
+                Value::String(s) => s.to_string(),
+                other => panic!("{other:?}"),
+            },
+        )
         .collect();
     assert_eq!(bodies.len(), 2);
     // In memory the three copies (and their AEVT twins) are one allocation.
     let ptrs: HashSet<*const u8> = (1..=3)
-        .map(|e| match &db.entity_attr(e, &":doc/body".into()).unwrap()[0].v {
-            Value::String(s) => s.as_ptr(),
-            other => panic!("{other:?}"),
-        })
+        .map(
+            |e| match &db.entity_attr(e, &":doc/body".into()).unwrap()[0].v {
+                Value::String(s) => s.as_ptr(),
+                other => panic!("{other:?}"),
+            },
+        )
         .collect();
     assert_eq!(ptrs.len(), 1);
 }
@@ -234,7 +241,12 @@ fn stored_bytes_keep_one_encoding_per_value() {
     assert!(bytes.len() < doc.len(), "the leaf holds a reference");
     let reference_at = bytes
         .windows(32)
-        .position(|w| w == LargeValue::adopt(&Value::from(doc.as_str())).unwrap().address().0)
+        .position(|w| {
+            w == LargeValue::adopt(&Value::from(doc.as_str()))
+                .unwrap()
+                .address()
+                .0
+        })
         .unwrap();
     // Replace the reference (tag 0x44, bin8 header, 32 bytes) with the inline string.
     let start = reference_at - 3;
@@ -269,7 +281,7 @@ proptest! {
             .map(|e| Datom::new(e, ":doc/n", e as i64, TX0 + 1))
             .collect();
         let db0 = Db::new(Schema::new())
-            .apply_log_entry(TxLogEntry { tx: TX0 + 1, datoms: first })
+            .apply_log_entry(TxLogEntry { tx: TX0 + 1, datoms: first, id: None })
             .unwrap();
         let (mut db, _, _) = store(&db0, &mut blobs);
         let mut history = vec![db.clone()];

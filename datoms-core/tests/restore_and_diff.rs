@@ -165,7 +165,14 @@ impl History {
                 datoms.push(History::datom(e, a, v, tx).retraction());
             }
         }
-        self.db = self.db.apply_log_entry(TxLogEntry { tx, datoms }).unwrap();
+        self.db = self
+            .db
+            .apply_log_entry(TxLogEntry {
+                tx,
+                datoms,
+                id: None,
+            })
+            .unwrap();
     }
 }
 
@@ -271,6 +278,7 @@ fn a_walk_from_an_unrelated_db_fetches_exactly_the_nodes_it_lacks() {
         .apply_log_entry(TxLogEntry {
             tx: h.db.max_tx(),
             datoms,
+            id: None,
         })
         .unwrap();
     let (_, addr, _) = store(&fresh, &s);

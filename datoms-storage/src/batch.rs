@@ -51,8 +51,14 @@ pub async fn get_batched<S: Storage + ?Sized>(
     addresses: &[Address],
 ) -> Result<Vec<Option<Bytes>>, StorageError> {
     let caps = storage.capabilities();
-    let batches: Vec<Vec<Option<Bytes>>> = stream::iter(addresses.chunks(caps.max_batch.max(1)))
+    // The requests are made before the stream (not by a closure inside it), so that the
+    // driver futures are `Send` where a caller spawns them (a closure returning a future
+    // borrowing its argument defeats rustc's `Send` proof, rust-lang/rust#102211).
+    let requests: Vec<_> = addresses
+        .chunks(caps.max_batch.max(1))
         .map(|chunk| retry(move || storage.get_many(chunk)))
+        .collect();
+    let batches: Vec<Vec<Option<Bytes>>> = stream::iter(requests)
         .buffered(caps.concurrency.max(1))
         .try_collect()
         .await?;
@@ -68,8 +74,11 @@ pub async fn put_batched<S: Storage + ?Sized>(
     blobs: &[(Address, Bytes)],
 ) -> Result<(), StorageError> {
     let caps = storage.capabilities();
-    stream::iter(blobs.chunks(caps.max_batch.max(1)))
+    let requests: Vec<_> = blobs
+        .chunks(caps.max_batch.max(1))
         .map(|chunk| retry(move || storage.put_many(chunk)))
+        .collect();
+    stream::iter(requests)
         .buffer_unordered(caps.concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;

@@ -3,8 +3,9 @@
 //!
 //! Faults: per-request latency (to act like S3), a countdown after which requests fail,
 //! a put that writes half its blobs and then fails (a torn batch), a CAS that fails
-//! before it reaches the backend (a crash between node writes and the head move), and
-//! corrupted bytes on read. Counters: requests by kind, blobs and bytes moved.
+//! before it reaches the backend (a crash between node writes and the head move), a CAS
+//! whose reply is lost after the head moved, random transient failures, and corrupted
+//! bytes on read. Counters: requests by kind, blobs and bytes moved.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -41,6 +42,9 @@ pub struct Faults {
     fail_on: Mutex<FailOn>,
     torn_put: AtomicBool,
     fail_next_cas: AtomicBool,
+    lose_next_cas_reply: AtomicBool,
+    /// Per million requests that fail with a transient error.
+    transient_per_million: AtomicU64,
     corrupt: Mutex<HashSet<Address>>,
     corrupt_all: AtomicBool,
 }
@@ -72,6 +76,20 @@ impl Faults {
         self.fail_next_cas.store(true, Ordering::SeqCst);
     }
 
+    /// The next `cas_head` reaches the backend (the head moves) but its reply is lost:
+    /// the caller gets a transient error and cannot tell whether it landed.
+    pub fn lose_next_cas_reply(&self) {
+        self.lose_next_cas_reply.store(true, Ordering::SeqCst);
+    }
+
+    /// Each request fails with [`StorageError::Transient`] with this probability (per
+    /// million), before it reaches the backend; a CAS that got through fails as often
+    /// after the head moved (a lost reply). `0` turns it off.
+    pub fn set_transient_failures(&self, per_million: u64) {
+        self.transient_per_million
+            .store(per_million.min(1_000_000), Ordering::SeqCst);
+    }
+
     /// Reads of `address` return bytes with one bit flipped.
     pub fn corrupt_reads_of(&self, address: Address) {
         if let Ok(mut c) = self.corrupt.lock() {
@@ -89,13 +107,27 @@ impl Faults {
         self.countdown.store(-1, Ordering::SeqCst);
         self.torn_put.store(false, Ordering::SeqCst);
         self.fail_next_cas.store(false, Ordering::SeqCst);
+        self.lose_next_cas_reply.store(false, Ordering::SeqCst);
+        self.transient_per_million.store(0, Ordering::SeqCst);
         self.corrupt_all.store(false, Ordering::SeqCst);
         if let Ok(mut c) = self.corrupt.lock() {
             c.clear();
         }
     }
 
+    /// A random transient failure, as [`Faults::set_transient_failures`] asks.
+    fn transient(&self) -> Result<(), StorageError> {
+        let p = self.transient_per_million.load(Ordering::Relaxed);
+        if p > 0 && fastrand::u64(0..1_000_000) < p {
+            return Err(StorageError::Transient {
+                reason: "injected transient failure".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn tick(&self, kind: FailOn) -> Result<(), StorageError> {
+        self.transient()?;
         let on = self.fail_on.lock().map(|f| *f).unwrap_or_default();
         if on != FailOn::Any && on != kind {
             return Ok(());
@@ -302,7 +334,18 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         if self.faults.fail_next_cas.swap(false, Ordering::SeqCst) {
             return Err(StorageError::backend("injected failure before head CAS"));
         }
-        self.inner.cas_head(name, expected, new).await
+        let version = self.inner.cas_head(name, expected, new).await?;
+        if self
+            .faults
+            .lose_next_cas_reply
+            .swap(false, Ordering::SeqCst)
+            || self.faults.transient().is_err()
+        {
+            return Err(StorageError::Transient {
+                reason: "injected loss of the CAS reply (the head moved)".into(),
+            });
+        }
+        Ok(version)
     }
 
     async fn list_blobs(

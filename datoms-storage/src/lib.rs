@@ -2,7 +2,8 @@
 //! and CAS-moved heads), the drivers that run `datoms-core`'s sans-IO algorithms against
 //! it — [`store()`], lazy [`restore()`], incremental [`restore_from`], [`sync()`] by log replay
 //! or tree restore, [`materialize`] — the in-memory backend, and [`FaultyStorage`], the
-//! fault-injecting wrapper tests and benchmarks use.
+//! fault-injecting wrapper tests and benchmarks use; and the [`Peer`], a local-first
+//! writer with a durable outbox whose transactions land exactly once.
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread")] async fn main() -> Result<(), datoms_storage::StorageError> {
@@ -24,6 +25,7 @@ pub mod error;
 pub mod faulty;
 pub mod large;
 pub mod memory;
+pub mod peer;
 pub mod restore;
 pub mod runtime;
 pub mod source;
@@ -36,6 +38,10 @@ pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
 pub use memory::MemoryStorage;
+pub use peer::{
+    MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerOptions, PushLoop, PushReport,
+    RebaseReport, RebaseStats, Rejection,
+};
 pub use restore::{materialize, restore, restore_commit, restore_from, Restored};
 pub use runtime::{catch_panics, IoRuntime, Panic};
 pub use source::StorageSource;

@@ -153,7 +153,8 @@ impl NodeSource for StorageSource {
                 })?;
                 let node = Arc::new(self.decode(address, &bytes, kind)?);
                 let large: usize = node.large_values().iter().map(LargeValue::len).sum();
-                self.cache.insert(address, node.clone(), bytes.len() + large);
+                self.cache
+                    .insert(address, node.clone(), bytes.len() + large);
                 out[i] = Some(node);
             }
         }

@@ -1,8 +1,8 @@
 //! `verify`: read everything a head reaches and check it, so damage is found before a
 //! replica needs the node or replays the log.
 
-use datoms_core::restore::Mode;
 use datoms_core::addressing::all_nodes;
+use datoms_core::restore::Mode;
 use datoms_core::{Address, Commit, LargeValue};
 
 use crate::batch::get_batched;
@@ -57,7 +57,11 @@ pub async fn verify<S: Storage + ?Sized>(
         .map(LargeValue::address)
         .collect();
     let in_log = log.iter().flat_map(|e| &e.datoms);
-    large.extend(in_log.filter_map(|d| LargeValue::adopt(&d.v)).map(|v| v.address()));
+    large.extend(
+        in_log
+            .filter_map(|d| LargeValue::adopt(&d.v))
+            .map(|v| v.address()),
+    );
     large.sort_unstable();
     large.dedup();
     let checked = take(&large, get_batched(storage, &large).await?)?;

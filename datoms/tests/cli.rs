@@ -865,6 +865,7 @@ async fn verify_reports_every_schema_violation_of_a_stored_db() {
                     Datom::new(2, ":person/age", "old", t),
                     Datom::new(2, ":person/friend", Value::Ref(9), t),
                 ],
+                id: None,
             })
             .unwrap();
         let storage = datoms::RedbStorage::open(&path).unwrap();

@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod database;
+pub mod peers;
 pub mod runtimes;
 pub mod storages;
 pub mod sync_policy;

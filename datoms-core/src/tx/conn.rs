@@ -128,13 +128,70 @@ impl Conn {
         Ok(report)
     }
 
-    /// Makes `report.db_after` the current db and calls every listener with the report.
-    /// The caller holds the writer lock.
-    fn publish(&self, report: &TxReport) {
+    /// Runs `f` on the current db under the transaction lock and, when it succeeds, makes
+    /// the report's `db_after` current and calls the listeners, as [`Conn::transact`]
+    /// does. For a writer that must do more in the same critical section than
+    /// [`Db::with`]: a peer runs the transaction with its id and appends it to its durable
+    /// outbox before the db changes, so the order of the outbox is the order of the
+    /// transactions.
+    ///
+    /// # Errors
+    /// Whatever `f` returns; the current db is then unchanged and no listener is called.
+    pub fn transact_with<T, E>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<(TxReport, T), E>,
+    ) -> Result<(TxReport, T), E> {
+        let _writer = lock(&self.writer);
+        let (report, out) = f(&self.db())?;
+        self.publish(&report);
+        Ok((report, out))
+    }
+
+    /// Computes a new db from the current one under the transaction lock and makes it
+    /// current, as [`Conn::reset`] (the report's `tx_data` is the difference). The
+    /// listeners are called only when some datom changed: a peer that stored its
+    /// transactions replaces its db by the committed one, which holds the same datoms.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or (as `E::from`) a load error of the difference; the conn
+    /// is then unchanged and no listener is called.
+    pub fn reset_with<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<(Db, T), E>,
+    ) -> Result<(TxReport, T), E> {
+        let _writer = lock(&self.writer);
+        let db_before = self.db();
+        let (db, out) = f(&db_before)?;
+        let diff = crate::diff::diff(&db_before, &db)?;
+        let mut tx_data = diff.retracted;
+        tx_data.extend(diff.added);
+        let report = TxReport {
+            db_before,
+            tx: db.max_tx(),
+            db_after: db,
+            tx_data,
+            tempids: BTreeMap::new(),
+        };
+        if report.tx_data.is_empty() {
+            self.set(&report.db_after);
+        } else {
+            self.publish(&report);
+        }
+        Ok((report, out))
+    }
+
+    /// Makes `db` the current db. The caller holds the writer lock.
+    fn set(&self, db: &Db) {
         *self
             .current
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = report.db_after.clone();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = db.clone();
+    }
+
+    /// Makes `report.db_after` the current db and calls every listener with the report.
+    /// The caller holds the writer lock.
+    fn publish(&self, report: &TxReport) {
+        self.set(&report.db_after);
         let listeners: Vec<Listener> = self
             .listeners
             .read()

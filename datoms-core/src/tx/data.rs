@@ -18,11 +18,18 @@
 //! takes (a string or negative number under a ref attribute is a tempid, as in EDN), a
 //! nested [`EntityMap`], or a `Vec`/array of values for cardinality-many attributes.
 //!
+//! The tx-data types are `Serialize`/`Deserialize` (serde's derived shapes over the
+//! value encoding of nodes): a peer keeps pending transactions *as written* in its outbox
+//! with them, so a change to these types is a change to the outbox format (its golden
+//! fixture fails).
+//!
 //! Attributes take any `impl Into<Keyword>`: a `&str` is a keyword literal
 //! ([`Keyword::new`], which panics on text that is not a keyword); attribute names that
 //! come from input go in as `Keyword::parse(text)?`.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 use crate::value::{Eid, Keyword, Uuid, Value};
 
@@ -34,7 +41,7 @@ pub const CURRENT_TX: &str = ":db/current-tx";
 
 /// Which entity an operation is about: the `e` of `[:db/add e a v]` or an entity map's
 /// `:db/id`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EntityRef {
     /// An existing entity id (or an existing transaction id).
     Id(Eid),
@@ -48,7 +55,7 @@ pub enum EntityRef {
 }
 
 /// The value of an assertion: the `v` of `[:db/add e a v]` or a value in an entity map.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxValue {
     /// A plain value. Under a ref attribute a positive `Long` is an entity id, a negative
     /// `Long` or a `String` is a tempid, and `:db/current-tx` is the transaction.
@@ -68,7 +75,7 @@ pub enum TxValue {
 
 /// An entity map `{:db/id … :attr value …}`. Its attributes keep the order they were
 /// written in, which is the order their datoms are produced in.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntityMap {
     /// `:db/id`; `None` is a new entity (unless it upserts).
     pub id: Option<EntityRef>,
@@ -78,7 +85,7 @@ pub struct EntityMap {
 }
 
 /// One transaction operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxOp {
     /// An entity map.
     Map(EntityMap),

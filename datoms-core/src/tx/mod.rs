@@ -84,6 +84,7 @@ pub use data::{
 };
 pub use from_edn::parse_tx;
 
+use crate::commit::TxId;
 use crate::datom::{Datom, Tx};
 use crate::db::Db;
 use crate::error::Error;
@@ -127,7 +128,18 @@ impl Db {
     /// [`Error::CasMismatch`], [`Error::InvalidEntityId`], [`Error::MalformedTx`], or a
     /// load error of a lazily restored db. This db is unchanged (it is a value).
     pub fn with(&self, ops: &[TxOp]) -> Result<TxReport, Error> {
-        resolve::transact(self, ops)
+        resolve::transact(self, ops, None)
+    }
+
+    /// [`Db::with`], recording `id` with the transaction in the pending log, so the
+    /// commit that stores it carries the id in its tx log ([`crate::TxLogEntry::id`]): a
+    /// writer that retries after a lost reply finds which of its transactions landed.
+    /// The id is not a datom; the db's datoms are those [`Db::with`] gives.
+    ///
+    /// # Errors
+    /// As [`Db::with`].
+    pub fn with_id(&self, ops: &[TxOp], id: TxId) -> Result<TxReport, Error> {
+        resolve::transact(self, ops, Some(id))
     }
 
     /// Parses EDN tx data with [`parse_tx`] against this db's schema and runs it with

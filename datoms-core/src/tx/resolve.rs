@@ -18,7 +18,7 @@ use super::data::{
     DB_ID,
 };
 use super::TxReport;
-use crate::commit::TxLogEntry;
+use crate::commit::{TxId, TxLogEntry};
 use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
 use crate::db::{lookup_ref_attr, lookup_ref_value, Db};
 use crate::error::Error;
@@ -41,8 +41,9 @@ impl From<Error> for Abort {
 
 type Step<T> = Result<T, Abort>;
 
-/// Runs `ops` against `db`: the whole of [`Db::with`].
-pub(super) fn transact(db: &Db, ops: &[TxOp]) -> Result<TxReport, Error> {
+/// Runs `ops` against `db`: the whole of [`Db::with`]; `id` goes into the log entry
+/// ([`Db::with_id`]).
+pub(super) fn transact(db: &Db, ops: &[TxOp], id: Option<TxId>) -> Result<TxReport, Error> {
     let tx = db
         .max_tx()
         .checked_add(1)
@@ -53,7 +54,7 @@ pub(super) fn transact(db: &Db, ops: &[TxOp]) -> Result<TxReport, Error> {
     loop {
         let mut run = Run::new(db, tx, &pins);
         match run.run(ops) {
-            Ok(()) => return run.finish(),
+            Ok(()) => return run.finish(id),
             Err(Abort::Fail(e)) => return Err(e),
             Err(Abort::Restart { tempid, eid }) => {
                 if let Some(&first) = pins.get(&tempid) {
@@ -174,7 +175,7 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<TxReport, Error> {
+    fn finish(self, id: Option<TxId>) -> Result<TxReport, Error> {
         let asserted: BTreeSet<Eid> = self
             .datoms
             .iter()
@@ -194,6 +195,7 @@ impl<'a> Run<'a> {
         let db_after = self.db.apply_log_entry(TxLogEntry {
             tx: self.tx,
             datoms: self.datoms.clone(),
+            id,
         })?;
         Ok(TxReport {
             db_before: self.db.clone(),

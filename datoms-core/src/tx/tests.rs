@@ -420,6 +420,7 @@ fn tx_data_is_the_log_entry_and_replaying_it_reproduces_db_after() {
         .apply_log_entry(TxLogEntry {
             tx: r.tx,
             datoms: r.tx_data.clone(),
+            id: None,
         })
         .unwrap();
     assert_eq!(replayed.root_addresses(), r.db_after.root_addresses());

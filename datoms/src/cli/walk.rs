@@ -94,11 +94,10 @@ pub async fn walk(
                 })
                 .map_err(|e| CliError::from(e).at(context()))?;
             // Large values the node references are read and checked with it.
-            let (node, large) = decode_fetching(storage, || {
-                Node::decode(want.address, &bytes, want.index)
-            })
-            .await
-            .map_err(|e| CliError::from(e).at(context()))?;
+            let (node, large) =
+                decode_fetching(storage, || Node::decode(want.address, &bytes, want.index))
+                    .await
+                    .map_err(|e| CliError::from(e).at(context()))?;
             totals.bytes += large.bytes;
             if let Some(expect) = &want.expect {
                 check_child(want.address, &node, expect).map_err(|e| e.at(context()))?;

@@ -515,6 +515,7 @@ mod tests {
                 .iter()
                 .map(|(e, v)| Datom::new(*e, ":person/age", *v, tx))
                 .collect(),
+            id: None,
         };
         Db::new(data::schema().unwrap())
             .apply_log_entry(entry)
@@ -534,6 +535,7 @@ mod tests {
             .apply_log_entry(TxLogEntry {
                 tx: TX0 + 2,
                 datoms: Vec::new(),
+                id: None,
             })
             .unwrap();
         assert_eq!(later.root_addresses(), a.root_addresses());
