@@ -5,6 +5,7 @@
 //! datoms-bench --full                  # 1M datoms, medians of 5 runs: the real figures
 //! datoms-bench --full --datoms 100000 --backends mem --no-peer
 //! datoms-bench writers [--quick]       # many writers: rebase cost, open, throughput
+//! datoms-bench large-values [--quick] [--backends mem,redb]  # values stored out of line
 //! ```
 //! Options (after the mode; each overrides the mode's value):
 //! `--datoms N`, `--seed S`, `--batch B` (people per tx), `--small-datoms N`,
@@ -113,6 +114,28 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             .map_err(|e| BenchError::Inconsistent(format!("serializing: {e}")))?;
         println!("{json}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.first().map(String::as_str) == Some("large-values") {
+        let config = if args.iter().any(|a| a == "--quick") {
+            datoms_bench::large_values::LargeValuesConfig::quick()
+        } else {
+            datoms_bench::large_values::LargeValuesConfig::full()
+        };
+        let backends = match args.iter().position(|a| a == "--backends") {
+            Some(i) => backends::select(args.get(i + 1).map_or("", String::as_str))?,
+            None => backends::all(),
+        };
+        let rows = datoms_bench::large_values::run_large_values(&config, &backends).await?;
+        print!("{}", datoms_bench::large_values::to_markdown(&rows));
+        let problems = datoms_bench::large_values::check(&rows);
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        return Ok(if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
     }
     if args.first().map(String::as_str) == Some("writers") {
         let config = if args.iter().any(|a| a == "--quick") {

@@ -153,6 +153,9 @@ macro_rules! __with_cases {
             database::restore_from_a_lazy_replica_reads_only_new_nodes,
             database::restoring_a_missing_head_is_a_typed_error,
             database::a_new_db_never_overwrites_an_existing_head,
+            large_values::a_large_value_is_written_once_and_not_again_for_a_neighbouring_change,
+            large_values::a_restore_that_holds_nothing_fetches_each_large_value_once,
+            large_values::a_lost_large_value_is_found_and_repaired,
             storages::one_db_stored_to_two_storages_is_complete_in_both,
             storages::a_lazy_db_stored_to_another_storage_is_complete_there,
             storages::a_store_retried_after_failed_writes_is_complete,
@@ -212,6 +215,7 @@ mod tests {
             ("sync_policy", include_str!("cases/sync_policy.rs")),
             ("runtimes", include_str!("cases/runtimes.rs")),
             ("peers", include_str!("cases/peers.rs")),
+            ("large_values", include_str!("cases/large_values.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod database;
+pub mod large_values;
 pub mod peers;
 pub mod runtimes;
 pub mod storages;
