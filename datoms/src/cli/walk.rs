@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use datoms::storage::batch::get_batched;
 use datoms::storage::large::decode_fetching;
 use datoms::tree::Node;
-use datoms::{Address, Datom, IndexKind, Storage, StorageError};
+use datoms::{Address, Datom, IndexKind, LargeValue, Storage, StorageError};
 use indicatif::ProgressBar;
 
 use super::CliError;
@@ -66,6 +66,7 @@ pub async fn walk(
 ) -> Result<WalkTotals, CliError> {
     let mut totals = WalkTotals::default();
     let mut seen: HashSet<Address> = HashSet::new();
+    let mut recent = RecentValues::default();
     let mut level: Vec<Want> = roots
         .iter()
         .map(|(index, address, commit)| Want {
@@ -93,12 +94,15 @@ pub async fn walk(
                     address: want.address,
                 })
                 .map_err(|e| CliError::from(e).at(context()))?;
-            // Large values the node references are read and checked with it.
+            // Large values the node references are read and checked with it, and kept
+            // a while so the other indexes' nodes that reference them do not read them
+            // again.
             let (node, large) =
                 decode_fetching(storage, || Node::decode(want.address, &bytes, want.index))
                     .await
                     .map_err(|e| CliError::from(e).at(context()))?;
             totals.bytes += large.bytes;
+            recent.keep(large.values);
             if let Some(expect) = &want.expect {
                 check_child(want.address, &node, expect).map_err(|e| e.at(context()))?;
             }
@@ -181,5 +185,30 @@ pub fn index_name(index: IndexKind) -> &'static str {
         IndexKind::Eavt => "EAVT",
         IndexKind::Aevt => "AEVT",
         IndexKind::Avet => "AVET",
+    }
+}
+
+/// Large values read lately, held (up to [`RecentValues::BUDGET`] bytes, oldest dropped
+/// first) so that decoding another node that references one does not read it again.
+#[derive(Default)]
+struct RecentValues {
+    values: std::collections::VecDeque<LargeValue>,
+    bytes: usize,
+}
+
+impl RecentValues {
+    const BUDGET: usize = 256 << 20;
+
+    fn keep(&mut self, values: Vec<LargeValue>) {
+        for v in values {
+            self.bytes += v.len();
+            self.values.push_back(v);
+        }
+        while self.bytes > Self::BUDGET {
+            match self.values.pop_front() {
+                Some(v) => self.bytes -= v.len(),
+                None => break,
+            }
+        }
     }
 }
