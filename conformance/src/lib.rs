@@ -37,8 +37,10 @@
 //! storages never leaves a head on an incomplete commit, [`cases::sync_policy`] checks
 //! that every sync policy brings the replicas it serves to the head, [`cases::runtimes`]
 //! checks that a lazily restored db reads from any runtime or none (each of those cases
-//! starts and drops runtimes of its own on a thread of its own); [`CASES`] lists them
-//! all. Each case is a plain
+//! starts and drops runtimes of its own on a thread of its own), [`cases::follow`] checks
+//! that a follower delivers every commit once and in order (under faults, and after a
+//! restart), [`cases::replicate`] checks that a head copied to another storage restores
+//! to the same roots, idempotently and resumably; [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -161,6 +163,12 @@ macro_rules! __with_cases {
             runtimes::a_lazy_db_reads_after_the_runtime_that_restored_it_is_dropped,
             runtimes::a_lazy_db_reads_inside_a_current_thread_runtime,
             runtimes::a_lazy_db_reads_from_threads_without_a_runtime,
+            follow::follow_delivers_every_commit_once_in_order_under_faults,
+            follow::a_restarted_follower_resumes_after_its_last_commit,
+            follow::a_follower_far_behind_jumps_and_one_near_steps_through,
+            replicate::replicate_makes_a_replica_that_restores_to_the_same_roots,
+            replicate::an_interrupted_replicate_resumes_without_copying_again,
+            replicate::replicate_refuses_corrupt_blobs_and_a_diverged_target,
         }
     };
 }
@@ -207,6 +215,8 @@ mod tests {
             ("storages", include_str!("cases/storages.rs")),
             ("sync_policy", include_str!("cases/sync_policy.rs")),
             ("runtimes", include_str!("cases/runtimes.rs")),
+            ("follow", include_str!("cases/follow.rs")),
+            ("replicate", include_str!("cases/replicate.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

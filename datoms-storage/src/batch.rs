@@ -51,8 +51,14 @@ pub async fn get_batched<S: Storage + ?Sized>(
     addresses: &[Address],
 ) -> Result<Vec<Option<Bytes>>, StorageError> {
     let caps = storage.capabilities();
-    let batches: Vec<Vec<Option<Bytes>>> = stream::iter(addresses.chunks(caps.max_batch.max(1)))
+    // The futures are made before the stream, not by a closure inside it: a stream
+    // holding the closure makes the caller's future lose `Send` (rustc cannot prove it
+    // for closures over borrowed chunks), and followers run in spawned tasks.
+    let requests: Vec<_> = addresses
+        .chunks(caps.max_batch.max(1))
         .map(|chunk| retry(move || storage.get_many(chunk)))
+        .collect();
+    let batches: Vec<Vec<Option<Bytes>>> = stream::iter(requests)
         .buffered(caps.concurrency.max(1))
         .try_collect()
         .await?;
@@ -68,8 +74,12 @@ pub async fn put_batched<S: Storage + ?Sized>(
     blobs: &[(Address, Bytes)],
 ) -> Result<(), StorageError> {
     let caps = storage.capabilities();
-    stream::iter(blobs.chunks(caps.max_batch.max(1)))
+    // Made before the stream, as in `get_batched`.
+    let requests: Vec<_> = blobs
+        .chunks(caps.max_batch.max(1))
         .map(|chunk| retry(move || storage.put_many(chunk)))
+        .collect();
+    stream::iter(requests)
         .buffer_unordered(caps.concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;

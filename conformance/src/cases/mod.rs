@@ -6,6 +6,8 @@
 
 pub mod contract;
 pub mod database;
+pub mod follow;
+pub mod replicate;
 pub mod runtimes;
 pub mod storages;
 pub mod sync_policy;
