@@ -29,7 +29,7 @@ use bytes::Bytes;
 use datoms_core::tree::Node;
 use datoms_core::{Address, Commit, IndexKind};
 
-use crate::batch::{get_all, get_batched, put_batched, retry};
+use crate::batch::{get_batched, put_batched, retry};
 use crate::error::StorageError;
 use crate::restore::read_head;
 use crate::storage::{Head, Storage};
@@ -157,6 +157,9 @@ where
     let head_commit = decode_commit(source_head, &commits[0].bytes)?;
     copy.stats.nodes_in_head = head_commit.nodes;
     let mut manifests: HashSet<Address> = head_commit.manifest.iter().copied().collect();
+    // The nodes the commits between the heads made, in the order their commits list
+    // them (the older commits' own nodes, copied with the history).
+    let mut older: Vec<Address> = Vec::new();
     let found = match previous {
         Some(target) => {
             copy.ancestors(
@@ -165,14 +168,23 @@ where
                 Some(target),
                 |c| {
                     manifests.extend(c.manifest.iter().copied());
+                    older.extend(c.manifest.iter().copied());
                 },
                 &mut commits,
             )
             .await?
         }
         None if options.history => {
-            copy.ancestors(&head_commit, source_head, None, |_| {}, &mut commits)
-                .await?;
+            copy.ancestors(
+                &head_commit,
+                source_head,
+                None,
+                |c| {
+                    older.extend(c.manifest.iter().copied());
+                },
+                &mut commits,
+            )
+            .await?;
             false
         }
         None => false,
@@ -186,7 +198,15 @@ where
     }
     // The nodes: everything the target's head does not reach, when it is an ancestor.
     let only = found.then_some(&manifests);
-    copy.nodes(&head_commit, only).await?;
+    let mut walked = HashSet::new();
+    copy.nodes(&head_commit, only, &mut walked).await?;
+    if options.history {
+        // Every commit copied is complete in the target too: its nodes are the target
+        // head's, or ones a commit between made.
+        let mut rest = HashSet::new();
+        older.retain(|a| !walked.contains(a) && rest.insert(*a));
+        copy.hints(&older).await?;
+    }
     // The commits, the head's last (ancestors first, so a reader following parents from
     // any of them finds each one's parent).
     let written: Vec<Blob> = if options.history {
@@ -245,6 +265,18 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
     /// The blobs at `addresses`, checked, each from the target when it has it or else
     /// from the source; with each, whether the target lacks it (and so must get it).
     async fn read(&mut self, addresses: &[Address]) -> Result<Vec<Blob>, StorageError> {
+        let blobs = self.read_some(addresses).await?;
+        match addresses.iter().zip(&blobs).find(|(_, b)| b.is_none()) {
+            Some((a, _)) => Err(StorageError::NotFound { address: *a }),
+            None => Ok(blobs.into_iter().flatten().collect()),
+        }
+    }
+
+    /// [`Copy::read`], with `None` for a blob neither storage has.
+    async fn read_some(
+        &mut self,
+        addresses: &[Address],
+    ) -> Result<Vec<Option<Blob>>, StorageError> {
         let mut got: Vec<Option<Bytes>> = if self.check_target {
             self.stats.round_trips += 1;
             get_batched(self.to, addresses).await?
@@ -261,21 +293,24 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
         self.stats.blobs_present += (addresses.len() - missing.len()) as u64;
         if !missing.is_empty() {
             self.stats.round_trips += 1;
-            let mut fetched = get_all(self.from, &missing).await?.into_iter();
+            let mut fetched = get_batched(self.from, &missing).await?.into_iter();
             for slot in got.iter_mut().filter(|b| b.is_none()) {
-                *slot = fetched.next();
+                *slot = fetched.next().flatten();
             }
         }
         let mut out = Vec::with_capacity(addresses.len());
         for ((a, b), lacking) in addresses.iter().zip(got).zip(lacking) {
-            let bytes = b.ok_or(StorageError::NotFound { address: *a })?;
+            let Some(bytes) = b else {
+                out.push(None);
+                continue;
+            };
             a.verify(&bytes)?;
             self.stats.blobs_verified += 1;
-            out.push(Blob {
+            out.push(Some(Blob {
                 address: *a,
                 bytes,
                 lacking,
-            });
+            }));
         }
         Ok(out)
     }
@@ -322,13 +357,19 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
             // The commits this lineage lists, up to `stop`.
             let until = stop.and_then(|s| lineage.iter().position(|a| *a == s));
             let batch = &lineage[..until.unwrap_or(lineage.len())];
-            let blobs = self.read(batch).await?;
+            // A commit the source lacks (it is itself a copy without that history) ends
+            // the history there.
+            let blobs = self.read_some(batch).await?;
+            let complete = blobs.iter().all(Option::is_some);
             let mut last = None;
-            for blob in blobs {
+            for blob in blobs.into_iter().map_while(|b| b) {
                 let c = decode_commit(blob.address, &blob.bytes)?;
                 each(&c);
                 last = Some((blob.address, c));
                 commits.push(blob);
+            }
+            if !complete {
+                return Ok(false);
             }
             if until.is_some() {
                 return Ok(true);
@@ -343,13 +384,13 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
 
     /// Copies the nodes of `head`'s trees the target lacks, level by level. `only`: the
     /// nodes new since the target's head (a node outside it is in the target's trees,
-    /// and so is its subtree).
+    /// and so is its subtree). Adds every node walked to `seen`.
     async fn nodes(
         &mut self,
         head: &Commit,
         only: Option<&HashSet<Address>>,
+        seen: &mut HashSet<Address>,
     ) -> Result<(), StorageError> {
-        let mut seen = HashSet::new();
         // (address, index, level when known: roots are decoded to learn it)
         let mut level: Vec<(Address, IndexKind, Option<u8>)> = IndexKind::ALL
             .iter()
@@ -377,6 +418,16 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
                 self.write(&blobs, Kind::Node).await?;
             }
             level = next;
+        }
+        Ok(())
+    }
+
+    /// Copies the blobs at `addresses` that the source has (manifest nodes of older
+    /// commits: hints, which a source without that history may lack).
+    async fn hints(&mut self, addresses: &[Address]) -> Result<(), StorageError> {
+        for step in addresses.chunks(STEP_BLOBS) {
+            let blobs: Vec<Blob> = self.read_some(step).await?.into_iter().flatten().collect();
+            self.write(&blobs, Kind::Node).await?;
         }
         Ok(())
     }

@@ -31,27 +31,38 @@ async fn fresh<F: Factory>(factory: &F) -> Result<Arc<dyn Storage>, Failure> {
     ))
 }
 
-/// Stores `commits` commits of `generator` onto `db` in `storage`; the last db and
-/// every commit, oldest first.
+/// A stored history: the last db, every commit (oldest first), and the nodes of every
+/// commit's trees.
+struct History {
+    db: Db,
+    commits: Vec<Address>,
+    nodes: HashSet<Address>,
+}
+
+/// Stores `commits` commits of `generator` onto `db` in `storage`.
 async fn history(
     storage: &dyn Storage,
     generator: &mut Generator,
     db: &Db,
     commits: usize,
-) -> Result<(Db, Vec<Address>), Failure> {
-    let mut db = db.clone();
-    let mut out = Vec::new();
+) -> Result<History, Failure> {
+    let mut out = History {
+        db: db.clone(),
+        commits: Vec::new(),
+        nodes: HashSet::new(),
+    };
     for i in 0..commits {
-        let next = advance(generator, &db, 2)?;
+        let next = advance(generator, &out.db, 2)?;
         let stored = store_ok(&next, storage, &format!("commit {i}")).await?;
-        out.push(stored.commit);
-        db = stored.db;
+        out.commits.push(stored.commit);
+        out.nodes.extend(node_addresses(&stored.db));
+        out.db = stored.db;
     }
-    Ok((db, out))
+    Ok(out)
 }
 
 /// Fails unless `target`'s head is `db`'s commit, restores to `db` (same datoms and
-/// roots), passes `verify`, and holds every commit of `commits`.
+/// roots), passes `verify`, and holds every commit of `commits`, each restorable.
 async fn ensure_replica(
     what: &str,
     target: &dyn Storage,
@@ -73,15 +84,18 @@ async fn ensure_replica(
         .context(format_args!("{what}: reading the commits"))?;
     for (a, b) in commits.iter().zip(got) {
         ensure!(b.is_some(), "{what}: commit {a} of the history is missing");
+        datoms_storage::restore_commit(target, *a, None, datoms_core::restore::Mode::Eager)
+            .await
+            .context(format_args!("{what}: restoring commit {a} of the history"))?;
     }
     Ok(())
 }
 
 /// Each direction (backend → memory, memory → backend, backend → backend): the first
-/// copy makes a replica that restores to the source's roots; after more commits, the
-/// next copy writes only the nodes new since (fewer than the head's trees), and the
-/// replica again restores to the source's roots; a copy with nothing new writes
-/// nothing at all.
+/// copy makes a replica that restores to the source's roots, every commit of the
+/// history with it (each node once); after more commits, the next copy writes exactly
+/// the nodes of the new commits the target lacked, and the replica again restores to
+/// the source's roots; a copy with nothing new writes nothing at all.
 pub async fn replicate_makes_a_replica_that_restores_to_the_same_roots<F: Factory>(
     factory: &F,
 ) -> Result<(), Failure> {
@@ -104,7 +118,8 @@ pub async fn replicate_makes_a_replica_that_restores_to_the_same_roots<F: Factor
     ];
     for (i, (what, source, target)) in pairs.into_iter().enumerate() {
         let (mut generator, db) = seeded(SEED + i as u64, 80)?;
-        let (db, mut commits) = history(&*source, &mut generator, &db, 5).await?;
+        let h = history(&*source, &mut generator, &db, 5).await?;
+        let (db, mut commits) = (h.db.clone(), h.commits.clone());
         let first = replicate(&*source, &*target, HEAD)
             .await
             .context(format_args!("{what}: the first copy"))?;
@@ -114,8 +129,8 @@ pub async fn replicate_makes_a_replica_that_restores_to_the_same_roots<F: Factor
         );
         ensure_eq!(
             first.stats.nodes_copied,
-            node_addresses(&db).len() as u64,
-            "{what}: a copy into an empty target writes every node once"
+            h.nodes.len() as u64,
+            "{what}: a copy into an empty target writes every node of the history once"
         );
         ensure_eq!(
             first.stats.commits_copied,
@@ -124,25 +139,29 @@ pub async fn replicate_makes_a_replica_that_restores_to_the_same_roots<F: Factor
         );
         ensure_replica(what, &*target, &db, &commits).await?;
 
-        let (next, more) = history(&*source, &mut generator, &db, 3).await?;
-        commits.extend(more);
+        let more = history(&*source, &mut generator, &db, 3).await?;
+        let next = more.db;
+        commits.extend(more.commits);
         let rig = Rig::over(target.clone());
         let second = replicate(&*source, &*rig.storage, HEAD)
             .await
             .context(format_args!("{what}: the next copy"))?;
-        let new: HashSet<Address> = node_addresses(&next)
-            .difference(&node_addresses(&db))
-            .copied()
-            .collect();
-        let written: HashSet<Address> = rig.recorder.take().written().into_iter().collect();
+        let new: HashSet<Address> = more.nodes.difference(&h.nodes).copied().collect();
+        let written: Vec<Address> = rig.recorder.take().written();
         let nodes_written: HashSet<Address> = written
-            .intersection(&node_addresses(&next))
+            .iter()
+            .filter(|a| !commits.contains(a))
             .copied()
             .collect();
         ensure_eq!(
             nodes_written,
             new,
-            "{what}: the next copy writes exactly the nodes the target's head lacks"
+            "{what}: the next copy writes exactly the nodes of the new commits the target lacks"
+        );
+        ensure_eq!(
+            written.len(),
+            new.len() + 3,
+            "{what}: blobs written by the next copy (each once)"
         );
         ensure_eq!(
             second.stats.nodes_copied,
@@ -183,7 +202,7 @@ pub async fn an_interrupted_replicate_resumes_without_copying_again<F: Factory>(
 ) -> Result<(), Failure> {
     let (source, target) = (fresh(factory).await?, fresh(factory).await?);
     let (mut generator, db) = seeded(SEED + 10, 200)?;
-    let (db, commits) = history(&*source, &mut generator, &db, 4).await?;
+    let History { db, commits, .. } = history(&*source, &mut generator, &db, 4).await?;
     let rig = Rig::over(target.clone());
     // Small batches, so the copy takes many writes and fails in the middle.
     let failing = Arc::new(Batched {
@@ -245,7 +264,7 @@ pub async fn replicate_refuses_corrupt_blobs_and_a_diverged_target<F: Factory>(
 ) -> Result<(), Failure> {
     let (source, target) = (fresh(factory).await?, fresh(factory).await?);
     let (mut generator, db) = seeded(SEED + 20, 60)?;
-    let (db, commits) = history(&*source, &mut generator, &db, 2).await?;
+    let History { db, commits, .. } = history(&*source, &mut generator, &db, 2).await?;
     let rig = Rig::over(source.clone());
     let leaf = node_addresses(&db)
         .into_iter()

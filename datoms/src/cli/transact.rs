@@ -86,7 +86,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     // Read and check every input before touching storage: a bad file changes nothing.
     let text = read_text(&args.file)?;
     let schema = args.schema.as_deref().map(read_schema).transpose()?;
-    let opened = Opened::open(&args.db, Create::Yes).await?;
+    let opened = Opened::open(&args.db, Create::Yes, ctx).await?;
     let head = opened.get_head().await?;
     let db = match &head {
         None => Db::new(schema.unwrap_or_default()),
