@@ -91,6 +91,9 @@ async fn ensure_replica(
     Ok(())
 }
 
+/// A source and a target, named by direction.
+type Pair = (&'static str, Arc<dyn Storage>, Arc<dyn Storage>);
+
 /// Each direction (backend → memory, memory → backend, backend → backend): the first
 /// copy makes a replica that restores to the source's roots, every commit of the
 /// history with it (each node once); after more commits, the next copy writes exactly
@@ -99,7 +102,7 @@ async fn ensure_replica(
 pub async fn replicate_makes_a_replica_that_restores_to_the_same_roots<F: Factory>(
     factory: &F,
 ) -> Result<(), Failure> {
-    let pairs: [(&str, Arc<dyn Storage>, Arc<dyn Storage>); 3] = [
+    let pairs: [Pair; 3] = [
         (
             "backend to memory",
             fresh(factory).await?,

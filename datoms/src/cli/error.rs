@@ -136,7 +136,7 @@ pub enum CliError {
         /// How long the command waited.
         seconds: u64,
         /// The backend's error.
-        source: datoms::StorageError,
+        source: Box<datoms::StorageError>,
     },
     /// JSON output could not be produced.
     #[error("cannot write JSON: {0}")]

@@ -68,7 +68,7 @@ pub async fn open_waiting(
                     return Err(CliError::StillInUse {
                         url: url.to_owned(),
                         seconds: wait.as_secs(),
-                        source: e,
+                        source: Box::new(e),
                     });
                 }
                 if tries == 0 && !ctx.json && !ctx.quiet_waits {
@@ -112,7 +112,7 @@ impl SharedFile {
         let quiet = Ctx::quiet();
         match open_waiting(&self.url, Access::Read, self.wait, &quiet).await {
             Ok(s) => Ok(s),
-            Err(CliError::StillInUse { source, .. }) => Err(source),
+            Err(CliError::StillInUse { source, .. }) => Err(*source),
             Err(CliError::Open(datoms::OpenError::Storage(e))) => Err(e),
             Err(e) => Err(StorageError::backend(e)),
         }
