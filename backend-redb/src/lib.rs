@@ -38,7 +38,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{catch_panics, Head, IoRuntime, Storage, StorageError, Version};
+use datoms_storage::{
+    catch_panics, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError, Version,
+};
 use redb::{
     Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     TableDefinition, TableError,
@@ -56,6 +58,9 @@ pub const IO_THREAD_NAME: &str = "datoms-redb";
 pub struct RedbStorage {
     file: Arc<File>,
     io: IoRuntime,
+    /// The change signal: a writer has the file alone, so every move in this process
+    /// goes through this handle (or a clone) and is signalled at once.
+    moved: HeadSignal,
 }
 
 /// The open file: what every call needs, and all that work on the blocking pool holds.
@@ -153,6 +158,7 @@ impl RedbStorage {
         Ok(RedbStorage {
             file: Arc::new(File { db, path }),
             io: IoRuntime::new(IO_THREAD_NAME, 1)?,
+            moved: HeadSignal::new(),
         })
     }
 
@@ -386,6 +392,9 @@ impl Storage for RedbStorage {
                 Ok(Ok(Version(version.to_string())))
             })
             .await?;
+        if outcome.is_ok() {
+            self.moved.moved();
+        }
         outcome
     }
 
@@ -429,5 +438,11 @@ impl Storage for RedbStorage {
             Ok(txn.commit()?)
         })
         .await
+    }
+
+    /// A writable handle has the file alone, so it sees every move; a read-only one
+    /// sees none (its writers are elsewhere) and has no signal.
+    fn head_changes(&self) -> Option<HeadChanges> {
+        (!self.is_read_only()).then(|| self.moved.subscribe())
     }
 }

@@ -45,7 +45,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{Capabilities, Head, IoRuntime, Storage, StorageError, Version};
+use datoms_storage::{
+    Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError, Version,
+};
 use rocksdb::{
     Cache, ColumnFamily, ColumnFamilyDescriptor, ErrorKind, ReadOptions, WriteBatch, WriteOptions,
     DB,
@@ -67,6 +69,9 @@ const HEAD_RECORD_LEN: usize = 32 + 8;
 pub struct RocksStorage {
     inner: Arc<Inner>,
     io: IoRuntime,
+    /// The change signal: every writer in this process goes through this handle (RocksDB
+    /// locks the directory to one), so its moves are signalled at once.
+    moved: HeadSignal,
 }
 
 /// The name of the threads that run a [`RocksStorage`]'s RocksDB calls.
@@ -87,6 +92,24 @@ impl std::fmt::Debug for RocksStorage {
             .field("path", &self.inner.path)
             .finish()
     }
+}
+
+/// The error of opening the database in `path`: [`StorageError::InUse`] when another
+/// handle (in this process or another) holds its `LOCK` file, so a caller can wait for it
+/// (as the CLI does); [`StorageError::Backend`] naming the path otherwise.
+fn open_error(path: &Path, e: &rocksdb::Error) -> StorageError {
+    let text = e.to_string();
+    if text.contains("lock hold by current process")
+        || (text.contains("LOCK") && text.contains("Resource temporarily unavailable"))
+    {
+        return StorageError::InUse {
+            what: format!("rocksdb database {}", path.display()),
+            reason: "another process (or another handle in this one) has it open for \
+                     writing; open it read-only to read beside it, or wait for it to close"
+                .into(),
+        };
+    }
+    StorageError::backend(format!("rocksdb database {}: {text}", path.display()))
 }
 
 impl RocksStorage {
@@ -115,6 +138,7 @@ impl RocksStorage {
         Ok(RocksStorage {
             inner: Arc::new(inner),
             io: IoRuntime::new(IO_THREAD_NAME, 1)?,
+            moved: HeadSignal::new(),
         })
     }
 
@@ -133,6 +157,7 @@ impl RocksStorage {
         Ok(RocksStorage {
             inner: Arc::new(inner),
             io: IoRuntime::new(IO_THREAD_NAME, 1)?,
+            moved: HeadSignal::new(),
         })
     }
 
@@ -159,7 +184,7 @@ impl RocksStorage {
         } else {
             DB::open_cf_descriptors(&db_options, &path, families)
         }
-        .map_err(|e| StorageError::backend(format!("rocksdb database {}: {e}", path.display())))?;
+        .map_err(|e| open_error(&path, &e))?;
         Ok(Inner {
             db,
             path,
@@ -202,6 +227,7 @@ impl RocksStorage {
         Ok(RocksStorage {
             inner: Arc::new(inner),
             io,
+            moved: HeadSignal::new(),
         })
     }
 
@@ -371,34 +397,37 @@ impl Storage for RocksStorage {
         self.writable("cas_head")?;
         let name = name.to_owned();
         let expected = expected.cloned();
-        self.blocking(move |inner| {
-            let _cas = inner
-                .cas
-                .lock()
-                .map_err(|_| StorageError::backend("rocksdb: head CAS lock poisoned"))?;
-            let current = inner.head(&name)?;
-            let current_version = current.map(|(_, v)| Version(v.to_string()));
-            if current_version != expected {
-                return Err(StorageError::HeadConflict {
-                    name,
-                    current: current.map(to_head),
-                });
-            }
-            let next = current.map_or(Ok(1), |(_, v)| {
-                v.checked_add(1).ok_or_else(|| {
-                    StorageError::backend(format!("rocksdb: head {name:?} version overflow"))
-                })
-            })?;
-            let mut batch = WriteBatch::default();
-            batch.put_cf(
-                inner.cf(HEADS_CF)?,
-                name.as_bytes(),
-                encode_head(&new, next),
-            );
-            inner.write(batch)?;
-            Ok(Version(next.to_string()))
-        })
-        .await
+        let version = self
+            .blocking(move |inner| {
+                let _cas = inner
+                    .cas
+                    .lock()
+                    .map_err(|_| StorageError::backend("rocksdb: head CAS lock poisoned"))?;
+                let current = inner.head(&name)?;
+                let current_version = current.map(|(_, v)| Version(v.to_string()));
+                if current_version != expected {
+                    return Err(StorageError::HeadConflict {
+                        name,
+                        current: current.map(to_head),
+                    });
+                }
+                let next = current.map_or(Ok(1), |(_, v)| {
+                    v.checked_add(1).ok_or_else(|| {
+                        StorageError::backend(format!("rocksdb: head {name:?} version overflow"))
+                    })
+                })?;
+                let mut batch = WriteBatch::default();
+                batch.put_cf(
+                    inner.cf(HEADS_CF)?,
+                    name.as_bytes(),
+                    encode_head(&new, next),
+                );
+                inner.write(batch)?;
+                Ok(Version(next.to_string()))
+            })
+            .await?;
+        self.moved.moved();
+        Ok(version)
     }
 
     async fn list_blobs(
@@ -457,6 +486,12 @@ impl Storage for RocksStorage {
             max_batch: 1024,
             concurrency: 4,
         }
+    }
+
+    /// A read-write handle has the directory alone, so it sees every move; a read-only
+    /// one sees none (its writer is elsewhere) and has no signal.
+    fn head_changes(&self) -> Option<HeadChanges> {
+        (!self.inner.read_only).then(|| self.moved.subscribe())
     }
 }
 

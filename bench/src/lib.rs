@@ -24,6 +24,7 @@
 
 pub mod backends;
 pub mod error;
+pub mod follow;
 pub mod large_values;
 pub mod measure;
 pub mod peer;

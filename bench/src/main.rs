@@ -104,7 +104,40 @@ fn parse(args: &[String]) -> Result<Cli, BenchError> {
     Ok(cli)
 }
 
+/// `datoms-bench follow [--backends …] [--updates N] [--poll-ms P]`: follow latency.
+async fn follow(args: &[String]) -> Result<ExitCode, BenchError> {
+    let mut backends = backends::select("mem,redb")?;
+    let (mut updates, mut poll_ms) = (200usize, 20u64);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")))?;
+        match flag.as_str() {
+            "--backends" => backends = backends::select(value)?,
+            "--updates" => updates = number(flag, value)?,
+            "--poll-ms" => poll_ms = number(flag, value)?,
+            other => return Err(BenchError::Usage(format!("unknown option {other}"))),
+        }
+    }
+    let mut rows = Vec::new();
+    for b in backends {
+        rows.extend(
+            datoms_bench::follow::measure(b, updates, Duration::from_millis(poll_ms)).await?,
+        );
+    }
+    let command = format!("datoms-bench follow {}", args.join(" "));
+    print!(
+        "{}",
+        datoms_bench::follow::markdown(&rows, command.trim_end())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
+    if args.first().map(String::as_str) == Some("follow") {
+        return follow(&args[1..]).await;
+    }
     if args.first().map(String::as_str) == Some("rss-child") {
         let dump = args
             .get(1)

@@ -39,8 +39,11 @@
 //! checks that a lazily restored db reads from any runtime or none (each of those cases
 //! starts and drops runtimes of its own on a thread of its own), [`cases::peers`] checks
 //! that many peers writing one head through faults land every acknowledged transaction
-//! exactly once; [`CASES`] lists them
-//! all. Each case is a plain
+//! exactly once, [`cases::follow`] checks
+//! that a follower delivers every commit once and in order (under faults, and after a
+//! restart), [`cases::replicate`] checks that a head copied to another storage restores
+//! to the same roots, idempotently and resumably, and [`cases::large_values`] that large
+//! values are stored once and fetched once; [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -156,6 +159,7 @@ macro_rules! __with_cases {
             large_values::a_large_value_is_written_once_and_not_again_for_a_neighbouring_change,
             large_values::a_restore_that_holds_nothing_fetches_each_large_value_once,
             large_values::a_lost_large_value_is_found_and_repaired,
+            large_values::replicate_copies_large_values,
             storages::one_db_stored_to_two_storages_is_complete_in_both,
             storages::a_lazy_db_stored_to_another_storage_is_complete_there,
             storages::a_store_retried_after_failed_writes_is_complete,
@@ -168,6 +172,12 @@ macro_rules! __with_cases {
             runtimes::a_lazy_db_reads_from_threads_without_a_runtime,
             peers::concurrent_peers_land_every_acknowledged_transaction_exactly_once,
             peers::an_offline_peer_reconnects_and_lands_everything_once,
+            follow::follow_delivers_every_commit_once_in_order_under_faults,
+            follow::a_restarted_follower_resumes_after_its_last_commit,
+            follow::a_follower_far_behind_jumps_and_one_near_steps_through,
+            replicate::replicate_makes_a_replica_that_restores_to_the_same_roots,
+            replicate::an_interrupted_replicate_resumes_without_copying_again,
+            replicate::replicate_refuses_corrupt_blobs_and_a_diverged_target,
         }
     };
 }
@@ -216,6 +226,8 @@ mod tests {
             ("runtimes", include_str!("cases/runtimes.rs")),
             ("peers", include_str!("cases/peers.rs")),
             ("large_values", include_str!("cases/large_values.rs")),
+            ("follow", include_str!("cases/follow.rs")),
+            ("replicate", include_str!("cases/replicate.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

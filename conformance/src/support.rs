@@ -166,6 +166,10 @@ impl Storage for Recorder {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
+
+    fn head_changes(&self) -> Option<datoms_storage::HeadChanges> {
+        self.inner.head_changes()
+    }
 }
 
 /// The factory's store, wrapped: `storage` → recorder → faults → the store.

@@ -488,6 +488,30 @@ impl Commit {
         self.log.decode(self.max_tx)
     }
 
+    /// The addresses of the large values (stored out of line, see [`crate::large`]) this
+    /// commit's tx log references, whether or not anything in this process holds them:
+    /// what a copy of the commit to another storage must copy with it.
+    ///
+    /// # Errors
+    /// As [`Commit::log_entries`], but never [`Error::LargeValuesMissing`].
+    pub fn log_large_references(&self) -> Result<Vec<Address>, Error> {
+        match self.log_entries() {
+            Ok(entries) => {
+                let mut out: Vec<Address> = entries
+                    .iter()
+                    .flat_map(|e| &e.datoms)
+                    .filter_map(|d| crate::large::LargeValue::adopt(&d.v))
+                    .map(|v| v.address())
+                    .collect();
+                out.sort_unstable();
+                out.dedup();
+                Ok(out)
+            }
+            Err(Error::LargeValuesMissing { addresses, .. }) => Ok(addresses),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The manifests along [`Commit::lineage`]: this commit's own, then those it repeats
     /// of its ancestors (`None` where left out).
     pub fn lineage_manifests(&self) -> Vec<Option<Vec<Address>>> {

@@ -74,6 +74,7 @@ pub async fn put_batched<S: Storage + ?Sized>(
     blobs: &[(Address, Bytes)],
 ) -> Result<(), StorageError> {
     let caps = storage.capabilities();
+    // Made before the stream, as in `get_batched`.
     let requests: Vec<_> = blobs
         .chunks(caps.max_batch.max(1))
         .map(|chunk| retry(move || storage.put_many(chunk)))

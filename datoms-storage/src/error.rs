@@ -29,6 +29,17 @@ pub enum StorageError {
         /// Where it is now (`None`: it does not exist).
         current: Option<Head>,
     },
+    /// A replication whose source head does not descend from the target's head: moving
+    /// the target's head would leave the target's own commits behind.
+    #[error("head {name:?} of the target is at commit {target}, and the source's head (commit {source_head}) does not descend from it: replicating would drop the target's commits (force it to overwrite them)")]
+    Diverged {
+        /// The head's name.
+        name: String,
+        /// The target's head commit.
+        target: Address,
+        /// The source's head commit.
+        source_head: Address,
+    },
     /// A failure that may succeed if retried (timeout, throttling, a 5xx).
     #[error("transient storage failure: {reason}")]
     Transient {

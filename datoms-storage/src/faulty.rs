@@ -369,4 +369,8 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
+
+    fn head_changes(&self) -> Option<crate::signal::HeadChanges> {
+        self.inner.head_changes()
+    }
 }

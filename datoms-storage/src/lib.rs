@@ -1,9 +1,11 @@
 //! `datoms-storage`: where datoms databases live. The [`Storage`] trait (batched blobs
 //! and CAS-moved heads), the drivers that run `datoms-core`'s sans-IO algorithms against
 //! it — [`store()`], lazy [`restore()`], incremental [`restore_from`], [`sync()`] by log replay
-//! or tree restore, [`materialize`] — the in-memory backend, and [`FaultyStorage`], the
-//! fault-injecting wrapper tests and benchmarks use; and the [`Peer`], a local-first
-//! writer with a durable outbox whose transactions land exactly once.
+//! or tree restore, [`materialize`], [`Follower`] (a change feed of a head, one update per
+//! commit) and [`replicate()`] (a head copied between storages) — the in-memory backend,
+//! [`FaultyStorage`], the fault-injecting wrapper tests and benchmarks use; and the
+//! [`Peer`], a local-first writer with a durable outbox whose transactions land exactly
+//! once.
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread")] async fn main() -> Result<(), datoms_storage::StorageError> {
@@ -23,11 +25,14 @@ pub mod batch;
 pub mod cache;
 pub mod error;
 pub mod faulty;
+pub mod follow;
 pub mod large;
 pub mod memory;
 pub mod peer;
+pub mod replicate;
 pub mod restore;
 pub mod runtime;
+pub mod signal;
 pub mod source;
 pub mod storage;
 pub mod store;
@@ -37,17 +42,20 @@ pub mod verify;
 pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
+pub use follow::{FollowOptions, Follower, HeadWatch, Update};
 pub use memory::MemoryStorage;
 pub use peer::{
     MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerOptions, PushLoop, PushReport,
     RebaseReport, RebaseStats, Rejection,
 };
+pub use replicate::{replicate, replicate_with, ReplicateOptions, ReplicateStats, Replicated};
 pub use restore::{materialize, restore, restore_commit, restore_from, Restored};
 pub use runtime::{catch_panics, IoRuntime, Panic};
+pub use signal::{HeadChanges, HeadSignal};
 pub use source::StorageSource;
 pub use storage::{Capabilities, Head, Storage, Version};
 pub use store::{store, store_with, Confirm, StoreOptions, StoreStats, Stored};
-pub use sync::{sync, sync_via_log, SyncPolicy, SyncRoute, Synced};
+pub use sync::{sync, sync_to_commit, sync_via_log, SyncPolicy, SyncRoute, Synced};
 pub use verify::{verify, Verified};
 
 pub use datoms_core::{Address, Db, RestoreStats};

@@ -9,12 +9,14 @@ use bytes::Bytes;
 use datoms_core::Address;
 
 use crate::error::StorageError;
+use crate::signal::{HeadChanges, HeadSignal};
 use crate::storage::{Head, Storage, Version};
 
 /// An in-memory [`Storage`]. Head versions are a counter; a CAS is atomic under one lock.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     state: Mutex<State>,
+    moved: HeadSignal,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +91,8 @@ impl Storage for MemoryStorage {
         state.next_version += 1;
         let v = state.next_version;
         state.heads.insert(name.to_owned(), (new, v));
+        drop(state);
+        self.moved.moved();
         Ok(Version(v.to_string()))
     }
 
@@ -113,5 +117,11 @@ impl Storage for MemoryStorage {
             state.blobs.remove(a);
         }
         Ok(())
+    }
+
+    /// Every writer of a memory storage goes through this value: a move is signalled
+    /// at once.
+    fn head_changes(&self) -> Option<HeadChanges> {
+        Some(self.moved.subscribe())
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use datoms_core::Address;
 
 use crate::error::StorageError;
+use crate::signal::HeadChanges;
 
 /// An opaque version of a head, as the backend defines it (a counter, an ETag…). Only
 /// equality matters: a CAS names the version it expects to replace.
@@ -117,6 +118,14 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }
+
+    /// The change signal, an optional capability: a receiver woken right after a head
+    /// of this storage moves through this handle (see [`crate::signal`]). Followers wait
+    /// on it beside their poll timer. `None` (the default) means the backend has no such
+    /// signal and is followed by polling alone; a wrapper forwards its inner storage's.
+    fn head_changes(&self) -> Option<HeadChanges> {
+        None
+    }
 }
 
 #[async_trait]
@@ -150,5 +159,8 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     }
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()
+    }
+    fn head_changes(&self) -> Option<HeadChanges> {
+        (**self).head_changes()
     }
 }

@@ -71,10 +71,35 @@ pub async fn sync<S: Storage + ?Sized>(
     policy: SyncPolicy,
 ) -> Result<Synced, StorageError> {
     let head = crate::restore::read_head(storage, name).await?;
-    let mut stats = RestoreStats {
-        round_trips: 1,
-        ..RestoreStats::default()
-    };
+    let mut synced = sync_commit(db1, storage, head, None, policy).await?;
+    synced.stats.round_trips += 1;
+    Ok(synced)
+}
+
+/// Brings `db1` to `commit` (any stored commit, not necessarily a head's) by log replay
+/// or tree restore, as `policy` says: [`sync()`] without the head read. A follower uses
+/// it to step through the commits between two heads one at a time.
+///
+/// # Errors
+/// As [`sync()`].
+pub async fn sync_to_commit<S: Storage + ?Sized>(
+    db1: &Db,
+    storage: &S,
+    commit: Address,
+    policy: SyncPolicy,
+) -> Result<Synced, StorageError> {
+    sync_commit(db1, storage, commit, None, policy).await
+}
+
+/// [`sync_to_commit`], given the target commit when the caller has it decoded already.
+pub(crate) async fn sync_commit<S: Storage + ?Sized>(
+    db1: &Db,
+    storage: &S,
+    head: Address,
+    known: Option<Commit>,
+    policy: SyncPolicy,
+) -> Result<Synced, StorageError> {
+    let mut stats = RestoreStats::default();
     if db1.base_commit() == Some(head) && db1.pending_txs() == 0 {
         return Ok(Synced {
             db: db1.clone(),
@@ -84,7 +109,10 @@ pub async fn sync<S: Storage + ?Sized>(
     }
     let mut machine = Restore::with_mode(head, Some(db1), Mode::Eager);
     if policy != SyncPolicy::Tree {
-        let commit = fetch_commit(storage, head, &mut stats).await?;
+        let commit = match known {
+            Some(c) => c,
+            None => fetch_commit(storage, head, &mut stats).await?,
+        };
         // One commit behind (or a new replica at the first commit) with a small log, and
         // nothing that rules replay out. The log's datom count is in the commit; its
         // entries stay encoded until replay.
@@ -99,7 +127,7 @@ pub async fn sync<S: Storage + ?Sized>(
     let r = run_restore_from(storage, machine, Some(db1)).await?;
     Ok(Synced {
         db: r.db,
-        stats: add(stats, r.stats),
+        stats: add_stats(stats, r.stats),
         route: SyncRoute::Tree,
     })
 }
@@ -215,7 +243,8 @@ fn replay_obstacle(db1: &Db, commit: &Commit) -> Option<&'static str> {
     None
 }
 
-async fn fetch_commit<S: Storage + ?Sized>(
+/// Fetches and decodes the commit at `address`, counting the request in `stats`.
+pub(crate) async fn fetch_commit<S: Storage + ?Sized>(
     storage: &S,
     address: Address,
     stats: &mut RestoreStats,
@@ -230,7 +259,7 @@ async fn fetch_commit<S: Storage + ?Sized>(
     Ok(Commit::decode(address, &bytes)?)
 }
 
-fn add(a: RestoreStats, b: RestoreStats) -> RestoreStats {
+pub(crate) fn add_stats(a: RestoreStats, b: RestoreStats) -> RestoreStats {
     RestoreStats {
         round_trips: a.round_trips + b.round_trips,
         nodes_fetched: a.nodes_fetched + b.nodes_fetched,

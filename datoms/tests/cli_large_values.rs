@@ -6,6 +6,7 @@
 // a failed unwrap here is a failed test, which is what we want.
 #![allow(clippy::unwrap_used)]
 
+#[allow(dead_code)]
 mod common;
 use common::ok;
 

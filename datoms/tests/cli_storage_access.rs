@@ -98,20 +98,22 @@ fn readers_do_not_exclude_each_other() {
     ok(&["verify", "--db", &db]);
     ok(&["stats", "--db", &db]);
     ok(&["export", "--db", &db]);
-    let err = fails(&["transact", "--db", &db, &tx]);
+    // Without a wait: the lock wait itself is tested in cli_follow.rs.
+    let err = fails(&["transact", "--db", &db, &tx, "--lock-wait", "0"]);
     assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains("in use"), "{err}");
     drop(reader);
     ok(&["transact", "--db", &db, &tx]);
 }
 
-/// A writer in another handle makes readers fail at once, with one line naming the file.
+/// A writer in another handle makes readers that will not wait (`--lock-wait 0`) fail at
+/// once, with one line naming the file.
 #[test]
 fn a_reader_beside_a_writer_is_told_who_holds_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = demo_file(dir.path(), 2_000);
     let writer = datoms::RedbStorage::open(&path).unwrap();
-    let err = fails(&["log", "--db", &url(&path)]);
+    let err = fails(&["log", "--db", &url(&path), "--lock-wait", "0"]);
     assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains("in use"), "{err}");
     drop(writer);

@@ -6,8 +6,10 @@
 
 pub mod contract;
 pub mod database;
+pub mod follow;
 pub mod large_values;
 pub mod peers;
+pub mod replicate;
 pub mod runtimes;
 pub mod storages;
 pub mod sync_policy;

@@ -406,6 +406,29 @@ impl Node {
         Ok(node)
     }
 
+    /// The addresses of the large values (stored out of line, see [`crate::large`]) the
+    /// node at `address` references, from its verified bytes, whether or not anything in
+    /// this process holds them: what a copy of the node to another storage must copy
+    /// with it.
+    ///
+    /// # Errors
+    /// As [`Node::decode`], but never [`Error::LargeValuesMissing`].
+    pub fn large_references(
+        address: Address,
+        bytes: &[u8],
+        kind: IndexKind,
+    ) -> Result<Vec<Address>, Error> {
+        match Node::decode(address, bytes, kind) {
+            Ok(node) => Ok(node
+                .large_values()
+                .iter()
+                .map(LargeValue::address)
+                .collect()),
+            Err(Error::LargeValuesMissing { addresses, .. }) => Ok(addresses),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Fails with [`Error::Malformed`] unless this node belongs to index `kind`.
     pub(crate) fn check_kind(&self, kind: IndexKind) -> Result<(), Error> {
         if self.kind == kind {

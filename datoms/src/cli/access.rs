@@ -13,6 +13,8 @@ use datoms::{
 use datoms_core::restore::Mode;
 use indicatif::ProgressBar;
 
+use super::lock::{open_waiting, Access};
+use super::output::Ctx;
 use super::{CliError, DbArgs};
 
 /// An opened storage and the head the command works on.
@@ -45,7 +47,9 @@ impl Opened {
     /// # Errors
     /// [`CliError::NoFile`] for a missing redb file when `create` is [`Create::No`], or
     /// the open error.
-    pub async fn open(args: &DbArgs, create: Create) -> Result<Opened, CliError> {
+    /// A file another process holds is waited for, up to `args.lock_wait` seconds
+    /// (see [`super::lock`]).
+    pub async fn open(args: &DbArgs, create: Create, ctx: &Ctx) -> Result<Opened, CliError> {
         if let Some(path) = args.db.strip_prefix("redb:") {
             if create == Create::No && !path.is_empty() && !std::path::Path::new(path).exists() {
                 return Err(CliError::NoFile {
@@ -54,11 +58,13 @@ impl Opened {
                 });
             }
         }
-        let inner = match create {
-            Create::Yes => datoms::open(&args.db).await?,
+        let access = match create {
+            Create::Yes => Access::Write,
             // Readers open read-only, so that they share the file with each other.
-            Create::No => datoms::open_read_only(&args.db).await?,
+            Create::No => Access::Read,
         };
+        let wait = std::time::Duration::from_secs(args.lock_wait);
+        let inner = open_waiting(&args.db, access, wait, ctx).await?;
         Ok(Opened::wrap(args.db.clone(), args.head.clone(), inner))
     }
 

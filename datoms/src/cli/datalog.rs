@@ -42,7 +42,7 @@ pub async fn run_query(
     ctx: &Ctx,
 ) -> Result<(), CliError> {
     let query = Query::parse(text)?;
-    let opened = Opened::open(db_args, Create::No).await?;
+    let opened = Opened::open(db_args, Create::No, ctx).await?;
     let db = opened.lazy_db().await?;
     let specs = query.inputs();
     let wanted = specs.iter().filter(|s| !s.starts_with('$')).count();
@@ -118,7 +118,7 @@ pub struct PullArgs {
 /// A bad pattern or entity, storage or load errors.
 pub async fn run_pull(args: PullArgs, ctx: &Ctx) -> Result<(), CliError> {
     let entity = check_edn_value("the entity", &args.entity)?;
-    let opened = Opened::open(&args.db, Create::No).await?;
+    let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let db = opened.lazy_db().await?;
     let eid = resolve(&db, &entity)?;
     let value = match eid {

@@ -128,6 +128,16 @@ pub enum CliError {
     /// The command was interrupted (Ctrl-C) and cleaned up after itself.
     #[error("interrupted")]
     Interrupted,
+    /// Another process kept the storage's file for longer than the command waits.
+    #[error("{url} is still in use after waiting {seconds} s (--lock-wait): {source}")]
+    StillInUse {
+        /// The storage URL.
+        url: String,
+        /// How long the command waited.
+        seconds: u64,
+        /// The backend's error.
+        source: Box<datoms::StorageError>,
+    },
     /// JSON output could not be produced.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -219,6 +229,8 @@ impl CliError {
                 datoms::StorageError::NotFound { .. } => "not_found",
                 datoms::StorageError::NoHead { .. } => "no_database",
                 datoms::StorageError::HeadConflict { .. } => "head_conflict",
+                datoms::StorageError::InUse { .. } => "in_use",
+                datoms::StorageError::Diverged { .. } => "diverged",
                 datoms::StorageError::Core(e) => core_kind(e),
                 _ => "storage",
             },
@@ -236,6 +248,7 @@ impl CliError {
             CliError::NotInAvet { .. } => "not_in_avet",
             CliError::Violations { .. } => "violations",
             CliError::Interrupted => "interrupted",
+            CliError::StillInUse { .. } => "in_use",
             CliError::Json(_) => "json",
             CliError::Runtime(_) => "runtime",
         }

@@ -78,7 +78,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     if let Some(p) = path {
         refuse_database_target(std::path::Path::new(p), &[&args.db.db])?;
     }
-    let opened = Opened::open(&args.db, Create::No).await?;
+    let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let head = opened.head_commit().await?;
     // Lazy restore, then load every node level by level in batched requests: far fewer
     // round trips than letting the cursor load one leaf at a time.

@@ -93,7 +93,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         })?;
     spinner.finish_and_clear();
 
-    let opened = Opened::open(&args.db, Create::Yes).await?;
+    let opened = Opened::open(&args.db, Create::Yes, ctx).await?;
     if let Some(head) = opened.get_head().await? {
         return Err(CliError::AlreadyExists {
             url: opened.url.clone(),

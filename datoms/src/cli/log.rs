@@ -36,7 +36,7 @@ struct Entry {
 /// [`CliError::NoDatabase`]; a missing or corrupt commit, or one whose tx log cannot be
 /// decoded, named by address.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let opened = Opened::open(&args.db, Create::No).await?;
+    let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let head = opened.head_commit().await?;
     let mut walk = CommitWalk::new(head);
     let mut entries = Vec::new();

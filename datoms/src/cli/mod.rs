@@ -2,17 +2,22 @@
 //! module per command.
 
 mod access;
+mod changes;
 mod datalog;
 mod demo;
+mod diff;
 mod error;
 mod export;
 mod files;
+mod follow;
 mod import;
+mod lock;
 mod log;
 mod output;
 mod query;
 mod restore;
 mod stats;
+mod sync;
 mod transact;
 mod verify;
 mod walk;
@@ -53,6 +58,12 @@ pub struct DbArgs {
     /// The named head to read (and, for writes, to move by compare-and-swap).
     #[arg(long, value_name = "NAME", default_value = "main", value_parser = head_name)]
     pub head: String,
+
+    /// How long to wait for a file another process holds (redb and RocksDB lock their
+    /// files to one process) before giving up; concurrent commands on one file then
+    /// run one after another.
+    #[arg(long, value_name = "SECONDS", env = "DATOMS_LOCK_WAIT", default_value_t = lock::DEFAULT_LOCK_WAIT_SECONDS)]
+    pub lock_wait: u64,
 }
 
 /// A head name: not empty, no surrounding whitespace, no control characters.
@@ -91,6 +102,13 @@ enum Command {
     Verify(verify::Args),
     /// Restore the head fully, or incrementally from an older commit, and report the I/O.
     Restore(restore::Args),
+    /// Copy a head from one storage to another, writing only what the target lacks
+    /// (with --follow, again each time the head moves).
+    Sync(sync::Args),
+    /// Print the datoms of each change as the head moves, one commit at a time.
+    Follow(follow::Args),
+    /// Print the datoms added and retracted between two commits.
+    Diff(diff::Args),
 }
 
 /// Parses the arguments, runs the command and turns its outcome into an exit status:
@@ -179,5 +197,8 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Stats(a) => stats::run(a, ctx).await,
         Command::Verify(a) => verify::run(a, ctx).await,
         Command::Restore(a) => restore::run(a, ctx).await,
+        Command::Sync(a) => sync::run(a, ctx).await,
+        Command::Follow(a) => follow::run(a, ctx).await,
+        Command::Diff(a) => diff::run(a, ctx).await,
     }
 }

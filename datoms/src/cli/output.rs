@@ -17,6 +17,9 @@ pub struct Ctx {
     /// Draw progress bars: only for a person watching, never under `--json` or when
     /// stdout is redirected (the output is then for a program or a file).
     progress: bool,
+    /// Say nothing while waiting for a file another process holds (requests made in the
+    /// background of a long-running command).
+    pub quiet_waits: bool,
 }
 
 impl Ctx {
@@ -25,6 +28,16 @@ impl Ctx {
         Ctx {
             json,
             progress: !json && std::io::stdout().is_terminal(),
+            quiet_waits: false,
+        }
+    }
+
+    /// A context that prints nothing of its own: no bars, no waiting messages.
+    pub fn quiet() -> Ctx {
+        Ctx {
+            json: false,
+            progress: false,
+            quiet_waits: true,
         }
     }
 

@@ -71,7 +71,7 @@ impl From<IndexArg> for IndexKind {
 /// `{"#inst": …}`, `{"#uuid": …}`, `{"#bytes": …}` for the types JSON lacks; `type`
 /// names the value type besides.
 #[derive(Serialize)]
-struct DatomJson {
+pub(super) struct DatomJson {
     e: u64,
     a: String,
     v: serde_json::Value,
@@ -81,7 +81,7 @@ struct DatomJson {
 }
 
 /// A datom as JSON.
-fn datom_json(d: &Datom) -> Result<DatomJson, CliError> {
+pub(super) fn datom_json(d: &Datom) -> Result<DatomJson, CliError> {
     let v = serde_json::from_str(&QueryValue::from_value(d.v.clone()).to_json())?;
     Ok(DatomJson {
         e: d.e,
@@ -115,7 +115,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         ));
     }
     let (index, forms) = read_components(&args)?;
-    let opened = Opened::open(&args.db, Create::No).await?;
+    let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let db = opened.lazy_db().await?;
     let components = to_components(&db, index, &forms)?;
     if let (IndexKind::Avet, Some(Component::A(attr))) = (index, components.first()) {

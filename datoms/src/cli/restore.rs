@@ -44,7 +44,7 @@ struct Report {
 /// # Errors
 /// [`CliError::NoDatabase`], an unknown commit, missing or corrupt nodes.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let opened = Opened::open(&args.db, Create::No).await?;
+    let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let storage = opened.storage().clone();
     let report = match &args.from_commit {
         None => {

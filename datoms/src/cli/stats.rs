@@ -95,7 +95,7 @@ type Sizes = [BTreeMap<u8, Vec<(u64, u64)>>; 3];
 /// # Errors
 /// [`CliError::NoDatabase`]; missing or corrupt nodes.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let opened = Opened::open(&args.db, Create::No).await?;
+    let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let head = opened.head_commit().await?;
     let (commit, _) = opened.commit(head).await?;
     let roots: Vec<_> = IndexKind::ALL

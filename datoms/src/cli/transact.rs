@@ -168,7 +168,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     // Read and check every input before touching storage: a bad file changes nothing.
     let text = read_text(&args.file)?;
     let schema = args.schema.as_deref().map(read_schema).transpose()?;
-    let opened = Opened::open(&args.db, Create::Yes).await?;
+    let opened = Opened::open(&args.db, Create::Yes, ctx).await?;
     if let (Some(schema), Some(_)) = (&schema, opened.get_head().await?) {
         if opened.lazy_db().await?.schema() != schema {
             eprintln!(

@@ -77,7 +77,7 @@ struct Report {
 /// The first corrupt, missing or misplaced node or commit, named by address.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     let started = Instant::now();
-    let opened = Opened::open(&args.db, Create::No).await?;
+    let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let head = opened.head_commit().await?;
     let mut roots = Vec::new();
     let mut datoms = [0u64; 3];
