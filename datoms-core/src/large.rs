@@ -453,7 +453,7 @@ mod tests {
             Err(Error::Malformed { .. })
         ));
         let mut not_utf8 = vec![BLOB_VERSION, ValueType::String.tag()];
-        not_utf8.extend(std::iter::repeat(0xFF).take(2000));
+        not_utf8.extend(std::iter::repeat_n(0xFF, 2000));
         assert!(matches!(
             LargeValue::decode(Address::of(&not_utf8), &not_utf8),
             Err(Error::Malformed { .. })

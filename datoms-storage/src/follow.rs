@@ -157,7 +157,10 @@ impl HeadWatch {
     /// then lengthens the interval for the next idle wait. Call [`HeadWatch::moved`]
     /// when a read found the head moved.
     pub async fn wait(&mut self) {
-        let sleep = tokio::time::sleep(self.jittered());
+        // tokio's timer ticks in milliseconds and rounds a deadline up to the next tick,
+        // so a sleep ends up to a millisecond late: asking for one less keeps the next
+        // poll within the interval, which the latency bound counts on.
+        let sleep = tokio::time::sleep(self.jittered().saturating_sub(TIMER_TICK));
         self.interval = self
             .options
             .max_poll
@@ -218,6 +221,9 @@ impl HeadWatch {
         self.interval.mul_f64(1.0 - off)
     }
 }
+
+/// The resolution of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// A commit still to deliver on the way to the head.
 #[derive(Debug)]

@@ -45,8 +45,8 @@ pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
 pub use follow::{FollowOptions, Follower, HeadWatch, Update};
 pub use memory::MemoryStorage;
 pub use peer::{
-    MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerOptions, PushLoop, PushReport,
-    RebaseReport, RebaseStats, Rejection,
+    MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerFollow, PeerOptions, PushLoop,
+    PushReport, RebaseReport, RebaseStats, Rejection,
 };
 pub use replicate::{replicate, replicate_with, ReplicateOptions, ReplicateStats, Replicated};
 pub use restore::{materialize, restore, restore_commit, restore_from, Restored};

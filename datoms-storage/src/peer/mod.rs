@@ -26,7 +26,10 @@
 //! - A failed push is retried by the peer itself: [`Peer::push_until_landed`] keeps going
 //!   with backoff until the outbox is empty, and [`Peer::spawn_push_loop`] runs it in the
 //!   background, woken by every transaction.
+//! - [`Peer::spawn_follow`] follows the head: as other writers move it, the peer pulls
+//!   and rebases its pending work at once (change signal) or at the next poll.
 
+mod follow;
 mod landed;
 pub mod outbox;
 
@@ -39,6 +42,7 @@ use datoms_core::restore::Mode;
 use datoms_core::tx::{Conn, TxOp, TxReport};
 use datoms_core::{Address, Db, Schema, TxId};
 
+pub use follow::PeerFollow;
 pub use outbox::{MemoryOutbox, Outbox, OutboxError, OUTBOX_FORMAT_VERSION};
 
 use outbox::{tx_id, Record};
