@@ -631,8 +631,8 @@ mod tests {
         let clone = first.clone();
         let err = RocksStorage::open(dir.path()).unwrap_err();
         assert!(
-            matches!(&err, StorageError::Backend { reason }
-                if reason.contains(&dir.path().display().to_string())),
+            matches!(&err, StorageError::InUse { what, .. }
+                if what.contains(&dir.path().display().to_string())),
             "{err:?}"
         );
         drop(first);
@@ -683,7 +683,7 @@ mod tests {
 
         let err = RocksStorage::open(dir.path()).unwrap_err();
         assert!(
-            matches!(&err, StorageError::Backend { reason } if reason.contains("lock")),
+            matches!(&err, StorageError::InUse { what, .. } if what.contains("rocksdb database")),
             "{err:?}"
         );
 

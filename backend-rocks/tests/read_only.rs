@@ -66,19 +66,3 @@ fn a_missing_database_is_an_error_and_is_not_created() {
     }
     assert!(!path.exists(), "a read-only open must create nothing");
 }
-
-#[test]
-fn a_second_writer_is_told_the_database_is_in_use() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    let first = RocksStorage::open(&path).unwrap();
-    match RocksStorage::open(&path) {
-        Err(StorageError::InUse { what, .. }) => assert!(what.contains("rocksdb database")),
-        other => panic!(
-            "a second writer must get InUse, got {:?}",
-            other.map(|_| ())
-        ),
-    }
-    drop(first);
-    RocksStorage::open(&path).unwrap();
-}
