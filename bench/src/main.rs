@@ -134,6 +134,20 @@ async fn follow(args: &[String]) -> Result<ExitCode, BenchError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints a subcommand's report and the problems its checks found; exit status 2 when
+/// there are any.
+fn finish(markdown: &str, problems: &[String]) -> ExitCode {
+    print!("{markdown}");
+    for p in problems {
+        eprintln!("  - {p}");
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
 async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
     if args.first().map(String::as_str) == Some("follow") {
         return follow(&args[1..]).await;
@@ -159,16 +173,10 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             None => backends::all(),
         };
         let rows = datoms_bench::large_values::run_large_values(&config, &backends).await?;
-        print!("{}", datoms_bench::large_values::to_markdown(&rows));
-        let problems = datoms_bench::large_values::check(&rows);
-        for p in &problems {
-            eprintln!("  - {p}");
-        }
-        return Ok(if problems.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(2)
-        });
+        return Ok(finish(
+            &datoms_bench::large_values::to_markdown(&rows),
+            &datoms_bench::large_values::check(&rows),
+        ));
     }
     if args.first().map(String::as_str) == Some("writers") {
         let config = if args.iter().any(|a| a == "--quick") {
@@ -177,16 +185,7 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             datoms_bench::writers::WritersConfig::full()
         };
         let report = datoms_bench::writers::run_writers(&config).await?;
-        print!("{}", report.to_markdown(&config));
-        let problems = report.check();
-        for p in &problems {
-            eprintln!("  - {p}");
-        }
-        return Ok(if problems.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(2)
-        });
+        return Ok(finish(&report.to_markdown(&config), &report.check()));
     }
     let mut cli = parse(&args)?;
     if !args.iter().any(|a| a == "--no-rss") {

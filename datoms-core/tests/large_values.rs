@@ -64,6 +64,26 @@ fn restore(blobs: &Blobs, commit: Address, db1: Option<&Db>) -> (Db, RestoreStat
     }
 }
 
+/// The error a restore of `commit` from `blobs` must end with.
+fn restore_error(blobs: &Blobs, commit: Address) -> Error {
+    let mut r = Restore::new(commit, None);
+    loop {
+        match r.poll() {
+            Ok(Step::Need(addresses)) => {
+                if let Some(e) = addresses
+                    .into_iter()
+                    .map(|a| r.accept(a, blobs.get(&a).map(Vec::as_slice)))
+                    .find_map(Result::err)
+                {
+                    return e;
+                }
+            }
+            Ok(Step::Done(_)) => panic!("restored what it should not"),
+            Err(e) => return e,
+        }
+    }
+}
+
 fn with_doc(doc: &str) -> Db {
     let edn = format!(
         r#"[{{:db/id -1 :doc/title "a" :doc/body "{doc}"}}
@@ -169,41 +189,11 @@ fn a_missing_or_damaged_large_value_is_a_typed_error() {
     };
     let mut damaged = blobs.clone();
     damaged.get_mut(&value_address).unwrap()[500] ^= 1;
-    let mut r = Restore::new(commit, None);
-    let err = loop {
-        match r.poll() {
-            Ok(Step::Need(addresses)) => {
-                if let Some(e) = addresses
-                    .into_iter()
-                    .map(|a| r.accept(a, damaged.get(&a).map(Vec::as_slice)))
-                    .find_map(Result::err)
-                {
-                    break e;
-                }
-            }
-            Ok(Step::Done(_)) => panic!("restored a damaged value"),
-            Err(e) => break e,
-        }
-    };
+    let err = restore_error(&damaged, commit);
     assert!(matches!(err, Error::Corrupt { address, .. } if address == value_address));
 
     blobs.remove(&value_address);
-    let mut r = Restore::new(commit, None);
-    let err = loop {
-        match r.poll() {
-            Ok(Step::Need(addresses)) => {
-                if let Some(e) = addresses
-                    .into_iter()
-                    .map(|a| r.accept(a, blobs.get(&a).map(Vec::as_slice)))
-                    .find_map(Result::err)
-                {
-                    break e;
-                }
-            }
-            Ok(Step::Done(_)) => panic!("restored without the value"),
-            Err(e) => break e,
-        }
-    };
+    let err = restore_error(&blobs, commit);
     assert!(
         matches!(err, Error::NodeUnavailable { address, .. } if address == value_address),
         "{err:?}"
