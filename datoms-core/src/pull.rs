@@ -35,7 +35,9 @@
 //! Keys in the result are the attributes as written (or their `:as`); maps print their
 //! keys in order (keywords alphabetically). A map with no key
 //! at all is `nil`: pulling an entity that does not exist gives `nil` (unless the pattern
-//! asks for `:db/id`). Results nest at most [`MAX_PULL_DEPTH`] levels.
+//! asks for `:db/id`). Evaluation keeps its own stack of entities being pulled, not the
+//! native one: a recursive pull nests as deep as the data does (Datascript answers a
+//! chain of thousands of entities, and so does this).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -51,9 +53,6 @@ use crate::value::{Eid, Keyword, Value};
 
 /// A pull result: a map ([`QueryValue::Map`]) keyed by attribute (or `:as`), or `nil`.
 pub type PullValue = QueryValue;
-
-/// The deepest a pull result may nest (the EDN reader's limit too).
-pub const MAX_PULL_DEPTH: usize = 512;
 
 const DEFAULT_LIMIT: usize = 1000;
 
@@ -77,6 +76,8 @@ struct PullAttr {
     key: QueryValue,
     reverse: bool,
     multival: bool,
+    /// The forward attribute is cardinality many (what Datascript's `:limit` asks).
+    forward_many: bool,
     component: bool,
     limit: Option<usize>,
     default: Option<QueryValue>,
@@ -297,8 +298,12 @@ fn limit_value(v: &Edn, form: &Edn) -> Result<Option<usize>, Error> {
     }
 }
 
+/// `:limit` needs an attribute that answers several values. Datascript asks that the
+/// forward attribute be cardinality many (so a reverse of a cardinality-many attribute
+/// takes a limit, even a component one); a reverse of a cardinality-one ref answers several
+/// entities too, and takes one here.
 fn check_limit(a: &PullAttr, form: &Edn) -> Result<(), Error> {
-    if !a.multival {
+    if !a.multival && !a.forward_many {
         return Err(fragment_err(
             form,
             "expected a :limit attribute having :db.cardinality/many",
@@ -314,6 +319,7 @@ fn db_id_attr() -> PullAttr {
         key: QueryValue::keyword("db/id"),
         reverse: false,
         multival: false,
+        forward_many: false,
         component: false,
         limit: None,
         default: None,
@@ -359,6 +365,7 @@ fn default_attr(db: &Db, written: &Keyword, id: usize) -> PullAttr {
         reverse,
         // Reverse refs are many, except that a component has one owner.
         multival: if reverse { !component } else { many },
+        forward_many: many,
         component,
         limit: if many { Some(DEFAULT_LIMIT) } else { None },
         default: None,
@@ -429,6 +436,9 @@ fn check_reverse_refs(p: &PullPattern) -> Result<(), Error> {
 struct Pending {
     item: usize,
     ids: Vec<Eid>,
+    /// At most this many non-empty results: as Datascript, an entity whose sub-pull is
+    /// empty does not count against the limit.
+    limit: Option<usize>,
     pos: usize,
     acc: Vec<QueryValue>,
     many: bool,
@@ -590,7 +600,9 @@ impl Puller<'_> {
                 .collect()
         };
         if values.is_empty() {
-            if let Some(d) = &a.default {
+            // As Datascript: a non-nil default stands as it is; otherwise (no default,
+            // or `:default nil`) `:xform` sees nil, and a nil leaves the key out.
+            if let Some(d) = a.default.as_ref().filter(|d| !d.is_nil()) {
                 top.acc.insert(a.key.clone(), d.clone());
             } else if a.xform.is_some() {
                 let v = self.xform(&a, QueryValue::Nil)?;
@@ -601,11 +613,11 @@ impl Puller<'_> {
             return Ok(());
         }
         let limit = if a.multival { a.limit } else { Some(1) };
-        let values: Vec<Value> = match limit {
-            Some(n) => values.into_iter().take(n).collect(),
-            None => values,
-        };
         if matches!(a.sub, Sub::Value) {
+            let values: Vec<Value> = match limit {
+                Some(n) => values.into_iter().take(n).collect(),
+                None => values,
+            };
             let v = if a.multival {
                 QueryValue::Vector(values.into_iter().map(QueryValue::from_value).collect())
             } else {
@@ -624,6 +636,7 @@ impl Puller<'_> {
         top.pending = Some(Pending {
             item: i,
             ids,
+            limit,
             pos: 0,
             acc: Vec::new(),
             many: a.multival,
@@ -647,18 +660,12 @@ impl Puller<'_> {
                 }
             }
             if let Some(p) = top.pending.as_ref() {
-                if p.pos < p.ids.len() {
+                let full = p.limit.is_some_and(|n| p.acc.len() >= n);
+                if !full && p.pos < p.ids.len() {
                     let (item, child) = (p.item, p.ids[p.pos]);
                     match self.child(&stack, item, child)? {
                         Child::Value(v) => delivered = Some(v),
-                        Child::Frame(f) => {
-                            if stack.len() >= MAX_PULL_DEPTH {
-                                return Err(pull_err(format!(
-                                    "the result nests deeper than {MAX_PULL_DEPTH} levels"
-                                )));
-                            }
-                            stack.push(*f);
-                        }
+                        Child::Frame(f) => stack.push(*f),
                     }
                     continue;
                 }
@@ -712,8 +719,8 @@ impl Puller<'_> {
 /// the pattern's attributes.
 ///
 /// # Errors
-/// [`Error::LookupRefNotUnique`], a failing `:xform`, a result nesting deeper than
-/// [`MAX_PULL_DEPTH`], or a load error of a lazily restored db.
+/// [`Error::LookupRefNotUnique`], a failing `:xform`, or a load error of a lazily
+/// restored db.
 pub fn pull_entity(
     db: &Db,
     pattern: &PullPattern,

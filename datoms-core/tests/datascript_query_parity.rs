@@ -1,0 +1,169 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Queries and pulls whose answers must equal Datascript 1.8.1's (issues #16 and #26).
+//! Every expected answer here was computed by Datascript 1.8.1 itself (under node, the
+//! peer the bench drives), on the same schema and data; the comment on each case gives
+//! the Datascript call.
+
+use datoms_core::edn::parse_schema;
+use datoms_core::{q, Db, Error, Input, QueryValue};
+
+/// `friend` card-many ref, `boss` card-one ref, `name` unique identity, `tag` card-many.
+fn people() -> Db {
+    let schema = parse_schema(
+        "{:friend {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many}
+          :boss {:db/valueType :db.type/ref}
+          :name {:db/unique :db.unique/identity}
+          :tag {:db/cardinality :db.cardinality/many}}",
+    )
+    .unwrap();
+    Db::new(schema)
+        .with_edn(
+            r#"[{:db/id 1 :name "A" :friend [2 3 4] :boss 2 :age 10 :tag ["x" "y"]}
+                {:db/id 2 :name "B" :boss 3 :friend [5]}
+                {:db/id 3 :age 3 :friend [5]}
+                {:db/id 4 :name "D" :friend [5]}
+                {:db/id 5 :name "E"}]"#,
+        )
+        .unwrap()
+        .db_after
+}
+
+fn pull(db: &Db, pattern: &str, e: u64) -> String {
+    db.pull(pattern, e).unwrap().to_string()
+}
+
+// ---- pull: :default and :xform (#16 item 9) ---------------------------------------------
+
+#[test]
+fn pull_default_nil_leaves_the_key_out() {
+    // (d/pull db '[(:role :default nil) :name] 1) => {:name "A"}
+    assert_eq!(
+        pull(&people(), "[(:role :default nil) :name]", 1),
+        r#"{:name "A"}"#
+    );
+    // (d/pull db '[(:role :default false) :name] 1) => {:name "A", :role false}
+    assert_eq!(
+        pull(&people(), "[(:role :default false) :name]", 1),
+        r#"{:name "A", :role false}"#
+    );
+}
+
+#[test]
+fn pull_xform_sees_nil_for_a_missing_value_and_not_a_non_nil_default() {
+    let db = people();
+    // [(:role :default nil :xform vector) :name] => {:name "A", :role [nil]}
+    assert_eq!(
+        pull(&db, "[(:role :default nil :xform vector) :name]", 1),
+        r#"{:name "A", :role [nil]}"#
+    );
+    // [(:role :xform vector) :name] => {:name "A", :role [nil]}
+    assert_eq!(
+        pull(&db, "[(:role :xform vector) :name]", 1),
+        r#"{:name "A", :role [nil]}"#
+    );
+    // [(:role :default 5 :xform vector) :name] => {:name "A", :role 5}
+    assert_eq!(
+        pull(&db, "[(:role :default 5 :xform vector) :name]", 1),
+        r#"{:name "A", :role 5}"#
+    );
+    // [(:role :xform identity) :name] => {:name "A"}
+    assert_eq!(
+        pull(&db, "[(:role :xform identity) :name]", 1),
+        r#"{:name "A"}"#
+    );
+}
+
+// ---- pull: :limit (#16 item 10) -----------------------------------------------------------
+
+#[test]
+fn pull_limit_on_a_reverse_of_a_cardinality_many_attribute_is_accepted() {
+    // [(:_friend :limit 1)] on 5 => {:_friend [{:db/id 2}]}
+    assert_eq!(
+        pull(&people(), "[(:_friend :limit 1)]", 5),
+        "{:_friend [{:db/id 2}]}"
+    );
+}
+
+#[test]
+fn pull_limit_on_a_reverse_component_of_a_cardinality_many_attribute_is_accepted() {
+    let schema = parse_schema(
+        "{:part {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many
+                 :db/isComponent true}}",
+    )
+    .unwrap();
+    let db = Db::new(schema)
+        .with_edn("[{:db/id 1 :part [2 3]} {:db/id 2 :n 1}]")
+        .unwrap()
+        .db_after;
+    assert_eq!(pull(&db, "[(:_part :limit 1)]", 2), "{:_part {:db/id 1}}");
+}
+
+#[test]
+fn pull_limit_counts_only_non_empty_sub_pulls() {
+    let db = people();
+    // [{(:friend :limit 2) [:name]}] on 1 => {:friend [{:name "B"} {:name "D"}]}
+    assert_eq!(
+        pull(&db, "[{(:friend :limit 2) [:name]}]", 1),
+        r#"{:friend [{:name "B"} {:name "D"}]}"#
+    );
+    // [{(:friend :limit 1) [:name]}] on 1 => {:friend [{:name "B"}]}
+    assert_eq!(
+        pull(&db, "[{(:friend :limit 1) [:name]}]", 1),
+        r#"{:friend [{:name "B"}]}"#
+    );
+    // [{(:_friend :limit 1) [:age]}] on 5 => {:_friend [{:age 3}]}
+    assert_eq!(
+        pull(&db, "[{(:_friend :limit 1) [:age]}]", 5),
+        "{:_friend [{:age 3}]}"
+    );
+    // [(:tag :limit 1)] on 1 => {:tag ["x"]}
+    assert_eq!(pull(&db, "[(:tag :limit 1)]", 1), r#"{:tag ["x"]}"#);
+}
+
+#[test]
+fn pull_limit_on_a_cardinality_one_attribute_stays_an_error() {
+    // Datascript: "Expected limit attribute having :db.cardinality/many, got: :age"
+    for pattern in ["[(:age :limit 1)]", "[(:boss :limit 1)]"] {
+        let e = people().pull(pattern, 1).unwrap_err();
+        assert!(matches!(e, Error::PullPattern { .. }), "{pattern}: {e:?}");
+    }
+}
+
+// ---- pull: deep recursion (#26 item 8) ----------------------------------------------------
+
+#[test]
+fn pull_recursion_over_a_long_chain_has_no_nesting_cap() {
+    let n = 2900u64;
+    let schema = parse_schema(
+        "{:friend {:db/valueType :db.type/ref} :name {:db/unique :db.unique/identity}}",
+    )
+    .unwrap();
+    let mut tx = String::from("[");
+    for i in 1..=n {
+        if i < n {
+            tx.push_str(&format!(r#"{{:db/id {i} :name "p{i}" :friend {}}}"#, i + 1));
+        } else {
+            tx.push_str(&format!(r#"{{:db/id {i} :name "p{i}"}}"#));
+        }
+    }
+    tx.push(']');
+    let db = Db::new(schema).with_edn(&tx).unwrap().db_after;
+    // (d/pull db '[:name {:friend ...}] 1) answers the whole chain.
+    let mut v = db.pull("[:name {:friend ...}]", 1).unwrap();
+    let mut depth = 0u64;
+    let friend = QueryValue::keyword("friend");
+    // Walk and take apart level by level, so that dropping the value does not recurse.
+    loop {
+        let QueryValue::Map(mut m) = v else { break };
+        depth += 1;
+        assert_eq!(
+            m.get(&QueryValue::keyword("name")).map(ToString::to_string),
+            Some(format!("\"p{depth}\""))
+        );
+        match m.remove(&friend) {
+            Some(next) => v = next,
+            None => break,
+        }
+    }
+    assert_eq!(depth, n);
+}
