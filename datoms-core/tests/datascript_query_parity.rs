@@ -167,3 +167,143 @@ fn pull_recursion_over_a_long_chain_has_no_nesting_cap() {
     }
     assert_eq!(depth, n);
 }
+
+// ---- queries ------------------------------------------------------------------------------
+
+fn run(db: &Db, query: &str, inputs: &[&str]) -> Result<String, Error> {
+    let mut all = vec![Input::Db(db)];
+    all.extend(inputs.iter().map(|i| Input::Edn(i)));
+    q(query, &all).map(|r| r.to_edn().to_string())
+}
+
+#[test]
+fn find_pull_answers_one_row_per_binding() {
+    let db = people();
+    // [:find (pull ?e [:name]) :where [?e :friend 5]] => [[{:name "B"}] [nil] [{:name "D"}]]
+    assert_eq!(
+        run(&db, "[:find (pull ?e [:name]) :where [?e :friend 5]]", &[]).unwrap(),
+        r#"[[nil] [{:name "B"}] [{:name "D"}]]"#
+    );
+    // [:find ?f (pull ?e [:age]) :where [?e :friend ?f]]: six rows, duplicates kept.
+    assert_eq!(
+        run(&db, "[:find ?f (pull ?e [:age]) :where [?e :friend ?f]]", &[]).unwrap(),
+        "[[2 {:age 10}] [3 {:age 10}] [4 {:age 10}] [5 nil] [5 nil] [5 {:age 3}]]"
+    );
+}
+
+#[test]
+fn not_before_any_clause_binds_its_variables_is_insufficient_bindings() {
+    // Datascript: "Insufficient bindings: none of #{?e} is bound in (not [?e :name "A"])"
+    let e = run(
+        &people(),
+        r#"[:find ?e :where (not [?e :name "A"]) [?e :age _]]"#,
+        &[],
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::UnboundVariable { .. }), "{e:?}");
+    assert!(e.to_string().contains("insufficient bindings"), "{e}");
+    assert!(e.to_string().contains("?e"), "{e}");
+}
+
+#[test]
+fn lookup_refs_as_inputs_on_both_sides_of_a_clause_resolve() {
+    // [:find ?e ?v :in $ ?e ?v :where [?e :friend ?v]] with [:name "A"] [:name "B"]
+    // => #{[[:name "A"] [:name "B"]]}
+    assert_eq!(
+        run(
+            &people(),
+            "[:find ?e ?v :in $ ?e ?v :where [?e :friend ?v]]",
+            &[r#"[:name "A"]"#, r#"[:name "B"]"#]
+        )
+        .unwrap(),
+        r#"#{[[:name "A"] [:name "B"]]}"#
+    );
+}
+
+#[test]
+fn pull_of_a_lookup_ref_on_a_non_unique_attribute_is_an_error_and_a_nil_value_finds_nothing()
+{
+    let db = people();
+    let fns = datoms_core::Functions::new();
+    let p = datoms_core::pull::PullPattern::parse(&db, "[*]", &fns).unwrap();
+    // (d/pull db '[*] [:age 10]) => "Lookup ref attribute should be marked as :db/unique"
+    let age = QueryValue::from_edn(&datoms_core::edn::parse("[:age 10]").unwrap()).unwrap();
+    let e = datoms_core::pull::pull_entity(&db, &p, &age, &fns).unwrap_err();
+    assert!(matches!(e, Error::LookupRefNotUnique { .. }), "{e:?}");
+    // (d/pull db '[*] [:name nil]) => nil
+    let none = QueryValue::from_edn(&datoms_core::edn::parse("[:name nil]").unwrap()).unwrap();
+    assert_eq!(
+        datoms_core::pull::pull_entity(&db, &p, &none, &fns).unwrap(),
+        QueryValue::Nil
+    );
+}
+
+#[test]
+fn a_variable_in_function_position_with_no_tuples_answers_empty() {
+    let db = people();
+    // [:find ?a :where [?e :nope ?a] [(?pred ?a)]] => #{}
+    assert_eq!(
+        run(&db, "[:find ?a :where [?e :nope ?a] [(?pred ?a)]]", &[]).unwrap(),
+        "#{}"
+    );
+    // [:find ?a ?b :where [?e :nope ?a] [(?f ?a) ?b]] => #{}
+    assert_eq!(
+        run(&db, "[:find ?a ?b :where [?e :nope ?a] [(?f ?a) ?b]]", &[]).unwrap(),
+        "#{}"
+    );
+    // With tuples to call it on, Datascript: "Unknown predicate '?pred in [(?pred ?a)]"
+    let e = run(&db, "[:find ?a :where [?e :age ?a] [(?pred ?a)]]", &[]).unwrap_err();
+    assert!(e.to_string().contains("?pred"), "{e}");
+}
+
+#[test]
+fn a_pull_pattern_bound_as_an_input_symbol() {
+    let db = people();
+    // [:find (pull ?e ?p) :in $ ?p :where [?e :age 3]] with [:age] => #{[{:age 3}]}
+    assert_eq!(
+        run(&db, "[:find (pull ?e ?p) :in $ ?p :where [?e :age 3]]", &["[:age]"]).unwrap(),
+        "[[{:age 3}]]"
+    );
+    // ... and with a plain symbol: (pull ?e p) :in $ p
+    assert_eq!(
+        run(&db, "[:find (pull ?e p) :in $ p :where [?e :age 3]]", &["[:age]"]).unwrap(),
+        "[[{:age 3}]]"
+    );
+}
+
+#[test]
+fn a_non_entity_constant_in_a_ref_value_position_is_an_error() {
+    let db = people();
+    // [:find ?e :where [?e :boss "x"]] => "Expected number or lookup ref for entity id, got "x""
+    let e = run(&db, r#"[:find ?e :where [?e :boss "x"]]"#, &[]).unwrap_err();
+    assert!(e.to_string().contains("\"x\""), "{e}");
+    // ... also through :in
+    let e = run(&db, "[:find ?e :in $ ?b :where [?e :boss ?b]]", &[r#""x""#]).unwrap_err();
+    assert!(e.to_string().contains("\"x\""), "{e}");
+    // An id and a lookup ref are entities: => #{[1]}
+    assert_eq!(run(&db, "[:find ?e :where [?e :boss 2]]", &[]).unwrap(), "#{[1]}");
+    assert_eq!(
+        run(&db, r#"[:find ?e :where [?e :boss [:name "B"]]]"#, &[]).unwrap(),
+        "#{[1]}"
+    );
+}
+
+#[test]
+fn avet_reads_need_an_indexed_or_unique_attribute() {
+    // (d/datoms db :avet :age) => "Attribute :age should be marked as :db/index true"
+    let db = people();
+    let e = db
+        .datoms(
+            datoms_core::IndexKind::Avet,
+            &[datoms_core::Component::A(":age".into())],
+        )
+        .err()
+        .expect("an error");
+    assert!(e.to_string().contains(":age"), "{e}");
+    assert!(db
+        .datoms(
+            datoms_core::IndexKind::Avet,
+            &[datoms_core::Component::A(":name".into())]
+        )
+        .is_ok());
+}

@@ -519,12 +519,6 @@ fn corpus() -> Vec<Case> {
             "#{[3 1] [5 1]}",
         ),
         case(
-            "not before the clause binding its variable",
-            r#"[:find ?n :where (not [?e :city "SPb"]) [?e :name ?n]]"#,
-            DB,
-            r#"#{["Ivan"] ["Petr"] ["Olga"]}"#,
-        ),
-        case(
             "or inside not",
             r#"[:find ?n :where [?e :name ?n] (not (or [?e :city "Moscow"] [?e :age 22]))]"#,
             DB,

@@ -869,30 +869,17 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// The join variables of a `not`, `or` or rule call given what the clauses before
-    /// it bind (`textual`) and what the whole body binds (`eventual`).
-    fn join_vars(
-        &self,
-        c: &Clause,
-        textual: &HashSet<Sym>,
-        eventual: &HashSet<Sym>,
-    ) -> Result<Plan, Error> {
+    /// The join variables of a `not`, `or` or rule call given what the inputs and the
+    /// clauses before it bind (`textual`).
+    fn join_vars(&self, c: &Clause, textual: &HashSet<Sym>) -> Result<Plan, Error> {
         let before = |vs: &mut dyn Iterator<Item = &Sym>| -> Vec<Sym> {
             vs.filter(|v| textual.contains(*v)).cloned().collect()
         };
         let join = match &c.kind {
             ClauseKind::Not { join: None, .. } => {
-                let mut j = before(&mut c.vars.iter());
-                if j.is_empty() {
-                    // Datascript rejects a `not` none of whose variables is bound before
-                    // it; here it joins on the variables bound anywhere else.
-                    j = c
-                        .vars
-                        .iter()
-                        .filter(|v| eventual.contains(*v))
-                        .cloned()
-                        .collect();
-                }
+                let j = before(&mut c.vars.iter());
+                // As Datascript: a `not` none of whose variables is bound by the inputs
+                // or the clauses written before it is "Insufficient bindings".
                 if j.is_empty() {
                     return Err(Error::UnboundVariable {
                         var: format!(
@@ -985,10 +972,9 @@ impl<'a> Engine<'a> {
             c.binds(&mut b);
             bound.extend(b);
         }
-        let eventual = bound;
         let mut plans = Vec::with_capacity(clauses.len());
         for (c, t) in clauses.iter().zip(&textual) {
-            plans.push(self.join_vars(c, t, &eventual)?);
+            plans.push(self.join_vars(c, t)?);
         }
         let mut pending: Vec<usize> = (0..clauses.len()).collect();
         while !pending.is_empty() {

@@ -128,8 +128,9 @@ pub enum Input<'a> {
 pub enum QueryResult {
     /// `:find ?a ?b` — a set of tuples (distinct, sorted).
     Relation(Vec<Vec<QueryValue>>),
-    /// `:find ?a ?b :with ?c` without aggregates — a bag of tuples: one per distinct
-    /// binding of the `:find` and `:with` variables, so duplicates remain (sorted).
+    /// `:find ?a ?b :with ?c` without aggregates, or a `:find` with a `pull` — a bag of
+    /// tuples: one per distinct binding of the `:find` (and `:with`) variables, so
+    /// duplicates remain (sorted).
     Bag(Vec<Vec<QueryValue>>),
     /// `:find [?a ...]` — the values (sorted; distinct unless `:with` is used).
     Collection(Vec<QueryValue>),
@@ -457,11 +458,18 @@ impl Query {
         if has_agg {
             rows = self.aggregate(rows, &scalars, functions)?;
         }
-        if elements.iter().any(|e| matches!(e, FindElem::Pull { .. })) {
+        // As Datascript: one pull per distinct binding of the `:find` variables, and the
+        // pulled rows stay a bag (two entities can pull to the same map).
+        let has_pull = elements.iter().any(|e| matches!(e, FindElem::Pull { .. }));
+        if has_pull {
+            if !bag {
+                rows.sort();
+                rows.dedup();
+            }
             rows = self.pull_rows(rows, &engine, &scalars, functions)?;
         }
         rows.sort();
-        let bag = bag && !has_agg;
+        let bag = (bag || has_pull) && !has_agg;
         Ok(self.shape(rows, bag))
     }
 
