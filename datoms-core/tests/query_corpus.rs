@@ -690,7 +690,8 @@ fn corpus() -> Vec<Case> {
             "pull",
             r#"[:find (pull ?e [:name :age]) :where [?e :city "SPb"]]"#,
             DB,
-            r#"#{[{:name "Oleg", :age 37}] [{:name "Anna", :age 22}]}"#,
+            // A bag, as Datascript: one row per binding of ?e.
+            r#"[[{:name "Anna", :age 22}] [{:name "Oleg", :age 37}]]"#,
         ),
         case(
             "pull collection",

@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use super::builtins::{arity_text, builtin_arity, call_builtin, CallArg, CallError, Functions};
 use super::parse::{
-    Arg, Binding, Clause, ClauseKind, JoinVars, RuleBranch, Rules, Sym, Term, DEFAULT_SRC,
+    is_var, Arg, Binding, Clause, ClauseKind, JoinVars, RuleBranch, Rules, Sym, Term, DEFAULT_SRC,
 };
 use super::value::QueryValue;
 use crate::datom::{Component, Datom, IndexKind};
@@ -811,7 +811,7 @@ impl<'a> Engine<'a> {
         for c in clauses {
             match &c.kind {
                 ClauseKind::Pred { name, args } | ClauseKind::Fn { name, args, .. } => {
-                    if self.fns.function_impl(name).is_some() {
+                    if self.fns.function_impl(name).is_some() || is_var(name) {
                         continue;
                     }
                     let Some(arity) = builtin_arity(name) else {
@@ -1178,6 +1178,14 @@ impl<'a> Engine<'a> {
         c: &Clause,
         default_src: &Sym,
     ) -> Result<Rel, Error> {
+        if is_var(name) && !input.rows.is_empty() {
+            // Datascript: "Unknown predicate '?pred in [(?pred ?a)]" (a variable in
+            // function position calls nothing here; with no tuples it answers nothing).
+            return Err(Error::UnknownFunction {
+                name: name.to_string(),
+                clause: c.form.to_string(),
+            });
+        }
         let custom = self.fns.function_impl(name);
         let mut srcs: Vec<Option<&Source<'a>>> = Vec::with_capacity(args.len());
         let mut cols: Vec<Option<usize>> = Vec::with_capacity(args.len());

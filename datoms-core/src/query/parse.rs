@@ -15,6 +15,12 @@ pub(crate) type Sym = Arc<str>;
 /// The default source, `$`.
 pub(crate) const DEFAULT_SRC: &str = "$";
 
+/// A symbol that is not a variable, a source, `%`, `_`, `.` or `...`: what Datascript
+/// accepts as the name of a pull pattern input.
+fn is_plain_symbol(s: &str) -> bool {
+    !is_var(s) && !is_src(s) && !matches!(s, "%" | "_" | "." | "...")
+}
+
 pub(crate) fn is_var(s: &str) -> bool {
     s.starts_with('?')
 }
@@ -771,7 +777,7 @@ fn parse_find_elem(form: &Edn) -> Result<FindElem, Error> {
                     return Err(pull_err());
                 }
                 let pattern = match pattern {
-                    Edn::Symbol(p) if is_var(p) => PullSource::Var(sym(p)),
+                    Edn::Symbol(p) if is_var(p) || is_plain_symbol(p) => PullSource::Var(sym(p)),
                     Edn::Vector(_) | Edn::List(_) => PullSource::Const(pattern.clone()),
                     _ => return Err(pull_err()),
                 };
@@ -828,6 +834,9 @@ fn parse_in(form: &Edn) -> Result<InSpec, Error> {
     match form {
         Edn::Symbol(s) if is_src(s) => Ok(InSpec::Src(sym(s))),
         Edn::Symbol(s) if s == "%" => Ok(InSpec::Rules),
+        // A plain symbol names a pull pattern, as Datascript's `(pull ?e pattern)`
+        // with `:in $ pattern`: it binds like a scalar.
+        Edn::Symbol(s) if is_plain_symbol(s) => Ok(InSpec::Bind(Binding::Var(sym(s)))),
         _ => parse_binding(form).map(InSpec::Bind).map_err(|_| {
             bad(
                 form,
@@ -901,10 +910,13 @@ fn parse_call(call: &[Edn], clause: &Edn) -> Result<(Sym, Vec<Arg>), Error> {
             "expected a function name at the head of the call",
         ));
     };
-    if is_var(name) || is_src(name) {
+    // A variable in function position parses, as in Datascript; with nothing to call
+    // it on it answers nothing, and it is an unknown function otherwise (functions
+    // passed as inputs are not supported).
+    if is_src(name) {
         return Err(bad(
             clause,
-            format!("{name} cannot be called: functions are named by plain symbols"),
+            format!("{name} cannot be called: functions are named by symbols"),
         ));
     }
     let args = args
