@@ -308,9 +308,22 @@ impl Ctx {
                 .copied()
                 .min_by_key(|r| self.rels[*r].rows.len())
         });
+        // A lookup ref bound in the entity or value position is resolved by the lookup
+        // (a hash join would compare it with an entity id): as Datascript, which
+        // resolves lookup refs when it joins, the pattern is looked up through it too.
+        let holds_lookup_ref = |v: &Sym| {
+            rel_of(v).is_some_and(|r| {
+                let rel = &self.rels[r];
+                rel.col(v).is_some_and(|c| {
+                    rel.rows
+                        .iter()
+                        .any(|row| matches!(row[c], QueryValue::Vector(_)))
+                })
+            })
+        };
         bound
             .into_iter()
-            .filter(|(_, v)| rel_of(v) == chosen)
+            .filter(|(i, v)| rel_of(v) == chosen || (matches!(i, 0 | 2) && holds_lookup_ref(v)))
             .map(|(_, v)| v.clone())
             .collect()
     }
