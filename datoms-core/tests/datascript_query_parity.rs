@@ -186,7 +186,12 @@ fn find_pull_answers_one_row_per_binding() {
     );
     // [:find ?f (pull ?e [:age]) :where [?e :friend ?f]]: six rows, duplicates kept.
     assert_eq!(
-        run(&db, "[:find ?f (pull ?e [:age]) :where [?e :friend ?f]]", &[]).unwrap(),
+        run(
+            &db,
+            "[:find ?f (pull ?e [:age]) :where [?e :friend ?f]]",
+            &[]
+        )
+        .unwrap(),
         "[[2 {:age 10}] [3 {:age 10}] [4 {:age 10}] [5 nil] [5 nil] [5 {:age 3}]]"
     );
 }
@@ -221,8 +226,7 @@ fn lookup_refs_as_inputs_on_both_sides_of_a_clause_resolve() {
 }
 
 #[test]
-fn pull_of_a_lookup_ref_on_a_non_unique_attribute_is_an_error_and_a_nil_value_finds_nothing()
-{
+fn pull_of_a_lookup_ref_on_a_non_unique_attribute_is_an_error_and_a_nil_value_finds_nothing() {
     let db = people();
     let fns = datoms_core::Functions::new();
     let p = datoms_core::pull::PullPattern::parse(&db, "[*]", &fns).unwrap();
@@ -261,12 +265,22 @@ fn a_pull_pattern_bound_as_an_input_symbol() {
     let db = people();
     // [:find (pull ?e ?p) :in $ ?p :where [?e :age 3]] with [:age] => #{[{:age 3}]}
     assert_eq!(
-        run(&db, "[:find (pull ?e ?p) :in $ ?p :where [?e :age 3]]", &["[:age]"]).unwrap(),
+        run(
+            &db,
+            "[:find (pull ?e ?p) :in $ ?p :where [?e :age 3]]",
+            &["[:age]"]
+        )
+        .unwrap(),
         "[[{:age 3}]]"
     );
     // ... and with a plain symbol: (pull ?e p) :in $ p
     assert_eq!(
-        run(&db, "[:find (pull ?e p) :in $ p :where [?e :age 3]]", &["[:age]"]).unwrap(),
+        run(
+            &db,
+            "[:find (pull ?e p) :in $ p :where [?e :age 3]]",
+            &["[:age]"]
+        )
+        .unwrap(),
         "[[{:age 3}]]"
     );
 }
@@ -281,7 +295,10 @@ fn a_non_entity_constant_in_a_ref_value_position_is_an_error() {
     let e = run(&db, "[:find ?e :in $ ?b :where [?e :boss ?b]]", &[r#""x""#]).unwrap_err();
     assert!(e.to_string().contains("\"x\""), "{e}");
     // An id and a lookup ref are entities: => #{[1]}
-    assert_eq!(run(&db, "[:find ?e :where [?e :boss 2]]", &[]).unwrap(), "#{[1]}");
+    assert_eq!(
+        run(&db, "[:find ?e :where [?e :boss 2]]", &[]).unwrap(),
+        "#{[1]}"
+    );
     assert_eq!(
         run(&db, r#"[:find ?e :where [?e :boss [:name "B"]]]"#, &[]).unwrap(),
         "#{[1]}"
@@ -306,4 +323,44 @@ fn avet_reads_need_an_indexed_or_unique_attribute() {
             &[datoms_core::Component::A(":name".into())]
         )
         .is_ok());
+}
+
+/// `:person/color` a ref to an entity with the ident `:color/red`.
+fn colors() -> Db {
+    let schema = parse_schema(
+        "{:person/color {:db/valueType :db.type/ref}
+          :person/name {:db/unique :db.unique/identity}}",
+    )
+    .unwrap();
+    Db::new(schema)
+        .with_edn(
+            r#"[{:db/id 1 :db/ident :color/red}
+                {:db/id 2 :person/name "Ann" :person/color :color/red}]"#,
+        )
+        .unwrap()
+        .db_after
+}
+
+#[test]
+fn an_ident_constant_in_a_ref_value_position_resolves_and_an_unknown_one_is_an_error() {
+    let db = colors();
+    assert_eq!(
+        run(&db, "[:find ?e :where [?e :person/color :color/red]]", &[]).unwrap(),
+        "#{[2]}"
+    );
+    assert!(run(&db, "[:find ?e :where [?e :person/color :color/nope]]", &[]).is_err());
+}
+
+#[test]
+fn an_ident_passed_through_in_as_a_plain_value_does_not_resolve() {
+    // [:find ?e :in $ ?c :where [?e :person/color ?c]] with :color/red => #{}
+    assert_eq!(
+        run(
+            &colors(),
+            "[:find ?e :in $ ?c :where [?e :person/color ?c]]",
+            &[":color/red"]
+        )
+        .unwrap(),
+        "#{}"
+    );
 }

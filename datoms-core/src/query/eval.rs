@@ -1465,9 +1465,37 @@ impl<'a> Engine<'a> {
         }
         if let Some(v) = get(2) {
             let attr = probe.a.clone();
+            let is_ref = attr
+                .as_ref()
+                .and_then(|a| db.schema().get(a))
+                .is_some_and(|s| s.is_ref());
+            if is_ref {
+                if !could_name_entity(&v) {
+                    // Datascript: "Expected number or lookup ref for entity id, got "x"".
+                    return Err(eval_err(
+                        "entity id",
+                        format!("expected a number or a lookup ref for an entity id, got {v}"),
+                        c,
+                    ));
+                }
+                if !strict && v.as_keyword().is_some() {
+                    // An ident bound through :in (or by a clause) is a plain value, not
+                    // resolved to its entity: Datascript answers nothing.
+                    return Ok(false);
+                }
+            }
             match attr {
                 Some(a) => match datom_value(db, &a, &v)? {
                     Some(x) => probe.v = Some(Ok(x)),
+                    None if strict
+                        && is_ref
+                        && matches!(
+                            v,
+                            QueryValue::Vector(_) | QueryValue::Value(Value::Keyword(_))
+                        ) =>
+                    {
+                        return Err(lookup_ref_error(&v, c));
+                    }
                     None if strict && matches!(v, QueryValue::Vector(_)) => {
                         return Err(lookup_ref_error(&v, c));
                     }
@@ -1780,6 +1808,19 @@ impl<'a> Engine<'a> {
                 return Ok(());
             }
         }
+    }
+}
+
+/// True for what can stand for an entity in a ref attribute's value position: an id, a
+/// lookup ref, an ident keyword (or nil, a number: they just match nothing).
+fn could_name_entity(v: &QueryValue) -> bool {
+    match v {
+        QueryValue::Value(v) => matches!(
+            v,
+            Value::Long(_) | Value::Double(_) | Value::Ref(_) | Value::Keyword(_)
+        ),
+        QueryValue::Vector(_) | QueryValue::Nil => true,
+        _ => false,
     }
 }
 
