@@ -233,10 +233,12 @@ impl Db {
     /// `db.datoms(IndexKind::Eavt, &[Component::E(1)])` is every datom of entity 1.
     ///
     /// # Errors
-    /// [`Error::InvalidIndexComponents`] if the components are not in index order, or a
-    /// load error of a lazily restored db.
+    /// [`Error::InvalidIndexComponents`] if the components are not in index order,
+    /// [`Error::BadSchema`] for an AVET read of an attribute that is neither indexed,
+    /// unique nor a ref (as Datascript), or a load error of a lazily restored db.
     pub fn datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
+        self.check_avet_read(index, components)?;
         Cursor::seek(
             self.tree(index),
             self.source.clone(),
@@ -252,6 +254,7 @@ impl Db {
     /// As [`Db::datoms`].
     pub fn seek_datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
+        self.check_avet_read(index, components)?;
         Cursor::seek(self.tree(index), self.source.clone(), components, None)
     }
 
@@ -266,7 +269,20 @@ impl Db {
         components: &[Component],
     ) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
+        self.check_avet_read(index, components)?;
         Cursor::seek_back(self.tree(index), self.source.clone(), components)
+    }
+
+    /// As Datascript: an AVET read naming an attribute must name one kept in AVET
+    /// (indexed, unique or ref); any other holds no AVET datoms, and reading it is a
+    /// mistake worth naming.
+    fn check_avet_read(&self, index: IndexKind, components: &[Component]) -> Result<(), Error> {
+        match (index, components.first()) {
+            (IndexKind::Avet, Some(Component::A(attr))) if !self.schema.in_avet(attr) => {
+                Err(avet_error(attr))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// AVET datoms of `attr` with `start <= v <= end` (an open end when `None`), as
@@ -281,10 +297,7 @@ impl Db {
         end: Option<&Value>,
     ) -> Result<impl Iterator<Item = Result<Datom, Error>>, Error> {
         if !self.schema.in_avet(attr) {
-            return Err(Error::BadSchema {
-                attr: attr.clone(),
-                reason: "index-range needs :db/index, :db/unique or a ref attribute".into(),
-            });
+            return Err(avet_error(attr));
         }
         let mut from = vec![Component::A(attr.clone())];
         if let Some(s) = start {
@@ -509,6 +522,17 @@ impl Db {
 /// Replaces each large value (see [`crate::large`]) with the one allocation of it held in
 /// this process, so the indexes, the log and every later version share it, and encoding
 /// it never hashes it again.
+/// Datascript's "Attribute :a should be marked as :db/index true", for an AVET read of
+/// an attribute AVET does not keep.
+fn avet_error(attr: &Keyword) -> Error {
+    Error::BadSchema {
+        attr: attr.clone(),
+        reason: "an AVET read (datoms, seek-datoms, index-range) needs :db/index true, \
+                 :db/unique or a ref attribute"
+            .into(),
+    }
+}
+
 fn share_large_values(datoms: &mut [Datom]) {
     for d in datoms {
         if let Some(large) = crate::large::LargeValue::adopt(&d.v) {
