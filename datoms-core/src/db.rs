@@ -376,6 +376,29 @@ impl Db {
         c.next().transpose().map(|d| d.map(|d| d.e))
     }
 
+    /// Datascript's `entid`: the entity `form` names — an entity id, a lookup ref
+    /// `[attr value]` or an ident keyword (the entity whose `:db/ident` it is). `None`
+    /// when it names no entity (an unknown ident, a lookup ref that finds nothing, a
+    /// `[attr nil]` lookup ref, a value of another kind).
+    ///
+    /// ```
+    /// use datoms_core::{Db, QueryValue, Schema};
+    /// let db = Db::new(Schema::new())
+    ///     .with_edn("[{:db/id 7 :db/ident :color/red}]")?
+    ///     .db_after;
+    /// assert_eq!(db.entid(&QueryValue::keyword("color/red"))?, Some(7));
+    /// assert_eq!(db.entid(&QueryValue::keyword("color/blue"))?, None);
+    /// assert_eq!(db.entid(&QueryValue::entity(7))?, Some(7));
+    /// # Ok::<(), datoms_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::LookupRefNotUnique`] for a lookup ref on a non-unique attribute, or a
+    /// load error of a lazily restored db.
+    pub fn entid(&self, form: &crate::query::QueryValue) -> Result<Option<Eid>, Error> {
+        crate::query::eval::resolve_entity(self, form)
+    }
+
     /// The entity holding `value` for the unique attribute `attr`: the lookup ref
     /// `[attr value]`, resolved by [`Db::lookup_ref`] (this is the same call, under the
     /// name earlier code knows).

@@ -527,6 +527,29 @@ fn datalog_queries_and_pull_run_against_the_stored_db() {
     assert_eq!(missing.trim(), "nil");
 }
 
+#[test]
+fn an_ident_names_its_entity_in_pull_and_index_reads() {
+    // Datascript: (d/pull db '[:color/hex] :color/red) and (d/datoms db :eavt :color/red)
+    // answer for the entity whose :db/ident is :color/red (issue 16, item 6).
+    let s = Scratch::new();
+    let db = s.url("idents.redb");
+    let tx = s.file(
+        "colors.edn",
+        r##"[{:db/id -1 :db/ident :color/red :color/hex "#f00"}]"##,
+    );
+    ok(&["transact", "--db", &db, &tx]);
+    let pulled = ok(&["pull", "--db", &db, "[:color/hex]", ":color/red"]);
+    assert_eq!(pulled.trim(), r##"{:color/hex "#f00"}"##);
+    assert_eq!(
+        ok(&["pull", "--db", &db, "[*]", ":color/blue"]).trim(),
+        "nil"
+    );
+    let datoms = ok(&["query", "--db", &db, "[:eavt :color/red :color/hex]"]);
+    assert!(datoms.contains(r##""#f00""##), "{datoms}");
+    let err = fails(&["query", "--db", &db, "[:eavt :color/blue]"]);
+    assert!(err.contains(":color/blue"), "{err}");
+}
+
 // ---- file safety, export format, import checks (issue 27) -----------------------------
 
 /// Runs a command that must fail under `--json`; returns the `error` object it prints on

@@ -107,7 +107,7 @@ pub struct PullArgs {
     #[arg(value_name = "PATTERN")]
     pattern: String,
 
-    /// The entity: an id, or a lookup ref `[:unique-attr value]`.
+    /// The entity: an id, a lookup ref `[:unique-attr value]` or an ident `:color/red`.
     #[arg(value_name = "ENTITY", allow_negative_numbers = true)]
     entity: String,
 }
@@ -133,7 +133,7 @@ pub async fn run_pull(args: PullArgs, ctx: &Ctx) -> Result<(), CliError> {
     ctx.print(&format!("{text}\n"))
 }
 
-/// An entity id from an EDN id or lookup ref (`None` when the lookup finds nothing).
+/// An entity id from an EDN id, lookup ref or ident (`None` when it finds nothing).
 fn resolve(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
     match form {
         Edn::Int(i) if *i > 0 => Ok(Some(*i as u64)),
@@ -147,8 +147,10 @@ fn resolve(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
                 "`{form}` is not a lookup ref [:attr value]"
             ))),
         },
+        // An ident names the entity whose :db/ident it is, as Datascript's pull.
+        Edn::Keyword(_) => Ok(db.entid(&QueryValue::from_edn(form)?)?),
         _ => Err(CliError::Usage(format!(
-            "`{form}` is not an entity id or a lookup ref"
+            "`{form}` is not an entity id, a lookup ref or an ident"
         ))),
     }
 }

@@ -238,8 +238,9 @@ fn to_components(db: &Db, index: IndexKind, forms: &[Edn]) -> Result<Vec<Compone
     Ok(out)
 }
 
-/// An entity id, or the entity a lookup ref `[:attr value]` finds. `Ok(None)` for a
-/// form that is neither; a lookup ref that finds nothing is an error.
+/// An entity id, or the entity a lookup ref `[:attr value]` or an ident finds.
+/// `Ok(None)` for a form that is none of these; a lookup ref or ident that finds nothing
+/// is an error.
 fn entity(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
     match form {
         Edn::Int(e) if *e >= 0 => Ok(Some(e.unsigned_abs())),
@@ -255,6 +256,15 @@ fn entity(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
                 }
             }
             _ => Ok(None),
+        },
+        // An ident names the entity whose :db/ident it is, as in Datascript's index
+        // reads; an unknown one is an error, as a lookup ref that finds nothing.
+        Edn::Keyword(k) => match db.entid(&QueryValue::from_edn(form)?)? {
+            Some(e) => Ok(Some(e)),
+            None => Err(CliError::Core(datoms::Error::UnknownLookupRef {
+                attr: datoms::Keyword::new("db/ident"),
+                value: Value::Keyword(k.clone()),
+            })),
         },
         _ => Ok(None),
     }
