@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use super::eval::{resolve_entity, Source};
-use super::regex::Regex;
+use super::regex::JavaRegex;
 use super::value::{cmp_numbers, QueryValue};
 use crate::datom::{Component, IndexKind};
 use crate::error::Error;
@@ -365,43 +365,45 @@ fn string<'a>(v: &'a QueryValue, what: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("{what} must be a string, got {v}"))
 }
 
-fn regex(v: &QueryValue) -> Result<Regex, String> {
-    Regex::new(string(v, "a regex")?)
+fn regex(v: &QueryValue) -> Result<JavaRegex, String> {
+    JavaRegex::new(string(v, "a regex")?)
 }
 
-fn capture_value(chars: &[char], caps: &[Option<(usize, usize)>], groups: usize) -> QueryValue {
-    let text = |c: &Option<(usize, usize)>| match c {
-        Some((a, b)) => QueryValue::string(&chars[*a..*b].iter().collect::<String>()),
-        None => QueryValue::Nil,
+/// A match as Clojure gives it: the matched text when the pattern has no group, else a
+/// vector of the whole match and each group (`nil` for a group that took no part).
+fn capture_value(caps: &regex::Captures<'_>, groups: usize) -> QueryValue {
+    let text = |g: usize| {
+        caps.get(g)
+            .map_or(QueryValue::Nil, |m| QueryValue::string(m.as_str()))
     };
     if groups == 0 {
-        caps.first().map_or(QueryValue::Nil, text)
+        text(0)
     } else {
-        QueryValue::Vector(caps.iter().map(text).collect())
+        QueryValue::Vector((0..=groups).map(text).collect())
     }
 }
 
 fn re_call(name: &str, re: &QueryValue, s: &QueryValue) -> Result<QueryValue, String> {
-    let re = regex(re)?;
-    let chars: Vec<char> = string(s, "the text")?.chars().collect();
+    let text = string(s, "the text")?;
     match name {
-        "re-find" | "re-matches" => Ok(match re.search(&chars, 0, name == "re-matches")? {
-            Some(c) => capture_value(&chars, &c, re.groups()),
-            None => QueryValue::Nil,
-        }),
+        "re-matches" => {
+            let re = JavaRegex::whole(string(re, "a regex")?)?;
+            Ok(re
+                .find(text)
+                .map_or(QueryValue::Nil, |c| capture_value(&c, re.groups())))
+        }
+        "re-find" => {
+            let re = regex(re)?;
+            Ok(re
+                .find(text)
+                .map_or(QueryValue::Nil, |c| capture_value(&c, re.groups())))
+        }
         _ => {
-            let mut out = Vec::new();
-            let mut from = 0;
-            while from <= chars.len() {
-                let Some(c) = re.search(&chars, from, false)? else {
-                    break;
-                };
-                let Some(Some((a, b))) = c.first().copied() else {
-                    break;
-                };
-                out.push(capture_value(&chars, &c, re.groups()));
-                from = if b > a { b } else { b + 1 };
-            }
+            let re = regex(re)?;
+            let out: Vec<QueryValue> = re
+                .find_all(text)
+                .map(|c| capture_value(&c, re.groups()))
+                .collect();
             Ok(if out.is_empty() {
                 QueryValue::Nil
             } else {

@@ -68,14 +68,16 @@
 //! # Where this differs from Datascript
 //! * A predicate or function whose arguments are bound only by a later clause waits for
 //!   them (Datascript raises "Insufficient bindings"); so does a `not-join` or `or-join`.
-//!   A `not` none of whose variables is bound by an earlier clause joins on the
-//!   variables later clauses bind (Datascript raises).
+//!   A `not` none of whose variables is bound by the inputs or an earlier clause is
+//!   an error, as in Datascript.
 //! * `/` on longs that do not divide evenly, `avg`, `median` and `variance` give doubles
 //!   where Clojure gives ratios.
 //! * `complement`, `type` and functions passed as query inputs are not supported (a
-//!   Rust caller registers functions in [`Functions`] instead); `meta` is `nil`; regexes
-//!   are strings (`re-pattern` checks and returns its argument), with the syntax of the
-//!   built-in engine (Java's common subset: no backreferences or lookaround).
+//!   Rust caller registers functions in [`Functions`] instead); a variable in function
+//!   position answers nothing when there is nothing to call it on and is an unknown
+//!   function otherwise; `meta` is `nil`; regexes are strings (`re-pattern` checks and
+//!   returns its argument) in Java's syntax, run by the `regex` crate (no backreferences
+//!   or lookaround; what else differs from Java is listed in `query/regex.rs`).
 //! * String attribute names are not supported (attributes are keywords).
 
 pub(crate) mod aggregates;

@@ -1,743 +1,149 @@
-//! A small regular expression engine for `re-find`, `re-matches` and `re-seq`, with
-//! Java's syntax for the common constructs and no dependency.
+//! Regular expressions for `re-find`, `re-matches`, `re-seq` and `re-pattern`: Java's
+//! syntax (what Datascript's patterns are written in), run by the [`regex`] crate, which
+//! matches in time linear in the text, never exponentially.
 //!
-//! Supported: literals and escapes (`\t \n \r \f \e \0 \xhh \uhhhh`, escaped
-//! punctuation), `.`, classes `[a-z]`, `[^…]` with `\d \w \s` (and negations) inside and
-//! outside them, anchors `^ $ \A \z \Z \b \B`, groups `( )`, non-capturing `(?: )`,
-//! leading inline flags `(?i)` `(?s)` `(?m)` (combinable, e.g. `(?is)`), alternation `|`,
-//! quantifiers `* + ? {n} {n,} {n,m}` and their lazy forms (`*?` …). Not supported:
-//! backreferences, lookaround, possessive quantifiers, named groups, `\p{…}` (they are
-//! errors, never silently wrong matches).
+//! A pattern is translated from Java's syntax to the crate's where the two spell the same
+//! thing differently, so that it means what it means in Java:
+//! * `\d \w \s` (and `\D \W \S`) are ASCII, as in Java by default: `[0-9]`,
+//!   `[0-9A-Za-z_]` and `[\t\n\x0B\f\r ]` (the crate's are Unicode);
+//! * `\e` is the escape character, `\0` followed by octal digits a character by its
+//!   octal code.
 //!
-//! Matching is backtracking with the usual leftmost-first priorities, memoized on
-//! (instruction, position) so it runs in O(program × text) time, never exponentially.
+//! What stays different from Java (a pattern using these is an error, or as noted):
+//! * backreferences (`\1`), lookahead and lookbehind, possessive quantifiers (`a*+`),
+//!   atomic groups, `\Q…\E` quoting, `\G`, `\Z`, `\p{javaLowerCase}`-style classes,
+//!   and inline flags other than `i`, `m`, `s`, `x`, `U` are errors;
+//! * `$` without `(?m)` matches only at the very end of the text (Java's also matches
+//!   before a final line terminator); `.` excludes only `\n` (Java's excludes `\r`,
+//!   `\u0085`, `\u2028` and `\u2029` too);
+//! * `(?i)` folds case by Unicode's rules (Java's, without `(?u)`, only ASCII's);
+//!   `\b` is a Unicode word boundary, as Java's;
+//! * `re-seq` skips an empty match that starts where the previous match ended (Java's
+//!   `find` loop gives it).
 
-use std::fmt;
+use regex::{CaptureMatches, Captures, Regex};
 
-const MAX_PROGRAM: usize = 20_000;
-const MAX_REPEAT: u32 = 1_000;
-const MAX_MEMO_BITS: usize = 1 << 28;
-
+/// A compiled Java-syntax pattern.
 #[derive(Clone, Debug)]
-struct Class {
-    ranges: Vec<(char, char)>,
-    negated: bool,
+pub(crate) struct JavaRegex {
+    re: Regex,
 }
 
-impl Class {
-    fn matches(&self, c: char, ci: bool) -> bool {
-        let hit = |c: char| self.ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-        let mut found = hit(c);
-        if !found && ci {
-            found = c.to_lowercase().any(hit) || c.to_uppercase().any(hit);
-        }
-        found != self.negated
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Node {
-    Empty,
-    Char(char),
-    Any,
-    Class(Class),
-    Bol,
-    Eol,
-    TextStart,
-    TextEnd,
-    TextEndNl,
-    WordB,
-    NotWordB,
-    Group(Box<Node>, Option<usize>),
-    Concat(Vec<Node>),
-    Alt(Vec<Node>),
-    Repeat {
-        node: Box<Node>,
-        min: u32,
-        max: Option<u32>,
-        greedy: bool,
-    },
-}
-
-#[derive(Clone, Debug)]
-enum Inst {
-    Char(char),
-    Any,
-    Class(Class),
-    Bol,
-    Eol,
-    TextStart,
-    TextEnd,
-    TextEndNl,
-    WordB,
-    NotWordB,
-    Split(usize, usize),
-    Jmp(usize),
-    Save(usize),
-    Match,
-}
-
-/// A compiled regular expression.
-#[derive(Clone)]
-pub(crate) struct Regex {
-    prog: Vec<Inst>,
-    groups: usize,
-    ci: bool,
-    dotall: bool,
-    multiline: bool,
-}
-
-impl fmt::Debug for Regex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Regex({} instructions)", self.prog.len())
-    }
-}
-
-struct Parser<'a> {
-    chars: Vec<char>,
-    pos: usize,
-    groups: usize,
-    src: &'a str,
-}
-
-impl Parser<'_> {
-    fn err(&self, what: &str) -> String {
-        format!("invalid regex {:?} at {}: {what}", self.src, self.pos)
+impl JavaRegex {
+    /// Compiles `src` (Java syntax) for searching anywhere in a text.
+    pub(crate) fn new(src: &str) -> Result<JavaRegex, String> {
+        compile(&translate(src)?).map(|re| JavaRegex { re })
     }
 
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn alt(&mut self, depth: usize) -> Result<Node, String> {
-        if depth > 200 {
-            return Err(self.err("nesting too deep"));
-        }
-        let mut branches = vec![self.concat(depth)?];
-        while self.eat('|') {
-            branches.push(self.concat(depth)?);
-        }
-        Ok(if branches.len() == 1 {
-            branches.pop().unwrap_or(Node::Empty)
-        } else {
-            Node::Alt(branches)
-        })
-    }
-
-    fn concat(&mut self, depth: usize) -> Result<Node, String> {
-        let mut items = Vec::new();
-        while let Some(c) = self.peek() {
-            if c == '|' || c == ')' {
-                break;
-            }
-            let atom = self.atom(depth)?;
-            let atom = self.quantified(atom)?;
-            items.push(atom);
-        }
-        Ok(match items.len() {
-            0 => Node::Empty,
-            1 => items.pop().unwrap_or(Node::Empty),
-            _ => Node::Concat(items),
-        })
-    }
-
-    fn number(&mut self) -> Option<u32> {
-        let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.pos += 1;
-        }
-        if start == self.pos {
-            return None;
-        }
-        self.chars[start..self.pos]
-            .iter()
-            .collect::<String>()
-            .parse()
-            .ok()
-    }
-
-    fn quantified(&mut self, atom: Node) -> Result<Node, String> {
-        let (min, max) = match self.peek() {
-            Some('*') => {
-                self.pos += 1;
-                (0, None)
-            }
-            Some('+') => {
-                self.pos += 1;
-                (1, None)
-            }
-            Some('?') => {
-                self.pos += 1;
-                (0, Some(1))
-            }
-            Some('{') => {
-                let save = self.pos;
-                self.pos += 1;
-                let Some(min) = self.number() else {
-                    self.pos = save;
-                    return Err(self.err("expected a number after {"));
-                };
-                let max = if self.eat(',') {
-                    self.number()
-                } else {
-                    Some(min)
-                };
-                if !self.eat('}') {
-                    return Err(self.err("expected } to close a repetition"));
-                }
-                if max.is_some_and(|m| m < min) {
-                    return Err(self.err("repetition {n,m} with m < n"));
-                }
-                if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT) {
-                    return Err(self.err("repetition count too large"));
-                }
-                (min, max)
-            }
-            _ => return Ok(atom),
-        };
-        if matches!(
-            atom,
-            Node::Bol | Node::Eol | Node::TextStart | Node::TextEnd | Node::TextEndNl
-        ) {
-            return Err(self.err("nothing to repeat"));
-        }
-        let greedy = !self.eat('?');
-        if self.peek() == Some('+') {
-            return Err(self.err("possessive quantifiers are not supported"));
-        }
-        if matches!(self.peek(), Some('*' | '+' | '?' | '{')) {
-            return Err(self.err("dangling quantifier"));
-        }
-        Ok(Node::Repeat {
-            node: Box::new(atom),
-            min,
-            max,
-            greedy,
-        })
-    }
-
-    fn atom(&mut self, depth: usize) -> Result<Node, String> {
-        let Some(c) = self.peek() else {
-            return Err(self.err("unexpected end"));
-        };
-        self.pos += 1;
-        match c {
-            '.' => Ok(Node::Any),
-            '^' => Ok(Node::Bol),
-            '$' => Ok(Node::Eol),
-            '*' | '+' | '?' | '{' => Err(self.err("nothing to repeat")),
-            '[' => self.class().map(Node::Class),
-            '(' => {
-                let index = if self.eat('?') {
-                    if self.eat(':') {
-                        None
-                    } else {
-                        return Err(
-                            self.err("only (?:…) groups and leading flags like (?i) are supported")
-                        );
-                    }
-                } else {
-                    self.groups += 1;
-                    Some(self.groups)
-                };
-                let inner = self.alt(depth + 1)?;
-                if !self.eat(')') {
-                    return Err(self.err("unclosed group"));
-                }
-                Ok(Node::Group(Box::new(inner), index))
-            }
-            '\\' => self.escape(false).map(|e| match e {
-                Esc::Char(c) => Node::Char(c),
-                Esc::Class(cl) => Node::Class(cl),
-                Esc::Node(n) => n,
-            }),
-            c => Ok(Node::Char(c)),
-        }
-    }
-
-    fn hex(&mut self, n: usize) -> Result<char, String> {
-        let text: String = self.chars.iter().skip(self.pos).take(n).collect();
-        if text.chars().count() != n {
-            return Err(self.err("truncated hex escape"));
-        }
-        self.pos += n;
-        u32::from_str_radix(&text, 16)
-            .ok()
-            .and_then(char::from_u32)
-            .ok_or_else(|| self.err("bad hex escape"))
-    }
-
-    fn escape(&mut self, in_class: bool) -> Result<Esc, String> {
-        let Some(c) = self.peek() else {
-            return Err(self.err("trailing backslash"));
-        };
-        self.pos += 1;
-        let class = |ranges: Vec<(char, char)>, negated| Esc::Class(Class { ranges, negated });
-        Ok(match c {
-            't' => Esc::Char('\t'),
-            'n' => Esc::Char('\n'),
-            'r' => Esc::Char('\r'),
-            'f' => Esc::Char('\u{c}'),
-            'e' => Esc::Char('\u{1b}'),
-            'a' => Esc::Char('\u{7}'),
-            '0' => Esc::Char('\0'),
-            'x' => Esc::Char(self.hex(2)?),
-            'u' => Esc::Char(self.hex(4)?),
-            'd' => class(digit(), false),
-            'D' => class(digit(), true),
-            'w' => class(word(), false),
-            'W' => class(word(), true),
-            's' => class(space(), false),
-            'S' => class(space(), true),
-            'b' if !in_class => Esc::Node(Node::WordB),
-            'B' if !in_class => Esc::Node(Node::NotWordB),
-            'A' if !in_class => Esc::Node(Node::TextStart),
-            'z' if !in_class => Esc::Node(Node::TextEnd),
-            'Z' if !in_class => Esc::Node(Node::TextEndNl),
-            c if c.is_ascii_alphanumeric() => {
-                return Err(self.err(&format!("unsupported escape \\{c}")))
-            }
-            c => Esc::Char(c),
-        })
-    }
-
-    fn class(&mut self) -> Result<Class, String> {
-        let negated = self.eat('^');
-        let mut ranges = Vec::new();
-        let mut first = true;
-        loop {
-            let Some(c) = self.peek() else {
-                return Err(self.err("unclosed character class"));
-            };
-            if c == ']' && !first {
-                self.pos += 1;
-                break;
-            }
-            first = false;
-            if c == '[' {
-                return Err(self.err("nested character classes are not supported"));
-            }
-            self.pos += 1;
-            let lo = if c == '\\' {
-                match self.escape(true)? {
-                    Esc::Char(c) => c,
-                    Esc::Class(cl) => {
-                        if cl.negated {
-                            return Err(
-                                self.err("negated escapes inside a class are not supported")
-                            );
-                        }
-                        ranges.extend(cl.ranges);
-                        continue;
-                    }
-                    Esc::Node(_) => return Err(self.err("anchor inside a class")),
-                }
-            } else {
-                c
-            };
-            if self.peek() == Some('-') && self.chars.get(self.pos + 1).is_some_and(|&n| n != ']') {
-                self.pos += 1;
-                let Some(h) = self.peek() else {
-                    return Err(self.err("unclosed character class"));
-                };
-                self.pos += 1;
-                let hi = if h == '\\' {
-                    match self.escape(true)? {
-                        Esc::Char(c) => c,
-                        _ => return Err(self.err("bad range end")),
-                    }
-                } else {
-                    h
-                };
-                if hi < lo {
-                    return Err(self.err("range out of order"));
-                }
-                ranges.push((lo, hi));
-            } else {
-                ranges.push((lo, lo));
-            }
-        }
-        Ok(Class { ranges, negated })
-    }
-}
-
-enum Esc {
-    Char(char),
-    Class(Class),
-    Node(Node),
-}
-
-fn digit() -> Vec<(char, char)> {
-    vec![('0', '9')]
-}
-
-fn word() -> Vec<(char, char)> {
-    vec![('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')]
-}
-
-fn space() -> Vec<(char, char)> {
-    vec![(' ', ' '), ('\t', '\r')]
-}
-
-fn is_word(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
-struct Compiler {
-    prog: Vec<Inst>,
-}
-
-impl Compiler {
-    fn push(&mut self, i: Inst) -> Result<usize, String> {
-        if self.prog.len() >= MAX_PROGRAM {
-            return Err("regex too large".into());
-        }
-        self.prog.push(i);
-        Ok(self.prog.len() - 1)
-    }
-
-    fn compile(&mut self, n: &Node) -> Result<(), String> {
-        match n {
-            Node::Empty => {}
-            Node::Char(c) => {
-                self.push(Inst::Char(*c))?;
-            }
-            Node::Any => {
-                self.push(Inst::Any)?;
-            }
-            Node::Class(c) => {
-                self.push(Inst::Class(c.clone()))?;
-            }
-            Node::Bol => {
-                self.push(Inst::Bol)?;
-            }
-            Node::Eol => {
-                self.push(Inst::Eol)?;
-            }
-            Node::TextStart => {
-                self.push(Inst::TextStart)?;
-            }
-            Node::TextEnd => {
-                self.push(Inst::TextEnd)?;
-            }
-            Node::TextEndNl => {
-                self.push(Inst::TextEndNl)?;
-            }
-            Node::WordB => {
-                self.push(Inst::WordB)?;
-            }
-            Node::NotWordB => {
-                self.push(Inst::NotWordB)?;
-            }
-            Node::Group(inner, None) => self.compile(inner)?,
-            Node::Group(inner, Some(i)) => {
-                self.push(Inst::Save(2 * i))?;
-                self.compile(inner)?;
-                self.push(Inst::Save(2 * i + 1))?;
-            }
-            Node::Concat(items) => {
-                for i in items {
-                    self.compile(i)?;
-                }
-            }
-            Node::Alt(branches) => {
-                let mut jumps = Vec::new();
-                for (k, b) in branches.iter().enumerate() {
-                    if k + 1 < branches.len() {
-                        let split = self.push(Inst::Split(0, 0))?;
-                        self.compile(b)?;
-                        jumps.push(self.push(Inst::Jmp(0))?);
-                        let next = self.prog.len();
-                        self.prog[split] = Inst::Split(split + 1, next);
-                    } else {
-                        self.compile(b)?;
-                    }
-                }
-                let end = self.prog.len();
-                for j in jumps {
-                    self.prog[j] = Inst::Jmp(end);
-                }
-            }
-            Node::Repeat {
-                node,
-                min,
-                max,
-                greedy,
-            } => {
-                for _ in 0..*min {
-                    self.compile(node)?;
-                }
-                let split = |greedy: bool, body: usize, out: usize| {
-                    if greedy {
-                        Inst::Split(body, out)
-                    } else {
-                        Inst::Split(out, body)
-                    }
-                };
-                match max {
-                    None => {
-                        let l = self.push(Inst::Split(0, 0))?;
-                        self.compile(node)?;
-                        self.push(Inst::Jmp(l))?;
-                        let out = self.prog.len();
-                        self.prog[l] = split(*greedy, l + 1, out);
-                    }
-                    Some(max) => {
-                        let mut splits = Vec::new();
-                        for _ in *min..*max {
-                            splits.push(self.push(Inst::Split(0, 0))?);
-                            self.compile(node)?;
-                        }
-                        let out = self.prog.len();
-                        for s in splits {
-                            self.prog[s] = split(*greedy, s + 1, out);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A match: the whole match and each group, as char ranges.
-pub(crate) type Captures = Vec<Option<(usize, usize)>>;
-
-impl Regex {
-    /// Compiles a pattern.
-    pub(crate) fn new(src: &str) -> Result<Regex, String> {
-        let mut p = Parser {
-            chars: src.chars().collect(),
-            pos: 0,
-            groups: 0,
-            src,
-        };
-        let (mut ci, mut dotall, mut multiline) = (false, false, false);
-        // Leading inline flags such as (?i) or (?ims).
-        while p.chars.get(p.pos) == Some(&'(') && p.chars.get(p.pos + 1) == Some(&'?') {
-            let mut q = p.pos + 2;
-            let mut flags = (ci, dotall, multiline);
-            let mut ok = false;
-            while let Some(&c) = p.chars.get(q) {
-                match c {
-                    'i' => flags.0 = true,
-                    's' => flags.1 = true,
-                    'm' => flags.2 = true,
-                    'u' | 'U' | 'x' | 'd' => {}
-                    ')' => {
-                        ok = q > p.pos + 2;
-                        break;
-                    }
-                    _ => break,
-                }
-                q += 1;
-            }
-            if !ok {
-                break;
-            }
-            (ci, dotall, multiline) = flags;
-            p.pos = q + 1;
-        }
-        let ast = p.alt(0)?;
-        if p.pos != p.chars.len() {
-            return Err(p.err("unbalanced )"));
-        }
-        let mut c = Compiler { prog: Vec::new() };
-        c.push(Inst::Save(0))?;
-        c.compile(&ast)?;
-        c.push(Inst::Save(1))?;
-        c.push(Inst::Match)?;
-        Ok(Regex {
-            prog: c.prog,
-            groups: p.groups,
-            ci,
-            dotall,
-            multiline,
-        })
+    /// Compiles `src` (Java syntax) so that it must match the whole text
+    /// (`re-matches`).
+    pub(crate) fn whole(src: &str) -> Result<JavaRegex, String> {
+        compile(&format!(r"\A(?:{})\z", translate(src)?)).map(|re| JavaRegex { re })
     }
 
     /// The number of capturing groups.
     pub(crate) fn groups(&self) -> usize {
-        self.groups
+        self.re.captures_len() - 1
     }
 
-    fn char_eq(&self, a: char, b: char) -> bool {
-        a == b || (self.ci && a.to_lowercase().eq(b.to_lowercase()))
+    /// The first match in `text`.
+    pub(crate) fn find<'t>(&self, text: &'t str) -> Option<Captures<'t>> {
+        self.re.captures(text)
     }
 
-    /// The leftmost match starting at or after `from` (`whole`: the match must start at
-    /// `from` and end at the end of the text).
-    ///
-    /// # Errors
-    /// When the text is too long for this program (the memo table would pass 32 MiB).
-    pub(crate) fn search(
-        &self,
-        text: &[char],
-        from: usize,
-        whole: bool,
-    ) -> Result<Option<Captures>, String> {
-        let width = text.len() + 1;
-        let bits = self.prog.len().saturating_mul(width);
-        if bits > MAX_MEMO_BITS {
-            return Err(format!(
-                "text of {} characters is too long for this regex",
-                text.len()
-            ));
-        }
-        let mut visited = vec![0u64; bits.div_ceil(64)];
-        let starts: Box<dyn Iterator<Item = usize>> = if whole {
-            Box::new(std::iter::once(from))
-        } else {
-            Box::new(from..=text.len())
-        };
-        for start in starts {
-            let mut caps = vec![None; 2 * (self.groups + 1)];
-            if self.run(text, start, whole, &mut visited, &mut caps) {
-                return Ok(Some(
-                    (0..=self.groups)
-                        .map(|g| match (caps[2 * g], caps[2 * g + 1]) {
-                            (Some(a), Some(b)) => Some((a, b)),
-                            _ => None,
-                        })
-                        .collect(),
-                ));
-            }
-        }
-        Ok(None)
+    /// Every match in `text`, left to right, not overlapping.
+    pub(crate) fn find_all<'r, 't>(&'r self, text: &'t str) -> CaptureMatches<'r, 't> {
+        self.re.captures_iter(text)
     }
+}
 
-    fn run(
-        &self,
-        text: &[char],
-        start: usize,
-        whole: bool,
-        visited: &mut [u64],
-        caps: &mut [Option<usize>],
-    ) -> bool {
-        enum Job {
-            Try(usize, usize),
-            Restore(usize, Option<usize>),
-        }
-        let width = text.len() + 1;
-        let mut stack = vec![Job::Try(0, start)];
-        while let Some(job) = stack.pop() {
-            let (mut pc, mut pos) = match job {
-                Job::Restore(slot, old) => {
-                    caps[slot] = old;
-                    continue;
-                }
-                Job::Try(pc, pos) => (pc, pos),
-            };
-            loop {
-                let seen = pc * width + pos;
-                let (word, bit) = (seen / 64, 1u64 << (seen % 64));
-                if visited[word] & bit != 0 {
-                    break;
-                }
-                visited[word] |= bit;
-                let Some(inst) = self.prog.get(pc) else {
-                    break;
+fn compile(src: &str) -> Result<Regex, String> {
+    Regex::new(src).map_err(|e| format!("bad regex: {e}"))
+}
+
+/// Java's spelling of a pattern in the crate's (see the module docs).
+fn translate(src: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(src.len() + 8);
+    let mut chars = src.chars().peekable();
+    // Inside a character class (nesting depth), and whether the last thing outside one
+    // was a quantifier (so that a `+` after it makes it possessive).
+    let mut class = 0usize;
+    let mut after_quantifier = false;
+    let mut last = None;
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            if class == 0 {
+                let quantifier = match c {
+                    '*' | '{' if after_quantifier => {
+                        return Err(format!(
+                            "bad regex {src:?}: dangling quantifier {c} after a quantifier"
+                        ))
+                    }
+                    '*' | '}' => true,
+                    '+' if after_quantifier => {
+                        return Err(format!(
+                            "bad regex {src:?}: possessive quantifiers are not supported"
+                        ))
+                    }
+                    '+' => true,
+                    // `?` after a quantifier makes it lazy; after `(` it opens a group form.
+                    '?' => !after_quantifier && last != Some('('),
+                    _ => false,
                 };
-                let at = text.get(pos).copied();
-                let before = pos.checked_sub(1).and_then(|p| text.get(p)).copied();
-                match inst {
-                    Inst::Char(c) => match at {
-                        Some(t) if self.char_eq(t, *c) => {
-                            pc += 1;
-                            pos += 1;
-                        }
-                        _ => break,
-                    },
-                    Inst::Any => match at {
-                        Some(t) if self.dotall || (t != '\n' && t != '\r') => {
-                            pc += 1;
-                            pos += 1;
-                        }
-                        _ => break,
-                    },
-                    Inst::Class(cl) => match at {
-                        Some(t) if cl.matches(t, self.ci) => {
-                            pc += 1;
-                            pos += 1;
-                        }
-                        _ => break,
-                    },
-                    Inst::Bol => {
-                        if pos == 0 || (self.multiline && before == Some('\n')) {
-                            pc += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    Inst::Eol => {
-                        let at_end = pos == text.len()
-                            || (pos + 1 == text.len() && at == Some('\n'))
-                            || (self.multiline && at == Some('\n'));
-                        if at_end {
-                            pc += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    Inst::TextStart => {
-                        if pos == 0 {
-                            pc += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    Inst::TextEnd => {
-                        if pos == text.len() {
-                            pc += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    Inst::TextEndNl => {
-                        if pos == text.len() || (pos + 1 == text.len() && at == Some('\n')) {
-                            pc += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    Inst::WordB | Inst::NotWordB => {
-                        let b = before.is_some_and(is_word) != at.is_some_and(is_word);
-                        if b == matches!(inst, Inst::WordB) {
-                            pc += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    Inst::Split(x, y) => {
-                        stack.push(Job::Try(*y, pos));
-                        pc = *x;
-                    }
-                    Inst::Jmp(x) => pc = *x,
-                    Inst::Save(slot) => {
-                        stack.push(Job::Restore(*slot, caps[*slot]));
-                        caps[*slot] = Some(pos);
-                        pc += 1;
-                    }
-                    Inst::Match => {
-                        if !whole || pos == text.len() {
-                            return true;
-                        }
+                after_quantifier = quantifier;
+            }
+            match c {
+                '[' => class += 1,
+                ']' if class > 0 => class -= 1,
+                _ => {}
+            }
+            last = Some(c);
+            out.push(c);
+            continue;
+        }
+        after_quantifier = false;
+        last = None;
+        let Some(e) = chars.next() else {
+            return Err(format!("bad regex {src:?}: a trailing backslash"));
+        };
+        match e {
+            'd' => out.push_str("[0-9]"),
+            'D' => out.push_str("[^0-9]"),
+            'w' => out.push_str("[0-9A-Za-z_]"),
+            'W' => out.push_str("[^0-9A-Za-z_]"),
+            's' => out.push_str(r"[\t\n\x0B\f\r ]"),
+            'S' => out.push_str(r"[^\t\n\x0B\f\r ]"),
+            'e' => out.push_str(r"\x1B"),
+            '0' => {
+                let mut code = 0u32;
+                let mut digits = 0;
+                while let Some(d) = chars.peek().and_then(|d| d.to_digit(8)) {
+                    if digits == 3 || code * 8 + d > 0o377 {
                         break;
                     }
+                    code = code * 8 + d;
+                    digits += 1;
+                    chars.next();
                 }
+                if digits == 0 {
+                    return Err(format!(
+                        "bad regex {src:?}: \\0 must be followed by an octal digit"
+                    ));
+                }
+                out.push_str(&format!(r"\x{{{code:X}}}"));
+            }
+            'Z' | 'G' | 'Q' | 'E' => {
+                return Err(format!(
+                    "bad regex {src:?}: \\{e} is not supported (use \\z or $ for the end)"
+                ))
+            }
+            other => {
+                out.push('\\');
+                out.push(other);
             }
         }
-        false
     }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -745,16 +151,13 @@ mod tests {
     use super::*;
 
     fn find(re: &str, text: &str) -> Option<String> {
-        let r = Regex::new(re).unwrap();
-        let chars: Vec<char> = text.chars().collect();
-        r.search(&chars, 0, false)
-            .unwrap()
-            .and_then(|c| c[0])
-            .map(|(a, b)| chars[a..b].iter().collect())
+        let r = JavaRegex::new(re).unwrap();
+        r.find(text)
+            .and_then(|c| c.get(0).map(|m| m.as_str().to_owned()))
     }
 
     #[test]
-    fn basics() {
+    fn java_syntax_finds_what_java_finds() {
         assert_eq!(find("b+", "aabbbc").as_deref(), Some("bbb"));
         assert_eq!(find("b+?", "aabbbc").as_deref(), Some("b"));
         assert_eq!(find("^I", "Ivan").as_deref(), Some("I"));
@@ -766,27 +169,41 @@ mod tests {
         assert_eq!(find(r"\bfoo\b", "a foo b").as_deref(), Some("foo"));
         assert_eq!(find(r"a.c$", "xabc").as_deref(), Some("abc"));
         assert_eq!(find(r"(a|ab)(c|bcd)", "abcd").as_deref(), Some("abcd"));
-        assert!(Regex::new("(?<n>x)").is_err());
-        assert!(Regex::new("a**").is_err());
-        assert!(Regex::new("(a").is_err());
-        assert!(Regex::new(r"\1").is_err());
+        assert_eq!(find(r"[\d-]+", "x1-2y").as_deref(), Some("1-2"));
+        assert_eq!(find(r"[^\s]+", " ab ").as_deref(), Some("ab"));
+        assert_eq!(find(r"\e\011", "a\u{1b}\tb").as_deref(), Some("\u{1b}\t"));
+    }
+
+    #[test]
+    fn shorthand_classes_are_ascii_as_in_java() {
+        assert_eq!(find(r"\w+", "éa1_z").as_deref(), Some("a1_z"));
+        assert_eq!(find(r"\d", "٣7").as_deref(), Some("7"));
+        assert_eq!(find(r"\S+", "\u{a0}x").as_deref(), Some("\u{a0}x"));
+    }
+
+    #[test]
+    fn unsupported_java_constructs_are_errors_not_wrong_matches() {
+        for bad in [
+            r"(a)\1", "(?=a)", "(?<=a)b", "a*+", r"\Qa\E", r"a\Z", "(a", "a**", r"\0",
+        ] {
+            assert!(JavaRegex::new(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn whole_match_and_groups() {
-        let r = Regex::new(r"(\w+)@(\w+)?\.com").unwrap();
-        let t: Vec<char> = "ann@x.com".chars().collect();
-        let c = r.search(&t, 0, true).unwrap().unwrap();
-        assert_eq!(c, vec![Some((0, 9)), Some((0, 3)), Some((4, 5))]);
-        let r = Regex::new("a*").unwrap();
-        let t: Vec<char> = "aab".chars().collect();
-        assert!(r.search(&t, 0, true).unwrap().is_none());
+        let r = JavaRegex::whole(r"(\w+)@(\w+)?\.com").unwrap();
+        let c = r.find("ann@x.com").unwrap();
+        assert_eq!(r.groups(), 2);
+        assert_eq!(c.get(1).map(|m| m.as_str()), Some("ann"));
+        assert_eq!(c.get(2).map(|m| m.as_str()), Some("x"));
+        assert!(JavaRegex::whole("a*").unwrap().find("aab").is_none());
+        assert!(JavaRegex::whole("a|ab").unwrap().find("ab").is_some());
     }
 
     #[test]
     fn pathological_patterns_stay_linear() {
-        let r = Regex::new("(a*)*b").unwrap();
-        let t: Vec<char> = "a".repeat(2000).chars().collect();
-        assert!(r.search(&t, 0, false).unwrap().is_none());
+        let r = JavaRegex::new("(a*)*b").unwrap();
+        assert!(r.find(&"a".repeat(100_000)).is_none());
     }
 }
