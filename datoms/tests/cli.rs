@@ -528,6 +528,27 @@ fn datalog_queries_and_pull_run_against_the_stored_db() {
 }
 
 #[test]
+fn unknown_schema_properties_are_ignored_with_a_warning() {
+    // Datascript ignores :db/type and any key it does not know (issue 26, item 9).
+    let s = Scratch::new();
+    let db = s.url("lenient.redb");
+    let schema = s.file(
+        "schema.edn",
+        "{:person/name {:db/type :db.type/string :db/unique :db.unique/identity}}",
+    );
+    let tx = s.file("tx.edn", r#"[{:person/name "Ann"}]"#);
+    let out = run(&["transact", "--db", &db, "--schema", &schema, &tx]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning"), "{stderr}");
+    assert!(stderr.contains(":db/type"), "{stderr}");
+    assert!(stderr.contains(":person/name"), "{stderr}");
+    // The rest of the declaration holds: :person/name is unique.
+    let pulled = ok(&["pull", "--db", &db, "[:db/id]", r#"[:person/name "Ann"]"#]);
+    assert_eq!(pulled.trim(), "{:db/id 1}");
+}
+
+#[test]
 fn an_ident_names_its_entity_in_pull_and_index_reads() {
     // Datascript: (d/pull db '[:color/hex] :color/red) and (d/datoms db :eavt :color/red)
     // answer for the entity whose :db/ident is :color/red (issue 16, item 6).

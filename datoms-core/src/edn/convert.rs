@@ -219,8 +219,10 @@ pub fn datom_from_edn(form: &Edn, schema: Option<&Schema>) -> Result<Datom, Erro
 /// Declarations may hold `:db/valueType` (`:db.type/…`), `:db/cardinality`
 /// (`:db.cardinality/one` or `/many`), `:db/unique` (`:db.unique/identity` or
 /// `/value`), `:db/index` and `:db/isComponent` (booleans) and `:db/doc` (a string).
-/// Anything else, an unknown type, cardinality or uniqueness, or a component that is
-/// not a ref, is [`Error::BadSchema`] naming the attribute. A form that is not a map of
+/// Any other key is ignored, as Datascript ignores it ([`schema_from_edn_with_warnings`]
+/// names them). A value of one of these keys of the wrong kind, an unknown type,
+/// cardinality or uniqueness, or a component that is not a ref, is [`Error::BadSchema`]
+/// naming the attribute. A form that is not a map of
 /// keywords (or a vector of maps) is [`Error::InvalidValue`]. Strictness
 /// ([`Schema::strict`]) is not part of the text.
 ///
@@ -231,12 +233,50 @@ pub fn datom_from_edn(form: &Edn, schema: Option<&Schema>) -> Result<Datom, Erro
 /// assert!(schema.in_avet(&":person/age".into()));
 /// ```
 pub fn schema_from_edn(form: &Edn) -> Result<Schema, Error> {
+    schema_from_edn_with_warnings(form).map(|(schema, _)| schema)
+}
+
+/// A schema property that was ignored, as Datascript ignores it: a key no declaration
+/// takes (`:db/type`, `:db/noHistory`, `:my/own-key`, a key that is not a keyword).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaWarning {
+    /// The attribute whose declaration holds it.
+    pub attr: Keyword,
+    /// The ignored key, printed as EDN.
+    pub key: String,
+}
+
+impl std::fmt::Display for SchemaWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "schema of {}: unknown property {} ignored (as Datascript ignores it)",
+            self.attr, self.key
+        )
+    }
+}
+
+/// [`schema_from_edn`], also answering the properties it ignored, so that a tool can
+/// warn about them (a misspelt `:db/cardinality` is ignored, as in Datascript).
+///
+/// ```
+/// use datoms_core::edn::{parse, schema_from_edn_with_warnings};
+/// let form = parse("{:a {:db/type :db.type/string :db/index true}}").unwrap();
+/// let (schema, warnings) = schema_from_edn_with_warnings(&form).unwrap();
+/// assert!(schema.in_avet(&":a".into()));
+/// assert_eq!(warnings[0].key, ":db/type");
+/// ```
+///
+/// # Errors
+/// As [`schema_from_edn`].
+pub fn schema_from_edn_with_warnings(form: &Edn) -> Result<(Schema, Vec<SchemaWarning>), Error> {
+    let mut warnings = Vec::new();
     let mut schema = Schema::new();
     match form {
         Edn::Map(pairs) => {
             for (attr, spec) in pairs {
                 let attr = attribute_name(attr)?;
-                let spec = attribute_from_edn(&attr, spec, false)?;
+                let spec = attribute_from_edn(&attr, spec, false, &mut warnings)?;
                 schema = schema.with(attr, spec)?;
             }
         }
@@ -256,7 +296,7 @@ pub fn schema_from_edn(form: &Edn) -> Result<Schema, Error> {
                     ),
                 })?;
                 let attr = attribute_name(ident)?;
-                let spec = attribute_from_edn(&attr, spec, true)?;
+                let spec = attribute_from_edn(&attr, spec, true, &mut warnings)?;
                 schema = schema.with(attr, spec)?;
             }
         }
@@ -269,7 +309,7 @@ pub fn schema_from_edn(form: &Edn) -> Result<Schema, Error> {
             })
         }
     }
-    Ok(schema)
+    Ok((schema, warnings))
 }
 
 /// Parses schema text; see [`schema_from_edn`].
@@ -285,6 +325,14 @@ pub fn parse_schema(text: &str) -> Result<Schema, Error> {
     schema_from_edn(&parse(text)?)
 }
 
+/// Parses schema text; see [`schema_from_edn_with_warnings`].
+///
+/// # Errors
+/// As [`schema_from_edn`], or [`Error::EdnSyntax`].
+pub fn parse_schema_with_warnings(text: &str) -> Result<(Schema, Vec<SchemaWarning>), Error> {
+    schema_from_edn_with_warnings(&parse(text)?)
+}
+
 fn attribute_name(form: &Edn) -> Result<Keyword, Error> {
     match form {
         Edn::Keyword(k) => Ok(k.clone()),
@@ -298,6 +346,7 @@ fn attribute_from_edn(
     attr: &Keyword,
     spec: &Edn,
     with_ident: bool,
+    warnings: &mut Vec<SchemaWarning>,
 ) -> Result<AttributeSchema, Error> {
     let bad = |reason: String| Error::BadSchema {
         attr: attr.clone(),
@@ -311,11 +360,15 @@ fn attribute_from_edn(
     };
     let mut out = AttributeSchema::default();
     for (key, value) in pairs {
+        let ignore = |warnings: &mut Vec<SchemaWarning>| {
+            warnings.push(SchemaWarning {
+                attr: attr.clone(),
+                key: describe(key),
+            });
+        };
         let Edn::Keyword(key) = key else {
-            return Err(bad(format!(
-                "schema key `{}` is not a keyword",
-                describe(key)
-            )));
+            ignore(warnings);
+            continue;
         };
         let done = match (key.as_str(), value) {
             ("db/ident", _) => with_ident,
@@ -362,7 +415,10 @@ fn attribute_from_edn(
                 "db/unique" => ":db.unique/identity or :db.unique/value",
                 "db/index" | "db/isComponent" => "true or false",
                 "db/doc" => "a string",
-                _ => return Err(bad(format!("unknown schema key {key}"))),
+                _ => {
+                    ignore(warnings);
+                    continue;
+                }
             };
             return Err(bad(format!(
                 "{key} must be {expected}, not `{}`",
@@ -906,12 +962,6 @@ mod tests {
                 ":db/isComponent must be",
             ),
             ("{:a/b {:db/doc :kw}}", ":db/doc must be a string"),
-            (
-                "{:a/b {:db/noHistory true}}",
-                "unknown schema key :db/noHistory",
-            ),
-            ("{:a/b {:db/ident :a/b}}", "unknown schema key :db/ident"),
-            ("{:a/b {\"k\" 1}}", "schema key `\"k\"` is not a keyword"),
             ("{:a/b [:db/index true]}", "is not a map"),
             ("{:a/b {:db/isComponent true}}", ":db/isComponent requires"),
             ("{:a/_b {}}", "reserved for reverse references"),
@@ -934,6 +984,23 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_schema_properties_are_ignored_and_named() {
+        // Datascript 1.8.1: (d/empty-db {:a {:db/type :db.type/string}}) is accepted.
+        let (schema, warnings) = parse_schema_with_warnings(
+            "{:a/b {:db/type :db.type/string :db/noHistory true \"k\" 1 :db/cardinality :db.cardinality/many}}",
+        )
+        .unwrap();
+        assert!(schema.get(&":a/b".into()).unwrap().is_many());
+        let keys: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(keys, [":db/type", ":db/noHistory", "\"k\""]);
+        assert!(warnings[0].to_string().contains(":a/b"), "{}", warnings[0]);
+        assert_eq!(
+            parse_schema("{:a/b {:db/ident :a/b}}").unwrap(),
+            parse_schema("{:a/b {}}").unwrap()
+        );
     }
 
     #[test]

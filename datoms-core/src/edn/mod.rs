@@ -60,7 +60,8 @@ use crate::error::Error;
 use crate::value::Keyword;
 
 pub use convert::{
-    datom_from_edn, datom_to_edn, parse_schema, schema_from_edn, schema_to_edn, value_to_edn,
+    datom_from_edn, datom_to_edn, parse_schema, parse_schema_with_warnings, schema_from_edn,
+    schema_from_edn_with_warnings, schema_to_edn, value_to_edn, SchemaWarning,
 };
 pub(crate) use parse::keyword_problem;
 pub use parse::{parse, parse_all, MAX_DEPTH};

@@ -12,7 +12,7 @@
 //! set gives. A file without the `#datoms/export` header (hand-written datoms) is
 //! accepted without count and checksum, its counters taken from its datoms.
 
-use datoms::edn::{datom_from_edn, parse, schema_from_edn, Edn};
+use datoms::edn::{datom_from_edn, parse, schema_from_edn_with_warnings, Edn};
 use datoms::{Datom, Db, Schema, TreeConfig, TX0};
 use serde::Serialize;
 
@@ -345,7 +345,12 @@ fn read_datoms(
                     ));
                 }
                 seen_form = true;
-                schema = Some(schema_from_edn(body).map_err(|e| bad(number, e.to_string()))?);
+                let (read, warnings) =
+                    schema_from_edn_with_warnings(body).map_err(|e| bad(number, e.to_string()))?;
+                for w in &warnings {
+                    eprintln!("warning: line {number}: {w}");
+                }
+                schema = Some(read);
                 file.own_schema = true;
                 continue;
             }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use datoms::edn::parse_schema;
+use datoms::edn::parse_schema_with_warnings;
 use datoms::{Db, Schema};
 use serde::Serialize;
 
@@ -78,15 +78,21 @@ pub fn read_text(path: &str) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(file_error)
 }
 
-/// Reads a schema file.
+/// Reads a schema file. A property Datascript ignores (`:db/type`, an unknown key) is
+/// ignored, with a warning on stderr naming the file, the attribute and the key.
 ///
 /// # Errors
 /// [`CliError::File`] or [`CliError::Input`] naming the path.
 pub fn read_schema(path: &str) -> Result<Schema, CliError> {
-    parse_schema(&read_text(path)?).map_err(|source| CliError::Input {
-        path: path.to_owned(),
-        source,
-    })
+    let (schema, warnings) =
+        parse_schema_with_warnings(&read_text(path)?).map_err(|source| CliError::Input {
+            path: path.to_owned(),
+            source,
+        })?;
+    for w in &warnings {
+        eprintln!("warning: {path}: {w}");
+    }
+    Ok(schema)
 }
 
 /// A transaction that landed.
