@@ -153,8 +153,7 @@ fn pull_recursion_over_a_long_chain_has_no_nesting_cap() {
     let mut depth = 0u64;
     let friend = QueryValue::keyword("friend");
     // Walk and take apart level by level, so that dropping the value does not recurse.
-    loop {
-        let QueryValue::Map(mut m) = v else { break };
+    while let QueryValue::Map(mut m) = v {
         depth += 1;
         assert_eq!(
             m.get(&QueryValue::keyword("name")).map(ToString::to_string),
@@ -294,6 +293,11 @@ fn a_non_entity_constant_in_a_ref_value_position_is_an_error() {
     // ... also through :in
     let e = run(&db, "[:find ?e :in $ ?b :where [?e :boss ?b]]", &[r#""x""#]).unwrap_err();
     assert!(e.to_string().contains("\"x\""), "{e}");
+    // A string a clause binds is joined, not checked: => #{}
+    assert_eq!(
+        run(&db, "[:find ?e :where [?x :name ?n] [?e :boss ?n]]", &[]).unwrap(),
+        "#{}"
+    );
     // An id and a lookup ref are entities: => #{[1]}
     assert_eq!(
         run(&db, "[:find ?e :where [?e :boss 2]]", &[]).unwrap(),
@@ -363,4 +367,49 @@ fn an_ident_passed_through_in_as_a_plain_value_does_not_resolve() {
         .unwrap(),
         "#{}"
     );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// `{(:friend :limit n) [:name]}` answers the first `n` friends (in id order) that
+    /// have a name, skipping those whose sub-pull is empty, as Datascript does.
+    #[test]
+    fn pull_limit_takes_the_first_non_empty_sub_pulls(
+        named in proptest::collection::vec(proptest::bool::ANY, 1..30),
+        limit in 1usize..12,
+    ) {
+        let schema = parse_schema(
+            "{:friend {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many}}",
+        )
+        .unwrap();
+        let mut tx = String::from("[");
+        let ids: Vec<String> = (0..named.len()).map(|i| (i + 2).to_string()).collect();
+        tx.push_str(&format!("{{:db/id 1 :friend [{}]}}", ids.join(" ")));
+        for (i, has_name) in named.iter().enumerate() {
+            if *has_name {
+                tx.push_str(&format!(r#"{{:db/id {} :name "n{}"}}"#, i + 2, i + 2));
+            } else {
+                tx.push_str(&format!("{{:db/id {} :age 1}}", i + 2));
+            }
+        }
+        tx.push(']');
+        let db = Db::new(schema).with_edn(&tx).unwrap().db_after;
+        let got = db
+            .pull(&format!("[{{(:friend :limit {limit}) [:name]}}]"), 1)
+            .unwrap();
+        let want: Vec<String> = named
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n)
+            .map(|(i, _)| format!(r#"{{:name "n{}"}}"#, i + 2))
+            .take(limit)
+            .collect();
+        let want = if want.is_empty() {
+            "nil".to_owned()
+        } else {
+            format!("{{:friend [{}]}}", want.join(" "))
+        };
+        proptest::prop_assert_eq!(got.to_string(), want);
+    }
 }

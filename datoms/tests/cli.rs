@@ -525,6 +525,11 @@ fn datalog_queries_and_pull_run_against_the_stored_db() {
     assert!(pulled.contains(r#":person/name "Bob""#), "{pulled}");
     let missing = ok(&["pull", "--db", &db, "[*]", r#"[:person/name "Nobody"]"#]);
     assert_eq!(missing.trim(), "nil");
+    // Datascript: (d/pull db '[*] [:name nil]) => nil; a non-unique attribute is an error.
+    let none = ok(&["pull", "--db", &db, "[*]", "[:person/name nil]"]);
+    assert_eq!(none.trim(), "nil");
+    let err = fails(&["pull", "--db", &db, "[*]", "[:person/age 31]"]);
+    assert!(err.contains(":person/age"), "{err}");
 }
 
 #[test]

@@ -701,6 +701,9 @@ pub(crate) struct Engine<'a> {
     /// for the whole query): rule fixpoints repeat lookups round after round, and a lazily
     /// restored db would load the same nodes again each time.
     pub cache: LookupCache,
+    /// The variables bound by scalar `:in` values: Datascript reads them as constants
+    /// of the clauses that use them (so a string in a ref position is an error there).
+    pub in_scalars: HashSet<Sym>,
 }
 
 fn eval_err(function: &str, reason: impl Into<String>, clause: &Clause) -> Error {
@@ -1341,7 +1344,7 @@ impl<'a> Engine<'a> {
             Some(Slot::Const(k)) => Some(k),
             _ => None,
         };
-        if !self.fill_probe(db, &mut base, &|i| slot_const(i).cloned(), true, c)? {
+        if !self.fill_probe(db, &mut base, &|i| slot_const(i).cloned(), true, true, c)? {
             return Ok(Rel::empty(vars));
         }
         let key_cols: Vec<(usize, usize)> = plan
@@ -1398,7 +1401,9 @@ impl<'a> Engine<'a> {
                             .position(|(p, _)| *p == i)
                             .map(|k| key[k].clone())
                     };
-                    if !self.fill_probe(db, &mut probe, &get, false, c)? {
+                    let v_from_in =
+                        matches!(terms.get(2), Some(Term::Var(v)) if self.in_scalars.contains(v));
+                    if !self.fill_probe(db, &mut probe, &get, false, v_from_in, c)? {
                         continue;
                     }
                     let members = groups.get(key).map_or(&[][..], Vec::as_slice);
@@ -1439,13 +1444,16 @@ impl<'a> Engine<'a> {
     }
 
     /// Fills `probe` from the values `get` gives for positions e, a, v, tx, added.
-    /// Returns false when the pattern can match nothing.
+    /// Returns false when the pattern can match nothing. `strict`: the values are the
+    /// clause's constants; `constant_v`: the value is one (or an `:in` scalar), so one
+    /// that cannot name an entity under a ref attribute is an error, not a non-match.
     fn fill_probe(
         &self,
         db: &Db,
         probe: &mut Probe,
         get: &dyn Fn(usize) -> Option<QueryValue>,
         strict: bool,
+        constant_v: bool,
         c: &Clause,
     ) -> Result<bool, Error> {
         if let Some(e) = get(0) {
@@ -1470,7 +1478,7 @@ impl<'a> Engine<'a> {
                 .and_then(|a| db.schema().get(a))
                 .is_some_and(|s| s.is_ref());
             if is_ref {
-                if !could_name_entity(&v) {
+                if constant_v && !could_name_entity(&v) {
                     // Datascript: "Expected number or lookup ref for entity id, got "x"".
                     return Err(eval_err(
                         "entity id",
@@ -1478,7 +1486,7 @@ impl<'a> Engine<'a> {
                         c,
                     ));
                 }
-                if !strict && v.as_keyword().is_some() {
+                if !could_name_entity(&v) || (!strict && v.as_keyword().is_some()) {
                     // An ident bound through :in (or by a clause) is a plain value, not
                     // resolved to its entity: Datascript answers nothing.
                     return Ok(false);

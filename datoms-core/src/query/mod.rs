@@ -420,6 +420,7 @@ impl Query {
             rules,
             fns: functions,
             cache: Default::default(),
+            in_scalars: scalars.keys().cloned().collect(),
         };
         engine.check(&self.wheres)?;
         engine.check_rules()?;

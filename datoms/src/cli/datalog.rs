@@ -142,7 +142,8 @@ fn resolve(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
                 "lookup ref `{form}`: {word} is an EDN symbol, not a string; quote it inside shell quotes: '[{} \"{word}\"]'",
                 items[0]
             ))),
-            [Edn::Keyword(attr), value] => Ok(db.entity_by_value(attr, &value.to_value()?)?),
+            // Through entid, so that `[:attr nil]` finds nothing, as in Datascript.
+            [Edn::Keyword(_), _] => Ok(db.entid(&QueryValue::from_edn(form)?)?),
             _ => Err(CliError::Usage(format!(
                 "`{form}` is not a lookup ref [:attr value]"
             ))),
