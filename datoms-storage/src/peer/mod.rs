@@ -886,14 +886,15 @@ fn replay_recorded(outbox: &Outbox, base: &Db) -> Result<Option<Db>, PeerError> 
     if !c.pending.is_empty() && c.chain_on() != Some(base.base_commit()) {
         return Ok(None);
     }
-    let mut db = base.clone();
+    let mut entries = Vec::with_capacity(c.pending.len());
     for p in &c.pending {
         let Some(datoms) = &p.datoms else {
             return Ok(None);
         };
-        db = db.apply_log_entry(datoms.entry(tx_id(c.origin, p.seq)))?;
+        entries.push(datoms.entry(tx_id(c.origin, p.seq)));
     }
-    Ok(Some(db))
+    // One update of each index for them all.
+    Ok(Some(base.apply_log_entries(entries)?))
 }
 
 fn seq_of_id(id: TxId) -> u64 {
