@@ -32,7 +32,12 @@ fn datoms_answers_as_datascript_does_outside_the_known_divergences() {
         findings.known.len(),
         findings.unexplained.len()
     );
-    let shown: Vec<String> = findings.unexplained.iter().take(10).map(ToString::to_string).collect();
+    let shown: Vec<String> = findings
+        .unexplained
+        .iter()
+        .take(10)
+        .map(ToString::to_string)
+        .collect();
     assert!(
         findings.unexplained.is_empty(),
         "{} divergences from Datascript outside the known list; the first ones:\n{}",

@@ -95,7 +95,10 @@ mod tests {
             canonical("[3 1 1]", Shape::Bag),
             canonical("[1 3 1]", Shape::Bag)
         );
-        assert_ne!(canonical("[3 1 1]", Shape::Bag), canonical("[1 3]", Shape::Bag));
+        assert_ne!(
+            canonical("[3 1 1]", Shape::Bag),
+            canonical("[1 3]", Shape::Bag)
+        );
         assert_ne!(
             canonical("[3 1]", Shape::Exact),
             canonical("[1 3]", Shape::Exact)

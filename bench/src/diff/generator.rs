@@ -182,7 +182,12 @@ impl Gen {
                 parts.push(format!(":db/id {t}"));
             }
         }
-        for attr in [":person/name", ":person/email", ":person/age", ":person/nick"] {
+        for attr in [
+            ":person/name",
+            ":person/email",
+            ":person/age",
+            ":person/nick",
+        ] {
             if self.chance(45) {
                 parts.push(format!("{attr} {}", self.value(attr)));
             }

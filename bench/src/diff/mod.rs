@@ -293,7 +293,12 @@ pub fn compare(case: &Case, datascript: &Answers, datoms: &Answers) -> Option<Di
             return Some(diverged(Check::Tx(i), tx.clone(), ds.0.text(), dm.0.text()));
         }
         if !Answer::Ok(ds.1.clone()).same_as(&Answer::Ok(dm.1.clone()), Shape::Exact) {
-            return Some(diverged(Check::Tx(i), tx.clone(), ds.1.clone(), dm.1.clone()));
+            return Some(diverged(
+                Check::Tx(i),
+                tx.clone(),
+                ds.1.clone(),
+                dm.1.clone(),
+            ));
         }
     }
     for (i, (q, (ds, dm))) in case
