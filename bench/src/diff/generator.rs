@@ -18,6 +18,7 @@ pub const SCHEMA: &str = "{:person/name {:db/unique :db.unique/identity}
  :person/age {:db/index true}
  :person/nick {}
  :person/tag {:db/cardinality :db.cardinality/many}
+ :person/mood {:db/cardinality :db.cardinality/many}
  :person/friend {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many}
  :person/boss {:db/valueType :db.type/ref}
  :person/pet {:db/valueType :db.type/ref :db/isComponent true}
@@ -29,6 +30,7 @@ pub const SCHEMA: &str = "{:person/name {:db/unique :db.unique/identity}
 const NAMES: [&str; 6] = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"];
 const NICKS: [&str; 4] = ["a", "bb", "Zed", "cat"];
 const TAGS: [&str; 4] = ["red", "green", "blue", "x"];
+const MOODS: [&str; 5] = [":zz", ":t/a", ":t/b", ":a/z", ":calm"];
 const SPECIES: [&str; 3] = [":zoo/yak", ":zoo/cat", ":dog"];
 const TOYS: [&str; 3] = ["bone", "ball", "rope"];
 
@@ -147,6 +149,7 @@ impl Gen {
             ":person/nick" => self.string(&NICKS),
             ":person/tag" => self.string(&TAGS),
             ":pet/species" => self.pick(&SPECIES).to_owned(),
+            ":person/mood" => self.pick(&MOODS).to_owned(),
             ":pet/name" => self.string(&NAMES),
             ":toy/name" => self.string(&TOYS),
             _ => self.ref_value(),
@@ -200,6 +203,10 @@ impl Gen {
             };
             parts.push(format!(":person/tag {tags}"));
         }
+        if self.chance(25) {
+            let moods = format!("[{} {}]", self.pick(&MOODS), self.pick(&MOODS));
+            parts.push(format!(":person/mood {moods}"));
+        }
         if self.chance(35) {
             let friends = match self.below(3) {
                 0 => self.ref_value(),
@@ -224,7 +231,8 @@ impl Gen {
     }
 
     fn attr(&mut self) -> &'static str {
-        const ATTRS: [&str; 8] = [
+        const ATTRS: [&str; 9] = [
+            ":person/mood",
             ":person/name",
             ":person/email",
             ":person/age",
@@ -306,7 +314,12 @@ impl Gen {
             inputs: vec![],
             shape: Shape::Bag,
         };
-        match self.below(16) {
+        match self.below(18) {
+            16 => exact(format!(
+                "[:find ?e ?m :where [?e :person/mood ?m] [(> ?m {})]]",
+                self.pick(&MOODS)
+            )),
+            17 => bag("[:find (min ?m) (max ?m) :where [_ :person/mood ?m]]".into()),
             0 => exact(
                 "[:find ?n ?fn :where [?e :person/friend ?f] [?e :person/name ?n] [?f :person/name ?fn]]"
                     .into(),
@@ -378,7 +391,8 @@ impl Gen {
     }
 
     fn pull(&mut self) -> PullCheck {
-        const PATTERNS: [&str; 10] = [
+        const PATTERNS: [&str; 11] = [
+            "[:person/mood :person/name]",
             "[*]",
             "[:person/name {:person/friend [:person/name :person/age]}]",
             "[:person/name :person/_friend]",

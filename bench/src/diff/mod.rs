@@ -362,3 +362,53 @@ pub fn run(dir: &Path, first_seed: u64, count: usize) -> Result<Findings, BenchE
     }
     Ok(findings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_is_a_function_of_its_seed() {
+        let (a, b) = (generate(7), generate(7));
+        assert_eq!(a.txs, b.txs);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        assert_ne!(a.txs, generate(8).txs);
+    }
+
+    #[test]
+    fn equal_answers_agree_and_any_changed_answer_is_the_first_divergence() {
+        let case = generate(3);
+        let ours = run_datoms(&case).unwrap();
+        assert_eq!(ours.txs.len(), case.txs.len());
+        assert_eq!(ours.queries.len(), case.queries.len());
+        assert_eq!(ours.pulls.len(), case.pulls.len());
+        assert!(compare(&case, &ours, &ours).is_none());
+
+        let mut pull_changed = ours.clone();
+        pull_changed.pulls[1] = Answer::Ok("{:db/id 999}".into());
+        assert_eq!(
+            compare(&case, &pull_changed, &ours).map(|d| d.check),
+            Some(Check::Pull(1))
+        );
+
+        let mut tx_failed = pull_changed.clone();
+        tx_failed.txs[1].0 = Answer::Err("boom".into());
+        let failed = &ours.txs[1].0;
+        let expect = if matches!(failed, Answer::Ok(_)) {
+            Some(Check::Tx(1))
+        } else {
+            Some(Check::Pull(1))
+        };
+        assert_eq!(compare(&case, &tx_failed, &ours).map(|d| d.check), expect);
+
+        let mut db_changed = ours.clone();
+        db_changed.txs[0].1 = "#{[1 :person/nick \"zz\" 536870913]}".into();
+        assert_eq!(
+            compare(&case, &db_changed, &ours).map(|d| d.check),
+            Some(Check::Tx(0))
+        );
+    }
+}
