@@ -32,6 +32,13 @@ fn datoms_answers_as_datascript_does_outside_the_known_divergences() {
         findings.known.len(),
         findings.unexplained.len()
     );
+    // One example of each known item (the first case that showed it), for the docs.
+    let mut seen = std::collections::BTreeSet::new();
+    for (item, d) in &findings.known {
+        if seen.insert(*item) {
+            eprintln!("{item}:\n{d}");
+        }
+    }
     let shown: Vec<String> = findings
         .unexplained
         .iter()
