@@ -21,15 +21,15 @@
 //! });
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use datoms_core::restore::Mode;
 use datoms_core::{AttributeSchema, Db, Schema, ValueType, TX0};
 use datoms_storage::{restore_commit, restore_from, store, Storage};
+
+use crate::child;
 
 /// The environment variable that puts the test binary in child mode; its value is the
 /// storage directory.
@@ -105,17 +105,7 @@ pub fn child_main(open: impl Fn(&Path) -> Arc<dyn Storage>) {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("crash child: no runtime: {e}");
-            std::process::exit(2);
-        }
-    };
+    let runtime = child::child_runtime("crash child failed");
     let storage = open(Path::new(&dir));
     let result: Result<(), String> = runtime.block_on(async {
         let mut db = match storage.get_head(HEAD).await.map_err(|e| e.to_string())? {
@@ -169,63 +159,26 @@ pub fn run_parent(
     seed: u64,
     open: impl Fn(&Path) -> Arc<dyn Storage>,
 ) -> CrashReport {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = child::runtime();
     let mut rng = seed | 1;
     let mut expected: Vec<[datoms_core::Address; 3]> = vec![Db::new(schema()).root_addresses()];
     let mut expected_db = Db::new(schema());
     let mut last_reported = 0u64;
     let mut report = CrashReport::default();
     for round in 0..kills {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
         // Early kills land in the first stores; later ones anywhere.
-        let delay = Duration::from_millis(30 + rng % 400);
-        let mut child = Command::new(&exe)
-            .args([
-                child_test,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning the crash child");
-        std::thread::sleep(delay);
-        // On Unix, kill() is SIGKILL: no destructor, no flush, no fsync of our own.
-        let _ = child.kill();
-        let status = child.wait().expect("waiting for the crash child");
-        let mut reported = last_reported;
-        if let Some(out) = child.stdout.take() {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // libtest may print its `test crash_child ... ` banner on the same line
-                // as the first report, so look for the report anywhere in the line.
-                let report = line.find("stored ").map(|i| &line[i + "stored ".len()..]);
-                if let Some(n) = report.and_then(|n| n.trim().parse().ok()) {
-                    reported = reported.max(n);
-                }
-            }
+        let delay = Duration::from_millis(30 + child::xorshift(&mut rng) % 400);
+        let out = child::kill_after(child::command(child_test, CHILD_ENV, dir), delay);
+        let reported = out
+            .reports("stored ")
+            .filter_map(|n| n.parse::<u64>().ok())
+            .fold(last_reported, u64::max);
+        if let Some(e) = out.failure("crash child failed") {
+            panic!(
+                "round {round}: the child failed on its own ({}): {e}",
+                out.status
+            );
         }
-        let mut err_text = String::new();
-        if let Some(err) = child.stderr.take() {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.contains("crash child failed") {
-                    err_text = line;
-                }
-            }
-        }
-        assert!(
-            err_text.is_empty(),
-            "round {round}: the child failed on its own ({status}): {err_text}"
-        );
         last_reported = reported;
 
         let storage = open(dir);

@@ -71,10 +71,14 @@
 //! ```
 
 pub mod cases;
+pub mod child;
 pub mod crash;
+pub mod exactly_once;
 mod factory;
 mod failure;
 pub mod history;
+pub mod peer_crash;
+pub mod peer_processes;
 pub mod processes;
 pub mod settings;
 mod support;

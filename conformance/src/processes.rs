@@ -17,12 +17,12 @@
 //! Use it with [`crate::processes_test!`], like [`crate::crash_test!`].
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use datoms_core::{Address, Db};
 use datoms_storage::{restore, restore_from, store, verify, Storage, StorageError};
 
+use crate::child;
 use crate::crash::{history, schema, tx_text};
 
 /// The environment variable that puts the test binary in child mode: `step:dirA:dirB`.
@@ -62,17 +62,7 @@ pub fn child_main(open: impl Fn(&Path) -> Arc<dyn Storage>) {
             std::process::exit(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("processes child failed: no runtime: {e}");
-            std::process::exit(2);
-        }
-    };
+    let runtime = child::child_runtime("processes child failed");
     let result = runtime.block_on(run_step(&step, open(&a), open(&b)));
     if let Err(e) = result {
         eprintln!("processes child failed: step {step}: {e}");
@@ -126,16 +116,11 @@ async fn run_step(step: &str, a: Arc<dyn Storage>, b: Arc<dyn Storage>) -> Resul
 /// # Panics
 /// When a check fails — this is a test harness; the message says which.
 pub fn run_parent(child_test: &str, dir: &Path, open: impl Fn(&Path) -> Arc<dyn Storage>) {
-    let exe = std::env::current_exe().expect("the test binary's path");
     let (a, b) = (dir.join("a"), dir.join("b"));
     for d in [&a, &b] {
         std::fs::create_dir_all(d).expect("creating a storage directory");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = child::runtime();
     let primary = history(PRIMARY_TXS).expect("the history transacts");
     let copied = extend(&primary, PRIMARY_TXS + 1, PRIMARY_TXS + 1 + COPY_TXS)
         .expect("the history transacts");
@@ -155,22 +140,17 @@ pub fn run_parent(child_test: &str, dir: &Path, open: impl Fn(&Path) -> Arc<dyn 
         ),
     ];
     for (step, want_a, want_b) in expect {
-        let out = Command::new(&exe)
-            .args([
-                child_test,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, format!("{step}:{}:{}", a.display(), b.display()))
-            .output()
-            .expect("running a child step");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let out = child::run(child::command(
+            child_test,
+            CHILD_ENV,
+            format!("{step}:{}:{}", a.display(), b.display()),
+        ));
+        let failure = out.failure("processes child failed");
         assert!(
-            out.status.success() && !stderr.contains("processes child failed"),
-            "step {step} failed ({}): {stderr}",
-            out.status
+            out.status.success() && failure.is_none(),
+            "step {step} failed ({}): {}",
+            out.status,
+            failure.map_or_else(|| out.stderr.join("\n"), str::to_owned)
         );
         for (name, path, want) in [("A", &a, want_a), ("B", &b, want_b)] {
             let storage = open(path);

@@ -500,36 +500,54 @@ impl Db {
     ///
     /// # Errors
     /// A load error of a lazily restored db; the db is unchanged.
-    pub fn apply_log_entry(&self, mut entry: TxLogEntry) -> Result<Db, Error> {
-        share_large_values(&mut entry.datoms);
+    pub fn apply_log_entry(&self, entry: TxLogEntry) -> Result<Db, Error> {
+        self.apply_log_entries(std::iter::once(entry))
+    }
+
+    /// [`Db::apply_log_entry`] of each entry in order, with one update of each index for
+    /// them all (an index applies the edits of one key in order, the last one winning),
+    /// so replaying many transactions copies each changed path once, not once per
+    /// transaction. The result is the db the entries applied one by one give.
+    ///
+    /// # Errors
+    /// A load error of a lazily restored db; the db is unchanged.
+    pub fn apply_log_entries(
+        &self,
+        entries: impl IntoIterator<Item = TxLogEntry>,
+    ) -> Result<Db, Error> {
         let mut edits: [Vec<Edit>; 3] = Default::default();
         let mut max_eid = self.max_eid;
-        for d in &entry.datoms {
-            let stored = Datom {
-                added: true,
-                ..d.clone()
-            };
-            let in_avet = self.schema.in_avet(&d.a);
-            let make = |x: &Datom| {
-                if d.added {
-                    Edit::Put(x.clone())
-                } else {
-                    Edit::Delete(x.clone())
+        let mut max_tx = self.max_tx;
+        let mut log = self.log.clone();
+        for mut entry in entries {
+            share_large_values(&mut entry.datoms);
+            for d in &entry.datoms {
+                let stored = Datom {
+                    added: true,
+                    ..d.clone()
+                };
+                let in_avet = self.schema.in_avet(&d.a);
+                let make = |x: &Datom| {
+                    if d.added {
+                        Edit::Put(x.clone())
+                    } else {
+                        Edit::Delete(x.clone())
+                    }
+                };
+                edits[0].push(make(&stored));
+                edits[1].push(make(&stored));
+                if in_avet {
+                    edits[2].push(make(&stored));
                 }
-            };
-            edits[0].push(make(&stored));
-            edits[1].push(make(&stored));
-            if in_avet {
-                edits[2].push(make(&stored));
+                if d.added && d.e < TX0 {
+                    max_eid = max_eid.max(d.e);
+                }
             }
-            if d.added && d.e < TX0 {
-                max_eid = max_eid.max(d.e);
-            }
+            max_tx = max_tx.max(entry.tx);
+            log = log.push(Arc::new(entry));
         }
         let [e, a, v] = edits;
         let source = self.source.as_ref();
-        let max_tx = self.max_tx.max(entry.tx);
-        let log = self.log.push(Arc::new(entry));
         Ok(Db {
             eavt: self.eavt.apply(e, source)?,
             aevt: self.aevt.apply(a, source)?,

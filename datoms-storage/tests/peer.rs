@@ -505,3 +505,142 @@ async fn rebase_onto_a_followed_db_is_one_call() {
     a.push().await.unwrap();
     assert_eq!(names(&head_db(&s).await).len(), 2);
 }
+
+/// A crash after the CAS and before the outbox recorded the landing: the restarted peer
+/// finds its transactions in the head and drops them, reporting none rejected (applied
+/// again on the head, the cas would fail).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_after_an_unrecorded_landing_rejects_nothing() {
+    let s = storage();
+    let out = MemoryOutbox::new();
+    {
+        let p = peer(&s, &out).await;
+        p.transact(&ops(r#"[{:db/id "c" :counter/value 1}]"#))
+            .unwrap();
+        p.push().await.unwrap();
+    }
+    let p = peer(&s, &out).await;
+    p.transact(&ops(r#"[[:db/cas 1 :counter/value 1 2]]"#))
+        .unwrap();
+    p.transact(&ops(r#"[{:person/name "Once"}]"#)).unwrap();
+    let before_push = out.bytes();
+    p.push().await.unwrap();
+    drop(p);
+    // The outbox as the crash left it: the landing never recorded.
+    out.set_bytes(before_push);
+    let p = peer(&s, &out).await;
+    assert!(p.pending().is_empty(), "found landed");
+    assert!(p.rejected().is_empty(), "{:?}", p.rejected());
+    let db = head_db(&s).await;
+    assert_eq!(names(&db).len(), 1, "applied once");
+    assert_eq!(
+        db.entity_attr(1, &":counter/value".into()).unwrap()[0].v,
+        Value::Long(2)
+    );
+}
+
+/// Compaction drops the records of landed transactions, but the next id is past them.
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_are_never_given_out_twice_across_compactions() {
+    let s = storage();
+    let out = MemoryOutbox::new();
+    let mut ids = BTreeSet::new();
+    for round in 0..3 {
+        let p = peer(&s, &out).await;
+        for i in 0..3 {
+            let id = p.next_id();
+            p.transact(&ops(&format!(r#"[{{:person/name "r{round}-{i}"}}]"#)))
+                .unwrap();
+            assert!(ids.insert(id), "id {id} given out twice");
+        }
+        p.push().await.unwrap();
+    }
+    assert_eq!(names(&head_db(&s).await).len(), 9);
+}
+
+/// The outbox keeps values inline whatever their size (large values go out of line
+/// only in stored nodes and logs): a pending transaction with a 5 KiB string survives a
+/// reopen of the file, is replayed on the unchanged head, and lands whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_5_kib_string_survives_an_outbox_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peer.outbox");
+    let s = storage();
+    let big: String = (0..5 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let text = format!(r#"[{{:person/email "big@x" :person/name "{big}"}}]"#);
+    {
+        let sd: Arc<dyn Storage> = s.clone();
+        let p = Peer::open(sd, "main", Outbox::open(&path).unwrap(), options())
+            .await
+            .unwrap();
+        p.transact(&ops(r#"[{:person/name "stored first"}]"#))
+            .unwrap();
+        p.push().await.unwrap();
+        p.transact(&ops(&text)).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let inline = bytes
+        .windows(big.len())
+        .filter(|w| *w == big.as_bytes())
+        .count();
+    assert!(inline >= 1, "the string is in the outbox, inline");
+    let sd: Arc<dyn Storage> = s.clone();
+    let p = Peer::open(sd, "main", Outbox::open(&path).unwrap(), options())
+        .await
+        .unwrap();
+    assert_eq!(p.pending().len(), 1);
+    assert!(names(&p.db()).contains(&big), "replayed locally");
+    p.push().await.unwrap();
+    let head = head_db(&s).await;
+    assert!(names(&head).contains(&big), "landed whole");
+    assert_eq!(p.db().root_addresses(), head.root_addresses());
+}
+
+/// An open onto the commit the pending transactions were resolved on replays their
+/// recorded datoms, an open onto a moved head resolves them again; both give the db a
+/// fresh resolution gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_replays_recorded_datoms_or_resolves_again_to_the_same_db() {
+    let s = storage();
+    let out = MemoryOutbox::new();
+    let writes = [
+        r#"[{:db/id "a" :person/name "Ann" :person/email "ann@x"}]"#,
+        r#"[{:person/email "ann@x" :person/age 3} {:db/id "t" :person/name "Tmp"}]"#,
+        r#"[[:db/retract [:person/email "ann@x"] :person/age 3]]"#,
+    ];
+    let local = {
+        let p = peer(&s, &out).await;
+        p.transact(&ops(r#"[{:person/name "base"}]"#)).unwrap();
+        p.push().await.unwrap();
+        for w in writes {
+            p.transact(&ops(w)).unwrap();
+        }
+        p.db()
+    };
+    // Same head: replayed.
+    let p = peer(&s, &out).await;
+    assert_eq!(p.db().root_addresses(), local.root_addresses());
+    assert_eq!(p.pending().len(), 3);
+    drop(p);
+    // The head moves: resolved again on it.
+    let other = peer(&s, &MemoryOutbox::new()).await;
+    other
+        .transact(&ops(r#"[{:person/email "ann@x" :person/name "Ann B"}]"#))
+        .unwrap();
+    other.push().await.unwrap();
+    let p = peer(&s, &out).await;
+    let mut expected = head_db(&s).await;
+    for w in writes {
+        expected = expected.with(&ops(w)).unwrap().db_after;
+    }
+    assert_eq!(p.db().len(), expected.len());
+    assert_eq!(names(&p.db()), names(&expected));
+    p.push().await.unwrap();
+    // Reopened on its own landing: nothing pending, the head's db.
+    drop(p);
+    let p = peer(&s, &out).await;
+    assert!(p.pending().is_empty());
+    assert_eq!(p.db().root_addresses(), head_db(&s).await.root_addresses());
+}

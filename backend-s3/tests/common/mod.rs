@@ -36,10 +36,25 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Runs moto's threaded server on an OS-chosen port of 127.0.0.1, prints the port, and
 /// exits when stdin reaches EOF (the parent is gone).
+///
+/// moto checks `If-Match` / `If-None-Match` and then writes, with no lock between: two
+/// conditional PUTs naming the same ETag can both succeed when the GIL switches threads
+/// between the check and the write (seen as a peer's landed commit overwritten by
+/// another's under load). S3 makes a conditional write atomic, so the launcher does too:
+/// conditional PUTs run one at a time (unconditional ones, the nodes, still in parallel).
 const LAUNCHER: &str = r#"
-import logging, os, sys
+import logging, os, sys, threading
 logging.disable(logging.CRITICAL)  # no line per request
+import moto.s3.responses as responses
 from moto.server import ThreadedMotoServer
+_put_object = responses.S3Response.put_object
+_conditional = threading.Lock()
+def put_object(self, *args, **kwargs):
+    if self.headers.get("If-Match") or self.headers.get("If-None-Match"):
+        with _conditional:
+            return _put_object(self, *args, **kwargs)
+    return _put_object(self, *args, **kwargs)
+responses.S3Response.put_object = put_object
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 server.start()
 print("PORT", server.get_host_and_port()[1], flush=True)

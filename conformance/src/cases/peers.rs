@@ -1,26 +1,23 @@
 //! Many writers on one head: peers that transact locally and push through faults.
 //!
-//! Invariants every case checks, on every backend:
-//! - every acknowledged transaction (its [`Peer::transact`] returned) is in the final db
-//!   exactly once — its id is in exactly one commit's log — or was reported rejected,
-//!   never both;
-//! - the final db equals a serial replay, from an empty db, of the landed transactions'
-//!   ops in commit order (same roots).
+//! Every case checks, on every backend, the invariants of [`crate::exactly_once`]: every
+//! acknowledged transaction is in the final db exactly once or was reported rejected,
+//! and the final db equals a serial replay of the landed ones in commit order.
 //!
 //! Sizes: [`writers_and_txs`] — 8 writers × 25 transactions in CI,
 //! `DATOMS_PEER_TXS=200` for the full size.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datoms_core::tx::TxOp;
-use datoms_core::{Address, Commit, Db, Schema, TxId, Value};
+use datoms_core::{Db, Schema, Value};
 use datoms_storage::{
-    restore_from, FailOn, FaultyStorage, MemoryOutbox, Outbox, Peer, PeerOptions, Rejection,
-    Storage,
+    restore_from, FailOn, FaultyStorage, MemoryOutbox, Outbox, Peer, PeerOptions, Storage,
 };
 
+use crate::exactly_once::{self, id_of, Ledger};
 use crate::factory::Factory;
 use crate::failure::{ensure, ensure_eq, Context, Failure};
 use crate::support::HEAD;
@@ -50,18 +47,11 @@ pub fn schema() -> Schema {
     .unwrap_or_default()
 }
 
-fn parse(text: &str) -> Result<Vec<TxOp>, Failure> {
+pub(crate) fn parse(text: &str) -> Result<Vec<TxOp>, Failure> {
     Ok(datoms_core::parse_tx(text, &schema())?)
 }
 
-/// What the writers did: every acknowledged transaction's ops, and every rejection.
-#[derive(Default)]
-struct Ledger {
-    acknowledged: HashMap<TxId, Vec<TxOp>>,
-    rejected: Vec<Rejection>,
-}
-
-fn options() -> PeerOptions {
+pub(crate) fn options() -> PeerOptions {
     PeerOptions {
         schema: schema(),
         first_backoff: Duration::from_millis(1),
@@ -70,86 +60,40 @@ fn options() -> PeerOptions {
     }
 }
 
-/// The id `transact` gave the transaction its report is of.
-fn id_of(report: &datoms_core::TxReport) -> Result<TxId, Failure> {
-    report
-        .db_after
-        .pending_log()
-        .last()
-        .and_then(|e| e.id)
-        .ok_or_else(|| Failure::new("a peer transaction has no id in the pending log"))
-}
+/// The first transaction of the multi-writer tests: the shared counter, entity 1.
+pub(crate) const COUNTER_TX: &str = "[{:db/id \"c\" :counter/value 0}]";
 
-/// Every commit of the head, oldest first.
-async fn commits(storage: &dyn Storage) -> Result<Vec<(Address, Commit)>, Failure> {
-    let mut out = Vec::new();
-    let mut next = storage.get_head(HEAD).await?.map(|h| h.commit);
-    while let Some(a) = next {
-        let bytes = storage
-            .get_many(&[a])
-            .await?
-            .pop()
-            .flatten()
-            .ok_or_else(|| Failure::new(format_args!("commit {a} is missing")))?;
-        let c = Commit::decode(a, &bytes)?;
-        next = c.parent;
-        out.push((a, c));
-    }
-    out.reverse();
-    Ok(out)
-}
-
-/// Checks the invariants of the module docs against the head of `storage`.
-async fn check_exactly_once(storage: &dyn Storage, ledger: &Ledger) -> Result<(), Failure> {
-    let mut landed: Vec<TxId> = Vec::new();
-    for (_, c) in commits(storage).await? {
-        landed.extend(c.log_entries()?.into_iter().filter_map(|e| e.id));
-    }
-    let unique: HashSet<TxId> = landed.iter().copied().collect();
-    ensure_eq!(unique.len(), landed.len(), "a transaction landed twice");
-    let rejected: HashSet<TxId> = ledger.rejected.iter().map(|r| r.id).collect();
-    ensure_eq!(
-        rejected.len(),
-        ledger.rejected.len(),
-        "a rejection reported twice"
-    );
-    for id in &rejected {
-        ensure!(
-            !unique.contains(id),
-            "transaction {id} was rejected and landed"
-        );
-    }
-    for id in ledger.acknowledged.keys() {
-        ensure!(
-            unique.contains(id) || rejected.contains(id),
-            "acknowledged transaction {id} neither landed nor was reported rejected"
-        );
-    }
-    for id in &unique {
-        ensure!(
-            ledger.acknowledged.contains_key(id),
-            "transaction {id} landed but was never acknowledged"
-        );
-    }
-    // Serial replay of the landed transactions, in commit order.
-    let mut replay = Db::new(schema());
-    for id in &landed {
-        let ops = &ledger.acknowledged[id];
-        replay = replay
-            .with(ops)
-            .context(format_args!("replaying transaction {id}"))?
-            .db_after;
-    }
-    let head = restore_from(&Db::new(schema()), storage, HEAD)
-        .await
-        .context("restoring the head")?
-        .db;
-    ensure_eq!(
-        head.root_addresses(),
-        replay.root_addresses(),
-        "the head against a serial replay of the landed transactions"
-    );
-    Ok(())
+/// Writer `w`'s transaction `n` of the multi-writer tests, drawn from `rng`: a `:db/cas`
+/// of the shared counter from its value in `peer`'s local db (it loses races: some are
+/// rejected), an upsert of one of five people by email, or a new note.
+///
+/// # Errors
+/// The counter is not a long, or the local db cannot be read.
+pub(crate) fn random_tx(
+    peer: &Peer,
+    rng: &mut fastrand::Rng,
+    w: usize,
+    n: usize,
+) -> Result<String, Failure> {
+    Ok(match rng.u32(0..10) {
+        0 | 1 => {
+            let c = peer
+                .db()
+                .entity_attr(1, &":counter/value".into())?
+                .first()
+                .map(|d| d.v.clone())
+                .unwrap_or(Value::Long(0));
+            let Value::Long(c) = c else {
+                return Err(Failure::new("the counter is not a long"));
+            };
+            format!("[[:db/cas 1 :counter/value {c} {}]]", c + 1)
+        }
+        2 | 3 => format!(
+            "[{{:person/email \"p{}@x\" :person/visits {n} :person/name \"w{w}\"}}]",
+            rng.u32(0..5)
+        ),
+        _ => format!("[{{:note/writer {w} :note/n {n}}}]"),
+    })
 }
 
 /// 8 peers × N transactions on one head, each over its own faults (latency, transient
@@ -170,16 +114,10 @@ pub async fn concurrent_peers_land_every_acknowledged_transaction_exactly_once<F
         )
         .await
         .context("opening the first peer")?;
-        first
-            .transact(&parse("[{:db/id \"c\" :counter/value 0}]")?)
-            .context("the counter")?;
+        first.transact(&parse(COUNTER_TX)?).context("the counter")?;
         first.push().await.context("storing the counter")?;
     }
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    {
-        let first = ledger.lock().map_err(|_| Failure::new("ledger"))?;
-        drop(first);
-    }
     let mut tasks = Vec::new();
     for w in 0..writers {
         let store = store.clone();
@@ -200,25 +138,7 @@ pub async fn concurrent_peers_land_every_acknowledged_transaction_exactly_once<F
             // The first commit holds the counter and the peer's first landing, but the
             // ledger of the others starts empty: record the counter's transaction.
             for n in 0..txs {
-                let text = match rng.u32(0..10) {
-                    0 | 1 => {
-                        let c = peer
-                            .db()
-                            .entity_attr(1, &":counter/value".into())?
-                            .first()
-                            .map(|d| d.v.clone())
-                            .unwrap_or(Value::Long(0));
-                        let Value::Long(c) = c else {
-                            return Err(Failure::new("the counter is not a long"));
-                        };
-                        format!("[[:db/cas 1 :counter/value {c} {}]]", c + 1)
-                    }
-                    2 | 3 => format!(
-                        "[{{:person/email \"p{}@x\" :person/visits {n} :person/name \"w{w}\"}}]",
-                        rng.u32(0..5)
-                    ),
-                    _ => format!("[{{:note/writer {w} :note/n {n}}}]"),
-                };
+                let text = random_tx(&peer, &mut rng, w, n)?;
                 let ops = parse(&text)?;
                 let report = peer
                     .transact(&ops)
@@ -227,8 +147,7 @@ pub async fn concurrent_peers_land_every_acknowledged_transaction_exactly_once<F
                 ledger
                     .lock()
                     .map_err(|_| Failure::new("ledger"))?
-                    .acknowledged
-                    .insert(id, ops);
+                    .acknowledge(id, ops);
                 if rng.u32(0..4) == 0 {
                     faulty
                         .faults()
@@ -240,16 +159,14 @@ pub async fn concurrent_peers_land_every_acknowledged_transaction_exactly_once<F
                     ledger
                         .lock()
                         .map_err(|_| Failure::new("ledger"))?
-                        .rejected
-                        .extend(r.rejected);
+                        .reject(&r.rejected);
                 }
             }
             let r = peer.push_until_landed().await.context("the last push")?;
             ledger
                 .lock()
                 .map_err(|_| Failure::new("ledger"))?
-                .rejected
-                .extend(r.rejected);
+                .reject(&r.rejected);
             ensure!(peer.pending().is_empty(), "writer {w} has pending work");
             Ok::<_, Failure>(())
         }));
@@ -262,18 +179,16 @@ pub async fn concurrent_peers_land_every_acknowledged_transaction_exactly_once<F
         .into_inner()
         .map_err(|_| Failure::new("ledger"))?;
     // The counter's transaction came from a peer outside the ledger: add it.
-    let first_commit = commits(&*store).await?;
+    let first_commit = exactly_once::commits(&*store, HEAD).await?;
     if let Some((_, c)) = first_commit.first() {
         for e in c.log_entries()? {
             if let Some(id) = e.id {
-                ledger
-                    .acknowledged
-                    .entry(id)
-                    .or_insert(parse("[{:db/id \"c\" :counter/value 0}]")?);
+                ledger.acknowledged.entry(id).or_insert(parse(COUNTER_TX)?);
             }
         }
     }
-    check_exactly_once(&*store, &ledger).await
+    exactly_once::check(&*store, HEAD, &schema(), &ledger).await?;
+    Ok(())
 }
 
 /// Peers A and B start from one commit. A transacts with no storage reachable, is

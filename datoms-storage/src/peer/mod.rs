@@ -45,7 +45,7 @@ use datoms_core::{Address, Db, Schema, TxId};
 pub use follow::PeerFollow;
 pub use outbox::{MemoryOutbox, Outbox, OutboxError, OUTBOX_FORMAT_VERSION};
 
-use outbox::{tx_id, Record};
+use outbox::{tx_id, Chain, Logged, Record};
 
 use crate::error::StorageError;
 use crate::restore::{restore, restore_commit};
@@ -209,6 +209,9 @@ struct State {
     outbox: Outbox,
     /// The db at the base commit, without pending transactions.
     base: Db,
+    /// The local db is `base` plus every pending transaction, in outbox order (false
+    /// until the first rebase after an offline open that could not apply some).
+    exact: bool,
     broken: Option<String>,
 }
 
@@ -254,7 +257,29 @@ impl Peer {
             Err(StorageError::NoHead { .. }) => Db::new(options.schema.clone()),
             Err(e) => return Err(e.into()),
         };
-        let peer = Peer::open_at(storage, head, outbox, db.clone(), options)?;
+        let checked = outbox.contents().base;
+        if let Some(local) = replay_recorded(&outbox, &db)? {
+            // The recorded datoms stand on the head: replayed, nothing resolved again.
+            let on = db.base_commit();
+            let peer = Peer::assemble(storage, head, outbox, db.clone(), local, true, options);
+            if checked != on {
+                // Only the commits in between are read; nothing runs again unless some
+                // of the pending transactions are found there.
+                peer.rebase_onto(db).await?;
+            }
+            return Ok(peer);
+        }
+        // Resolved on another db: read the commits in between for what landed, and run
+        // the rest once, on the head.
+        let peer = Peer::assemble(
+            storage,
+            head,
+            outbox,
+            db.clone(),
+            db.clone(),
+            false,
+            options,
+        );
         peer.rebase_onto(db).await?;
         Ok(peer)
     }
@@ -262,13 +287,15 @@ impl Peer {
     /// Opens a peer on `base`, a db at a commit of head `head` (or an empty db for a
     /// head that does not exist yet), without any I/O: for a peer that starts offline
     /// from a local copy of its head. The pending transactions of the outbox are applied
-    /// on `base`; if `base` is newer than the commit the outbox last checked, some of them
-    /// may already be in it and show twice locally until the first [`Peer::pull`] or
-    /// [`Peer::push`], which checks the commits in between (storage never holds one
-    /// twice).
+    /// on `base` (their recorded datoms replayed when they were resolved on that very
+    /// commit, their ops run again otherwise); if `base` is newer than the commit the
+    /// outbox last checked, some of them may already be in it and show twice locally (or,
+    /// failing on it, not at all) until the first [`Peer::pull`] or [`Peer::push`],
+    /// which checks the commits in between (storage never holds one twice) and decides.
     ///
     /// # Errors
-    /// [`PeerError::NotACommit`] if `base` has transactions since its base commit.
+    /// [`PeerError::NotACommit`] if `base` has transactions since its base commit;
+    /// outbox errors.
     pub fn open_at(
         storage: Arc<dyn Storage>,
         head: &str,
@@ -277,48 +304,87 @@ impl Peer {
         options: PeerOptions,
     ) -> Result<Peer, PeerError> {
         check_commit(&base)?;
+        if let Some(local) = replay_recorded(&outbox, &base)? {
+            return Ok(Peer::assemble(
+                storage,
+                head,
+                outbox,
+                base.clone(),
+                local,
+                true,
+                options,
+            ));
+        }
         let origin = outbox.contents().origin;
         let mut db = base.clone();
-        let mut failed = Vec::new();
-        for (i, (seq, ops)) in outbox.contents().pending.iter().enumerate() {
-            match db.with_id(ops, tx_id(origin, *seq)) {
+        let mut failed = 0usize;
+        for p in &outbox.contents().pending {
+            match db.with_id(&p.ops, tx_id(origin, p.seq)) {
                 Ok(r) => db = r.db_after,
-                Err(e) => failed.push((i, *seq, e)),
+                // Applied once already on an older base, it fails on this one, or it
+                // really fails: the first rebase, which reads the commits in between,
+                // decides. Until then it is not shown locally.
+                Err(e) => {
+                    tracing::debug!(seq = p.seq, error = %e, "pending transaction not applied on the offline base");
+                    failed += 1;
+                }
             }
         }
         let mut outbox = outbox;
-        if !failed.is_empty() {
-            // Applied once already on an older base; rebased on this one it fails. The
-            // first rebase that reads the commits in between decides; until then it is
-            // reported as rejected (it cannot be shown locally).
-            let rejected = failed
-                .iter()
-                .map(|(i, seq, e)| (*seq, *i as u64, e.to_string()))
-                .collect();
+        if failed == 0 {
+            // Recorded, so that the next open on this commit replays instead.
             outbox.append(&[Record::Resolved {
                 landed: Vec::new(),
-                rejected,
+                rejected: Vec::new(),
                 base: None,
+                chain: Chain::Rerun {
+                    on: base.base_commit(),
+                    datoms: db.pending_log().iter().map(|e| Logged::of(e)).collect(),
+                },
             }])?;
         }
+        Ok(Peer::assemble(
+            storage,
+            head,
+            outbox,
+            base,
+            db,
+            failed == 0,
+            options,
+        ))
+    }
+
+    /// A peer whose local db is `local`: `base` plus the pending transactions (all of
+    /// them, in order, when `exact`).
+    fn assemble(
+        storage: Arc<dyn Storage>,
+        head: &str,
+        outbox: Outbox,
+        base: Db,
+        local: Db,
+        exact: bool,
+        options: PeerOptions,
+    ) -> Peer {
         tracing::info!(
             pending = outbox.contents().pending.len(),
             base = ?base.base_commit(),
+            exact,
             "peer opened"
         );
-        Ok(Peer {
+        Peer {
             storage,
             head: head.to_owned(),
             options,
-            conn: Conn::new(db),
+            conn: Conn::new(local),
             state: Mutex::new(State {
                 outbox,
                 base,
+                exact,
                 broken: None,
             }),
             push_lock: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
-        })
+        }
     }
 
     /// The local db: the base commit plus every pending transaction.
@@ -349,8 +415,16 @@ impl Peer {
             .contents()
             .pending
             .iter()
-            .map(|(seq, _)| tx_id(origin, *seq))
+            .map(|p| tx_id(origin, p.seq))
             .collect()
+    }
+
+    /// The id the next [`Peer::transact`] gives its transaction (ids grow by one per
+    /// acknowledged transaction): for an application, or a test, that derives a
+    /// transaction's content from its identity.
+    pub fn next_id(&self) -> TxId {
+        let st = lock(&self.state);
+        tx_id(st.outbox.contents().origin, st.outbox.contents().next_seq)
     }
 
     /// Registers a listener, called with the report of every local transaction and of
@@ -382,11 +456,14 @@ impl Peer {
         }
         let origin = st.outbox.contents().origin;
         let seq = st.outbox.contents().next_seq;
+        let on = st.base.base_commit();
         let (report, ()) = self.conn.transact_with(|db| {
             let report = db.with_id(ops, tx_id(origin, seq))?;
             st.outbox.append(&[Record::Tx {
                 seq,
                 ops: ops.to_vec(),
+                on,
+                datoms: report.db_after.pending_log().last().map(|e| Logged::of(e)),
             }])?;
             Ok::<_, PeerError>((report, ()))
         })?;
@@ -505,7 +582,7 @@ impl Peer {
             if n == 0 {
                 return Ok(true);
             }
-            let checked = st.base.base_commit() == st.outbox.contents().base;
+            let checked = st.exact && st.base.base_commit() == st.outbox.contents().base;
             let k = n.min(self.options.max_batch.max(1));
             let db = self.conn.db();
             let to_store = if k == n {
@@ -520,8 +597,9 @@ impl Peer {
             (to_store, k, checked)
         };
         if !checked {
-            // The base is newer than what the outbox last checked (an `open_at`): find
-            // what already landed before storing anything.
+            // The base is newer than what the outbox last checked, or some pending
+            // transactions are not applied locally (an `open_at`): find what already
+            // landed, and run the rest again, before storing anything.
             let base = self.base_db();
             report.absorb(self.rebase_locked_push(base).await?);
             return Ok(false);
@@ -532,12 +610,15 @@ impl Peer {
                 let origin = st.outbox.contents().origin;
                 let seqs: Vec<u64> = st.outbox.contents().pending[..k]
                     .iter()
-                    .map(|(s, _)| *s)
+                    .map(|p| p.seq)
                     .collect();
+                // The commit is the old base plus exactly the first k transactions'
+                // datoms: the others' recorded datoms hold on it.
                 st.outbox.append(&[Record::Resolved {
                     landed: seqs.clone(),
                     rejected: Vec::new(),
                     base: Some(stored.commit),
+                    chain: Chain::Kept,
                 }])?;
                 st.base = stored.db.clone();
                 // The local db keeps the transactions after the batch (and any made
@@ -633,39 +714,59 @@ impl Peer {
             found = l.seqs;
         }
         let mut st = lock(&self.state);
+        if found.is_empty() && st.exact && db.base_commit() == st.base.base_commit() {
+            // Nothing landed, and the local db already stands on this commit with every
+            // pending transaction: nothing to run again.
+            if db.base_commit() != checked {
+                st.outbox.append(&[Record::Resolved {
+                    landed: Vec::new(),
+                    rejected: Vec::new(),
+                    base: db.base_commit(),
+                    chain: Chain::Kept,
+                }])?;
+            }
+            return Ok(RebaseReport {
+                onto: db.base_commit(),
+                stats,
+                ..RebaseReport::default()
+            });
+        }
         let pending = st.outbox.contents().pending.clone();
         let mut next = db.clone();
         let mut landed = Vec::new();
         let mut rejected = Vec::new();
-        for (position, (seq, ops)) in pending.iter().enumerate() {
-            let id = tx_id(origin, *seq);
-            if found.contains(seq) {
-                landed.push(*seq);
+        for (position, p) in pending.iter().enumerate() {
+            let id = tx_id(origin, p.seq);
+            if found.contains(&p.seq) {
+                landed.push(p.seq);
                 continue;
             }
             stats.reapplied += 1;
-            match next.with_id(ops, id) {
+            match next.with_id(&p.ops, id) {
                 Ok(r) => next = r.db_after,
                 Err(e) => rejected.push(Rejection {
                     id,
                     position: position as u64,
-                    ops: ops.clone(),
+                    ops: p.ops.clone(),
                     message: e.to_string(),
                     error: Some(e),
                 }),
             }
         }
-        if !landed.is_empty() || !rejected.is_empty() || db.base_commit() != checked {
-            st.outbox.append(&[Record::Resolved {
-                landed: landed.clone(),
-                rejected: rejected
-                    .iter()
-                    .map(|r| (seq_of_id(r.id), r.position, r.message.clone()))
-                    .collect(),
-                base: db.base_commit(),
-            }])?;
-        }
+        st.outbox.append(&[Record::Resolved {
+            landed: landed.clone(),
+            rejected: rejected
+                .iter()
+                .map(|r| (seq_of_id(r.id), r.position, r.message.clone()))
+                .collect(),
+            base: db.base_commit(),
+            chain: Chain::Rerun {
+                on: db.base_commit(),
+                datoms: next.pending_log().iter().map(|e| Logged::of(e)).collect(),
+            },
+        }])?;
         st.base = db.clone();
+        st.exact = true;
         if let Err(e) = self
             .conn
             .reset_with(|_| Ok::<_, datoms_core::Error>((next, ())))
@@ -780,6 +881,24 @@ fn check_commit(db: &Db) -> Result<(), PeerError> {
         });
     }
     Ok(())
+}
+
+/// The local db from the outbox's recorded datoms (a log replay), when they were resolved
+/// one after the other on `base`'s commit; `None` otherwise.
+fn replay_recorded(outbox: &Outbox, base: &Db) -> Result<Option<Db>, PeerError> {
+    let c = outbox.contents();
+    if !c.pending.is_empty() && c.chain_on() != Some(base.base_commit()) {
+        return Ok(None);
+    }
+    let mut entries = Vec::with_capacity(c.pending.len());
+    for p in &c.pending {
+        let Some(datoms) = &p.datoms else {
+            return Ok(None);
+        };
+        entries.push(datoms.entry(tx_id(c.origin, p.seq)));
+    }
+    // One update of each index for them all.
+    Ok(Some(base.apply_log_entries(entries)?))
 }
 
 fn seq_of_id(id: TxId) -> u64 {

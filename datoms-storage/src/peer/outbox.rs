@@ -9,14 +9,31 @@
 //!
 //! Then records, each `[payload length: u32 LE][xxh3-64 of the payload: u64 LE][payload]`,
 //! the payload a msgpack record (serde's encoding of the enum `Record`):
-//! - `Tx { seq, ops }`: a pending transaction, its ops exactly as written (tempids,
-//!   lookup refs, upserts, `:db/cas`, as serde encodes [`TxOp`]); its id is
-//!   `origin ‖ seq` (big-endian), and `seq` grows by one per transaction;
-//! - `Resolved { landed, rejected, base }`: what one push or rebase decided — the
+//! - `Tx { seq, ops, on, datoms }`: a pending transaction, its ops exactly as written
+//!   (tempids, lookup refs, upserts, `:db/cas`, as serde encodes [`TxOp`]); its id is
+//!   `origin ‖ seq` (big-endian), and `seq` grows by one per transaction. `datoms` is what
+//!   the ops resolved to on the local db when they were acknowledged: the transaction
+//!   number and each datom as `[e, a, v, added]`, values inline whatever their size (the
+//!   out-of-line encoding of large values is for stored nodes and logs, never the
+//!   outbox). `on` is the commit the local db stood on (absent: a db never stored).
+//! - `Resolved { landed, rejected, base, chain }`: what one push or rebase decided — the
 //!   sequence numbers that landed, those rejected (with the position and message of the
-//!   error), and the commit up to which every pending transaction is known not to have
-//!   landed (the peer's new base);
-//! - `Taken { through }`: the application took the rejections up to `through`.
+//!   error), the commit up to which every pending transaction is known not to have landed
+//!   (the peer's new base), and what became of the recorded datoms of the transactions
+//!   left pending: `Kept` (a push landed the first ones; the commit it made is the old
+//!   base plus exactly their datoms, so the others' datoms hold on it), `Rerun { on,
+//!   datoms }` (a rebase ran them again on commit `on`; their new datoms, in order) or
+//!   `Stale` (they no longer describe the local db);
+//! - `Taken { through }`: the application took the rejections up to `through`;
+//! - `Next { seq }`: the next sequence number is at least `seq` (compaction writes it
+//!   first, so that dropping the records of landed transactions never gives an id out
+//!   twice).
+//!
+//! **The recorded chain.** While every pending transaction has datoms recorded on one
+//! commit in order (the first `Tx` after an empty outbox names it, `Kept` and `Rerun`
+//! move it), opening a peer onto that commit replays the datoms (as a log replay does)
+//! instead of resolving every transaction again; any other open, and every rebase,
+//! resolves the ops as written.
 //!
 //! A record is durable (`fsync`) before the call that wrote it returns: a transaction is
 //! acknowledged only once its `Tx` record is.
@@ -34,7 +51,11 @@
 //! what is pending, not the outbox's history.
 //!
 //! ## Versions
-//! - 1: the format above.
+//! - 2: the format above.
+//! - 1: `Tx { seq, ops }` and `Resolved { landed, rejected, base }`, no recorded datoms
+//!   and no `Next` (a compaction of an outbox with nothing pending gave ids out again).
+//!   Still read (its pending transactions are resolved again at open); the first
+//!   compaction rewrites the file as version 2.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -43,11 +64,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datoms_core::tx::TxOp;
-use datoms_core::{Address, TxId};
+use datoms_core::value::{Keyword, Value};
+use datoms_core::{Address, Datom, TxId, TxLogEntry};
 use serde::{Deserialize, Serialize};
 
 /// The version of the outbox file format, written in its header.
-pub const OUTBOX_FORMAT_VERSION: u8 = 1;
+pub const OUTBOX_FORMAT_VERSION: u8 = 2;
 
 const MAGIC: &[u8; 14] = b"datoms-outbox\n";
 const HEADER_LEN: usize = MAGIC.len() + 1 + 8;
@@ -105,6 +127,10 @@ pub(crate) enum Record {
         seq: u64,
         /// Its ops as written.
         ops: Vec<TxOp>,
+        /// The commit the local db stood on when it was acknowledged.
+        on: Option<Address>,
+        /// What the ops resolved to on the local db then (`None`: not recorded).
+        datoms: Option<Logged>,
     },
     /// What a push or rebase decided.
     Resolved {
@@ -114,12 +140,127 @@ pub(crate) enum Record {
         rejected: Vec<(u64, u64, String)>,
         /// The peer's new base commit.
         base: Option<Address>,
+        /// What became of the recorded datoms of the transactions left.
+        chain: Chain,
     },
     /// The application took the rejections up to this sequence number.
     Taken {
         /// The last sequence number taken.
         through: u64,
     },
+    /// The next transaction's sequence number is at least this (written by compaction,
+    /// which drops the records of landed transactions: ids are never given out twice).
+    Next {
+        /// The next sequence number.
+        seq: u64,
+    },
+}
+
+/// What became of the recorded datoms of the pending transactions a push or rebase left.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Chain {
+    /// They still hold: on `base`, when the record names one (a landing), else where
+    /// they were.
+    Kept,
+    /// The transactions were run again on commit `on`: their datoms, in order.
+    Rerun {
+        /// The commit they were run on.
+        on: Option<Address>,
+        /// Each one's datoms, in pending order.
+        datoms: Vec<Logged>,
+    },
+    /// They no longer describe the local db.
+    Stale,
+}
+
+/// A transaction's resolved datoms, as the outbox keeps them: its transaction number and
+/// each datom as `(e, a, v, added)` (values inline).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Logged {
+    tx: u64,
+    datoms: Vec<(u64, Keyword, Value, bool)>,
+}
+
+impl Logged {
+    /// The datoms of a tx log entry.
+    pub(crate) fn of(entry: &TxLogEntry) -> Logged {
+        Logged {
+            tx: entry.tx,
+            datoms: entry
+                .datoms
+                .iter()
+                .map(|d| (d.e, d.a.clone(), d.v.clone(), d.added))
+                .collect(),
+        }
+    }
+
+    /// The tx log entry, with id `id`.
+    pub(crate) fn entry(&self, id: TxId) -> TxLogEntry {
+        TxLogEntry {
+            tx: self.tx,
+            datoms: self
+                .datoms
+                .iter()
+                .map(|(e, a, v, added)| Datom {
+                    e: *e,
+                    a: a.clone(),
+                    v: v.clone(),
+                    tx: self.tx,
+                    added: *added,
+                })
+                .collect(),
+            id: Some(id),
+        }
+    }
+}
+
+/// The records of format version 1, read and converted to version 2's.
+#[derive(Deserialize)]
+enum RecordV1 {
+    Tx {
+        seq: u64,
+        ops: Vec<TxOp>,
+    },
+    Resolved {
+        landed: Vec<u64>,
+        rejected: Vec<(u64, u64, String)>,
+        base: Option<Address>,
+    },
+    Taken {
+        through: u64,
+    },
+}
+
+impl From<RecordV1> for Record {
+    fn from(r: RecordV1) -> Record {
+        match r {
+            RecordV1::Tx { seq, ops } => Record::Tx {
+                seq,
+                ops,
+                on: None,
+                datoms: None,
+            },
+            RecordV1::Resolved {
+                landed,
+                rejected,
+                base,
+            } => Record::Resolved {
+                landed,
+                rejected,
+                base,
+                chain: Chain::Stale,
+            },
+            RecordV1::Taken { through } => Record::Taken { through },
+        }
+    }
+}
+
+/// A pending transaction as the outbox holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Pending {
+    pub(crate) seq: u64,
+    pub(crate) ops: Vec<TxOp>,
+    pub(crate) datoms: Option<Logged>,
 }
 
 /// A rejection as recorded: the transaction, its position and the error's message.
@@ -132,14 +273,20 @@ pub(crate) struct RecordedRejection {
 }
 
 /// What an outbox holds: its origin, the pending transactions in order, the base commit
-/// last recorded and the rejections the application has not taken.
+/// last recorded, the rejections the application has not taken, and where the recorded
+/// datoms of the pending transactions stand.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Contents {
     pub(crate) origin: [u8; 8],
-    pub(crate) pending: Vec<(u64, Vec<TxOp>)>,
+    pub(crate) pending: Vec<Pending>,
     pub(crate) next_seq: u64,
     pub(crate) base: Option<Address>,
     pub(crate) rejected: Vec<RecordedRejection>,
+    /// The commit the recorded datoms of the pending transactions were resolved on, one
+    /// after the other; `None` when they do not form such a chain.
+    chain_on: Option<Option<Address>>,
+    /// A `Next` record was read (compaction keeps one).
+    next_recorded: bool,
     /// The number of records the outbox holds.
     records: usize,
 }
@@ -148,14 +295,28 @@ impl Contents {
     fn apply(&mut self, record: Record) {
         self.records += 1;
         match record {
-            Record::Tx { seq, ops } => {
+            Record::Tx {
+                seq,
+                ops,
+                on,
+                datoms,
+            } => {
                 self.next_seq = self.next_seq.max(seq + 1);
-                self.pending.push((seq, ops));
+                if self.pending.is_empty() {
+                    self.chain_on = Some(on);
+                } else if self.chain_on != Some(on) {
+                    self.chain_on = None;
+                }
+                if datoms.is_none() {
+                    self.chain_on = None;
+                }
+                self.pending.push(Pending { seq, ops, datoms });
             }
             Record::Resolved {
                 landed,
                 rejected,
                 base,
+                chain,
             } => {
                 let mut ops: BTreeMap<u64, Vec<TxOp>> = BTreeMap::new();
                 let gone: std::collections::HashSet<u64> = landed
@@ -163,9 +324,9 @@ impl Contents {
                     .copied()
                     .chain(rejected.iter().map(|r| r.0))
                     .collect();
-                self.pending.retain(|(seq, o)| {
-                    if gone.contains(seq) {
-                        ops.insert(*seq, o.clone());
+                self.pending.retain(|p| {
+                    if gone.contains(&p.seq) {
+                        ops.insert(p.seq, p.ops.clone());
                         false
                     } else {
                         true
@@ -182,14 +343,51 @@ impl Contents {
                 if base.is_some() {
                     self.base = base;
                 }
+                match chain {
+                    Chain::Kept => {
+                        if base.is_some() && self.chain_on.is_some() {
+                            self.chain_on = Some(base);
+                        }
+                    }
+                    Chain::Rerun { on, datoms } => {
+                        if datoms.len() == self.pending.len() {
+                            for (p, d) in self.pending.iter_mut().zip(datoms) {
+                                p.datoms = Some(d);
+                            }
+                            self.chain_on = Some(on);
+                        } else {
+                            self.chain_on = None;
+                        }
+                    }
+                    Chain::Stale => self.chain_on = None,
+                }
+                if self.pending.is_empty() {
+                    self.chain_on = None;
+                }
             }
             Record::Taken { through } => self.rejected.retain(|r| r.seq > through),
+            Record::Next { seq } => {
+                self.next_seq = self.next_seq.max(seq);
+                self.next_recorded = true;
+            }
+        }
+    }
+
+    /// The commit the pending transactions' recorded datoms were resolved on, one after
+    /// the other, if they were (`Some(None)`: on a db never stored). `None` when some
+    /// were not recorded or were recorded on different dbs.
+    pub(crate) fn chain_on(&self) -> Option<Option<Address>> {
+        if self.pending.iter().all(|p| p.datoms.is_some()) {
+            self.chain_on
+        } else {
+            None
         }
     }
 
     /// The number of records compaction would drop.
     pub(crate) fn dead(&self) -> usize {
-        let live = usize::from(self.base.is_some() || !self.rejected.is_empty())
+        let live = usize::from(self.next_recorded)
+            + usize::from(self.base.is_some() || !self.rejected.is_empty())
             + 2 * self.rejected.len()
             + self.pending.len();
         self.records.saturating_sub(live)
@@ -197,12 +395,13 @@ impl Contents {
 
     /// The records that say what these contents say, fewest first.
     fn live_records(&self) -> Vec<Record> {
-        let mut out = Vec::new();
+        let mut out = vec![Record::Next { seq: self.next_seq }];
         if self.base.is_some() || !self.rejected.is_empty() {
             out.push(Record::Resolved {
                 landed: Vec::new(),
                 rejected: Vec::new(),
                 base: self.base,
+                chain: Chain::Stale,
             });
         }
         // A rejection is kept with its ops, as a Tx record resolved right after.
@@ -210,17 +409,23 @@ impl Contents {
             out.push(Record::Tx {
                 seq: r.seq,
                 ops: r.ops.clone(),
+                on: None,
+                datoms: None,
             });
             out.push(Record::Resolved {
                 landed: Vec::new(),
                 rejected: vec![(r.seq, r.position, r.message.clone())],
                 base: None,
+                chain: Chain::Stale,
             });
         }
-        for (seq, ops) in &self.pending {
+        let chain_on = self.chain_on();
+        for p in &self.pending {
             out.push(Record::Tx {
-                seq: *seq,
-                ops: ops.clone(),
+                seq: p.seq,
+                ops: p.ops.clone(),
+                on: chain_on.flatten(),
+                datoms: chain_on.and(p.datoms.clone()),
             });
         }
         out
@@ -310,7 +515,7 @@ impl Outbox {
         lock(&file, &path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(&path, "read"))?;
-        let (contents, good_len) = parse(&path, &bytes)?;
+        let (contents, good_len, version) = parse(&path, &bytes)?;
         if good_len < bytes.len() {
             tracing::warn!(
                 dropped = bytes.len() - good_len,
@@ -324,7 +529,8 @@ impl Outbox {
             backing: Backing::File { path, file },
             contents,
         };
-        if outbox.contents.dead() > 0 {
+        // An older version is rewritten in this one before anything is appended.
+        if outbox.contents.dead() > 0 || version != OUTBOX_FORMAT_VERSION {
             outbox.compact()?;
         }
         Ok(outbox)
@@ -340,7 +546,7 @@ impl Outbox {
         if bytes.is_empty() {
             bytes = header(new_origin(&path)?);
         }
-        let (contents, good_len) = parse(&path, &bytes)?;
+        let (contents, good_len, version) = parse(&path, &bytes)?;
         bytes.truncate(good_len);
         shared.set_bytes(bytes);
         let mut outbox = Outbox {
@@ -349,7 +555,8 @@ impl Outbox {
             },
             contents,
         };
-        if outbox.contents.dead() > 0 {
+        // An older version is rewritten in this one before anything is appended.
+        if outbox.contents.dead() > 0 || version != OUTBOX_FORMAT_VERSION {
             outbox.compact()?;
         }
         Ok(outbox)
@@ -411,6 +618,7 @@ impl Outbox {
             Backing::Memory { shared } => shared.set_bytes(bytes),
         }
         self.contents.records = live.len();
+        self.contents.next_recorded = true;
         Ok(())
     }
 }
@@ -443,7 +651,7 @@ pub(crate) fn encode_record(record: &Record, out: &mut Vec<u8>) {
 
 /// Reads an outbox's bytes: its contents and the length of the part that is whole (a
 /// torn tail after it is to be dropped).
-fn parse(path: &Path, bytes: &[u8]) -> Result<(Contents, usize), OutboxError> {
+fn parse(path: &Path, bytes: &[u8]) -> Result<(Contents, usize, u8), OutboxError> {
     let not_outbox = |reason: String| OutboxError::NotAnOutbox {
         path: path.to_owned(),
         reason,
@@ -452,9 +660,9 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Contents, usize), OutboxError> {
         return Err(not_outbox("no outbox header".into()));
     }
     let version = bytes[MAGIC.len()];
-    if version != OUTBOX_FORMAT_VERSION {
+    if version != OUTBOX_FORMAT_VERSION && version != 1 {
         return Err(not_outbox(format!(
-            "format version {version}, this build reads {OUTBOX_FORMAT_VERSION}"
+            "format version {version}, this build reads 1 and {OUTBOX_FORMAT_VERSION}"
         )));
     }
     let mut contents = Contents::default();
@@ -463,7 +671,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Contents, usize), OutboxError> {
         .copy_from_slice(&bytes[MAGIC.len() + 1..HEADER_LEN]);
     let mut at = HEADER_LEN;
     while at < bytes.len() {
-        match read_record(&bytes[at..]) {
+        match read_record(&bytes[at..], version) {
             Ok((record, len)) => {
                 contents.apply(record);
                 at += len;
@@ -479,7 +687,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Contents, usize), OutboxError> {
                 };
                 let torn = rest[end..].iter().all(|b| *b == 0);
                 if torn {
-                    return Ok((contents, at));
+                    return Ok((contents, at, version));
                 }
                 return Err(OutboxError::Corrupt {
                     path: path.to_owned(),
@@ -489,7 +697,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Contents, usize), OutboxError> {
             }
         }
     }
-    Ok((contents, at))
+    Ok((contents, at, version))
 }
 
 fn declared_len(rest: &[u8]) -> usize {
@@ -498,8 +706,8 @@ fn declared_len(rest: &[u8]) -> usize {
     u32::from_le_bytes(len) as usize
 }
 
-/// One record at the start of `rest` and its length with its head.
-fn read_record(rest: &[u8]) -> Result<(Record, usize), String> {
+/// One record of format `version` at the start of `rest` and its length with its head.
+fn read_record(rest: &[u8], version: u8) -> Result<(Record, usize), String> {
     if rest.len() < RECORD_HEAD {
         return Err(format!("{} bytes, shorter than a record head", rest.len()));
     }
@@ -513,7 +721,12 @@ fn read_record(rest: &[u8]) -> Result<(Record, usize), String> {
     if xxhash_rust::xxh3::xxh3_64(payload) != u64::from_le_bytes(sum) {
         return Err("checksum mismatch".into());
     }
-    let record = rmp_serde::from_slice(payload).map_err(|e| e.to_string())?;
+    let record = if version == 1 {
+        rmp_serde::from_slice::<RecordV1>(payload).map(Record::from)
+    } else {
+        rmp_serde::from_slice(payload)
+    }
+    .map_err(|e| e.to_string())?;
     Ok((record, RECORD_HEAD + len))
 }
 

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// The Datascript (JS) side of the randomized differential test (bench/src/diff/,
+// bench/tests/datascript_diff.rs).
+//
+// Reads cases as JSON on stdin: [{schema, txs: [edn], queries: [{query, inputs: [edn]}],
+// pulls: [{pattern, entity}]}], every string EDN text. For each case it builds an empty db
+// from the schema, applies each transaction in turn (a failing one leaves the db as it
+// was), then runs every query and pull on the final db. It prints one JSON array, one
+// object per case: {txs: [{ok, error?, datoms}], queries: [{ok, value?, error?}], pulls:
+// [...]}, where `datoms` (every datom after the tx, as a set of [e a v tx]) and each
+// `value` are the Clojure data printed with `pr-str`.
+//
+// The EDN is read by Datascript's own reader (`cljs.reader/read-string`) and answers are
+// Datascript's own data, not the JS API's conversions (which drop keyword namespaces and
+// turn sets into arrays): the JS API of the npm build exports neither, so this script
+// loads the pinned build (1.8.1, bench/peer/package-lock.json) with four exports added at
+// its end. The names it exports are those of that build; a different build fails here,
+// loudly, rather than answering wrongly.
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+
+const EXPECTED_VERSION = "1.8.1";
+const EXPORT_POINT = ";return this.datascript.js;";
+// read-string (Ky), datascript.core/q (nA), datascript.core/pull (ex/dx) in the 1.8.1
+// build: the JS API's q is `a=Ky(a);b=ab(nA,a,b);return zj(b)` and its pull
+// `a=ex?ex(a,b,c):dx.call(null,a,b,c);return lB(a)`, checked below.
+const EXPECTED_Q = "oB.l=function(a,b){a=Ky(a);b=ab(nA,a,b);return zj(b)}";
+const EXPECTED_PULL = "a=ex?ex(a,b,c):dx.call(null,a,b,c);return lB(a)";
+const EXTRA_EXPORTS =
+  'ka("datascript.js.read_string",Ky);' +
+  'ka("datascript.js.q_raw",nA);' +
+  'ka("datascript.js.pull_raw",function(a,b,c){return ex?ex(a,b,c):dx.call(null,a,b,c)});';
+
+function loadDatascript() {
+  const dir = path.dirname(require.resolve("datascript/package.json"));
+  const version = require("datascript/package.json").version;
+  if (version !== EXPECTED_VERSION) {
+    throw new Error(`diff.js expects datascript ${EXPECTED_VERSION}, found ${version}`);
+  }
+  const src = fs.readFileSync(path.join(dir, "datascript.js"), "utf8");
+  for (const needle of [EXPECTED_Q, EXPECTED_PULL, EXPORT_POINT]) {
+    if (src.split(needle).length !== 2) {
+      throw new Error(`datascript.js is not the build diff.js knows: ${needle} not found once`);
+    }
+  }
+  const patched = src.replace(EXPORT_POINT, `;${EXTRA_EXPORTS}${EXPORT_POINT}`);
+  const mod = { exports: {} };
+  // eslint-disable-next-line no-new-func
+  new Function("module", "exports", "define", patched)(mod, mod.exports, undefined);
+  return mod.exports;
+}
+
+const d = loadDatascript();
+const read = (text) => d.read_string(text);
+const show = (value) => (value === null || value === undefined ? "nil" : String(value));
+const message = (e) => (e && e.message ? e.message : String(e));
+
+const ALL_DATOMS = read("[:find ?e ?a ?v ?tx :where [?e ?a ?v ?tx]]");
+
+function runCase(c) {
+  let db = d.empty_db(read(c.schema));
+  const txs = c.txs.map((tx) => {
+    try {
+      db = d.db_with(db, read(tx));
+      return { ok: true, datoms: show(d.q_raw(ALL_DATOMS, db)) };
+    } catch (e) {
+      return { ok: false, error: message(e), datoms: show(d.q_raw(ALL_DATOMS, db)) };
+    }
+  });
+  const answer = (f) => {
+    try {
+      return { ok: true, value: show(f()) };
+    } catch (e) {
+      return { ok: false, error: message(e) };
+    }
+  };
+  const queries = c.queries.map((q) =>
+    answer(() => d.q_raw(read(q.query), db, ...q.inputs.map(read))));
+  const pulls = c.pulls.map((p) => answer(() => d.pull_raw(db, read(p.pattern), read(p.entity))));
+  return { txs, queries, pulls };
+}
+
+function main() {
+  const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+  const out = cases.map(runCase);
+  process.stdout.write(JSON.stringify(out) + "\n");
+}
+
+try {
+  main();
+} catch (e) {
+  process.stderr.write(`diff.js: ${e && e.stack ? e.stack : e}\n`);
+  process.exit(1);
+}
