@@ -36,8 +36,11 @@ fn with(db: &Db, text: &str) -> Db {
         .db_after
 }
 
+/// A datom as (e, attribute, value, added).
+type Fact = (Eid, String, Value, bool);
+
 /// The report's tempids (`:db/current-tx` left out) and datoms.
-fn run(db: &Db, text: &str) -> (BTreeMap<String, Eid>, Vec<(Eid, String, Value, bool)>) {
+fn run(db: &Db, text: &str) -> (BTreeMap<String, Eid>, Vec<Fact>) {
     let r = db
         .with_edn(text)
         .unwrap_or_else(|e| panic!("transacting {text}: {e}"));
@@ -56,7 +59,7 @@ fn tempids(pairs: &[(&str, Eid)]) -> BTreeMap<String, Eid> {
     pairs.iter().map(|(t, e)| ((*t).to_owned(), *e)).collect()
 }
 
-fn add(e: Eid, a: &str, v: impl Into<Value>) -> (Eid, String, Value, bool) {
+fn add(e: Eid, a: &str, v: impl Into<Value>) -> Fact {
     (e, a.to_owned(), v.into(), true)
 }
 
