@@ -361,3 +361,70 @@ fn the_rust_api_allocates_as_edn_does() {
         (1, 2, 3)
     );
 }
+
+#[test]
+fn a_tempid_in_a_retractions_value_gets_an_id_too() {
+    // The tempid is given id 1 by the retraction, then asserted.
+    let (ids, datoms) = run(
+        &empty(),
+        r#"[[:db/retract 1 :person/friend "t1"] [:db/add "t1" :person/name "x"]]"#,
+    );
+    assert_eq!(ids, tempids(&[("t1", 1)]));
+    assert_eq!(datoms, vec![add(1, ":person/name", "x")]);
+    // Never asserted, it is used only as a value (even when the entity is not found).
+    let db = with(&empty(), r#"[{:person/name "Ann"}]"#);
+    let err = db
+        .with_edn(r#"[[:db/retract [:person/name "Ann"] :person/friend "t1"]]"#)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Tempids used only as value in transaction: ("t1")"#
+    );
+}
+
+#[test]
+fn a_value_tempid_is_checked_against_the_entities_asserted() {
+    // On an empty db "t1" gets id 1, which is the entity asserted: accepted.
+    let (ids, datoms) = run(&empty(), r#"[[:db/add 1 :person/friend "t1"]]"#);
+    assert_eq!(ids, tempids(&[("t1", 1)]));
+    assert_eq!(datoms, vec![add(1, ":person/friend", Value::Ref(1))]);
+    let db = with(&empty(), r#"[{:person/name "Ann"}]"#);
+    assert!(matches!(
+        db.with_edn(r#"[[:db/add 1 :person/friend "t1"]]"#),
+        Err(Error::TempidsOnlyAsValue { .. })
+    ));
+}
+
+#[test]
+fn a_tempid_with_an_id_upserting_to_a_new_entity_lands_on_it() {
+    let (ids, datoms) = run(
+        &empty(),
+        r#"[[:db/add "t1" :person/friend "t2"]
+            {:db/id "t2" :person/name "Bo"}
+            {:db/id "t3" :person/name "Ann"}
+            [:db/add "t1" :person/name "Ann"]]"#,
+    );
+    assert_eq!(ids, tempids(&[("t1", 3), ("t2", 1), ("t3", 3)]));
+    assert_eq!(
+        datoms,
+        vec![
+            add(3, ":person/friend", Value::Ref(1)),
+            add(1, ":person/name", "Bo"),
+            add(3, ":person/name", "Ann"),
+        ]
+    );
+}
+
+#[test]
+fn a_tempid_in_a_cas_value_is_an_error() {
+    // Datascript: "Expected number or lookup ref for entity id, got "t9"".
+    let db = with(&empty(), r#"[{:person/name "Ann"}]"#);
+    assert_eq!(
+        db.with_edn(r#"[[:db/add "t9" :person/name "Bo"] [:db/cas 1 :person/friend nil "t8"]]"#)
+            .unwrap_err(),
+        Error::UnknownTempid {
+            tempid: "t8".into(),
+            attr: Keyword::new(":person/friend"),
+        }
+    );
+}

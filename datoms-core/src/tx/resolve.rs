@@ -659,25 +659,7 @@ impl<'a> Run<'a> {
             }
             other => other,
         };
-        let v = if !spec.is_ref() {
-            v
-        } else if v.is_tx() {
-            let text = v.tx_text().map(str::to_owned);
-            Val::Tx(TxValue::Value(Value::Ref(self.current_tx(text.as_deref()))))
-        } else if let Some(t) = v.temp() {
-            let resolved = match self.tempids.get(&t) {
-                Some(&r) => r,
-                None => {
-                    let fresh = self.fresh()?;
-                    self.allocate(t.clone(), fresh);
-                    fresh
-                }
-            };
-            self.value_tempids.insert(resolved, t);
-            Val::Tx(TxValue::Value(Value::Ref(resolved)))
-        } else {
-            v
-        };
+        let v = self.ref_value_tempid(&spec, v)?;
         let eid = match e.temp() {
             Some(t) => {
                 let upserted = self.upserted(attr, &spec, &v)?;
@@ -724,6 +706,34 @@ impl<'a> Run<'a> {
         };
         let value = self.value(&desc, attr, &spec, &v)?;
         self.transact_add(eid, attr, &spec, value)
+    }
+
+    /// Under a ref attribute, the transaction or a tempid in value position as the
+    /// entity id it names; a tempid without an id gets a fresh one here, and must then be
+    /// the entity of some assertion of the transaction.
+    fn ref_value_tempid(&mut self, spec: &AttributeSchema, v: Val) -> Step<Val> {
+        if !spec.is_ref() {
+            return Ok(v);
+        }
+        if v.is_tx() {
+            let text = v.tx_text().map(str::to_owned);
+            return Ok(Val::Tx(TxValue::Value(Value::Ref(
+                self.current_tx(text.as_deref()),
+            ))));
+        }
+        let Some(t) = v.temp() else {
+            return Ok(v);
+        };
+        let resolved = match self.tempids.get(&t) {
+            Some(&r) => r,
+            None => {
+                let fresh = self.fresh()?;
+                self.allocate(t.clone(), fresh);
+                fresh
+            }
+        };
+        self.value_tempids.insert(resolved, t);
+        Ok(Val::Tx(TxValue::Value(Value::Ref(resolved))))
     }
 
     /// The entity `[_ attr v]` upserts into, for a `:db.unique/identity` attribute.
@@ -884,10 +894,16 @@ impl<'a> Run<'a> {
             )));
         }
         let spec = self.schema.resolve(attr)?;
+        // As in Datascript, a tempid value gets its id before the entity is looked up.
+        let Val::Tx(v) = self.ref_value_tempid(&spec, Val::Tx(v.clone()))? else {
+            return Err(malformed(format!(
+                "[:db/retract {e} {attr} …]: not a value"
+            )));
+        };
         let Some(eid) = self.existing_entity(e, false)? else {
             return Ok(());
         };
-        let value = self.value(&e.to_string(), attr, &spec, v)?;
+        let value = self.value(&e.to_string(), attr, &spec, &v)?;
         if self.has(eid, attr, &value)? {
             self.retract_datom(eid, attr, value);
         }

@@ -784,9 +784,8 @@ fn every_error_names_what_is_at_fault_and_leaves_the_db_unchanged() {
         ),
         (
             r#"[[:db/retract 1 :person/friend "zz"]]"#,
-            Error::UnknownTempid {
-                tempid: "zz".into(),
-                attr: kw(":person/friend"),
+            Error::TempidsOnlyAsValue {
+                tempids: vec![r#""zz""#.into()],
             },
         ),
         (
