@@ -35,10 +35,15 @@ use crate::value::{Keyword, Value};
 ///   `nil`).
 ///
 /// Entity positions: a positive integer is an entity id, a negative integer or a string
-/// is a tempid, `[:attr value]` is a lookup ref, `:db/current-tx` the transaction. Under
-/// ref attributes the same forms are accepted as values (a two-element vector starting
-/// with a keyword is a lookup ref, also in cardinality-many position, where other
-/// vectors hold several values). The schema tells ref and cardinality-many attributes
+/// is a tempid, `[:attr value]` is a lookup ref, `:db/current-tx` the transaction, an
+/// ident keyword the entity holding it as `:db/ident` (not as a map's `:db/id`, which
+/// Datascript rejects). Under ref attributes the same forms are accepted as values. A
+/// two-element vector starting with a keyword is a lookup ref; in an entity map under a
+/// cardinality-many or reverse attribute only when the keyword is a
+/// `:db.unique/identity` attribute, else it holds two values (as Datascript's
+/// `maybe-wrap-multival`). `nil` entries are skipped; a datom
+/// `#datascript/Datom [e a v tx added]` (or `#datom`) asserts `[e a v]`, or retracts it
+/// when `added` is false. The schema tells ref, cardinality-many and identity attributes
 /// apart; it is not otherwise checked here ([`crate::Db::with`] does).
 ///
 /// # Errors
