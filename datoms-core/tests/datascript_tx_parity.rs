@@ -428,3 +428,110 @@ fn a_tempid_in_a_cas_value_is_an_error() {
         }
     );
 }
+
+mod allocation {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One operation over tempids `t0`..`t3`, no unique attributes (so no upserts).
+    #[derive(Clone, Debug)]
+    enum Op {
+        Map {
+            id: Option<u8>,
+            friend: Option<u8>,
+            nested: bool,
+        },
+        Name(u8),
+        Friend(u8, u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                proptest::option::of(0u8..4),
+                proptest::option::of(0u8..4),
+                any::<bool>()
+            )
+                .prop_map(|(id, friend, nested)| Op::Map { id, friend, nested }),
+            (0u8..4).prop_map(Op::Name),
+            (0u8..4, 0u8..4).prop_map(|(a, b)| Op::Friend(a, b)),
+        ]
+    }
+
+    fn edn(ops: &[Op]) -> String {
+        let mut text = String::from("[");
+        for op in ops {
+            match op {
+                Op::Map { id, friend, nested } => {
+                    text.push('{');
+                    if let Some(id) = id {
+                        text.push_str(&format!(":db/id \"t{id}\" "));
+                    }
+                    text.push_str(":person/nick \"n\"");
+                    if let Some(f) = friend {
+                        text.push_str(&format!(" :person/friend \"t{f}\""));
+                    }
+                    if *nested {
+                        text.push_str(" :person/pet {:pet/name \"p\"}");
+                    }
+                    text.push('}');
+                }
+                Op::Name(t) => text.push_str(&format!("[:db/add \"t{t}\" :person/nick \"m\"]")),
+                Op::Friend(a, b) => {
+                    text.push_str(&format!("[:db/add \"t{a}\" :person/friend \"t{b}\"]"))
+                }
+            }
+            text.push(' ');
+        }
+        text.push(']');
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Without upserts or explicit ids, a transaction's new entities are exactly the
+        /// ids above `max_eid`, with no gap, one per tempid and per map without an id; a
+        /// run again gives the same ids (allocation depends on the tx data only).
+        #[test]
+        fn new_ids_are_dense_distinct_and_deterministic(
+            seed_entities in 0u64..3,
+            ops in proptest::collection::vec(op(), 1..8),
+        ) {
+            let mut db = empty();
+            for i in 0..seed_entities {
+                db = with(&db, &format!("[[:db/add {} :person/nick \"seed\"]]", i + 1));
+            }
+            let text = edn(&ops);
+            let first = db.with_edn(&text);
+            let second = db.with_edn(&text);
+            match (first, second) {
+                (Ok(r), Ok(again)) => {
+                    prop_assert_eq!(&r.tempids, &again.tempids);
+                    prop_assert_eq!(&r.tx_data, &again.tx_data);
+                    let new: BTreeSet<Eid> =
+                        r.tx_data.iter().map(|d| d.e).filter(|&e| e > db.max_eid()).collect();
+                    let expected: BTreeSet<Eid> =
+                        (db.max_eid() + 1..=r.db_after.max_eid()).collect();
+                    prop_assert_eq!(&new, &expected);
+                    let named: BTreeSet<Eid> = r
+                        .tempids
+                        .iter()
+                        .filter(|(t, _)| t.starts_with('t'))
+                        .map(|(_, &e)| e)
+                        .collect();
+                    let named_count = r.tempids.keys().filter(|t| t.starts_with('t')).count();
+                    prop_assert_eq!(named.len(), named_count, "two tempids share an id");
+                    prop_assert!(named.is_subset(&new));
+                }
+                (Err(Error::TempidsOnlyAsValue { tempids }), Err(again)) => {
+                    prop_assert_eq!(again, Error::TempidsOnlyAsValue { tempids });
+                }
+                (first, second) => prop_assert!(false, "{}: {:?} then {:?}", text, first.map(|r| r.tx_data), second.map(|r| r.tx_data)),
+            }
+        }
+    }
+}
