@@ -164,6 +164,13 @@ pub enum Error {
         /// The attribute where it appears.
         attr: Keyword,
     },
+    /// Tempids that name an entity only in value positions: no datom of the transaction
+    /// is about them (Datascript's "Tempids used only as value in transaction").
+    #[error("Tempids used only as value in transaction: ({})", .tempids.join(" "))]
+    TempidsOnlyAsValue {
+        /// The tempids, sorted, as written (string tempids quoted).
+        tempids: Vec<String>,
+    },
     /// A tempid that upserts to two different entities.
     #[error("conflicting upsert: tempid {tempid} resolves to both {first} and {second}")]
     UpsertConflict {

@@ -1,9 +1,9 @@
 //! Tx data from EDN text, exactly as a Datascript user writes it.
 
 use super::data::{is_current_tx_keyword, EntityMap, EntityRef, TxOp, TxValue, DB_ID};
-use crate::edn::{parse, Edn};
+use crate::edn::{datom_from_edn, parse, Edn};
 use crate::error::Error;
-use crate::schema::{AttributeSchema, Schema, IDENT};
+use crate::schema::{AttributeSchema, Schema, Unique, IDENT};
 use crate::value::{Keyword, Value};
 
 /// Parses EDN tx data: a vector (or list) of entity maps and list forms.
@@ -35,10 +35,15 @@ use crate::value::{Keyword, Value};
 ///   `nil`).
 ///
 /// Entity positions: a positive integer is an entity id, a negative integer or a string
-/// is a tempid, `[:attr value]` is a lookup ref, `:db/current-tx` the transaction. Under
-/// ref attributes the same forms are accepted as values (a two-element vector starting
-/// with a keyword is a lookup ref, also in cardinality-many position, where other
-/// vectors hold several values). The schema tells ref and cardinality-many attributes
+/// is a tempid, `[:attr value]` is a lookup ref, `:db/current-tx` the transaction, an
+/// ident keyword the entity holding it as `:db/ident` (not as a map's `:db/id`, which
+/// Datascript rejects). Under ref attributes the same forms are accepted as values. A
+/// two-element vector starting with a keyword is a lookup ref; in an entity map under a
+/// cardinality-many or reverse attribute only when the keyword is a
+/// `:db.unique/identity` attribute, else it holds two values (as Datascript's
+/// `maybe-wrap-multival`). `nil` entries are skipped; a datom
+/// `#datascript/Datom [e a v tx added]` (or `#datom`) asserts `[e a v]`, or retracts it
+/// when `added` is false. The schema tells ref, cardinality-many and identity attributes
 /// apart; it is not otherwise checked here ([`crate::Db::with`] does).
 ///
 /// # Errors
@@ -56,7 +61,12 @@ pub fn parse_tx(text: &str, schema: &Schema) -> Result<Vec<TxOp>, Error> {
             ))
         }
     };
-    forms.iter().map(|f| op_from_edn(f, schema)).collect()
+    forms
+        .iter()
+        // `nil` entries are skipped, as Datascript skips them.
+        .filter(|f| !matches!(f, Edn::Nil))
+        .map(|f| op_from_edn(f, schema))
+        .collect()
 }
 
 /// The printed form, cut short.
@@ -78,6 +88,9 @@ fn malformed(form: &Edn, why: &str) -> Error {
 fn op_from_edn(form: &Edn, schema: &Schema) -> Result<TxOp, Error> {
     let items = match form {
         Edn::Map(entries) => return entity_map(entries, schema).map(TxOp::Map),
+        Edn::Tagged(tag, _) if tag == "datom" || tag == "datascript/Datom" => {
+            return datom_op(form, schema)
+        }
         Edn::Vector(items) | Edn::List(items) => items,
         _ => {
             return Err(malformed(
@@ -148,6 +161,19 @@ fn op_from_edn(form: &Edn, schema: &Schema) -> Result<TxOp, Error> {
     }
 }
 
+/// A datom in tx data (`#datascript/Datom [e a v tx added]`, also `#datom`): an
+/// assertion of `[e a v]` when `added` (or absent), else its retraction. The datom's
+/// own tx is not kept: every datom of a transaction carries the transaction's id.
+fn datom_op(form: &Edn, schema: &Schema) -> Result<TxOp, Error> {
+    let d = datom_from_edn(form, Some(schema))?;
+    let (e, v) = (EntityRef::Id(d.e), TxValue::Value(d.v));
+    Ok(if d.added {
+        TxOp::Add(e, d.a, v)
+    } else {
+        TxOp::Retract(e, d.a, v)
+    })
+}
+
 fn entity_map(entries: &[(Edn, Edn)], schema: &Schema) -> Result<EntityMap, Error> {
     let whole = Edn::Map(entries.to_vec());
     let mut map = EntityMap::new();
@@ -156,6 +182,16 @@ fn entity_map(entries: &[(Edn, Edn)], schema: &Schema) -> Result<EntityMap, Erro
             return Err(malformed(&whole, "entity map keys must be keywords"));
         };
         if attr.as_str() == DB_ID {
+            if let Edn::Keyword(k) = v {
+                if !is_current_tx_keyword(k) {
+                    // Datascript resolves idents in entity positions of list forms, not
+                    // as a map's :db/id.
+                    return Err(malformed(
+                        &whole,
+                        &format!("Expected number, string or lookup ref for :db/id, got {k}"),
+                    ));
+                }
+            }
             map.id = Some(entity_ref(v, &whole)?);
         } else {
             map.attrs
@@ -227,8 +263,17 @@ fn value(
         .unwrap_or_default();
     let many = in_map && (reverse.is_some() || spec.is_many());
     let is_ref = reverse.is_some() || spec.is_ref();
+    // Where several values may be given, a pair is a lookup ref only when it starts with
+    // a :db.unique/identity attribute; otherwise it is two values (Datascript's
+    // `maybe-wrap-multival`).
+    let lookup_here = |items: &[Edn]| match items {
+        [Edn::Keyword(k), _] if many => schema
+            .get(k)
+            .is_some_and(|s| s.unique == Some(Unique::Identity)),
+        _ => is_lookup_form(items),
+    };
     match f {
-        Edn::Vector(items) if is_ref && is_lookup_form(items) => ref_value(f, schema, form),
+        Edn::Vector(items) if is_ref && lookup_here(items) => ref_value(f, schema, form),
         Edn::Vector(items) | Edn::List(items) | Edn::Set(items) if many => Ok(TxValue::Many(
             items
                 .iter()

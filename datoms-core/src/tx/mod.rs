@@ -35,13 +35,19 @@
 //!   lookup ref can find an entity asserted earlier in the same transaction); an entity
 //!   map becomes one `:db/add` per value, run before the next operation;
 //! * a tempid (string, or negative number) names one entity throughout the transaction.
-//!   New entity ids are allocated from `max_eid() + 1` upwards in order of first
-//!   appearance (entity position before value position within an operation), and above
-//!   any entity id the transaction names explicitly;
+//!   New entity ids are Datascript's, exactly: they are given lazily, as each `:db/add`
+//!   runs (an entity map's attributes become `:db/add`s in the order written, a nested
+//!   map runs, with all it nests, before its parent's next attribute), a tempid in value
+//!   position before the entity's, each one above the highest entity id given or asserted
+//!   so far (`max_eid()` before the transaction);
 //! * a tempid, or an entity map without `:db/id`, whose `:db.unique/identity` value
 //!   already exists resolves to that entity (upsert). If a tempid got a fresh id before an
-//!   operation upserted it, the transaction is rerun with the tempid pinned; two upserts
-//!   of one tempid to different entities are [`Error::UpsertConflict`];
+//!   operation upserted it, the transaction is rerun with the tempid pinned and every
+//!   other id kept; two upserts of one tempid to different entities are
+//!   [`Error::UpsertConflict`];
+//! * a tempid whose id is the entity of no assertion (it appears only in value
+//!   positions) is [`Error::TempidsOnlyAsValue`]; a tempid as the entity of anything but
+//!   `:db/add` is [`Error::MalformedTx`];
 //! * cardinality one: asserting a new value retracts the old one (retraction first);
 //!   asserting a present datom, or one asserted earlier in the transaction, produces
 //!   nothing; retracting an absent datom produces nothing;
@@ -51,7 +57,8 @@
 //!   `[:db/retract e a]` of a component attribute retracts the components too;
 //! * `:db/current-tx` (or the strings `"datomic.tx"`, `"datascript.tx"`) names the
 //!   transaction entity, in entity and ref-value position; the report's tempids map
-//!   `":db/current-tx"` to the transaction id.
+//!   `":db/current-tx"` to the transaction id, and `"datomic.tx"` / `"datascript.tx"`
+//!   too when the transaction used them.
 //!
 //! Beyond Datascript, values are checked against `:db/valueType`
 //! ([`Error::WrongValueType`]).
@@ -59,10 +66,8 @@
 //! Decisions where Datascript leaves room:
 //! * a lookup ref that finds nothing in the entity position of a retraction is a no-op
 //!   (as Datascript's `entid`), everywhere else it is [`Error::UnknownLookupRef`];
-//! * a tempid in the entity position of a retraction or cas must have been resolved by
-//!   an earlier assertion in the transaction ([`Error::MalformedTx`] otherwise); in the
-//!   value position of a retraction or cas an unresolved tempid is
-//!   [`Error::UnknownTempid`];
+//! * a tempid in the value position of a cas must already have an id
+//!   ([`Error::UnknownTempid`] otherwise); Datascript rejects every tempid there;
 //! * a map with an explicit `:db/id` whose identity value belongs to another entity is
 //!   [`Error::UniqueConflict`] (Datascript calls it a conflicting upsert);
 //! * the tempid `-1` (a number in EDN) and the string `"-1"` are the same tempid;
@@ -124,7 +129,8 @@ impl Db {
     /// # Errors
     /// [`Error::UnknownAttribute`], [`Error::WrongValueType`],
     /// [`Error::UnknownLookupRef`], [`Error::LookupRefNotUnique`],
-    /// [`Error::UnknownTempid`], [`Error::UpsertConflict`], [`Error::UniqueConflict`],
+    /// [`Error::UnknownTempid`], [`Error::TempidsOnlyAsValue`], [`Error::UpsertConflict`],
+    /// [`Error::UniqueConflict`],
     /// [`Error::CasMismatch`], [`Error::InvalidEntityId`], [`Error::MalformedTx`], or a
     /// load error of a lazily restored db. This db is unchanged (it is a value).
     pub fn with(&self, ops: &[TxOp]) -> Result<TxReport, Error> {

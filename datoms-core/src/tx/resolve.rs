@@ -1,21 +1,30 @@
-//! The transaction algorithm: Datascript's `transact-tx-data`.
+//! The transaction algorithm: Datascript's `transact-tx-data`, step for step, so that
+//! new entities get exactly the ids Datascript gives them.
 //!
 //! Operations run one after another against the db as it stands *so far in the
 //! transaction* (the base db plus an overlay of the datoms produced until then), exactly
 //! as Datascript runs them against its `db-after`: a lookup ref or an upsert can find an
-//! entity asserted by an earlier operation of the same transaction. Entity maps explode
-//! into `:db/add`s (and nested maps) that run before the next operation.
+//! entity asserted by an earlier operation of the same transaction.
 //!
-//! A tempid that receives a fresh id and later turns out to upsert into an existing
-//! entity restarts the transaction from the start with that tempid pinned to the entity
-//! (Datascript's `retry-with-tempid`); a pinned tempid that upserts elsewhere is an
-//! [`Error::UpsertConflict`]. Every restart pins one more tempid, so this terminates.
+//! An entity map is exploded into `:db/add`s about its id *as written* (a tempid stays a
+//! tempid, a map without `:db/id` gets an internal tempid, Datascript's auto-tempid);
+//! a nested map becomes a map of its own carrying the link to its parent (under the
+//! reverse attribute, which replaces a value the nested map gives that attribute). All
+//! of it runs before the next operation. Ids are allocated lazily, when an `:db/add`
+//! runs: first a tempid in its value position, then its entity. The next fresh id is
+//! one above the highest entity id allocated or asserted so far.
+//!
+//! A tempid that already has an id and turns out to upsert into another entity restarts
+//! the transaction from the start with that tempid pinned to the entity, keeping every id
+//! given so far (Datascript's `retry-with-tempid`); a pinned tempid that upserts elsewhere
+//! is an [`Error::UpsertConflict`]. Every restart pins one more tempid, so this
+//! terminates.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use super::data::{
-    is_current_tx_keyword, is_current_tx_text, EntityMap, EntityRef, TxOp, TxValue, CURRENT_TX,
-    DB_ID,
+    is_current_tx_keyword, is_current_tx_text, EntityRef, TxOp, TxValue, CURRENT_TX, DB_ID,
 };
 use super::TxReport;
 use crate::commit::{TxId, TxLogEntry};
@@ -25,12 +34,135 @@ use crate::error::Error;
 use crate::schema::{AttributeSchema, Schema, Unique, IDENT};
 use crate::value::{Eid, Keyword, Value, ValueType};
 
+/// A tempid: one the user wrote, or the one a transaction gives an entity map without
+/// `:db/id` (Datascript's auto-tempid; never reported).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Temp {
+    Named(String),
+    Auto(u64),
+}
+
+impl fmt::Display for Temp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Temp::Named(t) if t.parse::<i64>().is_ok() => f.write_str(t),
+            Temp::Named(t) => write!(f, "{t:?}"),
+            Temp::Auto(_) => f.write_str("<entity map without :db/id>"),
+        }
+    }
+}
+
+/// An entity position inside a run: as written, or a map's auto-tempid.
+#[derive(Clone, Debug)]
+enum Ent {
+    Ref(EntityRef),
+    Auto(u64),
+}
+
+impl Ent {
+    /// The tempid this position names, if it names one.
+    fn temp(&self) -> Option<Temp> {
+        match self {
+            Ent::Ref(EntityRef::Tempid(t)) if !is_current_tx_text(t) => {
+                Some(Temp::Named(t.clone()))
+            }
+            Ent::Auto(n) => Some(Temp::Auto(*n)),
+            Ent::Ref(_) => None,
+        }
+    }
+
+    /// This entity as a ref value.
+    fn as_value(&self) -> Val {
+        match self {
+            Ent::Ref(r) => Val::Tx(TxValue::from(r.clone())),
+            Ent::Auto(n) => Val::Auto(*n),
+        }
+    }
+}
+
+impl fmt::Display for Ent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ent::Ref(r) => write!(f, "{r}"),
+            Ent::Auto(n) => write!(f, "{}", Temp::Auto(*n)),
+        }
+    }
+}
+
+/// A value inside a run: as written, or a map's auto-tempid (the link between a nested
+/// map and its parent).
+#[derive(Clone, Debug)]
+enum Val {
+    Tx(TxValue),
+    Auto(u64),
+}
+
+impl Val {
+    /// The items of a value that may hold several.
+    fn items(&self) -> Vec<Val> {
+        match self {
+            Val::Tx(TxValue::Many(vs)) => vs.iter().cloned().map(Val::Tx).collect(),
+            other => vec![other.clone()],
+        }
+    }
+
+    /// The value as an entity position (reverse attributes).
+    fn as_ent(&self) -> Option<Ent> {
+        match self {
+            Val::Tx(v) => v.as_entity_ref().map(Ent::Ref),
+            Val::Auto(n) => Some(Ent::Auto(*n)),
+        }
+    }
+
+    /// The tempid this value names under a ref attribute, if it names one.
+    fn temp(&self) -> Option<Temp> {
+        match self {
+            Val::Auto(n) => Some(Temp::Auto(*n)),
+            Val::Tx(TxValue::Tempid(t)) => Some(Temp::Named(t.clone())),
+            Val::Tx(TxValue::Value(Value::String(s))) => Some(Temp::Named(s.to_string())),
+            Val::Tx(TxValue::Value(Value::Long(n))) if *n < 0 => Some(Temp::Named(n.to_string())),
+            Val::Tx(_) => None,
+        }
+        .filter(|t| !matches!(t, Temp::Named(text) if is_current_tx_text(text)))
+    }
+
+    /// The text of `"datomic.tx"` and friends when this value names the transaction.
+    fn tx_text(&self) -> Option<&str> {
+        match self {
+            Val::Tx(TxValue::Tempid(t)) if is_current_tx_text(t) => Some(t),
+            Val::Tx(TxValue::Value(Value::String(s))) if is_current_tx_text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// True when this value names the transaction under a ref attribute.
+    fn is_tx(&self) -> bool {
+        self.tx_text().is_some()
+            || matches!(self, Val::Tx(TxValue::CurrentTx))
+            || matches!(self, Val::Tx(TxValue::Value(Value::Keyword(k))) if is_current_tx_keyword(k))
+    }
+}
+
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::Tx(v) => write!(f, "{v}"),
+            Val::Auto(n) => write!(f, "{}", Temp::Auto(*n)),
+        }
+    }
+}
+
 /// Why a run stopped early.
 enum Abort {
     /// The transaction fails.
     Fail(Error),
-    /// `tempid` got a fresh id but upserts into `eid`: run again with it pinned.
-    Restart { tempid: String, eid: Eid },
+    /// `tempid` has an id but upserts into `eid`: run again with it pinned, keeping the
+    /// ids given so far (`tempids`).
+    Restart {
+        tempid: Temp,
+        eid: Eid,
+        tempids: BTreeMap<Temp, Eid>,
+    },
 }
 
 impl From<Error> for Abort {
@@ -50,21 +182,28 @@ pub(super) fn transact(db: &Db, ops: &[TxOp], id: Option<TxId>) -> Result<TxRepo
         .ok_or_else(|| Error::InvalidValue {
             reason: "transaction ids exhausted".into(),
         })?;
-    let mut pins: BTreeMap<String, Eid> = BTreeMap::new();
+    let mut pinned: BTreeMap<Temp, Eid> = BTreeMap::new();
+    let mut carried: BTreeMap<Temp, Eid> = BTreeMap::new();
     loop {
-        let mut run = Run::new(db, tx, &pins);
+        let mut run = Run::new(db, tx, carried, &pinned);
         match run.run(ops) {
             Ok(()) => return run.finish(id),
             Err(Abort::Fail(e)) => return Err(e),
-            Err(Abort::Restart { tempid, eid }) => {
-                if let Some(&first) = pins.get(&tempid) {
+            Err(Abort::Restart {
+                tempid,
+                eid,
+                mut tempids,
+            }) => {
+                if let Some(&first) = pinned.get(&tempid) {
                     return Err(Error::UpsertConflict {
-                        tempid,
+                        tempid: tempid.to_string(),
                         first,
                         second: eid,
                     });
                 }
-                pins.insert(tempid, eid);
+                tempids.insert(tempid.clone(), eid);
+                pinned.insert(tempid, eid);
+                carried = tempids;
             }
         }
     }
@@ -73,26 +212,17 @@ pub(super) fn transact(db: &Db, ops: &[TxOp], id: Option<TxId>) -> Result<TxRepo
 /// Work produced by exploding an entity map or by a cascading retraction; it runs before
 /// the next operation of the transaction.
 enum Work {
-    /// A nested entity map, with the attribute linking it to its parent.
-    Map {
-        map: EntityMap,
-        backlink: (Keyword, TxValue),
-    },
+    /// An entity map (a nested one carries the link to its parent among its attributes).
+    Map { id: Ent, attrs: Vec<(Keyword, Val)> },
     /// One assertion; `desc` names the entity as the user wrote it, for errors.
     Add {
-        e: EntityRef,
+        e: Ent,
         attr: Keyword,
-        v: TxValue,
+        v: Val,
         desc: String,
     },
     /// Retract a component entity.
     RetractEntity(Eid),
-}
-
-/// An entity position, resolved as far as it can be without allocating.
-enum Target {
-    Eid(Eid),
-    Tempid(String),
 }
 
 /// An upsert found through a `:db.unique/identity` attribute.
@@ -107,11 +237,21 @@ struct Run<'a> {
     db: &'a Db,
     schema: &'a Schema,
     tx: Tx,
-    /// Tempid → entity id, pinned ones included.
-    tempids: BTreeMap<String, Eid>,
-    /// Fresh ids first given to a tempid in value position: each must be asserted as an
-    /// entity somewhere in the transaction.
-    value_tempids: BTreeMap<Eid, (String, Keyword)>,
+    /// Tempid → entity id (those carried over from an earlier run included).
+    tempids: BTreeMap<Temp, Eid>,
+    /// The tempids pinned by upserts found in earlier runs.
+    pinned: &'a BTreeMap<Temp, Eid>,
+    /// Entity id → the tempids given it in this run.
+    reverse_tempids: BTreeMap<Eid, Vec<Temp>>,
+    /// Entity id → a tempid that named it in a value position: each must be the entity
+    /// of some assertion of the transaction.
+    value_tempids: BTreeMap<Eid, Temp>,
+    /// Entities of assertions that changed nothing (already present, or an upsert).
+    redundant: BTreeSet<Eid>,
+    /// `"datomic.tx"` / `"datascript.tx"` where the transaction used them.
+    tx_aliases: BTreeSet<String>,
+    /// The last auto-tempid given.
+    last_auto: u64,
     /// The next fresh entity id.
     next_eid: Eid,
     /// The presence of every (e, a, v) touched so far (`false`: retracted).
@@ -128,21 +268,30 @@ fn malformed(reason: String) -> Abort {
     Abort::Fail(Error::MalformedTx { reason })
 }
 
-/// `:ns/name` → `:ns/_name`; an error for `:/`, which has no reverse.
-fn reverse_attr(attr: &Keyword) -> Result<Keyword, Abort> {
-    attr.reversed().ok_or_else(|| {
-        malformed(format!(
-            "{attr} has no reverse attribute to nest a map under"
-        ))
-    })
+/// `:ns/name` → `:ns/_name` and back; an error for `:/`, which has no reverse.
+fn flip_attr(attr: &Keyword) -> Result<Keyword, Abort> {
+    match attr.reverse_of() {
+        Some(forward) => Ok(forward),
+        None => attr.reversed().ok_or_else(|| {
+            malformed(format!(
+                "{attr} has no reverse attribute to nest a map under"
+            ))
+        }),
+    }
 }
 
-/// The items of a value that may hold several.
-fn items(v: &TxValue) -> &[TxValue] {
-    match v {
-        TxValue::Many(vs) => vs,
-        other => std::slice::from_ref(other),
+/// A nested map's attributes with the link to its parent: `attr` set to `parent`,
+/// replacing a value the map gives `attr` itself (as Clojure's `assoc`).
+fn with_link(attrs: &[(Keyword, TxValue)], attr: Keyword, parent: Val) -> Vec<(Keyword, Val)> {
+    let mut out: Vec<(Keyword, Val)> = attrs
+        .iter()
+        .map(|(a, v)| (a.clone(), Val::Tx(v.clone())))
+        .collect();
+    match out.iter_mut().find(|(a, _)| *a == attr) {
+        Some(slot) => slot.1 = parent,
+        None => out.push((attr, parent)),
     }
+    out
 }
 
 fn id_as_i64(e: Eid) -> i64 {
@@ -150,13 +299,23 @@ fn id_as_i64(e: Eid) -> i64 {
 }
 
 impl<'a> Run<'a> {
-    fn new(db: &'a Db, tx: Tx, pins: &BTreeMap<String, Eid>) -> Run<'a> {
+    fn new(
+        db: &'a Db,
+        tx: Tx,
+        tempids: BTreeMap<Temp, Eid>,
+        pinned: &'a BTreeMap<Temp, Eid>,
+    ) -> Run<'a> {
         Run {
             db,
             schema: db.schema(),
             tx,
-            tempids: pins.clone(),
+            tempids,
+            pinned,
+            reverse_tempids: BTreeMap::new(),
             value_tempids: BTreeMap::new(),
+            redundant: BTreeSet::new(),
+            tx_aliases: BTreeSet::new(),
+            last_auto: 0,
             next_eid: db.max_eid() + 1,
             eav: BTreeMap::new(),
             ave: BTreeMap::new(),
@@ -182,15 +341,27 @@ impl<'a> Run<'a> {
             .filter(|d| d.added)
             .map(|d| d.e)
             .collect();
-        if let Some((tempid, attr)) = self
+        let mut unused: Vec<String> = self
             .value_tempids
             .iter()
-            .find(|(e, _)| !asserted.contains(e))
-            .map(|(_, x)| x.clone())
-        {
-            return Err(Error::UnknownTempid { tempid, attr });
+            .filter(|(e, _)| !asserted.contains(e) && !self.redundant.contains(e))
+            .map(|(_, t)| t.to_string())
+            .collect();
+        if !unused.is_empty() {
+            unused.sort();
+            return Err(Error::TempidsOnlyAsValue { tempids: unused });
         }
-        let mut tempids = self.tempids;
+        let mut tempids: BTreeMap<String, Eid> = self
+            .tempids
+            .into_iter()
+            .filter_map(|(t, e)| match t {
+                Temp::Named(t) => Some((t, e)),
+                Temp::Auto(_) => None,
+            })
+            .collect();
+        for alias in self.tx_aliases {
+            tempids.insert(alias, self.tx);
+        }
         tempids.insert(CURRENT_TX.to_owned(), self.tx);
         let db_after = self.db.apply_log_entry(TxLogEntry {
             tx: self.tx,
@@ -207,8 +378,19 @@ impl<'a> Run<'a> {
     }
 
     fn op(&mut self, op: &TxOp) -> Step<()> {
-        match op {
-            TxOp::Map(m) => self.map(m.id.as_ref(), &m.attrs, None),
+        let entity = match op {
+            TxOp::Map(m) => {
+                let id = match &m.id {
+                    Some(r) => Ent::Ref(r.clone()),
+                    None => self.auto(),
+                };
+                let attrs = m
+                    .attrs
+                    .iter()
+                    .map(|(a, v)| (a.clone(), Val::Tx(v.clone())))
+                    .collect();
+                return self.map(id, attrs);
+            }
             TxOp::Add(e, a, v) => {
                 if matches!(v, TxValue::Many(_) | TxValue::Nested(_)) {
                     return Err(malformed(format!(
@@ -216,8 +398,19 @@ impl<'a> Run<'a> {
                          belong in entity maps"
                     )));
                 }
-                self.add(e, a, v, e.to_string())
+                return self.add(Ent::Ref(e.clone()), a, Val::Tx(v.clone()), e.to_string());
             }
+            TxOp::Retract(e, ..)
+            | TxOp::RetractAttr(e, _)
+            | TxOp::RetractEntity(e)
+            | TxOp::Cas(e, ..) => e,
+        };
+        if matches!(entity, EntityRef::Tempid(_)) {
+            return Err(malformed(format!(
+                "Can't use tempid in '{op}'. Tempids are allowed in :db/add only"
+            )));
+        }
+        match op {
             TxOp::Retract(e, a, v) => self.retract(e, a, v),
             TxOp::RetractAttr(e, a) => self.retract_attr(e, a),
             TxOp::RetractEntity(e) => match self.existing_entity(e, false)? {
@@ -225,139 +418,157 @@ impl<'a> Run<'a> {
                 None => Ok(()),
             },
             TxOp::Cas(e, a, old, new) => self.cas(e, a, old.as_ref(), new),
+            TxOp::Map(_) | TxOp::Add(..) => Ok(()),
         }
     }
 
     fn work(&mut self, work: Work) -> Step<()> {
         match work {
-            Work::Map { map, backlink } => self.map(map.id.as_ref(), &map.attrs, Some(&backlink)),
-            Work::Add { e, attr, v, desc } => self.add(&e, &attr, &v, desc),
+            Work::Map { id, attrs } => self.map(id, attrs),
+            Work::Add { e, attr, v, desc } => self.add(e, &attr, v, desc),
             Work::RetractEntity(e) => self.retract_entity(e),
         }
     }
 
+    /// A fresh auto-tempid, for an entity map without `:db/id`.
+    fn auto(&mut self) -> Ent {
+        self.last_auto += 1;
+        Ent::Auto(self.last_auto)
+    }
+
+    /// Gives `temp` the id `eid` (Datascript's `allocate-eid`).
+    fn allocate(&mut self, temp: Temp, eid: Eid) {
+        self.bump(eid);
+        let names = self.reverse_tempids.entry(eid).or_default();
+        if !names.contains(&temp) {
+            names.push(temp.clone());
+        }
+        self.tempids.insert(temp, eid);
+    }
+
+    /// The transaction id, noting `"datomic.tx"` and friends for the report.
+    fn current_tx(&mut self, text: Option<&str>) -> Eid {
+        if let Some(t) = text.filter(|t| *t != CURRENT_TX) {
+            self.tx_aliases.insert(t.to_owned());
+        }
+        self.tx
+    }
+
     // ---- entity maps ---------------------------------------------------------------
 
-    fn map(
-        &mut self,
-        id: Option<&EntityRef>,
-        attrs: &[(Keyword, TxValue)],
-        backlink: Option<&(Keyword, TxValue)>,
-    ) -> Step<()> {
-        let target = match id {
-            Some(r) => Some(self.target(r)?),
-            None => None,
+    fn map(&mut self, id: Ent, attrs: Vec<(Keyword, Val)>) -> Step<()> {
+        let id = match id {
+            Ent::Ref(EntityRef::CurrentTx) => Ent::Ref(EntityRef::Id(self.tx)),
+            Ent::Ref(EntityRef::Tempid(t)) if is_current_tx_text(&t) => {
+                Ent::Ref(EntityRef::Id(self.current_tx(Some(&t))))
+            }
+            Ent::Ref(EntityRef::Lookup(a, v)) => {
+                Ent::Ref(EntityRef::Id(self.lookup_strict(&a, &v)?))
+            }
+            Ent::Ref(EntityRef::Id(e)) => Ent::Ref(EntityRef::Id(self.valid_eid(e)?)),
+            other => other,
         };
-        let who = match id {
-            Some(r) => r.to_string(),
-            None => "<entity map without :db/id>".to_owned(),
+        let Some(u) = self.upsert(&id.to_string(), &attrs)? else {
+            return self.explode(id, attrs);
         };
-        let upsert = self.upsert(&who, attrs.iter().chain(backlink))?;
-        let eid = match (target, upsert) {
-            (Some(Target::Tempid(t)), Some(u)) => {
+        match (id.temp(), &id) {
+            (Some(t), _) => {
                 if let Some(&allocated) = self.tempids.get(&t) {
                     if allocated != u.e {
-                        return Err(Abort::Restart {
-                            tempid: t,
-                            eid: u.e,
-                        });
+                        return Err(self.restart(t, u.e));
                     }
                 }
-                self.tempids.insert(t, u.e);
-                u.e
+                self.allocate(t, u.e);
             }
-            (Some(Target::Eid(e)), Some(u)) => {
-                if e != u.e {
-                    return Err(Error::UniqueConflict {
-                        attr: u.attr,
-                        value: u.value,
-                        existing: u.e,
-                        entity: e,
-                    }
-                    .into());
+            (None, Ent::Ref(EntityRef::Id(e))) if *e != u.e => {
+                return Err(Error::UniqueConflict {
+                    attr: u.attr,
+                    value: u.value,
+                    existing: u.e,
+                    entity: *e,
                 }
-                e
+                .into());
             }
-            (None, Some(u)) => u.e,
-            (None, None) => self.fresh()?,
-            (Some(Target::Tempid(t)), None) => match self.tempids.get(&t) {
-                Some(&e) => e,
-                None => {
-                    let e = self.fresh()?;
-                    self.tempids.insert(t, e);
-                    e
-                }
-            },
-            (Some(Target::Eid(e)), None) => e,
-        };
-        self.bump(eid);
-        let desc = match id {
-            Some(r) => r.to_string(),
-            None => eid.to_string(),
-        };
+            (None, _) => {}
+        }
+        self.redundant.insert(u.e);
+        self.explode(Ent::Ref(EntityRef::Id(u.e)), attrs)
+    }
+
+    fn restart(&self, tempid: Temp, eid: Eid) -> Abort {
+        Abort::Restart {
+            tempid,
+            eid,
+            tempids: self.tempids.clone(),
+        }
+    }
+
+    /// An entity map as `:db/add`s about `id` and nested maps, run before the next
+    /// operation in the order written (Datascript's `explode`).
+    fn explode(&mut self, id: Ent, attrs: Vec<(Keyword, Val)>) -> Step<()> {
+        let desc = id.to_string();
         let mut works = Vec::new();
-        for (attr, value) in attrs.iter().chain(backlink) {
+        for (attr, value) in &attrs {
             if attr.as_str() == DB_ID {
                 return Err(malformed(format!(
                     "{attr} {value} inside an entity map's attributes: set EntityMap::id instead"
                 )));
             }
-            if let Some(forward) = attr.reverse_of() {
-                let spec = self.schema.resolve(&forward)?;
+            let forward = attr.reverse_of();
+            let spec = self.schema.resolve(forward.as_ref().unwrap_or(attr))?;
+            if let Some(forward) = &forward {
                 if !spec.is_ref() {
                     return Err(malformed(format!(
                         "{attr} {value}: reverse attribute {attr} needs {forward} to be \
                          :db.type/ref"
                     )));
                 }
-                for item in items(value) {
-                    if let TxValue::Nested(m) = item {
+            } else if matches!(value, Val::Tx(TxValue::Many(_))) && !spec.is_many() {
+                return Err(malformed(format!(
+                    "{attr} {value}: several values for a cardinality-one attribute"
+                )));
+            }
+            for item in value.items() {
+                match &item {
+                    Val::Tx(TxValue::Nested(m)) if spec.is_ref() => {
+                        let child = match &m.id {
+                            Some(r) => Ent::Ref(r.clone()),
+                            None => self.auto(),
+                        };
                         works.push(Work::Map {
-                            map: m.clone(),
-                            backlink: (forward.clone(), TxValue::Value(Value::Ref(eid))),
-                        });
-                    } else {
-                        let e = item.as_entity_ref().ok_or_else(|| {
-                            malformed(format!("{attr} {item}: not an entity reference"))
-                        })?;
-                        works.push(Work::Add {
-                            desc: e.to_string(),
-                            e,
-                            attr: forward.clone(),
-                            v: TxValue::Value(Value::Ref(eid)),
+                            id: child,
+                            attrs: with_link(&m.attrs, flip_attr(attr)?, id.as_value()),
                         });
                     }
-                }
-            } else {
-                let spec = self.schema.resolve(attr)?;
-                if matches!(value, TxValue::Many(_)) && !spec.is_many() {
-                    return Err(malformed(format!(
-                        "{attr} {value}: several values for a cardinality-one attribute"
-                    )));
-                }
-                for item in items(value) {
-                    match item {
-                        TxValue::Nested(m) if spec.is_ref() => works.push(Work::Map {
-                            map: m.clone(),
-                            backlink: (reverse_attr(attr)?, TxValue::Value(Value::Ref(eid))),
-                        }),
-                        TxValue::Nested(_) => {
-                            return Err(malformed(format!(
-                                "{attr} {item}: a nested map needs a :db.type/ref attribute"
-                            )))
+                    Val::Tx(TxValue::Nested(_)) => {
+                        return Err(malformed(format!(
+                            "{attr} {item}: a nested map needs a :db.type/ref attribute"
+                        )))
+                    }
+                    Val::Tx(TxValue::Many(_)) => {
+                        return Err(malformed(format!(
+                            "{attr} {value}: a collection inside a collection"
+                        )))
+                    }
+                    _ => match &forward {
+                        Some(forward) => {
+                            let e = item.as_ent().ok_or_else(|| {
+                                malformed(format!("{attr} {item}: not an entity reference"))
+                            })?;
+                            works.push(Work::Add {
+                                desc: e.to_string(),
+                                e,
+                                attr: forward.clone(),
+                                v: id.as_value(),
+                            });
                         }
-                        TxValue::Many(_) => {
-                            return Err(malformed(format!(
-                                "{attr} {value}: a collection inside a collection"
-                            )))
-                        }
-                        _ => works.push(Work::Add {
-                            e: EntityRef::Id(eid),
+                        None => works.push(Work::Add {
+                            e: id.clone(),
                             attr: attr.clone(),
                             v: item.clone(),
                             desc: desc.clone(),
                         }),
-                    }
+                    },
                 }
             }
         }
@@ -367,11 +578,7 @@ impl<'a> Run<'a> {
 
     /// The entity an entity map upserts into through its `:db.unique/identity`
     /// attributes, if any.
-    fn upsert<'x>(
-        &self,
-        who: &str,
-        attrs: impl Iterator<Item = &'x (Keyword, TxValue)>,
-    ) -> Step<Option<Upsert>> {
+    fn upsert(&self, who: &str, attrs: &[(Keyword, Val)]) -> Step<Option<Upsert>> {
         let mut found: Option<Upsert> = None;
         for (attr, value) in attrs {
             let Some(spec) = self.schema.get(attr) else {
@@ -380,8 +587,8 @@ impl<'a> Run<'a> {
             if spec.unique != Some(Unique::Identity) {
                 continue;
             }
-            for item in items(value) {
-                let Some(v) = self.peek(spec, item)? else {
+            for item in value.items() {
+                let Some(v) = self.peek(spec, &item)? else {
                     continue;
                 };
                 let Some(&e) = self.holders(attr, &v)?.first() else {
@@ -412,7 +619,10 @@ impl<'a> Run<'a> {
 
     /// The value `item` stands for, if it can be known without allocating an id or
     /// failing (for upsert lookups).
-    fn peek(&self, spec: &AttributeSchema, item: &TxValue) -> Result<Option<Value>, Error> {
+    fn peek(&self, spec: &AttributeSchema, item: &Val) -> Result<Option<Value>, Error> {
+        let Val::Tx(item) = item else {
+            return Ok(None);
+        };
         if !spec.is_ref() {
             return Ok(match item {
                 TxValue::Value(v) => Some(v.clone()),
@@ -426,52 +636,120 @@ impl<'a> Run<'a> {
             Some(EntityRef::Id(e)) => Some(Value::Ref(e)),
             Some(EntityRef::CurrentTx) => Some(Value::Ref(self.tx)),
             Some(EntityRef::Tempid(t)) if is_current_tx_text(&t) => Some(Value::Ref(self.tx)),
-            Some(EntityRef::Tempid(t)) => self.tempids.get(&t).map(|&e| Value::Ref(e)),
             _ => None,
         })
     }
 
     // ---- assertions ----------------------------------------------------------------
 
-    fn add(&mut self, e: &EntityRef, attr: &Keyword, v: &TxValue, desc: String) -> Step<()> {
+    /// `[:db/add e attr v]`, in Datascript's order: the transaction in either position,
+    /// then a tempid in value position gets its id, then a tempid entity (upserting
+    /// through a `:db.unique/identity` attribute), then the datom.
+    fn add(&mut self, e: Ent, attr: &Keyword, v: Val, desc: String) -> Step<()> {
         if attr.is_reverse() || attr.as_str() == DB_ID {
             return Err(malformed(format!(
                 "[:db/add {e} {attr} {v}]: {attr} cannot be asserted directly"
             )));
         }
         let spec = self.schema.resolve(attr)?;
-        let eid = match self.target(e)? {
-            Target::Eid(x) => x,
-            Target::Tempid(t) => {
-                let upserted = if spec.unique == Some(Unique::Identity) {
-                    match self.peek(&spec, v)? {
-                        Some(val) => self.holders(attr, &val)?.first().copied(),
-                        None => None,
-                    }
-                } else {
-                    None
-                };
+        let e = match e {
+            Ent::Ref(EntityRef::CurrentTx) => Ent::Ref(EntityRef::Id(self.tx)),
+            Ent::Ref(EntityRef::Tempid(t)) if is_current_tx_text(&t) => {
+                Ent::Ref(EntityRef::Id(self.current_tx(Some(&t))))
+            }
+            other => other,
+        };
+        let v = self.ref_value_tempid(&spec, v)?;
+        let eid = match e.temp() {
+            Some(t) => {
+                let upserted = self.upserted(attr, &spec, &v)?;
                 let allocated = self.tempids.get(&t).copied();
-                match (upserted, allocated) {
-                    (Some(u), Some(a)) if u != a => {
-                        return Err(Abort::Restart { tempid: t, eid: u })
+                let eid = match (upserted, allocated) {
+                    (Some(u), Some(a)) if u != a => return Err(self.restart(t, u)),
+                    (Some(x), _) | (None, Some(x)) => x,
+                    (None, None) => self.fresh()?,
+                };
+                self.allocate(t, eid);
+                eid
+            }
+            None => {
+                let eid = match &e {
+                    Ent::Ref(EntityRef::Id(x)) => self.valid_eid(*x)?,
+                    Ent::Ref(EntityRef::Lookup(a, lv)) => self.lookup_strict(a, lv)?,
+                    other => {
+                        return Err(malformed(format!(
+                            "[:db/add {other} {attr} {v}]: not an entity position"
+                        )))
                     }
-                    (Some(u), _) => {
-                        self.tempids.insert(t, u);
-                        u
-                    }
-                    (None, Some(a)) => a,
-                    (None, None) => {
-                        let f = self.fresh()?;
-                        self.tempids.insert(t, f);
-                        f
+                };
+                if let Some(names) = self.reverse_tempids.get(&eid) {
+                    if let Some(u) = self.upserted(attr, &spec, &v)?.filter(|&u| u != eid) {
+                        let unpinned = names.iter().find(|t| !self.pinned.contains_key(t));
+                        return Err(match unpinned {
+                            Some(t) => self.restart(t.clone(), u),
+                            None => Error::UpsertConflict {
+                                tempid: names[0].to_string(),
+                                first: eid,
+                                second: u,
+                            }
+                            .into(),
+                        });
                     }
                 }
+                eid
             }
         };
-        self.bump(eid);
-        let value = self.value(&desc, attr, &spec, v, true)?;
+        let Val::Tx(v) = v else {
+            return Err(malformed(format!(
+                "{attr} {v}: an entity map's id as the value of a non-ref attribute"
+            )));
+        };
+        let value = self.value(&desc, attr, &spec, &v)?;
         self.transact_add(eid, attr, &spec, value)
+    }
+
+    /// Under a ref attribute, the transaction or a tempid in value position as the
+    /// entity id it names; a tempid without an id gets a fresh one here, and must then be
+    /// the entity of some assertion of the transaction.
+    fn ref_value_tempid(&mut self, spec: &AttributeSchema, v: Val) -> Step<Val> {
+        if !spec.is_ref() {
+            return Ok(v);
+        }
+        if v.is_tx() {
+            let text = v.tx_text().map(str::to_owned);
+            return Ok(Val::Tx(TxValue::Value(Value::Ref(
+                self.current_tx(text.as_deref()),
+            ))));
+        }
+        let Some(t) = v.temp() else {
+            return Ok(v);
+        };
+        let resolved = match self.tempids.get(&t) {
+            Some(&r) => r,
+            None => {
+                let fresh = self.fresh()?;
+                self.allocate(t.clone(), fresh);
+                fresh
+            }
+        };
+        self.value_tempids.insert(resolved, t);
+        Ok(Val::Tx(TxValue::Value(Value::Ref(resolved))))
+    }
+
+    /// The entity `[_ attr v]` upserts into, for a `:db.unique/identity` attribute.
+    fn upserted(
+        &self,
+        attr: &Keyword,
+        spec: &AttributeSchema,
+        v: &Val,
+    ) -> Result<Option<Eid>, Error> {
+        if spec.unique != Some(Unique::Identity) {
+            return Ok(None);
+        }
+        Ok(match self.peek(spec, v)? {
+            Some(val) => self.holders(attr, &val)?.first().copied(),
+            None => None,
+        })
     }
 
     /// Asserts `[e attr value]`: nothing if present; for cardinality one, retracts the
@@ -485,12 +763,14 @@ impl<'a> Run<'a> {
     ) -> Step<()> {
         if spec.is_many() {
             if self.has(e, attr, &value)? {
+                self.redundant.insert(e);
                 return Ok(());
             }
             self.check_unique(e, attr, spec, &value)?;
         } else {
             let old = self.values(e, attr)?;
             if old.contains(&value) {
+                self.redundant.insert(e);
                 return Ok(());
             }
             self.check_unique(e, attr, spec, &value)?;
@@ -524,15 +804,14 @@ impl<'a> Run<'a> {
     }
 
     /// The datom value `v` stands for under `attr`: type-checked, and for ref
-    /// attributes resolved to `Value::Ref` (allocating fresh ids for new tempids when
-    /// `alloc`, else failing with [`Error::UnknownTempid`]).
+    /// attributes resolved to `Value::Ref` (a tempid must have an id by now, else
+    /// [`Error::UnknownTempid`]).
     fn value(
         &mut self,
         desc: &str,
         attr: &Keyword,
         spec: &AttributeSchema,
         v: &TxValue,
-        alloc: bool,
     ) -> Step<Value> {
         if !spec.is_ref() {
             let TxValue::Value(val) = v else {
@@ -564,8 +843,8 @@ impl<'a> Run<'a> {
             TxValue::Value(Value::Ref(n)) => self.valid_eid(*n)?,
             TxValue::Value(Value::Long(n)) if *n > 0 => self.valid_eid(n.unsigned_abs())?,
             TxValue::Value(Value::Long(0)) => self.valid_eid(0)?,
-            TxValue::Value(Value::Long(n)) => self.value_tempid(&n.to_string(), attr, alloc)?,
-            TxValue::Value(Value::String(s)) => self.value_tempid(s, attr, alloc)?,
+            TxValue::Value(Value::Long(n)) => self.value_tempid(&n.to_string(), attr)?,
+            TxValue::Value(Value::String(s)) => self.value_tempid(s, attr)?,
             TxValue::Value(Value::Keyword(k)) if is_current_tx_keyword(k) => self.tx,
             // An ident names the entity whose `:db/ident` it is, as in Datascript.
             TxValue::Value(ident @ Value::Keyword(_)) => {
@@ -580,7 +859,7 @@ impl<'a> Run<'a> {
                 }
                 .into())
             }
-            TxValue::Tempid(t) => self.value_tempid(t, attr, alloc)?,
+            TxValue::Tempid(t) => self.value_tempid(t, attr)?,
             TxValue::Lookup(a, lv) => self.lookup_strict(a, lv)?,
             TxValue::CurrentTx => self.tx,
             TxValue::Nested(_) | TxValue::Many(_) => {
@@ -592,24 +871,18 @@ impl<'a> Run<'a> {
         Ok(Value::Ref(target))
     }
 
-    fn value_tempid(&mut self, t: &str, attr: &Keyword, alloc: bool) -> Step<Eid> {
+    fn value_tempid(&self, t: &str, attr: &Keyword) -> Step<Eid> {
         if is_current_tx_text(t) {
             return Ok(self.tx);
         }
-        if let Some(&e) = self.tempids.get(t) {
-            return Ok(e);
-        }
-        if !alloc {
-            return Err(Error::UnknownTempid {
+        match self.tempids.get(&Temp::Named(t.to_owned())) {
+            Some(&e) => Ok(e),
+            None => Err(Error::UnknownTempid {
                 tempid: t.to_owned(),
                 attr: attr.clone(),
             }
-            .into());
+            .into()),
         }
-        let e = self.fresh()?;
-        self.tempids.insert(t.to_owned(), e);
-        self.value_tempids.insert(e, (t.to_owned(), attr.clone()));
-        Ok(e)
     }
 
     // ---- retractions and cas -------------------------------------------------------
@@ -621,10 +894,16 @@ impl<'a> Run<'a> {
             )));
         }
         let spec = self.schema.resolve(attr)?;
+        // As in Datascript, a tempid value gets its id before the entity is looked up.
+        let Val::Tx(v) = self.ref_value_tempid(&spec, Val::Tx(v.clone()))? else {
+            return Err(malformed(format!(
+                "[:db/retract {e} {attr} …]: not a value"
+            )));
+        };
         let Some(eid) = self.existing_entity(e, false)? else {
             return Ok(());
         };
-        let value = self.value(&e.to_string(), attr, &spec, v, false)?;
+        let value = self.value(&e.to_string(), attr, &spec, &v)?;
         if self.has(eid, attr, &value)? {
             self.retract_datom(eid, attr, value);
         }
@@ -693,7 +972,7 @@ impl<'a> Run<'a> {
         let expected = match old {
             None => None,
             Some(TxValue::Value(v)) if !spec.is_ref() => Some(v.clone()),
-            Some(o) => Some(self.value(&desc, attr, &spec, o, false)?),
+            Some(o) => Some(self.value(&desc, attr, &spec, o)?),
         };
         let actual = self.values(eid, attr)?;
         let ok = match &expected {
@@ -709,39 +988,25 @@ impl<'a> Run<'a> {
             }
             .into());
         }
-        let value = self.value(&desc, attr, &spec, new, true)?;
+        let value = self.value(&desc, attr, &spec, new)?;
         self.transact_add(eid, attr, &spec, value)
     }
 
     // ---- entity positions ----------------------------------------------------------
 
-    /// Resolves an entity position, leaving tempids for the caller to allocate.
-    fn target(&self, r: &EntityRef) -> Step<Target> {
-        Ok(match r {
-            EntityRef::Id(e) => Target::Eid(self.valid_eid(*e)?),
-            EntityRef::CurrentTx => Target::Eid(self.tx),
-            EntityRef::Tempid(t) if is_current_tx_text(t) => Target::Eid(self.tx),
-            EntityRef::Tempid(t) => Target::Tempid(t.clone()),
-            EntityRef::Lookup(a, v) => Target::Eid(self.lookup_strict(a, v)?),
-        })
-    }
-
-    /// The entity a retraction or cas is about. A lookup ref that finds nothing is
-    /// `None` for retractions (nothing to retract, as in Datascript) and an error when
-    /// `strict`; a tempid must have been resolved by an earlier operation.
+    /// The entity a retraction or cas is about (tempids are rejected before this). A
+    /// lookup ref that finds nothing is `None` for retractions (nothing to retract, as in
+    /// Datascript) and an error when `strict`.
     fn existing_entity(&self, r: &EntityRef, strict: bool) -> Step<Option<Eid>> {
-        if let (EntityRef::Lookup(a, v), false) = (r, strict) {
-            return Ok(self.lookup(a, v)?);
-        }
-        match self.target(r)? {
-            Target::Eid(e) => Ok(Some(e)),
-            Target::Tempid(t) => match self.tempids.get(&t) {
-                Some(&e) => Ok(Some(e)),
-                None => Err(malformed(format!(
-                    "tempid {t} in a retraction or cas: tempids there must be resolved by an \
-                     earlier assertion of the same transaction"
-                ))),
-            },
+        match r {
+            EntityRef::Id(e) => Ok(Some(self.valid_eid(*e)?)),
+            EntityRef::CurrentTx => Ok(Some(self.tx)),
+            EntityRef::Tempid(t) if is_current_tx_text(t) => Ok(Some(self.tx)),
+            EntityRef::Tempid(t) => Err(malformed(format!(
+                "tempid {t}: tempids are allowed in :db/add only"
+            ))),
+            EntityRef::Lookup(a, v) if strict => Ok(Some(self.lookup_strict(a, v)?)),
+            EntityRef::Lookup(a, v) => Ok(self.lookup(a, v)?),
         }
     }
 
@@ -776,7 +1041,7 @@ impl<'a> Run<'a> {
         Ok(e)
     }
 
-    /// Keeps fresh ids above the entity ids the transaction names explicitly, as
+    /// Keeps fresh ids above every entity id allocated or asserted so far, as
     /// Datascript's `advance-max-eid` does.
     fn bump(&mut self, e: Eid) {
         if e < TX0 && e >= self.next_eid {
@@ -910,6 +1175,7 @@ impl<'a> Run<'a> {
     }
 
     fn assert_datom(&mut self, e: Eid, attr: &Keyword, v: Value) {
+        self.bump(e);
         self.eav.insert((e, attr.clone(), v.clone()), true);
         self.ave.insert((attr.clone(), v.clone(), e), true);
         self.datoms.push(Datom {
