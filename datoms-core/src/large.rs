@@ -161,10 +161,7 @@ impl LargeValue {
     }
 
     fn hash(&self) -> Address {
-        let mut h = blake3::Hasher::new();
-        h.update(&[BLOB_VERSION, self.value_type().tag()]);
-        h.update(self.content());
-        Address(*h.finalize().as_bytes())
+        hash_of(self.value_type(), self.content())
     }
 
     /// The blob's bytes: `[1, type tag, content…]`.
@@ -227,19 +224,14 @@ impl LargeValue {
     /// equal content (found by address), else a new one. `None` if `v` is not large.
     pub(crate) fn of(v: ValueRef<'_>) -> Option<LargeValue> {
         let content = large_content(v)?;
-        if let Some(held) = registry().find_key(key_of(content)) {
-            return Some(held);
-        }
-        let fresh = match v {
-            ValueRef::String(s) => LargeValue::String(Arc::from(s)),
-            _ => LargeValue::Bytes(Arc::from(content)),
-        };
-        let address = fresh.hash();
-        if let Some(held) = registry().find_address(&address) {
-            return Some(held);
-        }
-        registry().adopt(&fresh, address);
-        Some(fresh)
+        Some(match v {
+            ValueRef::String(s) => shared(ValueType::String, content, || {
+                LargeValue::String(Arc::from(s))
+            }),
+            _ => shared(ValueType::Bytes, content, || {
+                LargeValue::Bytes(Arc::from(content))
+            }),
+        })
     }
 
     /// The large value `value` holds, sharing its allocation: the one already registered
@@ -251,16 +243,34 @@ impl LargeValue {
             Value::Bytes(b) if is_large(b.len()) => LargeValue::Bytes(b.clone()),
             _ => return None,
         };
-        if let Some(held) = registry().find_key(own.key()) {
-            return Some(held);
-        }
-        let address = own.hash();
-        if let Some(held) = registry().find_address(&address) {
-            return Some(held);
-        }
-        registry().adopt(&own, address);
-        Some(own)
+        Some(shared(own.value_type(), own.content(), || own.clone()))
     }
+}
+
+/// The one allocation of large `content` (of type `ty`) this process holds: the
+/// registered one `content` borrows from, else one with equal content (found by
+/// address), else `make()`'s, registered. Hashes only when the pointer is not
+/// registered, and `make` (which may copy) runs only when nothing holds the value.
+fn shared(ty: ValueType, content: &[u8], make: impl FnOnce() -> LargeValue) -> LargeValue {
+    if let Some(held) = registry().find_key(key_of(content)) {
+        return held;
+    }
+    let address = hash_of(ty, content);
+    if let Some(held) = registry().find_address(&address) {
+        return held;
+    }
+    let fresh = make();
+    registry().adopt(&fresh, address);
+    fresh
+}
+
+/// The address of the blob of `content` of type `ty`: BLAKE3 of `[1, type tag,
+/// content…]`, hashed without building the blob.
+fn hash_of(ty: ValueType, content: &[u8]) -> Address {
+    let mut h = blake3::Hasher::new();
+    h.update(&[BLOB_VERSION, ty.tag()]);
+    h.update(content);
+    Address(*h.finalize().as_bytes())
 }
 
 /// The content of a large string or byte string value.

@@ -420,7 +420,7 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
                 for ((a, kind, at), blob) in step.iter().zip(&blobs) {
                     // The large values a node the target lacks references go with it.
                     if blob.lacking {
-                        large.extend(Node::large_references(*a, &blob.bytes, *kind)?);
+                        large.extend(Node::large_references(*a, &blob.bytes)?);
                     }
                     // A leaf has no children to walk; a branch (or a root, whose level is
                     // not known yet) is decoded for them. `read` checked the bytes.
@@ -431,13 +431,8 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
                         Ok(node) => node,
                         // A branch key holding a large value nobody here holds: decoded
                         // again once the values are read.
-                        Err(datoms_core::Error::LargeValuesMissing { .. }) => {
-                            let held = self
-                                .large_values(
-                                    &Node::large_references(*a, &blob.bytes, *kind)?,
-                                    false,
-                                )
-                                .await?;
+                        Err(datoms_core::Error::LargeValuesMissing { addresses, .. }) => {
+                            let held = self.large_values(&addresses, false).await?;
                             let node = Node::decode(*a, &blob.bytes, *kind)?;
                             drop(held);
                             node
@@ -496,30 +491,13 @@ impl<F: Storage + ?Sized, T: Storage + ?Sized> Copy<'_, F, T> {
             let blobs: Vec<Blob> = self.read_some(step).await?.into_iter().flatten().collect();
             let mut large = Vec::new();
             for blob in blobs.iter().filter(|b| b.lacking) {
-                // A hint's index is not known: its own tag says which it is.
-                large.extend(node_large_references(blob)?);
+                large.extend(Node::large_references(blob.address, &blob.bytes)?);
             }
             self.large_values(&large, true).await?;
             self.write(&blobs, Kind::Node).await?;
         }
         Ok(())
     }
-}
-
-/// The large values a manifest node of unknown index references.
-fn node_large_references(blob: &Blob) -> Result<Vec<Address>, StorageError> {
-    for kind in IndexKind::ALL {
-        match Node::large_references(blob.address, &blob.bytes, kind) {
-            Ok(found) => return Ok(found),
-            Err(datoms_core::Error::Malformed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(datoms_core::Error::Malformed {
-        address: blob.address,
-        reason: "not a node of any index".into(),
-    }
-    .into())
 }
 
 fn decode_commit(address: Address, bytes: &[u8]) -> Result<Commit, StorageError> {

@@ -1,7 +1,6 @@
 //! `verify`: read everything a head reaches and check it, so damage is found before a
 //! replica needs the node or replays the log.
 
-use datoms_core::addressing::all_nodes;
 use datoms_core::restore::Mode;
 use datoms_core::{Address, Commit, LargeValue};
 
@@ -51,10 +50,13 @@ pub async fn verify<S: Storage + ?Sized>(
     let (log, _) = decode_fetching(storage, || commit.log_entries()).await?;
     // Every large value referenced, read from this storage: a restore takes one this
     // process holds from memory, which proves nothing about the storage.
-    let mut large: Vec<Address> = all_nodes(&restored.db)?
-        .large_values
+    // The restore was eager: every node is in memory, read without encoding any again.
+    let mut large: Vec<Address> = restored
+        .db
+        .loaded_nodes()
         .iter()
-        .map(LargeValue::address)
+        .flat_map(|n| n.large_values())
+        .map(|v| v.address())
         .collect();
     let in_log = log.iter().flat_map(|e| &e.datoms);
     large.extend(

@@ -407,18 +407,15 @@ impl Node {
     }
 
     /// The addresses of the large values (stored out of line, see [`crate::large`]) the
-    /// node at `address` references, from its verified bytes, whether or not anything in
-    /// this process holds them: what a copy of the node to another storage must copy
-    /// with it.
+    /// node at `address` references, from its bytes (verified against the address),
+    /// whether or not anything in this process holds them: what a copy of the node to
+    /// another storage must copy with it. The node's index is read from its own tag.
     ///
     /// # Errors
     /// As [`Node::decode`], but never [`Error::LargeValuesMissing`].
-    pub fn large_references(
-        address: Address,
-        bytes: &[u8],
-        kind: IndexKind,
-    ) -> Result<Vec<Address>, Error> {
-        match Node::decode(address, bytes, kind) {
+    pub fn large_references(address: Address, bytes: &[u8]) -> Result<Vec<Address>, Error> {
+        address.verify(bytes)?;
+        match Node::decode_verified_any(address, bytes) {
             Ok(node) => Ok(node
                 .large_values()
                 .iter()

@@ -42,27 +42,16 @@ impl Peer {
                         Err(e) => s.last_error = Some(e),
                     }
                 }
+                // After a pull the next round's head read finds whether the head moved
+                // again meanwhile (and waits if not); after a failure, not at once
+                // again: the next poll (or signal) retries.
                 if failed {
-                    // Not at once again: the next poll (or signal) retries.
-                    watch.wait().await;
-                } else if let Err(e) = moved_or_wait(&mut watch, &peer).await {
-                    tracing::warn!(head = %peer.head(), error = %e, "following the head");
                     watch.wait().await;
                 }
             }
         });
         PeerFollow { task, state }
     }
-}
-
-/// After a pull: if the head is still not where the peer is (the pull failed, or the
-/// head moved again meanwhile), the next round starts at once; else it waits.
-async fn moved_or_wait(watch: &mut HeadWatch, peer: &Peer) -> Result<(), String> {
-    let head = watch.read().await.map_err(|e| e.to_string())?;
-    if head.map(|h| h.commit) == peer.base_db().base_commit() {
-        watch.wait().await;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Default)]
