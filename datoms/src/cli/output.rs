@@ -214,3 +214,31 @@ mod tests {
         assert_eq!(bytes(12_500_000), "11.9 MiB");
     }
 }
+
+/// The root addresses of a commit's three index trees: two replicas hold the same
+/// version exactly when these are equal.
+#[derive(Debug, Serialize)]
+pub struct RootsJson {
+    /// EAVT's root.
+    pub eavt: String,
+    /// AEVT's root.
+    pub aevt: String,
+    /// AVET's root.
+    pub avet: String,
+}
+
+impl RootsJson {
+    /// The roots of `roots`, in `IndexKind::ALL` order (EAVT, AEVT, AVET).
+    pub fn of(roots: &[Address; 3]) -> RootsJson {
+        let [eavt, aevt, avet] = roots.map(|r| r.to_hex());
+        RootsJson { eavt, aevt, avet }
+    }
+
+    /// One line of text: `roots: eavt … aevt … avet …` (full addresses).
+    pub fn line(&self) -> String {
+        format!(
+            "    roots: eavt {} aevt {} avet {}\n",
+            self.eavt, self.aevt, self.avet
+        )
+    }
+}
