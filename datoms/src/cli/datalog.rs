@@ -5,6 +5,7 @@ use datoms::edn::{parse, Edn};
 use datoms::{Db, Input, Query, QueryValue};
 
 use super::access::{Create, Opened};
+use super::output::{edn_fault, quote, quoted_whole};
 use super::{CliError, Ctx, DbArgs};
 
 /// True if `text` is a Datalog query (`[:find …]` or `{:find …}`) rather than index
@@ -141,18 +142,24 @@ pub async fn run_query(
 /// # Errors
 /// [`CliError::Usage`] naming the flag and the text.
 pub fn check_edn_value(flag: &str, text: &str) -> Result<Edn, CliError> {
-    let hint = |what: &str| {
+    let hint = |what: &str, at: Option<(usize, usize)>| {
+        let quoted = quote(text, at);
+        let example = if quoted_whole(text) {
+            format!("'\"{}\"'", text.trim().trim_matches('"'))
+        } else {
+            "'\"…\"'".to_owned()
+        };
         CliError::Usage(format!(
-            "{flag} {text}: {what}; a string needs its double quotes inside shell quotes: {flag} '\"{}\"'",
-            text.trim().trim_matches('"')
+            "{flag} {quoted}: {what}; a string needs its double quotes inside shell quotes: {flag} {example}"
         ))
     };
     match parse(text) {
         Ok(Edn::Symbol(_)) => Err(hint(
             "a bare word is an EDN symbol, not a string (the shell removed the quotes?)",
+            None,
         )),
         Ok(form) => Ok(form),
-        Err(e) => Err(hint(&format!("not one EDN value ({e})"))),
+        Err(e) => Err(hint(&format!("not one EDN value ({e})"), edn_fault(&e))),
     }
 }
 

@@ -9,6 +9,7 @@ use datoms::{Component, Datom, Db, IndexKind, QueryValue, Value};
 use serde::Serialize;
 
 use super::access::{Create, Opened};
+use super::output::{edn_fault, quote};
 use super::{CliError, Ctx, DbArgs};
 
 /// Arguments of `datoms query`.
@@ -216,8 +217,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
 /// The index and the component forms, from `--index` and the arguments, or from one
 /// `[:eavt …]` vector.
 fn read_components(args: &Args) -> Result<(IndexKind, Vec<Edn>), CliError> {
-    let parse_arg =
-        |text: &str| parse(text).map_err(|e| CliError::Usage(format!("component {text:?}: {e}")));
+    let parse_arg = |text: &str| {
+        parse(text)
+            .map_err(|e| CliError::Usage(format!("component {}: {e}", quote(text, edn_fault(&e)))))
+    };
     if let Some(index) = args.index {
         let forms = args
             .components
@@ -310,12 +313,15 @@ fn to_components(db: &Db, index: IndexKind, forms: &[Edn]) -> Result<Vec<Compone
 /// A bound of `--start`/`--end`: an EDN value, read as `to_components` reads a value
 /// (under a ref attribute an entity).
 fn range_value(db: &Db, attr: &datoms::Keyword, text: &str) -> Result<Value, CliError> {
-    let form = parse(text).map_err(|e| CliError::Usage(format!("--start/--end {text:?}: {e}")))?;
+    let form = parse(text).map_err(|e| {
+        CliError::Usage(format!("--start/--end {}: {e}", quote(text, edn_fault(&e))))
+    })?;
     let forms = [Edn::Keyword(attr.clone()), form];
     match to_components(db, IndexKind::Avet, &forms)?.pop() {
         Some(Component::V(v)) => Ok(v),
         _ => Err(CliError::Usage(format!(
-            "--start/--end {text:?} is not a value"
+            "--start/--end {} is not a value",
+            quote(text, None)
         ))),
     }
 }
