@@ -15,7 +15,13 @@ pub fn is_datalog(text: &str) -> bool {
     match parse(text) {
         Ok(Edn::Vector(items)) => items.first().is_some_and(find),
         Ok(Edn::Map(pairs)) => pairs.iter().any(|(k, _)| find(k)),
-        _ => false,
+        // Text that does not parse but starts as a query is a broken query: its error
+        // should be the query parser's, not the index reader's.
+        Ok(_) => false,
+        Err(_) => {
+            let t = text.trim_start();
+            ["[:find", "{:find"].iter().any(|p| t.starts_with(p))
+        }
     }
 }
 
