@@ -49,6 +49,18 @@ use redb::{
 const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
 const HEADS: TableDefinition<&str, (&[u8; 32], u64)> = TableDefinition::new("heads");
 
+/// The commit a deleted head's row holds: the row stays, as a tombstone, so that the
+/// head's version keeps counting (no BLAKE3 output is all zeros in practice).
+const DELETED: [u8; 32] = [0; 32];
+
+/// The head a row of `HEADS` holds, `None` for a tombstone.
+fn live_head((commit, version): (&[u8; 32], u64)) -> Option<Head> {
+    (*commit != DELETED).then(|| Head {
+        commit: Address(*commit),
+        version: Version(version.to_string()),
+    })
+}
+
 /// The name of the threads that run a [`RedbStorage`]'s redb calls.
 pub const IO_THREAD_NAME: &str = "datoms-redb";
 
@@ -345,15 +357,62 @@ impl Storage for RedbStorage {
             let Some(table) = read_table(&txn, HEADS)? else {
                 return Ok(None);
             };
-            Ok(table.get(name.as_str())?.map(|v| {
-                let (addr, version) = v.value();
-                Head {
-                    commit: Address(*addr),
-                    version: Version(version.to_string()),
-                }
-            }))
+            Ok(table.get(name.as_str())?.and_then(|v| live_head(v.value())))
         })
         .await
+    }
+
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.blocking(move |file| {
+            let txn = file.begin_read()?;
+            let Some(table) = read_table(&txn, HEADS)? else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (name, v) = entry?;
+                if let Some(head) = live_head(v.value()) {
+                    out.push((name.value().to_owned(), head));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        self.writable("delete_head")?;
+        let name = name.to_owned();
+        let expected = expected.clone();
+        let outcome = self
+            .blocking(move |file| {
+                let txn = file.writer()?.begin_write()?;
+                {
+                    let mut table = txn.open_table(HEADS)?;
+                    let row = table.get(name.as_str())?.map(|v| {
+                        let (addr, version) = v.value();
+                        (*addr, version)
+                    });
+                    let current = row.and_then(|(c, v)| live_head((&c, v)));
+                    if current.as_ref().map(|h| &h.version) != Some(&expected) {
+                        return Ok(Err(StorageError::HeadConflict {
+                            name: name.clone(),
+                            current,
+                        }));
+                    }
+                    // A tombstone keeps the version counting, so a head made again
+                    // never reuses a version a stale writer may still hold.
+                    let version = row.map_or(0, |(_, v)| v);
+                    table.insert(name.as_str(), (&DELETED, version))?;
+                }
+                txn.commit()?;
+                Ok(Ok(()))
+            })
+            .await?;
+        if outcome.is_ok() {
+            self.moved.moved();
+        }
+        outcome
     }
 
     async fn cas_head(
@@ -370,21 +429,19 @@ impl Storage for RedbStorage {
                 let txn = file.writer()?.begin_write()?;
                 let version = {
                     let mut table = txn.open_table(HEADS)?;
-                    let current = table.get(name.as_str())?.map(|v| {
+                    let row = table.get(name.as_str())?.map(|v| {
                         let (addr, version) = v.value();
-                        (Address(*addr), version)
+                        (*addr, version)
                     });
-                    let current_version = current.map(|(_, v)| Version(v.to_string()));
-                    if current_version != expected {
+                    let current = row.and_then(|(c, v)| live_head((&c, v)));
+                    if current.as_ref().map(|h| &h.version) != expected.as_ref() {
                         return Ok(Err(StorageError::HeadConflict {
                             name: name.clone(),
-                            current: current.map(|(commit, v)| Head {
-                                commit,
-                                version: Version(v.to_string()),
-                            }),
+                            current,
                         }));
                     }
-                    let next = current.map_or(1, |(_, v)| v + 1);
+                    // After a tombstone too: versions only grow.
+                    let next = row.map_or(1, |(_, v)| v + 1);
                     table.insert(name.as_str(), (&new.0, next))?;
                     next
                 };

@@ -11,7 +11,8 @@
 //!   the WAL is fsynced before the call returns), so an acknowledged `put_many` or
 //!   `cas_head` survives a process kill or a power loss. There is no WAL-less mode.
 //! - **Head CAS.** `cas_head` reads, compares and writes the head while holding a mutex
-//!   of this [`RocksStorage`] (shared by its clones); only `cas_head` writes heads, so the
+//!   of this [`RocksStorage`] (shared by its clones); only `cas_head` and `delete_head`
+//!   (which leaves a tombstone, so versions keep counting) write heads, so the
 //!   read-compare-write is atomic within the process. Other processes are kept out by the
 //!   OS file lock RocksDB takes on the directory's `LOCK` file when it opens read-write
 //!   (an `fcntl` lock, released by the kernel when the process dies, even by `kill -9`):
@@ -288,6 +289,15 @@ fn error(e: rocksdb::Error) -> StorageError {
     }
 }
 
+/// The commit a deleted head's record holds: the record stays, as a tombstone, so that
+/// the head's version keeps counting (no BLAKE3 output is all zeros in practice).
+const DELETED: Address = Address([0; 32]);
+
+/// The head a record holds, `None` for a tombstone.
+fn live(record: (Address, u64)) -> Option<Head> {
+    (record.0 != DELETED).then(|| to_head(record))
+}
+
 fn encode_head(commit: &Address, version: u64) -> [u8; HEAD_RECORD_LEN] {
     let mut record = [0; HEAD_RECORD_LEN];
     record[..32].copy_from_slice(&commit.0);
@@ -384,8 +394,59 @@ impl Storage for RocksStorage {
 
     async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
         let name = name.to_owned();
-        self.blocking(move |inner| Ok(inner.head(&name)?.map(to_head)))
+        self.blocking(move |inner| Ok(inner.head(&name)?.and_then(live)))
             .await
+    }
+
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.blocking(move |inner| {
+            let heads = inner.cf(HEADS_CF)?;
+            let mut iter = inner.db.raw_iterator_cf(heads);
+            iter.seek_to_first();
+            let mut out = Vec::new();
+            while let (Some(key), Some(record)) = (iter.key(), iter.value()) {
+                let name = String::from_utf8(key.to_vec()).map_err(|_| {
+                    StorageError::backend("rocksdb: a head name is not UTF-8".to_owned())
+                })?;
+                if let Some(head) = live(decode_head(&name, record)?) {
+                    out.push((name, head));
+                }
+                iter.next();
+            }
+            iter.status().map_err(error)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        self.writable("delete_head")?;
+        let name = name.to_owned();
+        let expected = expected.clone();
+        self.blocking(move |inner| {
+            let _cas = inner
+                .cas
+                .lock()
+                .map_err(|_| StorageError::backend("rocksdb: head CAS lock poisoned"))?;
+            let record = inner.head(&name)?;
+            let current = record.and_then(live);
+            if current.as_ref().map(|h| &h.version) != Some(&expected) {
+                return Err(StorageError::HeadConflict { name, current });
+            }
+            // A tombstone keeps the version counting, so a head made again never
+            // reuses a version a stale writer may still hold.
+            let version = record.map_or(0, |(_, v)| v);
+            let mut batch = WriteBatch::default();
+            batch.put_cf(
+                inner.cf(HEADS_CF)?,
+                name.as_bytes(),
+                encode_head(&DELETED, version),
+            );
+            inner.write(batch)
+        })
+        .await?;
+        self.moved.moved();
+        Ok(())
     }
 
     async fn cas_head(
@@ -403,15 +464,13 @@ impl Storage for RocksStorage {
                     .cas
                     .lock()
                     .map_err(|_| StorageError::backend("rocksdb: head CAS lock poisoned"))?;
-                let current = inner.head(&name)?;
-                let current_version = current.map(|(_, v)| Version(v.to_string()));
-                if current_version != expected {
-                    return Err(StorageError::HeadConflict {
-                        name,
-                        current: current.map(to_head),
-                    });
+                let record = inner.head(&name)?;
+                let current = record.and_then(live);
+                if current.as_ref().map(|h| &h.version) != expected.as_ref() {
+                    return Err(StorageError::HeadConflict { name, current });
                 }
-                let next = current.map_or(Ok(1), |(_, v)| {
+                // After a tombstone too: versions only grow.
+                let next = record.map_or(Ok(1), |(_, v)| {
                     v.checked_add(1).ok_or_else(|| {
                         StorageError::backend(format!("rocksdb: head {name:?} version overflow"))
                     })

@@ -479,15 +479,7 @@ impl Core {
     }
 
     fn head_key(&self, name: &str) -> String {
-        let mut key = format!("{}heads/", self.base);
-        for b in name.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-                key.push(char::from(b));
-            } else {
-                key.push_str(&format!("%{b:02X}"));
-            }
-        }
-        key
+        format!("{}heads/{}", self.base, encode_head_name(name))
     }
 
     fn location(&self, key: &str) -> String {
@@ -723,17 +715,68 @@ fn head_body(commit: Address) -> Bytes {
     ))
 }
 
-fn parse_head(bytes: &[u8]) -> Result<Address, String> {
+/// The body of a deleted head: a tombstone that keeps the key, so that creating the
+/// head again is a conditional write on it (its nonce gives it a new ETag).
+/// A head name as a key segment: ASCII letters, digits, `.`, `_` and `-` as they are,
+/// every other byte as `%XX`.
+fn encode_head_name(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            key.push(char::from(b));
+        } else {
+            key.push_str(&format!("%{b:02X}"));
+        }
+    }
+    key
+}
+
+/// A head name from its key segment (the inverse of [`encode_head_name`]).
+fn decode_head_name(encoded: &str) -> Result<String, String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = encoded
+                .get(i + 1..i + 3)
+                .ok_or_else(|| format!("head key {encoded:?}: a cut escape"))?;
+            out.push(
+                u8::from_str_radix(hex, 16)
+                    .map_err(|_| format!("head key {encoded:?}: a bad escape"))?,
+            );
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("head key {encoded:?}: not UTF-8"))
+}
+
+fn tombstone_body() -> Bytes {
+    Bytes::from(format!("{HEAD_MAGIC}\n{DELETED_LINE}\nwrite {}\n", nonce()))
+}
+
+/// The line of a tombstone.
+const DELETED_LINE: &str = "deleted";
+
+/// The commit a head object names; `None` for a tombstone.
+fn parse_head(bytes: &[u8]) -> Result<Option<Address>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
     let mut lines = text.lines();
     if lines.next() != Some(HEAD_MAGIC) {
         return Err(format!("does not start with {HEAD_MAGIC:?}"));
+    }
+    if text.lines().any(|l| l == DELETED_LINE) {
+        return Ok(None);
     }
     let hex = lines
         .find_map(|l| l.strip_prefix("commit "))
         .ok_or_else(|| "no commit line".to_owned())?;
     hex.trim()
         .parse()
+        .map(Some)
         .map_err(|e: datoms_core::Error| e.to_string())
 }
 
@@ -773,6 +816,18 @@ impl Core {
     }
 
     async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        Ok(match self.read_head_object(name).await? {
+            Some((Some(commit), version)) => Some(Head { commit, version }),
+            _ => None,
+        })
+    }
+
+    /// The head object of `name`: `None` if absent; the commit it names (`None` for a
+    /// tombstone) and its ETag.
+    async fn read_head_object(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Option<Address>, Version)>, StorageError> {
         let key = self.head_key(name);
         let location = self.location(&key);
         let got = self
@@ -800,22 +855,83 @@ impl Core {
         let etag = etag.ok_or_else(|| {
             StorageError::backend(format!("S3 GET {location}: the server sent no ETag"))
         })?;
-        Ok(Some(Head {
-            commit,
-            version: Version(etag),
-        }))
+        Ok(Some((commit, Version(etag))))
     }
 
-    async fn cas_head(
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        let prefix = format!("{}heads/", self.base);
+        let location = self.location(&prefix);
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .request(Op::List, || async {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(&prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| Failure::from_sdk(&e))
+                })
+                .await
+                .map_err(|a| a.into_error("LIST", &location))?;
+            for object in page.contents() {
+                if let Some(encoded) = object.key().and_then(|k| k.strip_prefix(&prefix)) {
+                    names.push(decode_head_name(encoded).map_err(|why| {
+                        StorageError::backend(format!("S3 LIST {location}: {why}"))
+                    })?);
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        names.sort();
+        let mut heads = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(head) = self.get_head(&name).await? {
+                heads.push((name, head));
+            }
+        }
+        Ok(heads)
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        self.ensure_conditional_writes().await?;
+        match self
+            .put_head_object(name, tombstone_body(), Some(expected))
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(ambiguous) => {
+                let current = self.get_head(name).await?;
+                match current {
+                    // An earlier attempt applied it: the head is gone.
+                    None if ambiguous => Ok(()),
+                    current => Err(StorageError::HeadConflict {
+                        name: name.to_owned(),
+                        current,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A conditional write of head object `name`: `If-Match: expected`, or
+    /// `If-None-Match: *` when `None`. `Ok(Err(ambiguous))` when the condition failed
+    /// (412, or 404 for `If-Match` on no object); `ambiguous` if an earlier attempt may
+    /// have been applied.
+    async fn put_head_object(
         &self,
         name: &str,
+        body: Bytes,
         expected: Option<&Version>,
-        new: Address,
-    ) -> Result<Version, StorageError> {
-        self.ensure_conditional_writes().await?;
+    ) -> Result<Result<Version, bool>, StorageError> {
         let key = self.head_key(name);
         let location = self.location(&key);
-        let body = head_body(new);
         let put = self
             .request(Op::HeadPut, || async {
                 let req = self
@@ -832,26 +948,65 @@ impl Core {
             })
             .await;
         match put {
-            Ok(out) => out.e_tag().map(|e| Version(e.to_owned())).ok_or_else(|| {
-                StorageError::backend(format!(
-                    "S3 PUT {location}: the server sent no ETag; the head may have moved"
-                ))
-            }),
-            // 412, or 404 for `If-Match` on a head that does not exist.
+            Ok(out) => out
+                .e_tag()
+                .map(|e| Ok(Version(e.to_owned())))
+                .ok_or_else(|| {
+                    StorageError::backend(format!(
+                        "S3 PUT {location}: the server sent no ETag; the head may have moved"
+                    ))
+                }),
             Err(a) if matches!(a.failure.kind, Kind::Precondition | Kind::NotFound) => {
-                let current = self.get_head(name).await?;
-                match current {
-                    // An earlier attempt timed out or failed with a 5xx after the server
-                    // applied it, and this retry then found our own write.
-                    Some(head) if a.ambiguous && head.commit == new => Ok(head.version),
-                    current => Err(StorageError::HeadConflict {
-                        name: name.to_owned(),
-                        current,
-                    }),
-                }
+                Ok(Err(a.ambiguous))
             }
             Err(a) => Err(a.into_error("PUT", &location)),
         }
+    }
+
+    async fn cas_head(
+        &self,
+        name: &str,
+        expected: Option<&Version>,
+        new: Address,
+    ) -> Result<Version, StorageError> {
+        self.ensure_conditional_writes().await?;
+        let body = head_body(new);
+        let mut condition = expected.cloned();
+        // At most twice: a create that finds a tombstone goes again on the tombstone.
+        for _ in 0..2 {
+            let ambiguous = match self
+                .put_head_object(name, body.clone(), condition.as_ref())
+                .await?
+            {
+                Ok(version) => return Ok(version),
+                Err(ambiguous) => ambiguous,
+            };
+            match self.read_head_object(name).await? {
+                // An earlier attempt timed out or failed with a 5xx after the server
+                // applied it, and this retry then found our own write.
+                Some((Some(commit), version)) if ambiguous && commit == new => return Ok(version),
+                // No head, but the tombstone of a deleted one: a create is a write on it.
+                Some((None, tombstone)) if expected.is_none() && condition.is_none() => {
+                    condition = Some(tombstone);
+                }
+                Some((Some(commit), version)) => {
+                    return Err(StorageError::HeadConflict {
+                        name: name.to_owned(),
+                        current: Some(Head { commit, version }),
+                    })
+                }
+                _ => {
+                    return Err(StorageError::HeadConflict {
+                        name: name.to_owned(),
+                        current: None,
+                    })
+                }
+            }
+        }
+        Err(StorageError::HeadConflict {
+            name: name.to_owned(),
+            current: self.get_head(name).await?,
+        })
     }
 
     async fn list_blobs(
@@ -961,6 +1116,20 @@ impl Storage for S3Storage {
             .await?
     }
 
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        let core = self.core.clone();
+        self.io
+            .spawn(async move { core.list_heads().await })
+            .await?
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        let (core, name, expected) = (self.core.clone(), name.to_owned(), expected.clone());
+        self.io
+            .spawn(async move { core.delete_head(&name, &expected).await })
+            .await?
+    }
+
     async fn list_blobs(
         &self,
         after: Option<Address>,
@@ -996,8 +1165,21 @@ mod tests {
         let a = Address::of(b"commit");
         let (x, y) = (head_body(a), head_body(a));
         assert_ne!(x, y);
-        assert_eq!(parse_head(&x).unwrap(), a);
-        assert_eq!(parse_head(&y).unwrap(), a);
+        assert_eq!(parse_head(&x).unwrap(), Some(a));
+        assert_eq!(parse_head(&y).unwrap(), Some(a));
+        // A tombstone names no commit, and each has its own bytes (its own ETag).
+        let (t, u) = (tombstone_body(), tombstone_body());
+        assert_ne!(t, u);
+        assert_eq!(parse_head(&t).unwrap(), None);
+    }
+
+    #[test]
+    fn head_names_decode_from_their_keys() {
+        for name in ["main", "feature/x y", "ünï", "a%b"] {
+            assert_eq!(decode_head_name(&encode_head_name(name)).unwrap(), name);
+        }
+        assert!(decode_head_name("bad%2").is_err());
+        assert!(decode_head_name("bad%zz").is_err());
     }
 
     #[test]

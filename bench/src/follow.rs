@@ -127,6 +127,12 @@ impl Storage for Probe {
         }
         Ok(v)
     }
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.inner.list_heads().await
+    }
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        self.inner.delete_head(name, expected).await
+    }
     async fn list_blobs(
         &self,
         after: Option<Address>,

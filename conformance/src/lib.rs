@@ -140,6 +140,7 @@ macro_rules! __with_cases {
             contract::racing_cas_lets_exactly_one_writer_win,
             contract::cas_counter_reaches_n_with_n_racing_incrementers,
             contract::data_survives_reopen,
+            contract::heads_are_listed_and_deleted_by_compare_and_delete,
             database::incremental_restore_equals_full_restore_and_log_replay,
             database::restore_fetches_only_nodes_new_since_db1,
             database::a_replica_a_few_commits_behind_restores_in_three_round_trips,

@@ -149,6 +149,16 @@ impl Storage for Recorder {
         self.inner.cas_head(name, expected, new).await
     }
 
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.note(Request::HeadRead);
+        self.inner.list_heads().await
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        self.note(Request::Cas);
+        self.inner.delete_head(name, expected).await
+    }
+
     async fn list_blobs(
         &self,
         after: Option<Address>,

@@ -28,6 +28,8 @@ enum Flaw {
     ListIgnoresAfter,
     /// Deletes do nothing.
     DeleteDoesNothing,
+    /// A head delete removes the head whatever version it names.
+    DeleteHeadIgnoresVersion,
     /// Reopening gives an empty store.
     ReopenForgets,
     /// Reads run as tasks of the runtime the store was opened in (as an HTTP client
@@ -98,6 +100,19 @@ impl Storage for Broken {
             },
             _ => self.inner.cas_head(name, expected, new).await,
         }
+    }
+
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.inner.list_heads().await
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        if self.flaw == Flaw::DeleteHeadIgnoresVersion {
+            if let Some(current) = self.inner.get_head(name).await? {
+                return self.inner.delete_head(name, &current.version).await;
+            }
+        }
+        self.inner.delete_head(name, expected).await
     }
 
     async fn list_blobs(
@@ -250,10 +265,23 @@ async fn deletes_that_do_nothing_are_caught() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_ignores_the_version_is_caught() {
+    let f = BrokenFactory(Flaw::DeleteHeadIgnoresVersion);
+    caught(
+        "delete heads",
+        contract::heads_are_listed_and_deleted_by_compare_and_delete(&f).await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopen_that_forgets_is_caught() {
     let f = BrokenFactory(Flaw::ReopenForgets);
     caught("reopen", contract::data_survives_reopen(&f).await);
     caught("db reopen", database::stored_db_survives_reopen(&f).await);
+    caught(
+        "heads after reopen",
+        contract::heads_are_listed_and_deleted_by_compare_and_delete(&f).await,
+    );
 }
 
 /// Only the case that drops the opening runtime: the others would wait for a runtime

@@ -4,7 +4,9 @@
 //!
 //! Layout: each blob is the file `blobs/<hex address>`; each head is the file
 //! `heads/<hex of its name>` holding `<version> <commit hex>`, where the version is a
-//! counter that grows with every move. Every write goes to a temporary file first and is
+//! counter that grows with every move; a deleted head's file holds `<version> deleted`
+//! (a tombstone, so the counter goes on if the head is made again and a stale version
+//! never matches). Every write goes to a temporary file first and is
 //! renamed into place, so a reader sees a whole file or none. A head's
 //! read-compare-write is made atomic by one process-wide lock (a store shared between
 //! processes would need a file lock instead). The file I/O is blocking, so every call
@@ -105,7 +107,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// A head file's content: its version and commit, or `None` if it does not exist.
-fn read_head(path: &Path) -> io::Result<Option<(u64, Address)>> {
+/// A head file: its version, and its commit (`None` for a tombstone).
+fn read_head(path: &Path) -> io::Result<Option<(u64, Option<Address>)>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -119,15 +122,34 @@ fn read_head(path: &Path) -> io::Result<Option<(u64, Address)>> {
     };
     let (version, commit) = text.trim().split_once(' ').ok_or_else(bad)?;
     let version = version.parse().map_err(|_| bad())?;
-    let commit = commit.parse().map_err(|_| bad())?;
+    let commit = match commit {
+        DELETED => None,
+        hex => Some(hex.parse().map_err(|_| bad())?),
+    };
     Ok(Some((version, commit)))
 }
 
-fn head(version: u64, commit: Address) -> Head {
-    Head {
+/// A head name from its file name (hex of its bytes); `None` for any other file.
+fn unhex(hex: &str) -> Option<String> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// What a deleted head's file holds after its version.
+const DELETED: &str = "deleted";
+
+/// The live head of a head file.
+fn head((version, commit): (u64, Option<Address>)) -> Option<Head> {
+    commit.map(|commit| Head {
         commit,
         version: Version(version.to_string()),
-    }
+    })
 }
 
 #[async_trait]
@@ -164,9 +186,9 @@ impl Storage for DirStorage {
 
     async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
         let name = name.to_owned();
-        self.blocking(move |root| {
-            Ok(read_head(&DirStorage::head_path(root, &name))?.map(|(v, c)| head(v, c)))
-        })
+        self.blocking(
+            move |root| Ok(read_head(&DirStorage::head_path(root, &name))?.and_then(head)),
+        )
         .await
     }
 
@@ -182,18 +204,54 @@ impl Storage for DirStorage {
             .blocking(move |root| {
                 let _one_at_a_time = CAS_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
                 let path = DirStorage::head_path(root, &name);
-                let current = read_head(&path)?.map(|(v, c)| head(v, c));
+                let file = read_head(&path)?;
+                let current = file.and_then(head);
                 if current.as_ref().map(|h| &h.version) != expected.as_ref() {
                     return Ok(Err(StorageError::HeadConflict { name, current }));
                 }
-                let version = current
-                    .and_then(|h| h.version.0.parse::<u64>().ok())
-                    .map_or(1, |v| v + 1);
+                let version = file.map_or(1, |(v, _)| v + 1);
                 write_atomically(&path, format!("{version} {}\n", new.to_hex()).as_bytes())?;
                 Ok(Ok(Version(version.to_string())))
             })
             .await?;
         outcome
+    }
+
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.blocking(move |root| {
+            let mut heads = Vec::new();
+            for entry in fs::read_dir(root.join("heads"))? {
+                let entry = entry?;
+                // Temporary files start with a dot; a head file's name is hex.
+                let Some(name) = entry.file_name().to_str().and_then(unhex) else {
+                    continue;
+                };
+                if let Some(head) = read_head(&entry.path())?.and_then(head) {
+                    heads.push((name, head));
+                }
+            }
+            heads.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(heads)
+        })
+        .await
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        let name = name.to_owned();
+        let expected = expected.clone();
+        self.blocking(move |root| {
+            let _one_at_a_time = CAS_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+            let path = DirStorage::head_path(root, &name);
+            let file = read_head(&path)?;
+            let current = file.and_then(head);
+            if current.as_ref().map(|h| &h.version) != Some(&expected) {
+                return Ok(Err(StorageError::HeadConflict { name, current }));
+            }
+            let version = file.map_or(0, |(v, _)| v);
+            write_atomically(&path, format!("{version} {DELETED}\n").as_bytes())?;
+            Ok(Ok(()))
+        })
+        .await?
     }
 
     async fn list_blobs(

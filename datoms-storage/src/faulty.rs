@@ -322,6 +322,20 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.inner.get_head(name).await
     }
 
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        add(&self.counters.head_reads, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Any)?;
+        self.inner.list_heads().await
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        add(&self.counters.cas, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Cas)?;
+        self.inner.delete_head(name, expected).await
+    }
+
     async fn cas_head(
         &self,
         name: &str,

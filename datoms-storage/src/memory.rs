@@ -96,6 +96,41 @@ impl Storage for MemoryStorage {
         Ok(Version(v.to_string()))
     }
 
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        let state = self.state()?;
+        let mut heads: Vec<(String, Head)> = state
+            .heads
+            .iter()
+            .map(|(name, (commit, v))| {
+                let head = Head {
+                    commit: *commit,
+                    version: Version(v.to_string()),
+                };
+                (name.clone(), head)
+            })
+            .collect();
+        heads.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(heads)
+    }
+
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        let mut state = self.state()?;
+        let current = state.heads.get(name).map(|(commit, v)| Head {
+            commit: *commit,
+            version: Version(v.to_string()),
+        });
+        if current.as_ref().map(|h| &h.version) != Some(expected) {
+            return Err(StorageError::HeadConflict {
+                name: name.to_owned(),
+                current,
+            });
+        }
+        state.heads.remove(name);
+        drop(state);
+        self.moved.moved();
+        Ok(())
+    }
+
     async fn list_blobs(
         &self,
         after: Option<Address>,

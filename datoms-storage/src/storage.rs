@@ -97,6 +97,22 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
         new: Address,
     ) -> Result<Version, StorageError>;
 
+    /// Every head, in name order (what a branch listing shows).
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] or [`StorageError::Backend`].
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError>;
+
+    /// Deletes head `name` if its version is `expected`, atomically (a compare-and-
+    /// delete: a head another writer moved is never deleted). Blobs stay; a later
+    /// [`Storage::cas_head`] with `expected: None` creates the head again.
+    ///
+    /// # Errors
+    /// [`StorageError::HeadConflict`] with the current head (`None` if there is none) if
+    /// the version differs; transient or backend errors, after which the head is either
+    /// deleted or not.
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError>;
+
     /// Up to `limit` stored blob addresses greater than `after`, in address order (a page
     /// of a full listing; an empty page ends it).
     ///
@@ -146,6 +162,12 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
         new: Address,
     ) -> Result<Version, StorageError> {
         (**self).cas_head(name, expected, new).await
+    }
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        (**self).list_heads().await
+    }
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        (**self).delete_head(name, expected).await
     }
     async fn list_blobs(
         &self,

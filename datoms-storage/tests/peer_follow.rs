@@ -128,6 +128,12 @@ impl<S: Storage> Storage for NoSignal<S> {
     ) -> Result<Version, StorageError> {
         self.0.cas_head(name, expected, new).await
     }
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.0.list_heads().await
+    }
+    async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+        self.0.delete_head(name, expected).await
+    }
     async fn list_blobs(
         &self,
         after: Option<Address>,

@@ -728,3 +728,128 @@ pub async fn data_survives_reopen<F: Factory>(factory: &F) -> Result<(), Failure
     );
     Ok(())
 }
+
+/// Heads are listed by name, each with its commit and version; a head is deleted only
+/// with its current version (a compare-and-delete: a stale or unknown version fails
+/// with the current head and deletes nothing); a deleted head reads as none, is listed
+/// no more, and is made again by a create — whose version is new, so a writer still
+/// holding a version from before the delete can neither move nor delete it. Reopening
+/// keeps the listing.
+pub async fn heads_are_listed_and_deleted_by_compare_and_delete<F: Factory>(
+    factory: &F,
+) -> Result<(), Failure> {
+    let s = factory.create().await.context("create")?;
+    ensure_eq!(
+        s.list_heads().await.context("list_heads")?,
+        Vec::<(String, Head)>::new(),
+        "a new store has no heads"
+    );
+    let c: Vec<(Address, Bytes)> = (0..4).map(|i| numbered("branch", i)).collect();
+    s.put_many(&c).await.context("put")?;
+    let names = ["main", "feature/x", "ünï code", "a"];
+    let mut versions = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        versions.push(s.cas_head(name, None, c[i].0).await.context("create")?);
+    }
+    let mut expected: Vec<(String, Head)> = names
+        .iter()
+        .zip(&versions)
+        .enumerate()
+        .map(|(i, (n, v))| {
+            let head = Head {
+                commit: c[i].0,
+                version: v.clone(),
+            };
+            ((*n).to_owned(), head)
+        })
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    ensure_eq!(
+        s.list_heads().await.context("list_heads")?,
+        expected.clone(),
+        "every head, in name order"
+    );
+    // Moved since: the old version deletes nothing.
+    let moved = s
+        .cas_head("main", Some(&versions[0]), c[3].0)
+        .await
+        .context("move main")?;
+    let current = expect_conflict(
+        "a delete with a stale version",
+        s.delete_head("main", &versions[0])
+            .await
+            .map(|()| Version(String::new())),
+    )?;
+    let at3 = Head {
+        commit: c[3].0,
+        version: moved.clone(),
+    };
+    ensure_eq!(
+        current,
+        Some(at3.clone()),
+        "the conflict shows the current head"
+    );
+    let current = expect_conflict(
+        "a delete with a version never issued",
+        s.delete_head("main", &Version("not-a-version".into()))
+            .await
+            .map(|()| Version(String::new())),
+    )?;
+    ensure_eq!(
+        current,
+        Some(at3.clone()),
+        "the conflict shows the current head"
+    );
+    ensure_eq!(
+        s.get_head("main").await.context("get_head")?,
+        Some(at3),
+        "refused deletes leave the head"
+    );
+    s.delete_head("main", &moved).await.context("delete main")?;
+    ensure_eq!(
+        s.get_head("main").await.context("get_head")?,
+        None,
+        "a deleted head reads as none"
+    );
+    let listed = s.list_heads().await.context("list_heads")?;
+    ensure!(
+        listed.iter().all(|(n, _)| n != "main") && listed.len() == names.len() - 1,
+        "a deleted head is not listed: {listed:?}"
+    );
+    let current = expect_conflict(
+        "deleting a deleted head",
+        s.delete_head("main", &moved)
+            .await
+            .map(|()| Version(String::new())),
+    )?;
+    ensure_eq!(current, None, "the conflict shows no head");
+    let e = expect_conflict(
+        "moving a deleted head with its last version",
+        s.cas_head("main", Some(&moved), c[1].0).await,
+    )?;
+    ensure_eq!(e, None, "the conflict shows no head");
+    // Made again: a new version, which the stale ones do not match.
+    let again = s
+        .cas_head("main", None, c[2].0)
+        .await
+        .context("create main again")?;
+    ensure!(
+        again != moved && again != versions[0],
+        "a head made again has a new version, got {again:?} again"
+    );
+    expect_conflict(
+        "moving the new head with a version from before the delete",
+        s.cas_head("main", Some(&moved), c[1].0).await,
+    )?;
+    // Blobs stay.
+    let got = s.get_many(&[c[0].0]).await.context("get")?;
+    ensure!(got[0].is_some(), "deleting a head deletes no blob");
+    let s = factory.reopen(s).await.context("reopen")?;
+    let listed = s.list_heads().await.context("list_heads after reopen")?;
+    ensure_eq!(
+        listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        vec!["a", "feature/x", "main", "ünï code"],
+        "the listing after a reopen"
+    );
+    Ok(())
+}

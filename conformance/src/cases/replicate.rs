@@ -370,6 +370,16 @@ impl Storage for Batched {
     ) -> Result<datoms_storage::Version, StorageError> {
         self.inner.cas_head(name, expected, new).await
     }
+    async fn list_heads(&self) -> Result<Vec<(String, datoms_storage::Head)>, StorageError> {
+        self.inner.list_heads().await
+    }
+    async fn delete_head(
+        &self,
+        name: &str,
+        expected: &datoms_storage::Version,
+    ) -> Result<(), StorageError> {
+        self.inner.delete_head(name, expected).await
+    }
     async fn list_blobs(
         &self,
         after: Option<Address>,

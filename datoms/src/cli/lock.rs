@@ -145,6 +145,12 @@ impl Storage for SharedFile {
     ) -> Result<Version, StorageError> {
         Err(self.read_only("cas_head"))
     }
+    async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+        self.open().await?.list_heads().await
+    }
+    async fn delete_head(&self, _name: &str, _expected: &Version) -> Result<(), StorageError> {
+        Err(self.read_only("delete_head"))
+    }
     async fn list_blobs(
         &self,
         after: Option<Address>,

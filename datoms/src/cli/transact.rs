@@ -323,6 +323,12 @@ mod tests {
             }
             self.inner.cas_head(name, expected, new).await
         }
+        async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
+            self.inner.list_heads().await
+        }
+        async fn delete_head(&self, name: &str, expected: &Version) -> Result<(), StorageError> {
+            self.inner.delete_head(name, expected).await
+        }
         async fn list_blobs(
             &self,
             after: Option<Address>,
