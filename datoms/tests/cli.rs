@@ -1407,3 +1407,119 @@ fn log_stats_and_verify_name_the_roots_replicas_compare() {
     assert_ne!(roots(&db), primary);
     assert_eq!(roots(&replica), primary);
 }
+
+#[test]
+fn branches_are_created_listed_fast_forwarded_and_deleted() {
+    let s = Scratch::new();
+    let db = people(&s, "branches.redb");
+    let main_at = head_commit(&db);
+    // A branch at main's commit copies nothing: same commit, and the file does not grow.
+    let size = std::fs::metadata(s.path("branches.redb")).unwrap().len();
+    let made = json(&["branch", "create", "draft", "--db", &db]);
+    assert_eq!(made["to"], Json::from(main_at.clone()));
+    assert!(std::fs::metadata(s.path("branches.redb")).unwrap().len() <= size + 64 * 1024);
+    let err = fails(&["branch", "create", "draft", "--db", &db]);
+    assert!(err.contains("already has branch \"draft\""), "{err}");
+    // Work on the branch; main does not see it.
+    let tx = s.file("dee.edn", r#"[{:person/name "Dee" :person/age 50}]"#);
+    ok(&["transact", "--db", &db, "--head", "draft", &tx]);
+    let names = |head: &str| {
+        ok(&[
+            "query",
+            "--db",
+            &db,
+            "--head",
+            head,
+            "--format",
+            "edn",
+            "[:find [?n ...] :where [_ :person/name ?n]]",
+        ])
+    };
+    assert!(names("draft").contains("Dee"));
+    assert!(!names("main").contains("Dee"));
+    let listed = json(&["branch", "list", "--db", &db]);
+    let listed: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_owned(),
+                b["commit"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].0, "draft");
+    assert_eq!(listed[1], ("main".to_owned(), main_at.clone()));
+    // main fast-forwards to draft: draft descends from it.
+    ok(&[
+        "branch",
+        "fast-forward",
+        "main",
+        "--to",
+        "draft",
+        "--db",
+        &db,
+    ]);
+    assert!(names("main").contains("Dee"));
+    assert_eq!(head_commit(&db), listed[0].1);
+    // Diverged: each gets its own transaction; neither fast-forwards to the other.
+    let tx = s.file("eve.edn", r#"[{:person/name "Eve" :person/age 22}]"#);
+    ok(&["transact", "--db", &db, "--head", "draft", &tx]);
+    let tx = s.file("fay.edn", r#"[{:person/name "Fay" :person/age 33}]"#);
+    ok(&["transact", "--db", &db, &tx]);
+    let err = fails(&[
+        "branch",
+        "fast-forward",
+        "main",
+        "--to",
+        "draft",
+        "--db",
+        &db,
+    ]);
+    assert!(err.contains("is not an ancestor"), "{err}");
+    let out = run(&[
+        "branch",
+        "fast-forward",
+        "draft",
+        "--to",
+        "main",
+        "--db",
+        &db,
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let doc: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "not_fast_forward");
+    assert!(names("main").contains("Fay") && !names("main").contains("Eve"));
+    // A branch at an older commit of main's history, by prefix.
+    ok(&[
+        "branch",
+        "create",
+        "old",
+        "--at",
+        &main_at[..10],
+        "--db",
+        &db,
+    ]);
+    let old = names("old");
+    assert!(old.contains("Ann") && !old.contains("Dee"), "{old}");
+    // Delete: the branch goes, its commits stay for the others.
+    ok(&["branch", "delete", "draft", "--db", &db]);
+    let err = fails(&["branch", "delete", "draft", "--db", &db]);
+    assert!(err.contains("draft"), "{err}");
+    let listed = json(&["branch", "list", "--db", &db]);
+    let names_listed: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].clone())
+        .collect();
+    assert_eq!(names_listed, [Json::from("main"), Json::from("old")]);
+    ok(&["verify", "--db", &db, "--head", "old"]);
+    // A branch named like nothing there, or on a missing file, is an error, not a new file.
+    let err = fails(&["branch", "list", "--db", &s.url("nope.redb")]);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!s.path("nope.redb").exists());
+}

@@ -39,6 +39,9 @@ pub enum Create {
     /// Readers fail on a missing file instead of leaving an empty one behind, and open
     /// the storage read-only (`datoms::open_read_only`).
     No,
+    /// Writers that only change an existing database (`branch`): a missing file is an
+    /// error, as for readers, and the storage opens for writing.
+    Existing,
 }
 
 impl Opened {
@@ -51,7 +54,7 @@ impl Opened {
     /// (see [`super::lock`]).
     pub async fn open(args: &DbArgs, create: Create, ctx: &Ctx) -> Result<Opened, CliError> {
         if let Some(path) = args.db.strip_prefix("redb:") {
-            if create == Create::No && !path.is_empty() && !std::path::Path::new(path).exists() {
+            if create != Create::Yes && !path.is_empty() && !std::path::Path::new(path).exists() {
                 return Err(CliError::NoFile {
                     url: args.db.clone(),
                     path: path.to_owned(),
@@ -59,7 +62,7 @@ impl Opened {
             }
         }
         let access = match create {
-            Create::Yes => Access::Write,
+            Create::Yes | Create::Existing => Access::Write,
             // Readers open read-only, so that they share the file with each other.
             Create::No => Access::Read,
         };

@@ -70,6 +70,28 @@ pub enum CliError {
         /// Where it points.
         commit: Address,
     },
+    /// `branch create` found the branch there already.
+    #[error("{url} already has branch {name:?} (at commit {commit}); delete it first or pick another name")]
+    BranchExists {
+        /// The storage URL.
+        url: String,
+        /// The branch.
+        name: String,
+        /// Where it points.
+        commit: Address,
+    },
+    /// `branch fast-forward` onto a commit that does not descend from the branch's.
+    #[error("branch {name:?} (at commit {from}) is not an ancestor of {to_name:?} (at commit {to}): a fast-forward only moves a branch forward along its own history")]
+    NotFastForward {
+        /// The branch to move.
+        name: String,
+        /// Where it points.
+        from: Address,
+        /// The branch it was to move to.
+        to_name: String,
+        /// Where that points.
+        to: Address,
+    },
     /// Arguments that parse but make no sense together.
     #[error("{0}")]
     Usage(String),
@@ -239,7 +261,8 @@ impl CliError {
             CliError::File { .. } => "file",
             CliError::Output(_) => "output",
             CliError::NoDatabase { .. } | CliError::NoFile { .. } => "no_database",
-            CliError::AlreadyExists { .. } => "already_exists",
+            CliError::AlreadyExists { .. } | CliError::BranchExists { .. } => "already_exists",
+            CliError::NotFastForward { .. } => "not_fast_forward",
             CliError::Usage(_) => "usage",
             CliError::Verify { source, .. } => source.kind(),
             CliError::Diverged { .. } => "diverged",

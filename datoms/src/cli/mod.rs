@@ -2,6 +2,7 @@
 //! module per command.
 
 mod access;
+mod branch;
 mod changes;
 mod datalog;
 mod demo;
@@ -110,6 +111,8 @@ enum Command {
     Follow(follow::Args),
     /// Print the datoms added and retracted between two commits.
     Diff(diff::Args),
+    /// List, create, delete or fast-forward branches (named heads).
+    Branch(branch::Args),
 }
 
 /// Parses the arguments, runs the command and turns its outcome into an exit status:
@@ -201,5 +204,6 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Sync(a) => sync::run(a, ctx).await,
         Command::Follow(a) => follow::run(a, ctx).await,
         Command::Diff(a) => diff::run(a, ctx).await,
+        Command::Branch(a) => branch::run(a, ctx).await,
     }
 }
