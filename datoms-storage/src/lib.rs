@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod as_of;
 pub mod batch;
 pub mod cache;
 pub mod error;
@@ -39,6 +40,7 @@ pub mod store;
 pub mod sync;
 pub mod verify;
 
+pub use as_of::{as_of, AsOf, At};
 pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};

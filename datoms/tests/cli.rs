@@ -1523,3 +1523,79 @@ fn branches_are_created_listed_fast_forwarded_and_deleted() {
     assert!(err.contains("does not exist"), "{err}");
     assert!(!s.path("nope.redb").exists());
 }
+
+#[test]
+fn queries_and_pulls_read_the_db_as_of_a_commit_or_a_transaction() {
+    let s = Scratch::new();
+    let db = people(&s, "asof.redb");
+    let first = json(&["log", "--db", &db, "-n", "1"])[0].clone();
+    let tx = s.file("dee.edn", r#"[{:person/name "Dee" :person/age 50}]"#);
+    ok(&["transact", "--db", &db, &tx]);
+    let tx = s.file("ann.edn", r#"[{:person/name "Ann" :person/age 32}]"#);
+    ok(&["transact", "--db", &db, &tx]);
+    let ages = |extra: &[&str]| {
+        let mut args = vec![
+            "query",
+            "--db",
+            &db,
+            "--format",
+            "edn",
+            "[:find ?n ?a :where [?e :person/name ?n] [?e :person/age ?a]]",
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let now = ages(&[]);
+    assert!(
+        now.contains(r#"["Ann" 32]"#) && now.contains("Dee"),
+        "{now}"
+    );
+    // As of the first commit, by a prefix of its address.
+    let commit = first["commit"].as_str().unwrap();
+    let then = ages(&["--as-of", &commit[..8]]);
+    assert!(
+        then.contains(r#"["Ann" 31]"#) && !then.contains("Dee"),
+        "{then}"
+    );
+    // Right after the transaction that added Dee: Ann is still 31.
+    let dee_tx = first["max_tx"].as_u64().unwrap() + 1;
+    let mid = ages(&["--as-of-tx", &dee_tx.to_string()]);
+    assert!(
+        mid.contains(r#"["Ann" 31]"#) && mid.contains("Dee"),
+        "{mid}"
+    );
+    let pulled = ok(&[
+        "pull",
+        "--db",
+        &db,
+        "--as-of-tx",
+        &dee_tx.to_string(),
+        "[:person/age]",
+        r#"[:person/name "Ann"]"#,
+    ]);
+    assert_eq!(pulled.trim(), "{:person/age 31}");
+    // Index reads take the view too.
+    let then = ok(&[
+        "query",
+        "--db",
+        &db,
+        "--as-of",
+        &commit[..8],
+        "[:avet :person/age 50]",
+    ]);
+    assert!(then.trim().is_empty(), "{then}");
+    // Both at once, or a prefix of no commit, are errors.
+    let out = run(&[
+        "query",
+        "--db",
+        &db,
+        "--as-of",
+        "abcd",
+        "--as-of-tx",
+        "1",
+        "[:eavt]",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = fails(&["query", "--db", &db, "--as-of", "ffffffff0", "[:eavt]"]);
+    assert!(err.contains("no commit"), "{err}");
+}

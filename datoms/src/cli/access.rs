@@ -31,6 +31,20 @@ pub struct Opened {
     storage: Arc<dyn Storage>,
 }
 
+/// Time-view flags of the reading commands (`query`, `pull`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ViewArgs {
+    /// Read the db as of this commit of the head's history (its address, or a prefix as
+    /// `datoms log` prints it).
+    #[arg(long, value_name = "COMMIT", conflicts_with = "as_of_tx")]
+    pub as_of: Option<String>,
+
+    /// Read the db right after this transaction of the head's history (a tx id as
+    /// `:db/txInstant` datoms and `datoms log` show them).
+    #[arg(long, value_name = "TX")]
+    pub as_of_tx: Option<u64>,
+}
+
 /// Whether a command may create the database file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Create {
@@ -147,6 +161,28 @@ impl Opened {
     pub async fn lazy_db(&self) -> Result<datoms::Db, CliError> {
         match datoms::restore(self.storage.clone(), &self.head).await {
             Ok(r) => Ok(r.db),
+            Err(StorageError::NoHead { .. }) => Err(CliError::NoDatabase {
+                url: self.url.clone(),
+                head: self.head.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The db a reading command works on: the head's, or — given `--as-of` or
+    /// `--as-of-tx` — the db as of a commit of its history or right after a
+    /// transaction (see [`datoms::as_of`]), lazily restored either way.
+    ///
+    /// # Errors
+    /// As [`Opened::lazy_db`]; a commit prefix that matches no commit, or several.
+    pub async fn view_db(&self, view: &ViewArgs) -> Result<datoms::Db, CliError> {
+        let at = match (&view.as_of, view.as_of_tx) {
+            (Some(commit), _) => datoms::At::Commit(self.resolve_commit(commit).await?),
+            (None, Some(tx)) => datoms::At::Tx(tx),
+            (None, None) => return self.lazy_db().await,
+        };
+        match datoms::as_of(self.storage.clone(), &self.head, at, None).await {
+            Ok(view) => Ok(view.db),
             Err(StorageError::NoHead { .. }) => Err(CliError::NoDatabase {
                 url: self.url.clone(),
                 head: self.head.clone(),

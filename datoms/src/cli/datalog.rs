@@ -4,7 +4,7 @@
 use datoms::edn::{parse, Edn};
 use datoms::{Db, Input, Query, QueryValue};
 
-use super::access::{Create, Opened};
+use super::access::{Create, Opened, ViewArgs};
 use super::output::{edn_fault, quote, quoted_whole};
 use super::{CliError, Ctx, DbArgs};
 
@@ -79,6 +79,7 @@ pub fn source(text: &str) -> Result<Source, String> {
 /// `--source` the query does not name, storage or load errors.
 pub async fn run_query(
     db_args: &DbArgs,
+    view: &ViewArgs,
     text: &str,
     extra: &[String],
     sources: &[Source],
@@ -98,7 +99,7 @@ pub async fn run_query(
         }
     }
     let opened = Opened::open(db_args, Create::No, ctx).await?;
-    let db = opened.lazy_db().await?;
+    let db = opened.view_db(view).await?;
     let mut others = Vec::with_capacity(sources.len());
     for s in sources {
         let args = DbArgs {
@@ -181,6 +182,9 @@ pub struct PullArgs {
     #[command(flatten)]
     db: DbArgs,
 
+    #[command(flatten)]
+    view: ViewArgs,
+
     /// The pull pattern, in EDN, as Datascript writes it.
     #[arg(value_name = "PATTERN")]
     pattern: String,
@@ -202,7 +206,7 @@ pub async fn run_pull(args: PullArgs, ctx: &Ctx) -> Result<(), CliError> {
         .map(|text| check_edn_value("the entity", text))
         .collect::<Result<Vec<_>, _>>()?;
     let opened = Opened::open(&args.db, Create::No, ctx).await?;
-    let db = opened.lazy_db().await?;
+    let db = opened.view_db(&args.view).await?;
     let mut pulled = Vec::with_capacity(entities.len());
     for entity in &entities {
         pulled.push(match resolve(&db, entity)? {

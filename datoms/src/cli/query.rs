@@ -31,6 +31,9 @@ pub struct Args {
     #[command(flatten)]
     db: DbArgs,
 
+    #[command(flatten)]
+    view: super::access::ViewArgs,
+
     /// The index to read. Without it, the components are one EDN vector that starts with
     /// the index: '[:eavt 1 :person/name]'.
     #[arg(long, value_enum, value_name = "INDEX")]
@@ -142,6 +145,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             }
             return super::datalog::run_query(
                 &args.db,
+                &args.view,
                 text,
                 &args.inputs,
                 &args.sources,
@@ -164,7 +168,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     }
     let (index, forms) = read_components(&args)?;
     let opened = Opened::open(&args.db, Create::No, ctx).await?;
-    let db = opened.lazy_db().await?;
+    let db = opened.view_db(&args.view).await?;
     let components = to_components(&db, index, &forms)?;
     if let (IndexKind::Avet, Some(Component::A(attr))) = (index, components.first()) {
         if !db.schema().in_avet(attr) {
