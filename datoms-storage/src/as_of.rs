@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use datoms_core::restore::Mode;
-use datoms_core::{Address, Commit, Db, RestoreStats, Tx};
+use datoms_core::{diff, Address, Commit, Db, Diff, RestoreStats, Tx};
 
 use crate::batch::get_all;
 use crate::error::StorageError;
@@ -124,6 +124,23 @@ pub async fn as_of(
         txs_replayed,
         stats,
     })
+}
+
+/// What changed after `at` up to `db` (a db of the same history, typically the
+/// head's): the datoms `db` has that the view as of `at` lacks, and those it lost
+/// (`diff`, which prunes every subtree the two share). The view is restored
+/// incrementally from `db`, so only the nodes that differ are fetched.
+///
+/// # Errors
+/// As [`as_of`]; a load error of a lazily restored `db`.
+pub async fn since(
+    storage: Arc<dyn Storage>,
+    name: &str,
+    at: At,
+    db: &Db,
+) -> Result<Diff, StorageError> {
+    let view = as_of(storage, name, at, Some(db)).await?;
+    Ok(diff(&view.db, db)?)
 }
 
 /// The db at `commit`: without a held db, lazily (the commit and the three roots; the

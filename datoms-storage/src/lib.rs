@@ -40,7 +40,7 @@ pub mod store;
 pub mod sync;
 pub mod verify;
 
-pub use as_of::{as_of, AsOf, At};
+pub use as_of::{as_of, since, AsOf, At};
 pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};

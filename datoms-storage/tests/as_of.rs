@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use datoms_core::{Datom, Db, IndexKind, Schema};
-use datoms_storage::{as_of, store, At, MemoryStorage, Storage, StorageError};
+use datoms_storage::{as_of, since, store, At, MemoryStorage, Storage, StorageError};
 use proptest::prelude::*;
 
 fn schema() -> Schema {
@@ -75,6 +75,16 @@ proptest! {
                     .unwrap();
                 assert_eq!(datoms(&view.db), datoms(reference), "as of tx #{k}");
                 assert!(view.txs_replayed <= *groups.iter().max().unwrap());
+            }
+            // Since each transaction: exactly what the rest of the history changed.
+            let last = after.last().unwrap();
+            for reference in after.iter().step_by(3) {
+                let changed = since(storage.clone(), "main", At::Tx(reference.max_tx()), last)
+                    .await
+                    .unwrap();
+                let expected = datoms_core::diff(reference, last).unwrap();
+                assert_eq!(changed.added, expected.added);
+                assert_eq!(changed.retracted, expected.retracted);
             }
             // Before the first transaction: nothing; past the last: the head.
             let before = as_of(storage.clone(), "main", At::Tx(first_tx - 1), None).await.unwrap();

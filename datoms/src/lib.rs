@@ -25,8 +25,8 @@ mod open;
 pub use datoms_core::restore::{Materialize, Mode};
 pub use datoms_core::*;
 pub use datoms_storage::{
-    as_of, materialize, replicate, replicate_with, restore, restore_commit, restore_from, store,
-    store_with, sync, sync_to_commit, sync_via_log, verify, AsOf, At, Capabilities, Confirm,
+    as_of, materialize, replicate, replicate_with, restore, restore_commit, restore_from, since,
+    store, store_with, sync, sync_to_commit, sync_via_log, verify, AsOf, At, Capabilities, Confirm,
     FaultyStorage, FollowOptions, Follower, Head, HeadChanges, HeadSignal, HeadWatch, IoCounters,
     MemoryOutbox, MemoryStorage, Outbox, OutboxError, Peer, PeerError, PeerFollow, PeerOptions,
     PushLoop, PushReport, RebaseReport, RebaseStats, Rejection, ReplicateOptions, ReplicateStats,

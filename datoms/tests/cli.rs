@@ -1584,6 +1584,20 @@ fn queries_and_pulls_read_the_db_as_of_a_commit_or_a_transaction() {
         "[:avet :person/age 50]",
     ]);
     assert!(then.trim().is_empty(), "{then}");
+    // What changed since the first commit (to the head): Dee added, Ann's age moved.
+    let since: Json =
+        serde_json::from_str(&ok(&["diff", "--db", &db, &commit[..8], "--json"])).unwrap();
+    let added = since["added"].as_array().unwrap();
+    assert!(added.iter().any(|d| d["v"] == "Dee"), "{since}");
+    assert!(added.iter().any(|d| d["v"] == 32), "{since}");
+    assert!(
+        since["retracted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["v"] == 31),
+        "{since}"
+    );
     // Both at once, or a prefix of no commit, are errors.
     let out = run(&[
         "query",

@@ -30,9 +30,10 @@ pub struct Args {
     #[arg(value_name = "C1")]
     from: String,
 
-    /// The newer commit.
+    /// The newer commit (default: the head's, so `datoms diff C1` is what changed since
+    /// C1).
     #[arg(value_name = "C2")]
-    to: String,
+    to: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -52,7 +53,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let (c1, c2) = (
         opened.resolve_commit(&args.from).await?,
-        opened.resolve_commit(&args.to).await?,
+        match &args.to {
+            Some(to) => opened.resolve_commit(to).await?,
+            None => opened.head_commit().await?,
+        },
     );
     let before = opened.io();
     let source = StorageSource::new(opened.storage().clone(), DEFAULT_CACHE_BYTES)?;
