@@ -314,7 +314,8 @@ fn normalize_prefix(prefix: &str) -> String {
     prefix.trim_matches('/').to_owned()
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
+/// `%XX` escapes decoded; the result must be UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

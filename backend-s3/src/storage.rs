@@ -715,8 +715,6 @@ fn head_body(commit: Address) -> Bytes {
     ))
 }
 
-/// The body of a deleted head: a tombstone that keeps the key, so that creating the
-/// head again is a conditional write on it (its nonce gives it a new ETag).
 /// A head name as a key segment: ASCII letters, digits, `.`, `_` and `-` as they are,
 /// every other byte as `%XX`.
 fn encode_head_name(name: &str) -> String {
@@ -733,27 +731,11 @@ fn encode_head_name(name: &str) -> String {
 
 /// A head name from its key segment (the inverse of [`encode_head_name`]).
 fn decode_head_name(encoded: &str) -> Result<String, String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = encoded
-                .get(i + 1..i + 3)
-                .ok_or_else(|| format!("head key {encoded:?}: a cut escape"))?;
-            out.push(
-                u8::from_str_radix(hex, 16)
-                    .map_err(|_| format!("head key {encoded:?}: a bad escape"))?,
-            );
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("head key {encoded:?}: not UTF-8"))
+    crate::options::percent_decode(encoded).map_err(|why| format!("head key: {why}"))
 }
 
+/// The body of a deleted head: a tombstone that keeps the key, so that creating the
+/// head again is a conditional write on it (its nonce gives it a new ETag).
 fn tombstone_body() -> Bytes {
     Bytes::from(format!("{HEAD_MAGIC}\n{DELETED_LINE}\nwrite {}\n", nonce()))
 }
@@ -858,25 +840,38 @@ impl Core {
         Ok(Some((commit, Version(etag))))
     }
 
+    /// One page of the keys under `prefix` (after `start_after`, at most `max_keys`,
+    /// continuing from `token`).
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<String>,
+        max_keys: i32,
+        token: Option<String>,
+    ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, StorageError> {
+        self.request(Op::List, || async {
+            self.client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .max_keys(max_keys)
+                .set_start_after(start_after.clone())
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| Failure::from_sdk(&e))
+        })
+        .await
+        .map_err(|a| a.into_error("LIST", &self.location(prefix)))
+    }
+
     async fn list_heads(&self) -> Result<Vec<(String, Head)>, StorageError> {
         let prefix = format!("{}heads/", self.base);
         let location = self.location(&prefix);
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self
-                .request(Op::List, || async {
-                    self.client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(&prefix)
-                        .set_continuation_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(|e| Failure::from_sdk(&e))
-                })
-                .await
-                .map_err(|a| a.into_error("LIST", &location))?;
+            let page = self.list_page(&prefix, None, 1000, token.clone()).await?;
             for object in page.contents() {
                 if let Some(encoded) = object.key().and_then(|k| k.strip_prefix(&prefix)) {
                     names.push(decode_head_name(encoded).map_err(|why| {
@@ -1022,20 +1017,8 @@ impl Core {
         while out.len() < limit {
             let want = i32::try_from((limit - out.len()).min(S3_PAGE)).unwrap_or(1000);
             let page = self
-                .request(Op::List, || async {
-                    self.client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(&prefix)
-                        .max_keys(want)
-                        .set_start_after(start_after.clone())
-                        .set_continuation_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(|e| Failure::from_sdk(&e))
-                })
-                .await
-                .map_err(|a| a.into_error("LIST", &location))?;
+                .list_page(&prefix, start_after.clone(), want, token.clone())
+                .await?;
             for object in page.contents() {
                 let key = object.key().unwrap_or_default();
                 let address = key
