@@ -920,13 +920,21 @@ impl<'a> Engine<'a> {
                 out.extend(j.vars.iter().filter(|v| textual.contains(*v)).cloned());
                 out
             }
-            ClauseKind::Pred { args, .. } | ClauseKind::Fn { args, .. } => args
-                .iter()
-                .filter_map(|a| match a {
-                    Arg::Var(v) => Some(v.clone()),
-                    _ => None,
-                })
-                .collect(),
+            ClauseKind::Pred { name, args } | ClauseKind::Fn { name, args, .. } => {
+                let mut join: Vec<Sym> = args
+                    .iter()
+                    .filter_map(|a| match a {
+                        Arg::Var(v) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                // A variable in function position bound before the clause (an `:in`
+                // function, a `complement`) is called with each row's binding.
+                if is_var(name) && textual.contains(name) && !join.contains(name) {
+                    join.push(name.clone());
+                }
+                join
+            }
             ClauseKind::Pattern { .. } => Vec::new(),
         };
         Ok(Plan { join })
@@ -1194,7 +1202,8 @@ impl<'a> Engine<'a> {
         c: &Clause,
         default_src: &Sym,
     ) -> Result<Rel, Error> {
-        if is_var(name) && !input.rows.is_empty() {
+        let fn_col = if is_var(name) { input.col(name) } else { None };
+        if is_var(name) && fn_col.is_none() && !input.rows.is_empty() {
             // Datascript: "Unknown predicate '?pred in [(?pred ?a)]" (a variable in
             // function position calls nothing here; with no tuples it answers nothing).
             return Err(Error::UnknownFunction {
@@ -1227,6 +1236,28 @@ impl<'a> Engine<'a> {
             }
         }
         let call = |row: &[QueryValue]| -> Result<QueryValue, Error> {
+            if let Some(col) = fn_col {
+                let QueryValue::Fn(f) = &row[col] else {
+                    return Err(eval_err(
+                        name,
+                        format!("{name} is bound to {}, which is not a function", row[col]),
+                        c,
+                    ));
+                };
+                let mut call_args: Vec<CallArg<'_>> = Vec::with_capacity(args.len());
+                for (i, a) in args.iter().enumerate() {
+                    call_args.push(match (a, srcs[i], cols[i]) {
+                        (_, Some(s), _) => CallArg::Src(s),
+                        (_, None, Some(col)) => CallArg::Val(&row[col]),
+                        (Arg::Const(k), _, _) => CallArg::Val(k),
+                        _ => return Err(eval_err(name, "argument cannot be resolved", c)),
+                    });
+                }
+                return f.call(&call_args, self.fns).map_err(|e| match e {
+                    CallError::Reason(r) => eval_err(name, r, c),
+                    CallError::Db(e) => e,
+                });
+            }
             if let Some(f) = custom {
                 let mut vals = Vec::with_capacity(args.len());
                 for (i, a) in args.iter().enumerate() {
