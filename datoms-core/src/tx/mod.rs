@@ -131,9 +131,11 @@ impl Db {
     /// [`Error::UnknownLookupRef`], [`Error::LookupRefNotUnique`],
     /// [`Error::UnknownTempid`], [`Error::TempidsOnlyAsValue`], [`Error::UpsertConflict`],
     /// [`Error::UniqueConflict`],
-    /// [`Error::CasMismatch`], [`Error::InvalidEntityId`], [`Error::MalformedTx`], or a
-    /// load error of a lazily restored db. This db is unchanged (it is a value).
+    /// [`Error::CasMismatch`], [`Error::InvalidEntityId`], [`Error::MalformedTx`],
+    /// [`Error::FilteredDb`] on a filtered db, or a load error of a lazily restored db.
+    /// This db is unchanged (it is a value).
     pub fn with(&self, ops: &[TxOp]) -> Result<TxReport, Error> {
+        self.check_writable("transacted")?;
         resolve::transact(self, ops, None)
     }
 
@@ -145,6 +147,7 @@ impl Db {
     /// # Errors
     /// As [`Db::with`].
     pub fn with_id(&self, ops: &[TxOp], id: TxId) -> Result<TxReport, Error> {
+        self.check_writable("transacted")?;
         resolve::transact(self, ops, Some(id))
     }
 

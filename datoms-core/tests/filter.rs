@@ -1,0 +1,225 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Filtered dbs (`Db::filter`, issue #16): Datascript's own `test/datascript/test/filter.cljc`
+//! ported, with its expected answers, plus pull, lookup refs, index ranges and the writes
+//! a filtered db refuses.
+
+use datoms_core::edn::parse_schema;
+use datoms_core::{
+    q, Component, Datom, Db, EntityValue, Error, IndexKind, Input, QueryValue, Value,
+};
+
+fn db() -> Db {
+    let schema = parse_schema(
+        "{:aka {:db/cardinality :db.cardinality/many}
+          :email {:db/unique :db.unique/identity}}",
+    )
+    .unwrap();
+    Db::new(schema)
+        .with_edn(
+            r#"[{:db/id 1 :name "Petr" :email "petya@spb.ru" :aka ["I" "Great"] :password "<SECRET>"}
+                {:db/id 2 :name "Ivan" :aka ["Terrible" "IV"] :password "<PROTECTED>"}
+                {:db/id 3 :name "Nikolai" :aka ["II"] :password "<UNKWOWN>"}]"#,
+        )
+        .unwrap()
+        .db_after
+}
+
+fn remove_pass(_: &Db, d: &Datom) -> bool {
+    d.a.as_str() != "password"
+}
+
+fn remove_ivan(_: &Db, d: &Datom) -> bool {
+    d.e != 2
+}
+
+/// Keeps an `:aka` only where its entity has one aka (in the unfiltered db) or it is at
+/// least 4 characters long.
+fn long_akas(udb: &Db, d: &Datom) -> bool {
+    if d.a.as_str() != "aka" {
+        return true;
+    }
+    let count = udb.entity_attr(d.e, &d.a).unwrap().len();
+    let long = matches!(&d.v, Value::String(s) if s.chars().count() >= 4);
+    count <= 1 || long
+}
+
+fn strings(db: &Db, query: &str) -> String {
+    q(query, &[Input::Db(db)]).unwrap().to_string()
+}
+
+#[test]
+fn queries_see_only_what_the_filters_accept_and_filters_compose() {
+    let db = db();
+    let pass = "[:find ?v :where [_ :password ?v]]";
+    assert_eq!(
+        strings(&db, pass),
+        r#"#{["<PROTECTED>"] ["<SECRET>"] ["<UNKWOWN>"]}"#
+    );
+    assert_eq!(strings(&db.filter(remove_pass), pass), "#{}");
+    assert_eq!(
+        strings(&db.filter(remove_ivan), pass),
+        r#"#{["<SECRET>"] ["<UNKWOWN>"]}"#
+    );
+    assert_eq!(
+        strings(&db.filter(remove_ivan).filter(remove_pass), pass),
+        "#{}"
+    );
+
+    let aka = "[:find ?v :where [_ :aka ?v]]";
+    assert_eq!(
+        strings(&db, aka),
+        r#"#{["Great"] ["I"] ["II"] ["IV"] ["Terrible"]}"#
+    );
+    assert_eq!(
+        strings(&db.filter(remove_pass), aka),
+        r#"#{["Great"] ["I"] ["II"] ["IV"] ["Terrible"]}"#
+    );
+    assert_eq!(
+        strings(&db.filter(remove_ivan), aka),
+        r#"#{["Great"] ["I"] ["II"]}"#
+    );
+    assert_eq!(
+        strings(&db.filter(long_akas), aka),
+        r#"#{["Great"] ["II"] ["Terrible"]}"#
+    );
+    // Each predicate gets the unfiltered db, in either order.
+    assert_eq!(
+        strings(&db.filter(remove_ivan).filter(long_akas), aka),
+        r#"#{["Great"] ["II"]}"#
+    );
+    assert_eq!(
+        strings(&db.filter(long_akas).filter(remove_ivan), aka),
+        r#"#{["Great"] ["II"]}"#
+    );
+}
+
+#[test]
+fn entities_see_only_what_the_filter_accepts() {
+    let db = db();
+    let pw = |db: &Db| db.entity(1).get(":password").unwrap();
+    assert_eq!(pw(&db), Some(EntityValue::Value(Value::from("<SECRET>"))));
+    assert_eq!(pw(&db.filter(remove_pass)), None);
+    let akas = |db: &Db| match db.entity(2).get(":aka").unwrap() {
+        Some(EntityValue::Many(vs)) => vs.len(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(akas(&db), 2);
+    assert_eq!(akas(&db.filter(long_akas)), 1);
+}
+
+#[test]
+fn index_reads_see_only_what_the_filter_accepts() {
+    let db = db();
+    let values = |db: &Db| -> Vec<Value> {
+        db.datoms(IndexKind::Aevt, &[Component::A(":password".into())])
+            .unwrap()
+            .map(|d| d.unwrap().v)
+            .collect()
+    };
+    assert_eq!(
+        values(&db),
+        vec![
+            Value::from("<SECRET>"),
+            Value::from("<PROTECTED>"),
+            Value::from("<UNKWOWN>")
+        ]
+    );
+    assert!(values(&db.filter(remove_pass)).is_empty());
+    // seek-datoms, rseek-datoms and the entity reads too.
+    let f = db.filter(remove_ivan);
+    let es: Vec<u64> = f
+        .seek_datoms(IndexKind::Eavt, &[Component::E(2)])
+        .unwrap()
+        .map(|d| d.unwrap().e)
+        .collect();
+    assert!(es.iter().all(|e| *e == 3) && !es.is_empty(), "{es:?}");
+    let es: Vec<u64> = f
+        .rseek_datoms(IndexKind::Eavt, &[Component::E(2)])
+        .unwrap()
+        .map(|d| d.unwrap().e)
+        .collect();
+    assert!(es.iter().all(|e| *e == 1) && !es.is_empty(), "{es:?}");
+    assert!(f.entity_datoms(2).unwrap().is_empty());
+    assert_eq!(db.entity_datoms(2).unwrap().len(), 4);
+}
+
+#[test]
+fn double_filtering_passes_the_unfiltered_db_to_each_predicate() {
+    // filter.cljc "double filtering".
+    let db = Db::new(parse_schema("{}").unwrap())
+        .with_edn(
+            r#"[{:db/id 1 :name "Petr" :age 32} {:db/id 2 :name "Oleg"}
+                {:db/id 3 :name "Ivan" :age 12}]"#,
+        )
+        .unwrap()
+        .db_after;
+    let age = |db: &Db, e: u64| -> Option<i64> {
+        db.entity_attr(e, &":age".into())
+            .unwrap()
+            .first()
+            .and_then(|d| match d.v {
+                Value::Long(n) => Some(n),
+                _ => None,
+            })
+    };
+    let has_age = move |db: &Db, d: &Datom| age(db, d.e).is_some();
+    let adult = move |db: &Db, d: &Datom| age(db, d.e).is_some_and(|a| a >= 18);
+    let names = |db: &Db| -> Vec<Value> {
+        db.datoms(IndexKind::Aevt, &[Component::A(":name".into())])
+            .unwrap()
+            .map(|d| d.unwrap().v)
+            .collect()
+    };
+    let v = |s: &[&str]| s.iter().map(|s| Value::from(*s)).collect::<Vec<_>>();
+    assert_eq!(names(&db), v(&["Petr", "Oleg", "Ivan"]));
+    assert_eq!(names(&db.filter(has_age)), v(&["Petr", "Ivan"]));
+    assert_eq!(names(&db.filter(has_age).filter(adult)), v(&["Petr"]));
+}
+
+#[test]
+fn pull_lookup_refs_and_index_ranges_read_through_the_filter() {
+    let db = db();
+    let f = db.filter(remove_pass).filter(remove_ivan);
+    assert_eq!(
+        f.pull("[:name :password]", 1).unwrap().to_string(),
+        r#"{:name "Petr"}"#
+    );
+    assert_eq!(f.pull("[:name]", 2).unwrap(), QueryValue::Nil);
+    assert_eq!(
+        db.lookup_ref(&":email".into(), &Value::from("petya@spb.ru"))
+            .unwrap(),
+        Some(1)
+    );
+    let hide_petr = db.filter(|_, d| d.e != 1);
+    assert_eq!(
+        hide_petr
+            .lookup_ref(&":email".into(), &Value::from("petya@spb.ru"))
+            .unwrap(),
+        None
+    );
+    let emails: Vec<_> = hide_petr
+        .index_range(&":email".into(), None, None)
+        .unwrap()
+        .collect();
+    assert!(emails.is_empty());
+    assert!(f.is_filtered() && !f.unfiltered().is_filtered());
+    assert_eq!(f.unfiltered().entity_datoms(2).unwrap().len(), 4);
+}
+
+#[test]
+fn a_filtered_db_cannot_be_transacted_or_stored() {
+    let f = db().filter(remove_pass);
+    let e = f.with_edn(r#"[[:db/add 1 :name "X"]]"#).unwrap_err();
+    assert_eq!(
+        e,
+        Error::FilteredDb {
+            operation: "transacted"
+        }
+    );
+    assert!(matches!(
+        datoms_core::addressing::commit_for(&f),
+        Err(Error::FilteredDb { operation: "stored" })
+    ));
+    // The unfiltered db still transacts.
+    assert!(f.unfiltered().with_edn(r#"[[:db/add 1 :name "X"]]"#).is_ok());
+}
