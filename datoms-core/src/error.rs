@@ -320,7 +320,9 @@ pub enum Error {
     /// A write (a transaction, a log replay, a store) of a filtered db ([`crate::Db::filter`]):
     /// a filtered db is a read-only view, as in Datascript; write to
     /// [`crate::Db::unfiltered`].
-    #[error("a filtered db cannot be {operation}: it is a read-only view (write to its unfiltered db)")]
+    #[error(
+        "a filtered db cannot be {operation}: it is a read-only view (write to its unfiltered db)"
+    )]
     FilteredDb {
         /// What was attempted (`transacted`, `stored`, …).
         operation: &'static str,

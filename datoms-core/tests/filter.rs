@@ -218,8 +218,13 @@ fn a_filtered_db_cannot_be_transacted_or_stored() {
     );
     assert!(matches!(
         datoms_core::addressing::commit_for(&f),
-        Err(Error::FilteredDb { operation: "stored" })
+        Err(Error::FilteredDb {
+            operation: "stored"
+        })
     ));
     // The unfiltered db still transacts.
-    assert!(f.unfiltered().with_edn(r#"[[:db/add 1 :name "X"]]"#).is_ok());
+    assert!(f
+        .unfiltered()
+        .with_edn(r#"[[:db/add 1 :name "X"]]"#)
+        .is_ok());
 }

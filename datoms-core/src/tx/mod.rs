@@ -77,6 +77,7 @@
 mod conn;
 mod data;
 mod from_edn;
+pub mod function;
 mod resolve;
 #[cfg(test)]
 mod tests;
@@ -88,6 +89,7 @@ pub use data::{
     current_tx, lookup, tempid, EntityMap, EntityRef, TxBuilder, TxOp, TxValue, CURRENT_TX,
 };
 pub use from_edn::parse_tx;
+pub use function::{TxFn, TxFnImpl, TxFunctions};
 
 use crate::commit::TxId;
 use crate::datom::{Datom, Tx};
@@ -135,8 +137,18 @@ impl Db {
     /// [`Error::FilteredDb`] on a filtered db, or a load error of a lazily restored db.
     /// This db is unchanged (it is a value).
     pub fn with(&self, ops: &[TxOp]) -> Result<TxReport, Error> {
+        self.with_fns(ops, &TxFunctions::new())
+    }
+
+    /// [`Db::with`], running `[:db.fn/call name …]` ([`TxOp::Call`]) with the functions
+    /// of `fns` (see [`function`]).
+    ///
+    /// # Errors
+    /// As [`Db::with`]; [`Error::UnknownTxFunction`] for a name `fns` does not hold,
+    /// [`Error::TxFunction`] for a function that failed.
+    pub fn with_fns(&self, ops: &[TxOp], fns: &TxFunctions) -> Result<TxReport, Error> {
         self.check_writable("transacted")?;
-        resolve::transact(self, ops, None)
+        resolve::transact(self, ops, None, fns)
     }
 
     /// [`Db::with`], recording `id` with the transaction in the pending log, so the
@@ -147,8 +159,21 @@ impl Db {
     /// # Errors
     /// As [`Db::with`].
     pub fn with_id(&self, ops: &[TxOp], id: TxId) -> Result<TxReport, Error> {
+        self.with_id_fns(ops, id, &TxFunctions::new())
+    }
+
+    /// [`Db::with_id`] with transaction functions ([`Db::with_fns`]).
+    ///
+    /// # Errors
+    /// As [`Db::with_fns`].
+    pub fn with_id_fns(
+        &self,
+        ops: &[TxOp],
+        id: TxId,
+        fns: &TxFunctions,
+    ) -> Result<TxReport, Error> {
         self.check_writable("transacted")?;
-        resolve::transact(self, ops, Some(id))
+        resolve::transact(self, ops, Some(id), fns)
     }
 
     /// Parses EDN tx data with [`parse_tx`] against this db's schema and runs it with
