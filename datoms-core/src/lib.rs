@@ -38,10 +38,12 @@ pub use error::{Error, Result};
 pub use filter::DatomPredicate;
 pub use large::{LargeValue, OUT_OF_LINE_BYTES};
 pub use pull::{PullPattern, PullValue};
-pub use query::{q, q_with, Functions, Input, Query, QueryResult, QueryValue};
+pub use query::{q, q_with, FnArg, Functions, Input, Query, QueryFn, QueryResult, QueryValue};
 pub use restore::{Restore, RestoreStats, Step};
 pub use schema::{AttributeSchema, Cardinality, Schema, Unique};
-pub use tx::{parse_tx, Conn, EntityMap, EntityRef, TxBuilder, TxOp, TxReport, TxValue};
+pub use tx::{
+    parse_tx, Conn, EntityMap, EntityRef, TxBuilder, TxFn, TxFunctions, TxOp, TxReport, TxValue,
+};
 pub use value::{Double, Eid, Keyword, Uuid, Value, ValueType};
 pub mod tree;
 pub use tree::{Tree, TreeConfig};

@@ -11,6 +11,7 @@
 //! | `[:db/retractEntity [:person/name "Ann"]]`  | `.retract_entity(lookup(":person/name", "Ann"))`            |
 //! | `[:db/cas 1 :person/age 30 31]`             | `.cas(1, ":person/age", Some(30), 31)`                      |
 //! | `[:db/add :db/current-tx :tx/note "x"]`     | `.add(current_tx(), ":tx/note", "x")`                       |
+//! | `[:db.fn/call inc "hits"]`                  | `TxOp::Call { name: "inc".into(), args: vec!["hits".into()] }` |
 //!
 //! Entity positions take an [`EntityRef`]: a string (`"a"`) or negative number (`-1`) is
 //! a tempid, a positive number an entity id, [`lookup`] a lookup ref. Value positions take

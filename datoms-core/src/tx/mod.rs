@@ -60,6 +60,11 @@
 //!   `":db/current-tx"` to the transaction id, and `"datomic.tx"` / `"datascript.tx"`
 //!   too when the transaction used them.
 //!
+//! * `[:db.fn/call f args…]` runs the transaction function `f` on the db as the
+//!   transaction has made it so far and runs the tx data it returns in its place
+//!   ([`function`]; `f` is a name registered in [`TxFunctions`], or a closure,
+//!   [`TxOp::Fn`]).
+//!
 //! Beyond Datascript, values are checked against `:db/valueType`
 //! ([`Error::WrongValueType`]).
 //!
