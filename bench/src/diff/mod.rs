@@ -231,10 +231,15 @@ fn answer(f: impl FnOnce() -> Result<Edn, datoms_core::Error>) -> Answer {
 fn input_fn(name: &str) -> Result<QueryFn, Error> {
     match name {
         "adult?" => Ok(QueryFn::predicate("adult?", |a| {
-            a.first().and_then(QueryValue::as_long).is_some_and(|n| n >= 21)
+            a.first()
+                .and_then(QueryValue::as_long)
+                .is_some_and(|n| n >= 21)
         })),
         "total" => Ok(QueryFn::values("total", |a| {
-            let items = a.first().and_then(QueryValue::as_seq).ok_or("total takes values")?;
+            let items = a
+                .first()
+                .and_then(QueryValue::as_seq)
+                .ok_or("total takes values")?;
             let mut sum = 0i64;
             for v in items {
                 sum = sum
@@ -406,6 +411,22 @@ mod tests {
             serde_json::to_string(&b).unwrap()
         );
         assert_ne!(a.txs, generate(8).txs);
+    }
+
+    #[test]
+    fn queries_with_function_inputs_are_generated_and_answer() {
+        let mut seen = 0;
+        for seed in 1..=60 {
+            let case = generate(seed);
+            let ours = run_datoms(&case).unwrap();
+            for (q, a) in case.queries.iter().zip(&ours.queries) {
+                if q.inputs.iter().any(|i| i.starts_with("#fn ")) {
+                    seen += 1;
+                    assert!(matches!(a, Answer::Ok(_)), "seed {seed}: {} {a:?}", q.query);
+                }
+            }
+        }
+        assert!(seen > 10, "only {seen} queries with function inputs");
     }
 
     #[test]
