@@ -135,6 +135,24 @@ async fn an_unregistered_function_at_replay_is_a_typed_error_and_stays_pending()
         matches!(&err, PeerError::Tx(datoms_core::Error::UnknownTxFunction { name }) if name == "inc"),
         "{err:?}"
     );
+    // So does an offline open on the newer head.
+    let head = restore_from(&Db::new(schema()), &*s, "main")
+        .await
+        .unwrap()
+        .db;
+    let storage: Arc<dyn Storage> = s.clone();
+    let err = Peer::open_at(
+        storage,
+        "main",
+        Outbox::memory(&out).unwrap(),
+        head,
+        options(TxFunctions::new()),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, PeerError::Tx(datoms_core::Error::UnknownTxFunction { name }) if name == "inc"),
+        "{err:?}"
+    );
     // Nothing was dropped: with the function registered, it lands.
     let b = open(&s, &out, functions()).await.unwrap();
     assert_eq!(b.pending(), pending);

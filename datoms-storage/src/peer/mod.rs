@@ -259,7 +259,10 @@ impl Peer {
     /// the head plus every pending transaction.
     ///
     /// # Errors
-    /// Storage errors (the head cannot be read), outbox errors.
+    /// Storage errors (the head cannot be read), outbox errors; [`PeerError::Tx`]
+    /// ([`datoms_core::Error::UnknownTxFunction`]) when a pending transaction that must
+    /// run again names a function [`PeerOptions::tx_functions`] lacks (it stays in the
+    /// outbox: register it and open again).
     #[tracing::instrument(level = "info", skip_all, fields(head))]
     pub async fn open(
         storage: Arc<dyn Storage>,
@@ -310,7 +313,9 @@ impl Peer {
     ///
     /// # Errors
     /// [`PeerError::NotACommit`] if `base` has transactions since its base commit;
-    /// outbox errors.
+    /// [`PeerError::Tx`] ([`datoms_core::Error::UnknownTxFunction`]) if a pending
+    /// transaction that must run again names a function [`PeerOptions::tx_functions`]
+    /// lacks (it stays in the outbox); outbox errors.
     pub fn open_at(
         storage: Arc<dyn Storage>,
         head: &str,
@@ -336,6 +341,8 @@ impl Peer {
         for p in &outbox.contents().pending {
             match db.with_id_fns(&p.ops, tx_id(origin, p.seq), &options.tx_functions) {
                 Ok(r) => db = r.db_after,
+                // The peer's configuration, not the data: said at once (see the rebase).
+                Err(e @ datoms_core::Error::UnknownTxFunction { .. }) => return Err(e.into()),
                 // Applied once already on an older base, it fails on this one, or it
                 // really fails: the first rebase, which reads the commits in between,
                 // decides. Until then it is not shown locally.
