@@ -58,7 +58,12 @@ enum Body {
     Complement(Box<QueryFn>),
 }
 
-/// A function as a value: see the [module docs](self).
+/// A function as a query value: a Rust closure (given as [`crate::Input::Fn`]), a
+/// built-in or registered function named by a symbol (`(complement odd?)`), or the
+/// complement of another function. Called in function position (`[(?f ?x) ?y]`), by
+/// `complement`, and as `(aggregate ?f ?x)`. Two function values are equal only when one
+/// is a clone of the other (Clojure's functions compare by identity); they order after
+/// every other value, by name, then by when they were made.
 ///
 /// ```
 /// use datoms_core::query::{q, Input, QueryFn, QueryValue};
