@@ -228,3 +228,88 @@ fn a_filtered_db_cannot_be_transacted_or_stored() {
         .with_edn(r#"[[:db/add 1 :name "X"]]"#)
         .is_ok());
 }
+
+mod property {
+    use super::*;
+    use datoms_core::TreeConfig;
+    use proptest::prelude::*;
+
+    fn schema() -> datoms_core::Schema {
+        parse_schema(
+            "{:b {:db/cardinality :db.cardinality/many}
+              :r {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many}}",
+        )
+        .unwrap()
+    }
+
+    /// `[e a v]` facts over entities 1–8: `:a` a long, `:b` strings, `:r` refs.
+    fn facts() -> impl Strategy<Value = Vec<(u64, u8, i64)>> {
+        prop::collection::vec((1u64..=8, 0u8..3, 0i64..8), 1..40)
+    }
+
+    fn tx(facts: &[(u64, u8, i64)]) -> String {
+        let ops: Vec<String> = facts
+            .iter()
+            .map(|(e, a, v)| match a {
+                0 => format!("[:db/add {e} :a {v}]"),
+                1 => format!("[:db/add {e} :b \"s{v}\"]"),
+                _ => format!("[:db/add {e} :r {}]", v + 1),
+            })
+            .collect();
+        format!("[{}]", ops.join(" "))
+    }
+
+    /// Predicates that look only at the datom, so a filtered db must answer as the db
+    /// holding exactly the datoms they accept.
+    fn pred(k: u8) -> fn(&Db, &Datom) -> bool {
+        match k {
+            0 => |_, d| d.e % 2 == 0,
+            1 => |_, d| d.a.as_str() != "b",
+            2 => |_, d| !matches!(d.v, Value::Long(n) if n >= 4),
+            _ => |_, d| d.e != 3,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn a_filtered_db_answers_as_the_db_of_the_datoms_it_accepts(
+            facts in facts(), p in 0u8..4, q2 in 0u8..4,
+        ) {
+            let db = Db::new(schema()).with_edn(&tx(&facts)).unwrap().db_after;
+            let (p, q2) = (pred(p), pred(q2));
+            let view = db.filter(p).filter(q2);
+            let all: Vec<Datom> = db.datoms(IndexKind::Eavt, &[]).unwrap().map(Result::unwrap).collect();
+            let kept: Vec<Datom> = all.iter().filter(|d| p(&db, d) && q2(&db, d)).cloned().collect();
+            let plain = Db::bulk_load(schema(), TreeConfig::default(), kept.clone(), db.max_eid(), db.max_tx()).unwrap();
+            for index in [IndexKind::Eavt, IndexKind::Aevt] {
+                let got: Vec<Datom> = view.datoms(index, &[]).unwrap().map(Result::unwrap).collect();
+                let want: Vec<Datom> = plain.datoms(index, &[]).unwrap().map(Result::unwrap).collect();
+                prop_assert_eq!(got, want);
+            }
+            let refs = |d: &Db| -> Vec<Datom> {
+                d.index_range(&":r".into(), Some(&Value::Ref(2)), Some(&Value::Ref(6)))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            };
+            prop_assert_eq!(refs(&view), refs(&plain));
+            for query in [
+                "[:find ?e ?a ?v :where [?e ?a ?v]]",
+                "[:find ?e ?n :where [?e :r ?f] [?f :a ?n]]",
+                "[:find ?e (count ?b) :where [?e :b ?b]]",
+            ] {
+                prop_assert_eq!(
+                    q(query, &[Input::Db(&view)]).unwrap(),
+                    q(query, &[Input::Db(&plain)]).unwrap()
+                );
+            }
+            for e in 1..=8 {
+                prop_assert_eq!(
+                    view.pull("[* {:_r [:db/id]}]", e).unwrap(),
+                    plain.pull("[* {:_r [:db/id]}]", e).unwrap()
+                );
+            }
+        }
+    }
+}
