@@ -202,3 +202,30 @@ fn a_function_input_sees_a_source_of_tuples() {
     .unwrap();
     assert_eq!(r.to_string(), "3");
 }
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A function input keeps exactly what the built-in it mirrors keeps, and its
+        /// complement keeps the rest.
+        #[test]
+        fn a_function_and_its_complement_partition_the_rows(xs in prop::collection::vec(-20i64..20, 0..30), k in -20i64..20) {
+            let coll = format!("[{}]", xs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+            let above = QueryFn::predicate("above", move |a| a[0].as_long().is_some_and(|n| n > k));
+            let run = |query: &str| {
+                q(query, &[Input::Edn(&coll), Input::Fn(above.clone()), Input::Scalar(QueryValue::long(k))])
+                    .unwrap()
+                    .to_string()
+            };
+            let with_fn = run("[:find ?x :in [?x ...] ?f ?k :where [(?f ?x)]]");
+            let built_in = run("[:find ?x :in [?x ...] ?f ?k :where [(> ?x ?k)]]");
+            prop_assert_eq!(&with_fn, &built_in);
+            let rest = run("[:find ?x :in [?x ...] ?f ?k :where [(complement ?f) ?g] [(?g ?x)]]");
+            let at_most = run("[:find ?x :in [?x ...] ?f ?k :where [(<= ?x ?k)]]");
+            prop_assert_eq!(rest, at_most);
+        }
+    }
+}

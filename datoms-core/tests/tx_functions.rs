@@ -218,3 +218,52 @@ fn runaway_recursion_is_an_error_not_a_stack_overflow() {
     assert!(matches!(e, Error::MalformedTx { .. }), "{e:?}");
     assert!(e.to_string().contains("nest deeper"), "{e}");
 }
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn op() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1u8..6, 0i64..5).prop_map(|(e, v)| format!("[:db/add {e} :n {v}]")),
+            (0u8..4, 0i64..5).prop_map(|(t, v)| format!("{{:db/id \"t{t}\" :n {v} :id \"k{v}\"}}")),
+            (1u8..6).prop_map(|e| format!("[:db/retractEntity {e}]")),
+            (0i64..5).prop_map(|v| format!("{{:id \"k{v}\" :n {v}}}")),
+            (0i64..5, 0u8..4).prop_map(|(v, t)| format!("[:db/add \"t{t}\" :r {}]", v + 1)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// `[:db.fn/call tx "…"]` whose function returns the tx data it is given does
+        /// exactly what that tx data does (ids, tempids, datoms, trees).
+        #[test]
+        fn a_call_returning_tx_data_is_that_tx_data(
+            before in prop::collection::vec(op(), 0..4),
+            inner in prop::collection::vec(op(), 1..5),
+        ) {
+            let db = Db::new(parse_schema("{:id {:db/unique :db.unique/identity}}").unwrap())
+                .with_edn(r#"[{:db/id 1 :n 0 :id "k0"} {:db/id 2 :n 1}]"#)
+                .unwrap()
+                .db_after;
+            let fns = TxFunctions::new().with("tx", |db, args| match args {
+                [TxValue::Value(Value::String(text))] => parse_tx(text, db.schema()).map_err(|e| e.to_string()),
+                _ => Err("tx takes tx data as a string".into()),
+            });
+            let inner_text = format!("[{}]", inner.join(" "));
+            let direct = format!("[{} {}]", before.join(" "), inner.join(" "));
+            let via_call = format!("[{} [:db.fn/call tx {:?}]]", before.join(" "), inner_text);
+            let a = db.with_edn(&direct);
+            let b = parse_tx(&via_call, db.schema()).and_then(|ops| db.with_fns(&ops, &fns));
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    prop_assert_eq!(a.tx_data, b.tx_data);
+                    prop_assert_eq!(a.tempids, b.tempids);
+                    prop_assert_eq!(a.db_after.root_addresses(), b.db_after.root_addresses());
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "{direct}: {a:?} but through a call {b:?}"),
+            }
+        }
+    }
+}
