@@ -71,6 +71,67 @@ fn a_named_function_runs_on_the_connection_as_datascripts_test_db_fn() {
 }
 
 #[test]
+fn a_function_is_called_by_its_keyword_as_datascripts_test_db_ident_fn() {
+    let conn = Conn::new(Db::new(
+        parse_schema("{:name {:db/unique :db.unique/identity}}").unwrap(),
+    ));
+    conn.register_tx_fn("inc-age", |db, args| {
+        let Some(TxValue::Value(Value::String(name))) = args.first() else {
+            return Err("inc-age takes a name".into());
+        };
+        let Some(e) = db
+            .lookup_ref(&":name".into(), &Value::from(name.as_ref()))
+            .map_err(|e| e.to_string())?
+        else {
+            return Err(format!("No entity with name: {name}"));
+        };
+        let age = match db
+            .entity_attr(e, &":age".into())
+            .map_err(|e| e.to_string())?
+            .first()
+        {
+            Some(d) => match d.v {
+                Value::Long(n) => n,
+                _ => return Err("age is not a long".into()),
+            },
+            None => return Err("no age".into()),
+        };
+        parse_tx(
+            &format!(
+                "[{{:db/id {e} :age {}}} [:db/add {e} :had-birthday true]]",
+                age + 1
+            ),
+            db.schema(),
+        )
+        .map_err(|e| e.to_string())
+    });
+    conn.transact_edn(r#"[{:db/id 1 :name "Petr" :age 31 :db/ident :Petr}]"#)
+        .unwrap();
+    // [[:unknown-fn]] => "Can’t find entity for transaction fn :unknown-fn"
+    assert_eq!(
+        conn.transact_edn("[[:unknown-fn]]").unwrap_err(),
+        Error::UnknownTxFunction {
+            name: "unknown-fn".into()
+        }
+    );
+    // [[:inc-age "Bob"]] => "No entity with name: Bob"
+    assert!(conn
+        .transact_edn(r#"[[:inc-age "Bob"]]"#)
+        .unwrap_err()
+        .to_string()
+        .contains("No entity with name: Bob"));
+    // [[:inc-age "Petr"]] => age 32, had-birthday
+    let r = conn.transact_edn(r#"[[:inc-age "Petr"]]"#).unwrap();
+    assert_eq!(
+        r.db_after
+            .pull("[:age :had-birthday]", 1)
+            .unwrap()
+            .to_string(),
+        "{:age 32, :had-birthday true}"
+    );
+}
+
+#[test]
 fn a_closure_returning_new_entities_shares_the_transactions_tempids() {
     let conn = conn();
     // [[:db.fn/call (fn [db] [{:name "Oleg"}])]] => entity 2 is Oleg
@@ -188,7 +249,14 @@ fn calls_parse_from_edn_and_a_named_call_is_stored_as_written() {
     assert_eq!(args.len(), 4);
     assert!(matches!(&args[2], TxValue::Many(items) if items.len() == 2));
     assert!(matches!(&args[3], TxValue::Nested(_)));
-    assert!(matches!(&ops[1], TxOp::Call { name, args } if name == ":kw/g" && args.is_empty()));
+    assert!(matches!(&ops[1], TxOp::Call { name, args } if name == "kw/g" && args.is_empty()));
+    // Any keyword outside the db namespaces names a function, as in Datascript.
+    let by_keyword = parse_tx(r#"[[:inc-age "Petr"] [:my/f]]"#, db.schema()).unwrap();
+    assert!(
+        matches!(&by_keyword[0], TxOp::Call { name, args } if name == "inc-age" && args.len() == 1)
+    );
+    assert!(matches!(&by_keyword[1], TxOp::Call { name, .. } if name == "my/f"));
+    assert!(parse_tx("[[:db/nope 1]]", db.schema()).is_err());
     assert_eq!(
         ops[0].to_string(),
         r#"[:db.fn/call my.ns/f "x" 2 [:a [1]] {:name "n"}]"#

@@ -156,7 +156,7 @@ fn op_from_edn(form: &Edn, schema: &Schema) -> Result<TxOp, Error> {
         ("db.fn/call", [name, args @ ..]) => {
             let name = match name {
                 Edn::Symbol(s) | Edn::String(s) => s.clone(),
-                Edn::Keyword(k) => k.to_string(),
+                Edn::Keyword(k) => k.as_str().to_owned(),
                 _ => {
                     return Err(malformed(
                         form,
@@ -171,10 +171,24 @@ fn op_from_edn(form: &Edn, schema: &Schema) -> Result<TxOp, Error> {
             Ok(TxOp::Call { name, args })
         }
         ("db.fn/call", _) => Err(wrong_arity("[:db.fn/call name args…]")),
+        // As Datascript, any other keyword names a transaction function
+        // (`[:inc-age "Petr"]`, where Datascript finds the `:db/fn` of the ident
+        // `:inc-age`; here the function registered as `inc-age`). The `db` namespaces stay
+        // reserved, so a misspelt built-in operation is named as such.
+        (name, args) if !name.starts_with("db/") && !name.starts_with("db.fn/") => {
+            let args = args
+                .iter()
+                .map(|a| call_arg(a, schema, form))
+                .collect::<Result<_, _>>()?;
+            Ok(TxOp::Call {
+                name: name.to_owned(),
+                args,
+            })
+        }
         _ => Err(malformed(
             form,
             "unknown operation (expected :db/add, :db/retract, :db.fn/retractAttribute, \
-             :db/retractEntity, :db/cas or :db.fn/call)",
+             :db/retractEntity, :db/cas, :db.fn/call or a transaction function's keyword)",
         )),
     }
 }

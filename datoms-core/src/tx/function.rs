@@ -11,7 +11,9 @@
 //!   arguments as [`TxValue`]s. It is plain data, so a transaction holding it is stored
 //!   as its *intent*: a peer that rebases a pending transaction onto a newer db runs the
 //!   function again, against that db. In EDN: `[:db.fn/call inc-age [:person/name "Ann"] 1]`
-//!   (the name a symbol, keyword or string).
+//!   (the name a symbol, keyword or string), or, as Datascript calls the function of an
+//!   ident, `[:inc-age [:person/name "Ann"] 1]` (any keyword outside the `db` and
+//!   `db.fn` namespaces).
 //! * [`TxOp::Fn`] holds a Rust closure ([`TxFn`]), for a transaction run once, in
 //!   process. It cannot be stored (serializing it is an error), so a peer refuses it.
 //!
