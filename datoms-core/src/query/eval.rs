@@ -647,6 +647,25 @@ impl Tables {
     }
 }
 
+/// The arguments of a call on `row`: each a source, a bound variable's value or a
+/// constant; `None` when one resolves to nothing.
+fn call_args<'r>(
+    args: &'r [Arg],
+    srcs: &[Option<&'r Source<'r>>],
+    cols: &[Option<usize>],
+    row: &'r [QueryValue],
+) -> Option<Vec<CallArg<'r>>> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| match (a, srcs[i], cols[i]) {
+            (_, Some(s), _) => Some(CallArg::Src(s)),
+            (_, None, Some(col)) => Some(CallArg::Val(&row[col])),
+            (Arg::Const(k), _, _) => Some(CallArg::Val(k)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn clause_addr(c: &Clause) -> usize {
     std::ptr::from_ref(c) as usize
 }
@@ -1235,6 +1254,11 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        let unresolved = || eval_err(name, "argument cannot be resolved", c);
+        let call_error = |e: CallError| match e {
+            CallError::Reason(r) => eval_err(name, r, c),
+            CallError::Db(e) => e,
+        };
         let call = |row: &[QueryValue]| -> Result<QueryValue, Error> {
             if let Some(col) = fn_col {
                 let QueryValue::Fn(f) = &row[col] else {
@@ -1244,19 +1268,8 @@ impl<'a> Engine<'a> {
                         c,
                     ));
                 };
-                let mut call_args: Vec<CallArg<'_>> = Vec::with_capacity(args.len());
-                for (i, a) in args.iter().enumerate() {
-                    call_args.push(match (a, srcs[i], cols[i]) {
-                        (_, Some(s), _) => CallArg::Src(s),
-                        (_, None, Some(col)) => CallArg::Val(&row[col]),
-                        (Arg::Const(k), _, _) => CallArg::Val(k),
-                        _ => return Err(eval_err(name, "argument cannot be resolved", c)),
-                    });
-                }
-                return f.call(&call_args, self.fns).map_err(|e| match e {
-                    CallError::Reason(r) => eval_err(name, r, c),
-                    CallError::Db(e) => e,
-                });
+                let call = call_args(args, &srcs, &cols, row).ok_or_else(unresolved)?;
+                return f.call(&call, self.fns).map_err(call_error);
             }
             if let Some(f) = custom {
                 let mut vals = Vec::with_capacity(args.len());
@@ -1277,19 +1290,8 @@ impl<'a> Engine<'a> {
                 }
                 return f(&vals).map_err(|r| eval_err(name, r, c));
             }
-            let mut call_args: Vec<CallArg<'_>> = Vec::with_capacity(args.len());
-            for (i, a) in args.iter().enumerate() {
-                call_args.push(match (a, srcs[i], cols[i]) {
-                    (_, Some(s), _) => CallArg::Src(s),
-                    (_, None, Some(col)) => CallArg::Val(&row[col]),
-                    (Arg::Const(k), _, _) => CallArg::Val(k),
-                    _ => return Err(eval_err(name, "argument cannot be resolved", c)),
-                });
-            }
-            call_builtin(name, &call_args).map_err(|e| match e {
-                CallError::Reason(r) => eval_err(name, r, c),
-                CallError::Db(e) => e,
-            })
+            let call = call_args(args, &srcs, &cols, row).ok_or_else(unresolved)?;
+            call_builtin(name, &call).map_err(call_error)
         };
         let Some(binding) = out else {
             let mut rows = Vec::new();
