@@ -663,6 +663,7 @@ impl std::fmt::Debug for Db {
             .field("max_tx", &self.max_tx)
             .field("base_commit", &self.base_commit())
             .field("pending_txs", &self.log.len)
+            .field("filtered", &self.is_filtered())
             .finish()
     }
 }
