@@ -106,6 +106,23 @@ fn complement_negates_a_function_input_and_a_built_in() {
 }
 
 #[test]
+fn a_plain_symbol_argument_is_a_built_in_or_nil() {
+    // Datascript 1.8.1: [(str foo) ?r] => #{[""]}, [(vector foo 1) ?r] => #{[[nil 1]]}
+    assert_eq!(
+        q("[:find ?r :where [(str foo) ?r]]", &[])
+            .unwrap()
+            .to_string(),
+        r#"#{[""]}"#
+    );
+    assert_eq!(
+        q("[:find ?r :where [(vector foo 1) ?r]]", &[])
+            .unwrap()
+            .to_string(),
+        "#{[[nil 1]]}"
+    );
+}
+
+#[test]
 fn a_variable_bound_to_a_non_function_is_an_error_naming_it() {
     let e = q(
         "[:find ?x :in ?f [?x ...] :where [(?f ?x)]]",

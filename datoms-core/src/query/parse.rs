@@ -901,14 +901,13 @@ fn parse_arg(item: &Edn, clause: &Edn) -> Result<Arg, Error> {
     match item {
         Edn::Symbol(s) if is_var(s) => Ok(Arg::Var(sym(s))),
         Edn::Symbol(s) if is_src(s) => Ok(Arg::Src(sym(s))),
-        // A plain symbol (Datascript's PlainSymbol): a built-in function's name stands
-        // for that function (`(complement odd?)`), any other is the symbol itself.
+        // A plain symbol, as Datascript resolves one: a built-in function's name stands
+        // for that function (`(complement odd?)`), any other for `nil` (Datascript 1.8.1:
+        // `[(str foo) ?r]` binds "", `[(vector foo 1) ?r]` binds [nil 1]).
         Edn::Symbol(s) if is_plain_symbol(s) && builtin_arity(s).is_some() => {
             Ok(Arg::Const(QueryValue::Fn(QueryFn::named(s))))
         }
-        Edn::Symbol(s) if is_plain_symbol(s) => {
-            Ok(Arg::Const(QueryValue::Symbol(Arc::from(s.as_str()))))
-        }
+        Edn::Symbol(s) if is_plain_symbol(s) => Ok(Arg::Const(QueryValue::Nil)),
         Edn::Symbol(s) => Err(bad(
             clause,
             format!(
