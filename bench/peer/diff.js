@@ -2,7 +2,8 @@
 // The Datascript (JS) side of the randomized differential test (bench/src/diff/,
 // bench/tests/datascript_diff.rs).
 //
-// Reads cases as JSON on stdin: [{schema, txs: [edn], queries: [{query, inputs: [edn]}],
+// Reads cases as JSON on stdin: [{schema, txs: [edn], queries: [{query, inputs: [edn or
+// `#fn NAME`, a function of FNS below]}],
 // pulls: [{pattern, entity}]}], every string EDN text. For each case it builds an empty db
 // from the schema, applies each transaction in turn (a failing one leaves the db as it
 // was), then runs every query and pull on the final db. It prints one JSON array, one
@@ -57,6 +58,25 @@ const read = (text) => d.read_string(text);
 const show = (value) => (value === null || value === undefined ? "nil" : String(value));
 const message = (e) => (e && e.message ? e.message : String(e));
 
+// Functions a query can be given as inputs: an input written `#fn NAME` is the function
+// NAME of this table (bench/src/diff/mod.rs gives datoms the same functions).
+const FNS = {
+  "adult?": (age) => age >= 21,
+  "total": (values) => {
+    let sum = 0;
+    for (const v of values) sum += v;
+    return sum;
+  },
+};
+const input = (text) => {
+  if (text.startsWith("#fn ")) {
+    const f = FNS[text.slice(4)];
+    if (!f) throw new Error(`diff.js: no function ${text}`);
+    return f;
+  }
+  return read(text);
+};
+
 const ALL_DATOMS = read("[:find ?e ?a ?v ?tx :where [?e ?a ?v ?tx]]");
 
 function runCase(c) {
@@ -77,7 +97,7 @@ function runCase(c) {
     }
   };
   const queries = c.queries.map((q) =>
-    answer(() => d.q_raw(read(q.query), db, ...q.inputs.map(read))));
+    answer(() => d.q_raw(read(q.query), db, ...q.inputs.map(input))));
   const pulls = c.pulls.map((p) => answer(() => d.pull_raw(db, read(p.pattern), read(p.entity))));
   return { txs, queries, pulls };
 }

@@ -89,6 +89,7 @@ fn options(max_batch: usize) -> PeerOptions {
         max_attempts: u32::MAX,
         first_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(50),
+        ..PeerOptions::default()
     }
 }
 

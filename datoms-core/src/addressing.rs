@@ -179,7 +179,9 @@ impl NewWalk {
 /// # Errors
 /// A load error of a lazily restored db: counting what left the base's trees reads the
 /// base nodes on the changed paths, which the transactions that changed them loaded.
+/// [`Error::FilteredDb`] for a filtered db (a view, not a version to store).
 pub fn commit_for(db: &Db) -> Result<(Commit, NewNodes), Error> {
+    db.check_writable("stored")?;
     let (new, nodes) = match db.base() {
         None => {
             let new = all_nodes(db)?;

@@ -36,6 +36,8 @@ pub struct Db {
     /// knows exactly which nodes are new: every node the base's trees hold is in each
     /// storage whose head is the base commit. `None` when there is no base commit.
     pub(crate) base: Option<Arc<Base>>,
+    /// The filter of a filtered db ([`Db::filter`]); `None` for a plain db.
+    pub(crate) filter: Option<Arc<crate::filter::Filter>>,
 }
 
 /// The trees of a db's base commit (EAVT, AEVT, AVET), how many nodes they have, and
@@ -63,8 +65,42 @@ impl Base {
 }
 
 /// An iterator of datoms from an index; `Err` only when a lazily restored db cannot load
-/// a node.
-pub type Datoms = Cursor;
+/// a node. On a filtered db ([`Db::filter`]) it yields only the datoms the filter accepts.
+pub struct Datoms {
+    cursor: Cursor,
+    filter: Option<Arc<crate::filter::Filter>>,
+}
+
+impl Datoms {
+    fn new(cursor: Cursor, db: &Db) -> Datoms {
+        Datoms {
+            cursor,
+            filter: db.filter.clone(),
+        }
+    }
+}
+
+impl Iterator for Datoms {
+    type Item = Result<Datom, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let next = self.cursor.next()?;
+            match (&next, &self.filter) {
+                (Ok(d), Some(f)) if !f.accepts(d) => continue,
+                _ => return Some(next),
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Datoms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datoms")
+            .field("filtered", &self.filter.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Db {
     /// An empty database with this schema and the default tree configuration.
@@ -89,6 +125,7 @@ impl Db {
             manifests: Arc::new(Vec::new()),
             log: PendingLog::default(),
             base: None,
+            filter: None,
         }
     }
 
@@ -126,7 +163,8 @@ impl Db {
         IndexKind::ALL.map(|k| self.tree(k).root_address())
     }
 
-    /// The number of current datoms.
+    /// The number of current datoms (of the unfiltered db, on a filtered db: count
+    /// `datoms(IndexKind::Eavt, &[])` for what the filter accepts).
     pub fn len(&self) -> u64 {
         self.eavt.len()
     }
@@ -239,12 +277,13 @@ impl Db {
     pub fn datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        Cursor::seek(
+        let cursor = Cursor::seek(
             self.tree(index),
             self.source.clone(),
             components,
             Some(components.to_vec()),
-        )
+        )?;
+        Ok(Datoms::new(cursor, self))
     }
 
     /// Datoms of `index` from the first one at or after `components` to the end of the
@@ -255,7 +294,8 @@ impl Db {
     pub fn seek_datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        Cursor::seek(self.tree(index), self.source.clone(), components, None)
+        let cursor = Cursor::seek(self.tree(index), self.source.clone(), components, None)?;
+        Ok(Datoms::new(cursor, self))
     }
 
     /// Datoms of `index` from the last one at or before `components` back to the start
@@ -270,7 +310,8 @@ impl Db {
     ) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        Cursor::seek_back(self.tree(index), self.source.clone(), components)
+        let cursor = Cursor::seek_back(self.tree(index), self.source.clone(), components)?;
+        Ok(Datoms::new(cursor, self))
     }
 
     /// As Datascript: an AVET read naming an attribute must name one kept in AVET
@@ -303,12 +344,15 @@ impl Db {
         if let Some(s) = start {
             from.push(Component::V(s.clone()));
         }
-        let cursor = Cursor::seek(
-            &self.avet,
-            self.source.clone(),
-            &from,
-            Some(vec![Component::A(attr.clone())]),
-        )?;
+        let cursor = Datoms::new(
+            Cursor::seek(
+                &self.avet,
+                self.source.clone(),
+                &from,
+                Some(vec![Component::A(attr.clone())]),
+            )?,
+            self,
+        );
         let end = end.cloned();
         Ok(cursor.take_while(move |d| match (d, &end) {
             (Ok(d), Some(end)) => d.v <= *end,
@@ -321,12 +365,11 @@ impl Db {
     /// # Errors
     /// A load error of a lazily restored db.
     pub fn entity_attr(&self, e: Eid, attr: &Keyword) -> Result<Vec<Datom>, Error> {
-        Cursor::seek(
-            &self.eavt,
-            self.source.clone(),
-            &[Component::E(e), Component::A(attr.clone())],
-            Some(vec![Component::E(e), Component::A(attr.clone())]),
-        )?
+        let p = [Component::E(e), Component::A(attr.clone())];
+        Datoms::new(
+            Cursor::seek(&self.eavt, self.source.clone(), &p, Some(p.to_vec()))?,
+            self,
+        )
         .collect()
     }
 
@@ -336,7 +379,11 @@ impl Db {
     /// A load error of a lazily restored db.
     pub fn entity_datoms(&self, e: Eid) -> Result<Vec<Datom>, Error> {
         let p = [Component::E(e)];
-        Cursor::seek(&self.eavt, self.source.clone(), &p, Some(p.to_vec()))?.collect()
+        Datoms::new(
+            Cursor::seek(&self.eavt, self.source.clone(), &p, Some(p.to_vec()))?,
+            self,
+        )
+        .collect()
     }
 
     /// The entity the lookup ref `[attr value]` names, `None` when no entity holds
@@ -372,7 +419,10 @@ impl Db {
         let spec = lookup_ref_attr(&self.schema, attr)?;
         let value = lookup_ref_value(&spec, value);
         let p = [Component::A(attr.clone()), Component::V(value)];
-        let mut c = Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?;
+        let mut c = Datoms::new(
+            Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?,
+            self,
+        );
         c.next().transpose().map(|d| d.map(|d| d.e))
     }
 
@@ -418,7 +468,8 @@ impl Db {
         let mut out = Vec::new();
         for (attr, _) in self.schema.ref_attrs() {
             let p = [Component::A(attr.clone()), Component::V(Value::Ref(e))];
-            for d in Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))? {
+            let found = Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?;
+            for d in Datoms::new(found, self) {
                 out.push(d?);
             }
         }
@@ -515,6 +566,7 @@ impl Db {
         &self,
         entries: impl IntoIterator<Item = TxLogEntry>,
     ) -> Result<Db, Error> {
+        self.check_writable("transacted")?;
         let mut edits: [Vec<Edit>; 3] = Default::default();
         let mut max_eid = self.max_eid;
         let mut max_tx = self.max_tx;
@@ -611,6 +663,7 @@ impl std::fmt::Debug for Db {
             .field("max_tx", &self.max_tx)
             .field("base_commit", &self.base_commit())
             .field("pending_txs", &self.log.len)
+            .field("filtered", &self.is_filtered())
             .finish()
     }
 }

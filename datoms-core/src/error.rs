@@ -317,6 +317,30 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A write (a transaction, a log replay, a store) of a filtered db ([`crate::Db::filter`]):
+    /// a filtered db is a read-only view, as in Datascript; write to
+    /// [`crate::Db::unfiltered`].
+    #[error(
+        "a filtered db cannot be {operation}: it is a read-only view (write to its unfiltered db)"
+    )]
+    FilteredDb {
+        /// What was attempted (`transacted`, `stored`, …).
+        operation: &'static str,
+    },
+    /// A transaction function ([`crate::tx::TxOp::Call`]) that no registry names.
+    #[error("unknown transaction function {name}: register it on the connection (or peer) that runs the transaction")]
+    UnknownTxFunction {
+        /// The name the transaction gave.
+        name: String,
+    },
+    /// A transaction function that failed, with its reason.
+    #[error("transaction function {name} failed: {reason}")]
+    TxFunction {
+        /// The function's name.
+        name: String,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 /// `EAVT`, `AEVT` or `AVET`, for messages.

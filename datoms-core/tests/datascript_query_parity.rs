@@ -318,8 +318,7 @@ fn avet_reads_need_an_indexed_or_unique_attribute() {
             datoms_core::IndexKind::Avet,
             &[datoms_core::Component::A(":age".into())],
         )
-        .err()
-        .expect("an error");
+        .expect_err("an error");
     assert!(e.to_string().contains(":age"), "{e}");
     assert!(db
         .datoms(

@@ -314,7 +314,27 @@ impl Gen {
             inputs: vec![],
             shape: Shape::Bag,
         };
-        match self.below(18) {
+        let with_fn = |query: &str, f: &str, shape: Shape| QueryCheck {
+            query: query.into(),
+            inputs: vec![format!("#fn {f}")],
+            shape,
+        };
+        match self.below(21) {
+            18 => with_fn(
+                "[:find ?e :in $ ?adult :where [?e :person/age ?a] [(?adult ?a)]]",
+                "adult?",
+                Shape::Exact,
+            ),
+            19 => with_fn(
+                "[:find ?e :in $ ?adult :where [?e :person/age ?a] [(complement ?adult) ?minor] [(?minor ?a)]]",
+                "adult?",
+                Shape::Exact,
+            ),
+            20 => with_fn(
+                "[:find ?n (aggregate ?total ?a) :in $ ?total :where [?e :person/name ?n] [?e :person/age ?a]]",
+                "total",
+                Shape::Bag,
+            ),
             16 => exact(format!(
                 "[:find ?e ?m :where [?e :person/mood ?m] [(> ?m {})]]",
                 self.pick(&MOODS)

@@ -23,7 +23,8 @@ use std::process::{Command, Stdio};
 
 use datoms_core::edn::{parse, parse_schema, value_to_edn, Edn};
 use datoms_core::pull::{pull_entity, PullPattern};
-use datoms_core::{Db, Functions, IndexKind, Input, Query, QueryValue};
+use datoms_core::query::QueryFn;
+use datoms_core::{Db, Error, Functions, IndexKind, Input, Query, QueryValue};
 use serde::Deserialize;
 
 use crate::error::BenchError;
@@ -224,6 +225,35 @@ fn answer(f: impl FnOnce() -> Result<Edn, datoms_core::Error>) -> Answer {
     }
 }
 
+/// The functions a case's query can take as inputs (`#fn NAME`), as `bench/peer/diff.js`
+/// defines them for Datascript: `adult?` (an age of at least 21) and `total` (the sum of
+/// its values, an aggregate).
+fn input_fn(name: &str) -> Result<QueryFn, Error> {
+    match name {
+        "adult?" => Ok(QueryFn::predicate("adult?", |a| {
+            a.first()
+                .and_then(QueryValue::as_long)
+                .is_some_and(|n| n >= 21)
+        })),
+        "total" => Ok(QueryFn::values("total", |a| {
+            let items = a
+                .first()
+                .and_then(QueryValue::as_seq)
+                .ok_or("total takes values")?;
+            let mut sum = 0i64;
+            for v in items {
+                sum = sum
+                    .checked_add(v.as_long().ok_or("total takes longs")?)
+                    .ok_or("overflow")?;
+            }
+            Ok(QueryValue::long(sum))
+        })),
+        other => Err(Error::QueryInput {
+            reason: format!("no input function {other}"),
+        }),
+    }
+}
+
 /// Runs `case` through the `datoms-core` API, as `diff.js` runs it in Datascript.
 ///
 /// # Errors
@@ -250,7 +280,12 @@ pub fn run_datoms(case: &Case) -> Result<Answers, BenchError> {
         .map(|q| {
             answer(|| {
                 let mut inputs = vec![Input::Db(&db)];
-                inputs.extend(q.inputs.iter().map(|i| Input::Edn(i)));
+                for i in &q.inputs {
+                    inputs.push(match i.strip_prefix("#fn ") {
+                        Some(name) => Input::Fn(input_fn(name)?),
+                        None => Input::Edn(i),
+                    });
+                }
                 Ok(Query::parse(&q.query)?.run(&inputs)?.to_edn())
             })
         })
@@ -376,6 +411,22 @@ mod tests {
             serde_json::to_string(&b).unwrap()
         );
         assert_ne!(a.txs, generate(8).txs);
+    }
+
+    #[test]
+    fn queries_with_function_inputs_are_generated_and_answer() {
+        let mut seen = 0;
+        for seed in 1..=60 {
+            let case = generate(seed);
+            let ours = run_datoms(&case).unwrap();
+            for (q, a) in case.queries.iter().zip(&ours.queries) {
+                if q.inputs.iter().any(|i| i.starts_with("#fn ")) {
+                    seen += 1;
+                    assert!(matches!(a, Answer::Ok(_)), "seed {seed}: {} {a:?}", q.query);
+                }
+            }
+        }
+        assert!(seen > 10, "only {seen} queries with function inputs");
     }
 
     #[test]

@@ -73,6 +73,22 @@ pub(crate) fn aggregate(
     if let Some(f) = fns.aggregate_impl(name) {
         return f(args, vals);
     }
+    if name == "aggregate" {
+        // Datascript: `(aggregate ?f a b ?x)` is `(?f a b values)`.
+        return match args.split_first() {
+            Some((QueryValue::Fn(f), rest)) => {
+                let coll = QueryValue::Vector(vals.to_vec());
+                let mut call: Vec<CallArg<'_>> = rest.iter().map(CallArg::Val).collect();
+                call.push(CallArg::Val(&coll));
+                f.call(&call, fns).map_err(|e| match e {
+                    CallError::Reason(r) => r,
+                    CallError::Db(e) => e.to_string(),
+                })
+            }
+            Some((other, _)) => Err(format!("aggregate takes a function, got {other}")),
+            None => Err("aggregate takes a function".into()),
+        };
+    }
     let mut sorted = vals.to_vec();
     sorted.sort();
     Ok(match (name, args) {

@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use super::eval::{resolve_entity, Source};
+use super::function::QueryFn;
 use super::regex::JavaRegex;
 use super::value::{cmp_numbers, QueryValue};
 use crate::datom::{Component, IndexKind};
@@ -138,7 +139,7 @@ pub(crate) fn builtin_arity(name: &str) -> Option<(usize, Option<usize>)> {
         "rand-int" => one,
         "true?" | "false?" | "nil?" | "some?" | "not" => one,
         "and" | "or" => any,
-        "identity" | "ground" | "untuple" | "meta" => one,
+        "identity" | "ground" | "untuple" | "meta" | "complement" | "type" => one,
         "keyword" => (1, Some(2)),
         "name" | "namespace" | "set" | "count" | "not-empty" | "empty?" => one,
         "vector" | "list" | "tuple" | "hash-map" | "array-map" => any,
@@ -157,6 +158,31 @@ pub(crate) fn builtin_arity(name: &str) -> Option<(usize, Option<usize>)> {
         | "clojure.string/ends-with?" => two,
         _ => return None,
     })
+}
+
+/// Clojure's `type`, as the JVM names it: a symbol naming the class of the value
+/// (`java.lang.String`, `java.lang.Long`, `clojure.lang.Keyword`, …); `nil` for `nil`.
+/// (Datascript under JavaScript answers the constructor object, `#object[String]`.)
+fn type_of(v: &QueryValue) -> QueryValue {
+    let name = match v {
+        QueryValue::Nil => return QueryValue::Nil,
+        QueryValue::Value(v) => match v.value_type() {
+            crate::value::ValueType::Bool => "java.lang.Boolean",
+            crate::value::ValueType::Long | crate::value::ValueType::Ref => "java.lang.Long",
+            crate::value::ValueType::Double => "java.lang.Double",
+            crate::value::ValueType::Instant => "java.util.Date",
+            crate::value::ValueType::String => "java.lang.String",
+            crate::value::ValueType::Keyword => "clojure.lang.Keyword",
+            crate::value::ValueType::Uuid => "java.util.UUID",
+            crate::value::ValueType::Bytes => "[B",
+        },
+        QueryValue::Symbol(_) => "clojure.lang.Symbol",
+        QueryValue::Vector(_) => "clojure.lang.PersistentVector",
+        QueryValue::Set(_) => "clojure.lang.PersistentHashSet",
+        QueryValue::Map(_) => "clojure.lang.PersistentArrayMap",
+        QueryValue::Fn(_) => "clojure.lang.IFn",
+    };
+    QueryValue::Symbol(Arc::from(name))
 }
 
 /// Describes an arity for error messages.
@@ -836,6 +862,12 @@ pub(crate) fn call_builtin(name: &str, args: &[CallArg<'_>]) -> Result<QueryValu
             regex(v[0])?;
             v[0].clone()
         }
+        "complement" => QueryValue::Fn(match v[0] {
+            QueryValue::Fn(f) => f.complement(),
+            QueryValue::Symbol(s) => QueryFn::named(s).complement(),
+            other => return Err(format!("complement takes a function, got {other}").into()),
+        }),
+        "type" => type_of(v[0]),
         "-differ?" => {
             let half = v.len() / 2;
             b(v[..half] != v[half..])

@@ -647,6 +647,25 @@ impl Tables {
     }
 }
 
+/// The arguments of a call on `row`: each a source, a bound variable's value or a
+/// constant; `None` when one resolves to nothing.
+fn call_args<'r>(
+    args: &'r [Arg],
+    srcs: &[Option<&'r Source<'r>>],
+    cols: &[Option<usize>],
+    row: &'r [QueryValue],
+) -> Option<Vec<CallArg<'r>>> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| match (a, srcs[i], cols[i]) {
+            (_, Some(s), _) => Some(CallArg::Src(s)),
+            (_, None, Some(col)) => Some(CallArg::Val(&row[col])),
+            (Arg::Const(k), _, _) => Some(CallArg::Val(k)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn clause_addr(c: &Clause) -> usize {
     std::ptr::from_ref(c) as usize
 }
@@ -920,13 +939,21 @@ impl<'a> Engine<'a> {
                 out.extend(j.vars.iter().filter(|v| textual.contains(*v)).cloned());
                 out
             }
-            ClauseKind::Pred { args, .. } | ClauseKind::Fn { args, .. } => args
-                .iter()
-                .filter_map(|a| match a {
-                    Arg::Var(v) => Some(v.clone()),
-                    _ => None,
-                })
-                .collect(),
+            ClauseKind::Pred { name, args } | ClauseKind::Fn { name, args, .. } => {
+                let mut join: Vec<Sym> = args
+                    .iter()
+                    .filter_map(|a| match a {
+                        Arg::Var(v) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                // A variable in function position bound before the clause (an `:in`
+                // function, a `complement`) is called with each row's binding.
+                if is_var(name) && textual.contains(name) && !join.contains(name) {
+                    join.push(name.clone());
+                }
+                join
+            }
             ClauseKind::Pattern { .. } => Vec::new(),
         };
         Ok(Plan { join })
@@ -1194,7 +1221,8 @@ impl<'a> Engine<'a> {
         c: &Clause,
         default_src: &Sym,
     ) -> Result<Rel, Error> {
-        if is_var(name) && !input.rows.is_empty() {
+        let fn_col = if is_var(name) { input.col(name) } else { None };
+        if is_var(name) && fn_col.is_none() && !input.rows.is_empty() {
             // Datascript: "Unknown predicate '?pred in [(?pred ?a)]" (a variable in
             // function position calls nothing here; with no tuples it answers nothing).
             return Err(Error::UnknownFunction {
@@ -1226,7 +1254,23 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        let unresolved = || eval_err(name, "argument cannot be resolved", c);
+        let call_error = |e: CallError| match e {
+            CallError::Reason(r) => eval_err(name, r, c),
+            CallError::Db(e) => e,
+        };
         let call = |row: &[QueryValue]| -> Result<QueryValue, Error> {
+            if let Some(col) = fn_col {
+                let QueryValue::Fn(f) = &row[col] else {
+                    return Err(eval_err(
+                        name,
+                        format!("{name} is bound to {}, which is not a function", row[col]),
+                        c,
+                    ));
+                };
+                let call = call_args(args, &srcs, &cols, row).ok_or_else(unresolved)?;
+                return f.call(&call, self.fns).map_err(call_error);
+            }
             if let Some(f) = custom {
                 let mut vals = Vec::with_capacity(args.len());
                 for (i, a) in args.iter().enumerate() {
@@ -1246,19 +1290,8 @@ impl<'a> Engine<'a> {
                 }
                 return f(&vals).map_err(|r| eval_err(name, r, c));
             }
-            let mut call_args: Vec<CallArg<'_>> = Vec::with_capacity(args.len());
-            for (i, a) in args.iter().enumerate() {
-                call_args.push(match (a, srcs[i], cols[i]) {
-                    (_, Some(s), _) => CallArg::Src(s),
-                    (_, None, Some(col)) => CallArg::Val(&row[col]),
-                    (Arg::Const(k), _, _) => CallArg::Val(k),
-                    _ => return Err(eval_err(name, "argument cannot be resolved", c)),
-                });
-            }
-            call_builtin(name, &call_args).map_err(|e| match e {
-                CallError::Reason(r) => eval_err(name, r, c),
-                CallError::Db(e) => e,
-            })
+            let call = call_args(args, &srcs, &cols, row).ok_or_else(unresolved)?;
+            call_builtin(name, &call).map_err(call_error)
         };
         let Some(binding) = out else {
             let mut rows = Vec::new();

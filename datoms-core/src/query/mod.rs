@@ -24,8 +24,8 @@
 //! # What is supported
 //! * `:find` relations (`?a ?b`), collections (`[?a ...]`), tuples (`[?a ?b]`) and
 //!   scalars (`?a .`); aggregates (`count`, `count-distinct`, `sum`, `avg`, `min`,
-//!   `max`, `median`, `variance`, `stddev`, `distinct`, `rand`, `sample`, and
-//!   registered ones); `(pull ?e pattern)` (pattern written in place or an `:in`
+//!   `max`, `median`, `variance`, `stddev`, `distinct`, `rand`, `sample`, registered
+//!   ones, and `(aggregate ?f ?x)` with a function input); `(pull ?e pattern)` (pattern written in place or an `:in`
 //!   variable, from `$` or a named source); `:keys`/`:strs`/`:syms`; `:with`.
 //! * `:in` with sources (`$`, `$name`: a db or a collection of tuples), `%` rules and
 //!   bindings: scalars, tuples `[?a ?b]`, collections `[?a ...]`, relations
@@ -46,6 +46,7 @@
 //! `namespace`, `vector` `list` `set` `hash-map` `array-map` `count` `range`
 //! `not-empty` `empty?` `contains?` `get`, `str` `subs` `pr-str` `print-str`
 //! `println-str` `prn-str`, `re-find` `re-matches` `re-seq` `re-pattern`, `-differ?`,
+//! `complement` `type`,
 //! `get-else` `get-some` `missing?` (taking a source, `[(get-else $ ?e :attr default) ?v]`),
 //! `ground`, `tuple` `untuple`, `clojure.string/blank?` `clojure.string/includes?`
 //! `clojure.string/starts-with?` `clojure.string/ends-with?`. A function returning `nil`
@@ -72,10 +73,15 @@
 //!   an error, as in Datascript.
 //! * `/` on longs that do not divide evenly, `avg`, `median` and `variance` give doubles
 //!   where Clojure gives ratios.
-//! * `complement`, `type` and functions passed as query inputs are not supported (a
-//!   Rust caller registers functions in [`Functions`] instead); a variable in function
-//!   position answers nothing when there is nothing to call it on and is an unknown
-//!   function otherwise; `meta` is `nil`; regexes are strings (`re-pattern` checks and
+//! * Functions are values ([`QueryFn`]): a Rust function given as [`Input::Fn`] is
+//!   called in function position (`[(?f ?x) ?y]`, `[(?f $ ?e)]` gets the db), passed to
+//!   `complement` or through rules, and `(aggregate ?agg ?x)` calls one as an aggregate.
+//!   A built-in's name as an argument (`(complement odd?)`) is that built-in (Datascript
+//!   under JavaScript fails calling it). `type` answers the JVM class name as a symbol
+//!   (`java.lang.String`; Datascript under JavaScript answers the constructor). A
+//!   variable in function position that nothing binds answers nothing when there is
+//!   nothing to call it on and is an unknown function otherwise, as in Datascript.
+//! * `meta` is `nil`; regexes are strings (`re-pattern` checks and
 //!   returns its argument) in Java's syntax, run by the `regex` crate (no backreferences
 //!   or lookaround; what else differs from Java is listed in `query/regex.rs`).
 //! * String attribute names are not supported (attributes are keywords).
@@ -83,6 +89,7 @@
 pub(crate) mod aggregates;
 pub(crate) mod builtins;
 pub(crate) mod eval;
+mod function;
 pub(crate) mod parse;
 pub(crate) mod regex;
 mod value;
@@ -91,6 +98,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 pub use builtins::{AggregateImpl, FunctionImpl, Functions};
+pub use function::{FnArg, FnBody, QueryFn};
 pub use parse::Query;
 pub use value::QueryValue;
 
@@ -123,6 +131,9 @@ pub enum Input<'a> {
     /// Any input as EDN text: a value for a binding form, tuples for a source, rules
     /// for `%`, a pull pattern for a pattern variable.
     Edn(&'a str),
+    /// A function, for a variable called in function position (`[(?f ?x) ?y]`), passed
+    /// to `complement`, or named by `(aggregate ?f ?x)`.
+    Fn(QueryFn),
 }
 
 /// A query's result, shaped by its `:find`.
@@ -334,6 +345,7 @@ fn input_value(input: &Input<'_>) -> Result<QueryValue, Error> {
             QueryValue::Vector(rows.iter().map(|r| QueryValue::Vector(r.clone())).collect())
         }
         Input::Edn(text) => QueryValue::from_edn(&edn::parse(text)?)?,
+        Input::Fn(f) => QueryValue::Fn(f.clone()),
         Input::Db(_) => return Err(input_err("a db was given where a value is expected")),
         Input::Rules(_) => return Err(input_err("rules were given where a value is expected")),
     }))
@@ -482,7 +494,7 @@ impl Query {
                 name, args, form, ..
             } = e
             {
-                if functions.aggregate_impl(name).is_some() {
+                if functions.aggregate_impl(name).is_some() || &**name == "aggregate" {
                     continue;
                 }
                 let Some((min, max)) = aggregates::aggregate_arity(name) else {

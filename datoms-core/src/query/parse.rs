@@ -4,6 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::builtins::builtin_arity;
+use super::function::QueryFn;
 use super::value::QueryValue;
 use crate::edn::{self, Edn};
 use crate::error::Error;
@@ -316,8 +318,16 @@ fn collect_kind_vars(kind: &ClauseKind, out: &mut Vec<Sym>) {
         ClauseKind::Pattern { terms, .. } | ClauseKind::Rule { args: terms, .. } => {
             term_vars(terms, out);
         }
-        ClauseKind::Pred { args, .. } => arg_vars(args, out),
-        ClauseKind::Fn { args, out: b, .. } => {
+        ClauseKind::Pred { name, args } => {
+            if is_var(name) {
+                push_distinct(out, name);
+            }
+            arg_vars(args, out);
+        }
+        ClauseKind::Fn { name, args, out: b } => {
+            if is_var(name) {
+                push_distinct(out, name);
+            }
             arg_vars(args, out);
             b.vars(out);
         }
@@ -788,10 +798,10 @@ fn parse_find_elem(form: &Edn) -> Result<FindElem, Error> {
                     form: label,
                 });
             }
-            if head == "aggregate" {
+            if head == "aggregate" && items.len() < 3 {
                 return Err(bad(
                     form,
-                    "custom aggregates are registered by name with Functions::aggregate and called as (name ?x)",
+                    "(aggregate ?f args… ?x) takes a function (an :in variable) and a variable",
                 ));
             }
             if is_var(head) || is_src(head) {
@@ -891,6 +901,13 @@ fn parse_arg(item: &Edn, clause: &Edn) -> Result<Arg, Error> {
     match item {
         Edn::Symbol(s) if is_var(s) => Ok(Arg::Var(sym(s))),
         Edn::Symbol(s) if is_src(s) => Ok(Arg::Src(sym(s))),
+        // A plain symbol, as Datascript resolves one: a built-in function's name stands
+        // for that function (`(complement odd?)`), any other for `nil` (Datascript 1.8.1:
+        // `[(str foo) ?r]` binds "", `[(vector foo 1) ?r]` binds [nil 1]).
+        Edn::Symbol(s) if is_plain_symbol(s) && builtin_arity(s).is_some() => {
+            Ok(Arg::Const(QueryValue::Fn(QueryFn::named(s))))
+        }
+        Edn::Symbol(s) if is_plain_symbol(s) => Ok(Arg::Const(QueryValue::Nil)),
         Edn::Symbol(s) => Err(bad(
             clause,
             format!(

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
+use super::function::QueryFn;
 use crate::edn::{value_to_edn, Edn};
 use crate::error::Error;
 use crate::value::{Keyword, Value};
@@ -21,7 +22,7 @@ use crate::value::{Keyword, Value};
 /// Equality is exact (`1` is not `1.0`, as Clojure's `=`), and the order is total:
 /// `nil` first, then datom values (numbers compare numerically across longs and
 /// doubles, a long before an equal double; other types as [`Value`]'s order), then
-/// symbols, vectors, sets and maps.
+/// symbols, vectors, sets, maps and functions.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum QueryValue {
     /// `nil`.
@@ -36,6 +37,8 @@ pub enum QueryValue {
     Set(BTreeSet<QueryValue>),
     /// A map: a pull result or a `:keys`/`:strs`/`:syms` row.
     Map(BTreeMap<QueryValue, QueryValue>),
+    /// A function: a Rust function given as an input, or what `complement` returns.
+    Fn(QueryFn),
 }
 
 impl QueryValue {
@@ -175,6 +178,10 @@ impl QueryValue {
                     .map(|(k, v)| (k.to_edn(), v.to_edn()))
                     .collect(),
             ),
+            QueryValue::Fn(f) => Edn::Tagged(
+                "object".into(),
+                Box::new(Edn::Vector(vec![Edn::Symbol(f.name().to_owned())])),
+            ),
         }
     }
 
@@ -204,6 +211,7 @@ impl QueryValue {
             QueryValue::Vector(_) => 3,
             QueryValue::Set(_) => 4,
             QueryValue::Map(_) => 5,
+            QueryValue::Fn(_) => 6,
         }
     }
 }
@@ -303,6 +311,7 @@ impl Ord for QueryValue {
             (QueryValue::Map(a), QueryValue::Map(b)) => {
                 a.len().cmp(&b.len()).then_with(|| a.cmp(b))
             }
+            (QueryValue::Fn(a), QueryValue::Fn(b)) => a.cmp(b),
             _ => self.rank().cmp(&other.rank()),
         }
     }
@@ -391,6 +400,7 @@ fn write_json(out: &mut String, v: &QueryValue) {
         QueryValue::Value(v @ Value::Uuid(_)) => json_tagged(out, "#uuid", &tagged_text(v)),
         QueryValue::Value(v @ Value::Bytes(_)) => json_tagged(out, "#bytes", &tagged_text(v)),
         QueryValue::Symbol(s) => json_tagged(out, "#symbol", s),
+        QueryValue::Fn(f) => json_tagged(out, "#fn", f.name()),
         QueryValue::Vector(items) => write_json_seq(out, items.iter()),
         QueryValue::Set(items) => write_json_seq(out, items.iter()),
         QueryValue::Map(pairs) => {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::data::TxOp;
+use super::function::TxFunctions;
 use super::TxReport;
 use crate::db::Db;
 use crate::error::Error;
@@ -36,6 +37,8 @@ pub struct Conn {
     /// The current db; written only with `writer` held.
     current: RwLock<Db>,
     listeners: RwLock<BTreeMap<String, Listener>>,
+    /// The transaction functions `[:db.fn/call name …]` runs.
+    tx_fns: RwLock<TxFunctions>,
 }
 
 /// Locks ignore poisoning: every lock here guards a value that is only ever replaced
@@ -51,7 +54,30 @@ impl Conn {
             writer: Mutex::new(()),
             current: RwLock::new(db),
             listeners: RwLock::new(BTreeMap::new()),
+            tx_fns: RwLock::new(TxFunctions::new()),
         }
+    }
+
+    /// Registers the transaction function `name` (replacing one of that name), run by
+    /// `[:db.fn/call name args…]` ([`TxOp::Call`]) in this connection's transactions. It
+    /// must be deterministic: see [`super::function`].
+    pub fn register_tx_fn(
+        &self,
+        name: &str,
+        f: impl Fn(&Db, &[super::TxValue]) -> Result<Vec<TxOp>, String> + Send + Sync + 'static,
+    ) {
+        self.tx_fns
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name, f);
+    }
+
+    /// The transaction functions registered on this connection.
+    pub fn tx_fns(&self) -> TxFunctions {
+        self.tx_fns
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The current database value.
@@ -97,7 +123,7 @@ impl Conn {
         _writer: &MutexGuard<'_, ()>,
         ops: &[TxOp],
     ) -> Result<TxReport, Error> {
-        let report = self.db().with(ops)?;
+        let report = self.db().with_fns(ops, &self.tx_fns())?;
         self.publish(&report);
         Ok(report)
     }

@@ -11,6 +11,7 @@
 //! | `[:db/retractEntity [:person/name "Ann"]]`  | `.retract_entity(lookup(":person/name", "Ann"))`            |
 //! | `[:db/cas 1 :person/age 30 31]`             | `.cas(1, ":person/age", Some(30), 31)`                      |
 //! | `[:db/add :db/current-tx :tx/note "x"]`     | `.add(current_tx(), ":tx/note", "x")`                       |
+//! | `[:db.fn/call inc "hits"]`                  | `TxOp::Call { name: "inc".into(), args: vec!["hits".into()] }` |
 //!
 //! Entity positions take an [`EntityRef`]: a string (`"a"`) or negative number (`-1`) is
 //! a tempid, a positive number an entity id, [`lookup`] a lookup ref. Value positions take
@@ -102,6 +103,23 @@ pub enum TxOp {
     /// `[:db/cas e a old new]`: asserts `new` if the current value is `old` (`None`: if
     /// there is no current value), else fails with [`crate::Error::CasMismatch`].
     Cas(EntityRef, Keyword, Option<TxValue>, TxValue),
+    /// `[:db.fn/call name args…]`: runs the transaction function registered as `name`
+    /// ([`super::TxFunctions`]) on the db as the transaction has made it so far, and the
+    /// tx data it returns in its place (see [`super::function`]). Stored as written, so
+    /// a rebase runs the function again on the newer db.
+    Call {
+        /// The registered name.
+        name: String,
+        /// The arguments.
+        args: Vec<TxValue>,
+    },
+    /// `:db.fn/call` with a Rust closure: as [`TxOp::Call`], for a transaction run once
+    /// in this process. It cannot be stored: serializing it is an error, and a peer
+    /// refuses it.
+    Fn(
+        #[serde(with = "super::function::closure_serde")] super::function::TxFn,
+        Vec<TxValue>,
+    ),
 }
 
 /// A tempid, for entity and value positions: `tempid("bob")`.
@@ -577,6 +595,16 @@ impl fmt::Display for TxOp {
                     None => f.write_str("nil")?,
                 }
                 write!(f, " {new}]")
+            }
+            TxOp::Call { name, args } => {
+                write!(f, "[:db.fn/call {name}")?;
+                args.iter().try_for_each(|a| write!(f, " {a}"))?;
+                f.write_str("]")
+            }
+            TxOp::Fn(func, args) => {
+                write!(f, "[:db.fn/call #fn[{}]", func.name())?;
+                args.iter().try_for_each(|a| write!(f, " {a}"))?;
+                f.write_str("]")
             }
         }
     }

@@ -153,11 +153,58 @@ fn op_from_edn(form: &Edn, schema: &Schema) -> Result<TxOp, Error> {
             ))
         }
         ("db/cas" | "db.fn/cas", _) => Err(wrong_arity("[:db/cas e a old new]")),
+        ("db.fn/call", [name, args @ ..]) => {
+            let name = match name {
+                Edn::Symbol(s) | Edn::String(s) => s.clone(),
+                Edn::Keyword(k) => k.as_str().to_owned(),
+                _ => {
+                    return Err(malformed(
+                        form,
+                        "a transaction function is named by a symbol",
+                    ))
+                }
+            };
+            let args = args
+                .iter()
+                .map(|a| call_arg(a, schema, form))
+                .collect::<Result<_, _>>()?;
+            Ok(TxOp::Call { name, args })
+        }
+        ("db.fn/call", _) => Err(wrong_arity("[:db.fn/call name args…]")),
+        // As Datascript, any other keyword names a transaction function
+        // (`[:inc-age "Petr"]`, where Datascript finds the `:db/fn` of the ident
+        // `:inc-age`; here the function registered as `inc-age`). The `db` namespaces stay
+        // reserved, so a misspelt built-in operation is named as such.
+        (name, args) if !name.starts_with("db/") && !name.starts_with("db.fn/") => {
+            let args = args
+                .iter()
+                .map(|a| call_arg(a, schema, form))
+                .collect::<Result<_, _>>()?;
+            Ok(TxOp::Call {
+                name: name.to_owned(),
+                args,
+            })
+        }
         _ => Err(malformed(
             form,
             "unknown operation (expected :db/add, :db/retract, :db.fn/retractAttribute, \
-             :db/retractEntity or :db/cas)",
+             :db/retractEntity, :db/cas, :db.fn/call or a transaction function's keyword)",
         )),
+    }
+}
+
+/// An argument of `:db.fn/call`: a scalar, a map (an entity map), or a vector or list
+/// of arguments ([`TxValue::Many`]; the function reads a lookup ref there as it likes).
+fn call_arg(f: &Edn, schema: &Schema, form: &Edn) -> Result<TxValue, Error> {
+    match f {
+        Edn::Vector(items) | Edn::List(items) => Ok(TxValue::Many(
+            items
+                .iter()
+                .map(|i| call_arg(i, schema, form))
+                .collect::<Result<_, _>>()?,
+        )),
+        Edn::Map(entries) => Ok(TxValue::Nested(entity_map(entries, schema)?)),
+        other => Ok(TxValue::Value(scalar(other, form)?)),
     }
 }
 

@@ -60,6 +60,11 @@
 //!   `":db/current-tx"` to the transaction id, and `"datomic.tx"` / `"datascript.tx"`
 //!   too when the transaction used them.
 //!
+//! * `[:db.fn/call f args…]` runs the transaction function `f` on the db as the
+//!   transaction has made it so far and runs the tx data it returns in its place
+//!   ([`function`]; `f` is a name registered in [`TxFunctions`], or a closure,
+//!   [`TxOp::Fn`]).
+//!
 //! Beyond Datascript, values are checked against `:db/valueType`
 //! ([`Error::WrongValueType`]).
 //!
@@ -77,6 +82,7 @@
 mod conn;
 mod data;
 mod from_edn;
+pub mod function;
 mod resolve;
 #[cfg(test)]
 mod tests;
@@ -88,6 +94,7 @@ pub use data::{
     current_tx, lookup, tempid, EntityMap, EntityRef, TxBuilder, TxOp, TxValue, CURRENT_TX,
 };
 pub use from_edn::parse_tx;
+pub use function::{TxFn, TxFnImpl, TxFunctions};
 
 use crate::commit::TxId;
 use crate::datom::{Datom, Tx};
@@ -131,10 +138,22 @@ impl Db {
     /// [`Error::UnknownLookupRef`], [`Error::LookupRefNotUnique`],
     /// [`Error::UnknownTempid`], [`Error::TempidsOnlyAsValue`], [`Error::UpsertConflict`],
     /// [`Error::UniqueConflict`],
-    /// [`Error::CasMismatch`], [`Error::InvalidEntityId`], [`Error::MalformedTx`], or a
-    /// load error of a lazily restored db. This db is unchanged (it is a value).
+    /// [`Error::CasMismatch`], [`Error::InvalidEntityId`], [`Error::MalformedTx`],
+    /// [`Error::FilteredDb`] on a filtered db, or a load error of a lazily restored db.
+    /// This db is unchanged (it is a value).
     pub fn with(&self, ops: &[TxOp]) -> Result<TxReport, Error> {
-        resolve::transact(self, ops, None)
+        self.with_fns(ops, &TxFunctions::new())
+    }
+
+    /// [`Db::with`], running `[:db.fn/call name …]` ([`TxOp::Call`]) with the functions
+    /// of `fns` (see [`function`]).
+    ///
+    /// # Errors
+    /// As [`Db::with`]; [`Error::UnknownTxFunction`] for a name `fns` does not hold,
+    /// [`Error::TxFunction`] for a function that failed.
+    pub fn with_fns(&self, ops: &[TxOp], fns: &TxFunctions) -> Result<TxReport, Error> {
+        self.check_writable("transacted")?;
+        resolve::transact(self, ops, None, fns)
     }
 
     /// [`Db::with`], recording `id` with the transaction in the pending log, so the
@@ -145,7 +164,21 @@ impl Db {
     /// # Errors
     /// As [`Db::with`].
     pub fn with_id(&self, ops: &[TxOp], id: TxId) -> Result<TxReport, Error> {
-        resolve::transact(self, ops, Some(id))
+        self.with_id_fns(ops, id, &TxFunctions::new())
+    }
+
+    /// [`Db::with_id`] with transaction functions ([`Db::with_fns`]).
+    ///
+    /// # Errors
+    /// As [`Db::with_fns`].
+    pub fn with_id_fns(
+        &self,
+        ops: &[TxOp],
+        id: TxId,
+        fns: &TxFunctions,
+    ) -> Result<TxReport, Error> {
+        self.check_writable("transacted")?;
+        resolve::transact(self, ops, Some(id), fns)
     }
 
     /// Parses EDN tx data with [`parse_tx`] against this db's schema and runs it with

@@ -26,6 +26,7 @@ use std::fmt;
 use super::data::{
     is_current_tx_keyword, is_current_tx_text, EntityRef, TxOp, TxValue, CURRENT_TX, DB_ID,
 };
+use super::function::TxFunctions;
 use super::TxReport;
 use crate::commit::{TxId, TxLogEntry};
 use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
@@ -173,9 +174,17 @@ impl From<Error> for Abort {
 
 type Step<T> = Result<T, Abort>;
 
+/// How deeply transaction functions may call functions.
+const MAX_CALL_DEPTH: usize = 64;
+
 /// Runs `ops` against `db`: the whole of [`Db::with`]; `id` goes into the log entry
 /// ([`Db::with_id`]).
-pub(super) fn transact(db: &Db, ops: &[TxOp], id: Option<TxId>) -> Result<TxReport, Error> {
+pub(super) fn transact(
+    db: &Db,
+    ops: &[TxOp],
+    id: Option<TxId>,
+    fns: &TxFunctions,
+) -> Result<TxReport, Error> {
     let tx = db
         .max_tx()
         .checked_add(1)
@@ -186,6 +195,7 @@ pub(super) fn transact(db: &Db, ops: &[TxOp], id: Option<TxId>) -> Result<TxRepo
     let mut carried: BTreeMap<Temp, Eid> = BTreeMap::new();
     loop {
         let mut run = Run::new(db, tx, carried, &pinned);
+        run.fns = Some(fns);
         match run.run(ops) {
             Ok(()) => return run.finish(id),
             Err(Abort::Fail(e)) => return Err(e),
@@ -262,6 +272,9 @@ struct Run<'a> {
     datoms: Vec<Datom>,
     /// Pending work, the next item last.
     stack: Vec<Work>,
+    /// The named transaction functions (`:db.fn/call`), and how deeply calls nest.
+    fns: Option<&'a TxFunctions>,
+    call_depth: usize,
 }
 
 fn malformed(reason: String) -> Abort {
@@ -321,6 +334,8 @@ impl<'a> Run<'a> {
             ave: BTreeMap::new(),
             datoms: Vec::new(),
             stack: Vec::new(),
+            fns: None,
+            call_depth: 0,
         }
     }
 
@@ -400,6 +415,15 @@ impl<'a> Run<'a> {
                 }
                 return self.add(Ent::Ref(e.clone()), a, Val::Tx(v.clone()), e.to_string());
             }
+            TxOp::Call { name, args } => {
+                let f = self
+                    .fns
+                    .and_then(|fns| fns.get(name))
+                    .ok_or_else(|| Error::UnknownTxFunction { name: name.clone() })?
+                    .clone();
+                return self.call(name, |db| f(db, args));
+            }
+            TxOp::Fn(f, args) => return self.call(f.name(), |db| f.call(db, args)),
             TxOp::Retract(e, ..)
             | TxOp::RetractAttr(e, _)
             | TxOp::RetractEntity(e)
@@ -418,8 +442,31 @@ impl<'a> Run<'a> {
                 None => Ok(()),
             },
             TxOp::Cas(e, a, old, new) => self.cas(e, a, old.as_ref(), new),
-            TxOp::Map(_) | TxOp::Add(..) => Ok(()),
+            TxOp::Map(_) | TxOp::Add(..) | TxOp::Call { .. } | TxOp::Fn(..) => Ok(()),
         }
+    }
+
+    /// A transaction function: called on the db as the transaction has made it so far,
+    /// its tx data run in its place (see [`super::function`]).
+    fn call(&mut self, name: &str, f: impl FnOnce(&Db) -> Result<Vec<TxOp>, String>) -> Step<()> {
+        if self.call_depth >= MAX_CALL_DEPTH {
+            return Err(malformed(format!(
+                "transaction function {name}: calls nest deeper than {MAX_CALL_DEPTH}"
+            )));
+        }
+        let so_far = self.db.apply_log_entry(TxLogEntry {
+            tx: self.tx,
+            datoms: self.datoms.clone(),
+            id: None,
+        })?;
+        let ops = f(&so_far).map_err(|reason| Error::TxFunction {
+            name: name.to_owned(),
+            reason,
+        })?;
+        self.call_depth += 1;
+        let out = self.run(&ops);
+        self.call_depth -= 1;
+        out
     }
 
     fn work(&mut self, work: Work) -> Step<()> {

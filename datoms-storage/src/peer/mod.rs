@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use datoms_core::restore::Mode;
-use datoms_core::tx::{Conn, TxOp, TxReport};
+use datoms_core::tx::{Conn, TxFunctions, TxOp, TxReport};
 use datoms_core::{Address, Db, Schema, TxId};
 
 pub use follow::PeerFollow;
@@ -85,6 +85,14 @@ pub enum PeerError {
         /// What the db has.
         reason: String,
     },
+    /// A transaction holding a closure ([`TxOp::Fn`]): the outbox stores transactions as
+    /// written, and a closure cannot be; nothing was written. Register the function in
+    /// [`PeerOptions::tx_functions`] and call it by name ([`TxOp::Call`]).
+    #[error("{op}: a transaction function closure cannot be stored in the outbox; register it in PeerOptions::tx_functions and call it by name")]
+    Unstorable {
+        /// The op, as EDN.
+        op: String,
+    },
     /// An earlier failure left the local db and the outbox out of step; reopen the peer
     /// (the outbox is the truth, and nothing acknowledged is lost).
     #[error("the peer must be reopened: {reason}")]
@@ -110,6 +118,12 @@ pub struct PeerOptions {
     pub first_backoff: Duration,
     /// The longest wait between attempts.
     pub max_backoff: Duration,
+    /// The transaction functions `[:db.fn/call name …]` ([`TxOp::Call`]) runs, locally
+    /// and again on every rebase (against the newer db). A pending transaction naming a
+    /// function missing here stops the rebase with [`PeerError::Tx`]
+    /// ([`datoms_core::Error::UnknownTxFunction`]) and stays in the outbox: register it
+    /// and reopen. Functions must be deterministic ([`datoms_core::tx::function`]).
+    pub tx_functions: TxFunctions,
 }
 
 impl Default for PeerOptions {
@@ -120,6 +134,7 @@ impl Default for PeerOptions {
             max_attempts: 32,
             first_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_secs(2),
+            tx_functions: TxFunctions::new(),
         }
     }
 }
@@ -244,7 +259,10 @@ impl Peer {
     /// the head plus every pending transaction.
     ///
     /// # Errors
-    /// Storage errors (the head cannot be read), outbox errors.
+    /// Storage errors (the head cannot be read), outbox errors; [`PeerError::Tx`]
+    /// ([`datoms_core::Error::UnknownTxFunction`]) when a pending transaction that must
+    /// run again names a function [`PeerOptions::tx_functions`] lacks (it stays in the
+    /// outbox: register it and open again).
     #[tracing::instrument(level = "info", skip_all, fields(head))]
     pub async fn open(
         storage: Arc<dyn Storage>,
@@ -295,7 +313,9 @@ impl Peer {
     ///
     /// # Errors
     /// [`PeerError::NotACommit`] if `base` has transactions since its base commit;
-    /// outbox errors.
+    /// [`PeerError::Tx`] ([`datoms_core::Error::UnknownTxFunction`]) if a pending
+    /// transaction that must run again names a function [`PeerOptions::tx_functions`]
+    /// lacks (it stays in the outbox); outbox errors.
     pub fn open_at(
         storage: Arc<dyn Storage>,
         head: &str,
@@ -319,8 +339,10 @@ impl Peer {
         let mut db = base.clone();
         let mut failed = 0usize;
         for p in &outbox.contents().pending {
-            match db.with_id(&p.ops, tx_id(origin, p.seq)) {
+            match db.with_id_fns(&p.ops, tx_id(origin, p.seq), &options.tx_functions) {
                 Ok(r) => db = r.db_after,
+                // The peer's configuration, not the data: said at once (see the rebase).
+                Err(e @ datoms_core::Error::UnknownTxFunction { .. }) => return Err(e.into()),
                 // Applied once already on an older base, it fails on this one, or it
                 // really fails: the first rebase, which reads the commits in between,
                 // decides. Until then it is not shown locally.
@@ -457,8 +479,11 @@ impl Peer {
         let origin = st.outbox.contents().origin;
         let seq = st.outbox.contents().next_seq;
         let on = st.base.base_commit();
+        if let Some(op) = ops.iter().find(|op| matches!(op, TxOp::Fn(..))) {
+            return Err(PeerError::Unstorable { op: op.to_string() });
+        }
         let (report, ()) = self.conn.transact_with(|db| {
-            let report = db.with_id(ops, tx_id(origin, seq))?;
+            let report = db.with_id_fns(ops, tx_id(origin, seq), &self.options.tx_functions)?;
             st.outbox.append(&[Record::Tx {
                 seq,
                 ops: ops.to_vec(),
@@ -742,8 +767,15 @@ impl Peer {
                 continue;
             }
             stats.reapplied += 1;
-            match next.with_id(&p.ops, id) {
+            match next.with_id_fns(&p.ops, id, &self.options.tx_functions) {
                 Ok(r) => next = r.db_after,
+                // A missing registration is the peer's configuration, not a conflict with
+                // the newer db: nothing is decided, the transaction stays pending, and the
+                // error names the function (register it and reopen).
+                Err(e @ datoms_core::Error::UnknownTxFunction { .. }) => {
+                    tracing::error!(id = %id, position, error = %e, "pending transaction names an unregistered transaction function; rebase stopped");
+                    return Err(e.into());
+                }
                 Err(e) => rejected.push(Rejection {
                     id,
                     position: position as u64,
