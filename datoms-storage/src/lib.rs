@@ -22,6 +22,7 @@
 //! ```
 
 pub mod batch;
+pub mod bundle;
 pub mod cache;
 pub mod error;
 pub mod faulty;
@@ -53,7 +54,8 @@ pub use restore::{materialize, restore, restore_commit, restore_from, Restored};
 pub use runtime::{catch_panics, IoRuntime, Panic};
 pub use signal::{HeadChanges, HeadSignal};
 pub use source::StorageSource;
-pub use storage::{Capabilities, Head, Storage, Version};
+pub use bundle::{make_bundle, BundleLimits};
+pub use storage::{Capabilities, Head, Storage, SyncBundle, Version};
 pub use store::{store, store_with, Confirm, StoreOptions, StoreStats, Stored};
 pub use sync::{sync, sync_to_commit, sync_via_log, SyncPolicy, SyncRoute, Synced};
 pub use verify::{verify, Verified};
