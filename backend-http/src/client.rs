@@ -1,5 +1,6 @@
 //! [`Core`]: the requests, on the storage's runtime.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +23,8 @@ pub(crate) struct Core {
     pub(crate) server: CapabilitiesJson,
     pub(crate) http: reqwest::Client,
     permits: Semaphore,
+    /// Requests sent, repeats included (the watch stream not).
+    pub(crate) sent: AtomicU64,
 }
 
 /// Whether a request may be sent again after a failure that leaves its effect unknown.
@@ -52,6 +55,7 @@ impl Core {
                 max_body_bytes: 1,
             },
             http,
+            sent: AtomicU64::new(0),
         };
         let response = core
             .send("capabilities", Repeat::Yes, |c, url| c.get(url(http_wire::CAPABILITIES)))
@@ -93,6 +97,7 @@ impl Core {
             if let Some(token) = &self.options.token {
                 request = request.header(AUTHORIZATION, format!("Bearer {token}"));
             }
+            self.sent.fetch_add(1, Ordering::Relaxed);
             let result = request.send().await;
             if repeat == Repeat::Yes && tries < self.options.retries && worth_repeating(&result) {
                 tries += 1;

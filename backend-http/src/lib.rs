@@ -84,6 +84,12 @@ impl HttpStorage {
         &self.core.options
     }
 
+    /// HTTP requests this storage has sent (repeats included, the watch stream not):
+    /// what a restore really cost in round trips.
+    pub fn requests_sent(&self) -> u64 {
+        self.core.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The server's capabilities, as read at connect.
     pub fn server_capabilities(&self) -> &http_wire::CapabilitiesJson {
         &self.core.server
