@@ -58,7 +58,9 @@ impl Core {
             sent: AtomicU64::new(0),
         };
         let response = core
-            .send("capabilities", Repeat::Yes, |c, url| c.get(url(http_wire::CAPABILITIES)))
+            .send("capabilities", Repeat::Yes, |c, url| {
+                c.get(url(http_wire::CAPABILITIES))
+            })
             .await?;
         core.server = core.json("capabilities", response).await?;
         tracing::debug!(base = %core.options.base, server = ?core.server, "connected");
@@ -120,8 +122,9 @@ impl Core {
             return Err(answer_error(what, &self.options.base, response).await);
         }
         let bytes = self.body(what, response).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| StorageError::backend(format!("{what}: the server's JSON is malformed: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            StorageError::backend(format!("{what}: the server's JSON is malformed: {e}"))
+        })
     }
 
     /// The body of a successful answer, or its error.
@@ -148,8 +151,9 @@ impl Core {
                 })
                 .await?;
             let framed = self.body("get_many", response).await?;
-            let frames = http_wire::decode_frames(framed)
-                .map_err(|e| StorageError::Transient { reason: format!("get_many: {e}") })?;
+            let frames = http_wire::decode_frames(framed).map_err(|e| StorageError::Transient {
+                reason: format!("get_many: {e}"),
+            })?;
             if frames.len() != chunk.len() || frames.iter().zip(chunk).any(|((a, _), b)| a != b) {
                 return Err(StorageError::backend(
                     "get_many: the server answered other addresses than those asked for",
@@ -181,8 +185,9 @@ impl Core {
                     blobs[start].1.len()
                 )));
             }
-            let body = http_wire::encode_frames(blobs[start..end].iter().map(|(a, b)| (*a, Some(&b[..]))))
-                .map_err(|e| StorageError::backend(format!("put_many: {e}")))?;
+            let body =
+                http_wire::encode_frames(blobs[start..end].iter().map(|(a, b)| (*a, Some(&b[..]))))
+                    .map_err(|e| StorageError::backend(format!("put_many: {e}")))?;
             let response = self
                 .send("put_many", Repeat::Yes, |c, url| {
                     c.post(url(http_wire::BLOBS))
@@ -241,13 +246,15 @@ impl Core {
             })
             .await?;
         if response.status() == StatusCode::PRECONDITION_FAILED {
-            return Err(match answer_error(name, &self.options.base, response).await {
-                StorageError::HeadConflict { current, .. } => StorageError::HeadConflict {
-                    name: name.to_owned(),
-                    current,
+            return Err(
+                match answer_error(name, &self.options.base, response).await {
+                    StorageError::HeadConflict { current, .. } => StorageError::HeadConflict {
+                        name: name.to_owned(),
+                        current,
+                    },
+                    other => other,
                 },
-                other => other,
-            });
+            );
         }
         let json: HeadJson = self.json("cas_head", response).await?;
         Ok(head_of(&json)?.version)
@@ -263,11 +270,15 @@ impl Core {
             query.push(("after", a.to_hex()));
         }
         let response = self
-            .send("list_blobs", Repeat::Yes, |c, url| c.get(url(http_wire::BLOBS)).query(&query))
+            .send("list_blobs", Repeat::Yes, |c, url| {
+                c.get(url(http_wire::BLOBS)).query(&query)
+            })
             .await?;
         let list: AddressList = self.json("list_blobs", response).await?;
         list.parse().map_err(|a| {
-            StorageError::backend(format!("list_blobs: the server listed {a:?}, not an address"))
+            StorageError::backend(format!(
+                "list_blobs: the server listed {a:?}, not an address"
+            ))
         })
     }
 
@@ -295,7 +306,9 @@ impl Core {
         let path = format!("/sync/{}", http_wire::encode_segment(name));
         let query: Vec<(&str, String)> = have.map(|a| ("have", a.to_hex())).into_iter().collect();
         let response = self
-            .send("sync", Repeat::Yes, |c, url| c.get(url(&path)).query(&query))
+            .send("sync", Repeat::Yes, |c, url| {
+                c.get(url(&path)).query(&query)
+            })
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(match read_error(response).await {
@@ -325,7 +338,9 @@ impl Core {
         let framed = self.body("sync", response).await?;
         let head = head.ok_or_else(|| StorageError::backend("sync: no head in the answer"))?;
         let blobs = http_wire::decode_frames(framed)
-            .map_err(|e| StorageError::Transient { reason: format!("sync: {e}") })?
+            .map_err(|e| StorageError::Transient {
+                reason: format!("sync: {e}"),
+            })?
             .into_iter()
             .map(|(a, b)| {
                 b.map(|b| (a, b))

@@ -46,13 +46,22 @@ pub(crate) async fn read_error(response: reqwest::Response) -> (StatusCode, Opti
 
 /// The error of an answer that is not a success: the server's typed body mapped to the
 /// storage error it stands for.
-pub(crate) async fn answer_error(what: &str, base: &str, response: reqwest::Response) -> StorageError {
+pub(crate) async fn answer_error(
+    what: &str,
+    base: &str,
+    response: reqwest::Response,
+) -> StorageError {
     let (status, body) = read_error(response).await;
     map_error(what, base, status, body)
 }
 
 /// [`answer_error`] of a read answer.
-pub(crate) fn map_error(what: &str, base: &str, status: StatusCode, body: Option<ErrorBody>) -> StorageError {
+pub(crate) fn map_error(
+    what: &str,
+    base: &str,
+    status: StatusCode,
+    body: Option<ErrorBody>,
+) -> StorageError {
     let (kind, message) = match &body {
         Some(b) => (b.error.as_str(), b.message.clone()),
         None => ("", format!("HTTP {status}")),

@@ -107,12 +107,16 @@ impl Storage for HttpStorage {
 
     async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
         let (core, blobs) = (self.core.clone(), blobs.to_vec());
-        self.io.spawn(async move { core.put_many(&blobs).await }).await?
+        self.io
+            .spawn(async move { core.put_many(&blobs).await })
+            .await?
     }
 
     async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
         let (core, name) = (self.core.clone(), name.to_owned());
-        self.io.spawn(async move { core.get_head(&name).await }).await?
+        self.io
+            .spawn(async move { core.get_head(&name).await })
+            .await?
     }
 
     async fn cas_head(

@@ -91,10 +91,21 @@ mod tests {
 
     #[test]
     fn only_http_urls_with_a_host_are_taken() {
-        assert_eq!(HttpOptions::new("http://127.0.0.1:80/").map(|o| o.base).ok(), Some("http://127.0.0.1:80".into()));
-        assert_eq!(HttpOptions::new("https://h/db").map(|o| o.base).ok(), Some("https://h/db".into()));
+        assert_eq!(
+            HttpOptions::new("http://127.0.0.1:80/")
+                .map(|o| o.base)
+                .ok(),
+            Some("http://127.0.0.1:80".into())
+        );
+        assert_eq!(
+            HttpOptions::new("https://h/db").map(|o| o.base).ok(),
+            Some("https://h/db".into())
+        );
         for bad in ["ftp://h", "http://", "http:///x", "http://h/?x=1", "h:80"] {
-            assert!(matches!(HttpOptions::new(bad), Err(StorageError::BadLocation { .. })), "{bad}");
+            assert!(
+                matches!(HttpOptions::new(bad), Err(StorageError::BadLocation { .. })),
+                "{bad}"
+            );
         }
     }
 }

@@ -28,11 +28,15 @@ pub(crate) fn check(config: &Config, headers: &HeaderMap, access: Access) -> Res
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized("this request needs Authorization: Bearer <token>"))?;
+        .ok_or(ApiError::Unauthorized(
+            "this request needs Authorization: Bearer <token>",
+        ))?;
     if equal_in_constant_time(given.trim().as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized("the bearer token is not this server's"))
+        Err(ApiError::Unauthorized(
+            "the bearer token is not this server's",
+        ))
     }
 }
 

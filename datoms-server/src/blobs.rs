@@ -39,7 +39,10 @@ pub(crate) async fn get_one(
     let cached = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || http_wire::unquote(t) == address.to_hex()));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || http_wire::unquote(t) == address.to_hex())
+        });
     let blob = state
         .storage
         .get_many(&[address])
@@ -53,7 +56,10 @@ pub(crate) async fn get_one(
     } else {
         record(1, blob.len());
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )],
             blob,
         )
             .into_response()

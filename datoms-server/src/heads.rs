@@ -46,8 +46,9 @@ fn expected(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
         headers
             .get(h)
             .map(|v| {
-                v.to_str()
-                    .map_err(|_| ApiError::BadRequest("a precondition header that is not text".into()))
+                v.to_str().map_err(|_| {
+                    ApiError::BadRequest("a precondition header that is not text".into())
+                })
             })
             .transpose()
     };
@@ -76,7 +77,9 @@ pub(crate) async fn put(
     let expected = expected(&headers)?;
     let body = body.map_err(|e| body_error(e, state.config.max_body_bytes))?;
     let put: PutHeadJson = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!("the body must be {{\"commit\": \"<64 hex digits>\"}}: {e}"))
+        ApiError::BadRequest(format!(
+            "the body must be {{\"commit\": \"<64 hex digits>\"}}: {e}"
+        ))
     })?;
     let commit = parse_address(&put.commit)?;
     let version = state

@@ -46,11 +46,13 @@ pub(crate) fn trace_layer() -> TraceLayer<
                 bytes = Empty,
             )
         })
-        .on_response(|response: &axum::http::Response<axum::body::Body>, latency: Duration, span: &Span| {
-            span.record("status", response.status().as_u16());
-            span.record("latency_ms", latency.as_secs_f64() * 1000.0);
-            tracing::info!(parent: span, "served");
-        })
+        .on_response(
+            |response: &axum::http::Response<axum::body::Body>, latency: Duration, span: &Span| {
+                span.record("status", response.status().as_u16());
+                span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+                tracing::info!(parent: span, "served");
+            },
+        )
 }
 
 /// Serves `app` on `listener` until `stop` completes, then lets requests in flight end

@@ -54,7 +54,10 @@ pub(crate) async fn bundle(
         HeaderName::from_static(http_wire::HEAD_VERSION_HEADER),
         text(&bundle.head.version.0)?,
     );
-    h.insert(header::ETAG, text(&http_wire::etag(&bundle.head.version.0))?);
+    h.insert(
+        header::ETAG,
+        text(&http_wire::etag(&bundle.head.version.0))?,
+    );
     h.insert(
         HeaderName::from_static(http_wire::SYNC_COMPLETE_HEADER),
         HeaderValue::from_static(if bundle.complete { "true" } else { "false" }),

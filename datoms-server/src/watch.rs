@@ -97,30 +97,33 @@ pub(crate) async fn head(
     let signal = state.storage.head_changes();
     tracing::debug!(head = %name, signalled = signal.is_some(), "watch opened");
     let init = (state, name, moves, signal, None::<Option<Head>>, true);
-    let stream = futures::stream::unfold(init, |(state, name, mut moves, mut signal, mut last, mut first)| async move {
-        loop {
-            if !first {
-                match wake(&mut moves, &mut signal, Some(state.config.watch_poll)).await {
-                    Wake::Moved(Some(n)) if n != name => continue,
-                    Wake::Closed => return None,
-                    _ => {}
+    let stream = futures::stream::unfold(
+        init,
+        |(state, name, mut moves, mut signal, mut last, mut first)| async move {
+            loop {
+                if !first {
+                    match wake(&mut moves, &mut signal, Some(state.config.watch_poll)).await {
+                        Wake::Moved(Some(n)) if n != name => continue,
+                        Wake::Closed => return None,
+                        _ => {}
+                    }
+                }
+                first = false;
+                let current = match state.storage.get_head(&name).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!(head = %name, error = %e, "watch cannot read the head; trying again");
+                        continue;
+                    }
+                };
+                if last.as_ref() != Some(&current) {
+                    let event = head_event(current.as_ref());
+                    last = Some(current);
+                    return Some((Ok(event), (state, name, moves, signal, last, first)));
                 }
             }
-            first = false;
-            let current = match state.storage.get_head(&name).await {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!(head = %name, error = %e, "watch cannot read the head; trying again");
-                    continue;
-                }
-            };
-            if last.as_ref() != Some(&current) {
-                let event = head_event(current.as_ref());
-                last = Some(current);
-                return Some((Ok(event), (state, name, moves, signal, last, first)));
-            }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 

@@ -39,7 +39,9 @@ pub struct BundleLimits {
 impl Default for BundleLimits {
     /// 64 MiB.
     fn default() -> BundleLimits {
-        BundleLimits { max_bytes: 64 << 20 }
+        BundleLimits {
+            max_bytes: 64 << 20,
+        }
     }
 }
 
@@ -78,23 +80,19 @@ pub async fn make_bundle(
     };
     let mut machine = Restore::with_mode(head.commit, db1.as_ref(), Mode::Eager);
     let (mut blobs, mut bytes, mut complete) = (Vec::new(), 0u64, true);
-    loop {
-        match machine.poll()? {
-            Step::Need(addresses) => {
-                if bytes >= limits.max_bytes {
-                    complete = false;
-                    break;
-                }
-                let got = get_batched(storage, &addresses).await?;
-                for (address, blob) in addresses.iter().zip(got) {
-                    machine.accept(*address, blob.as_deref())?;
-                    if let Some(blob) = blob {
-                        bytes += blob.len() as u64;
-                        blobs.push((*address, blob));
-                    }
-                }
+    // Done: the machine has every blob it needs (its db is the server's, not sent).
+    while let Step::Need(addresses) = machine.poll()? {
+        if bytes >= limits.max_bytes {
+            complete = false;
+            break;
+        }
+        let got = get_batched(storage, &addresses).await?;
+        for (address, blob) in addresses.iter().zip(got) {
+            machine.accept(*address, blob.as_deref())?;
+            if let Some(blob) = blob {
+                bytes += blob.len() as u64;
+                blobs.push((*address, blob));
             }
-            Step::Done(_) => break,
         }
     }
     tracing::info!(
@@ -157,8 +155,10 @@ impl Prefetched {
         storage: &S,
         addresses: &[Address],
     ) -> Result<Vec<Option<Bytes>>, StorageError> {
-        let mut out: Vec<Option<Bytes>> =
-            addresses.iter().map(|a| self.blobs.get(a).cloned()).collect();
+        let mut out: Vec<Option<Bytes>> = addresses
+            .iter()
+            .map(|a| self.blobs.get(a).cloned())
+            .collect();
         let missing: Vec<Address> = addresses
             .iter()
             .zip(&out)

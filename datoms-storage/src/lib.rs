@@ -40,6 +40,7 @@ pub mod store;
 pub mod sync;
 pub mod verify;
 
+pub use bundle::{make_bundle, BundleLimits};
 pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
@@ -54,7 +55,6 @@ pub use restore::{materialize, restore, restore_commit, restore_from, Restored};
 pub use runtime::{catch_panics, IoRuntime, Panic};
 pub use signal::{HeadChanges, HeadSignal};
 pub use source::StorageSource;
-pub use bundle::{make_bundle, BundleLimits};
 pub use storage::{Capabilities, Head, Storage, SyncBundle, Version};
 pub use store::{store, store_with, Confirm, StoreOptions, StoreStats, Stored};
 pub use sync::{sync, sync_to_commit, sync_via_log, SyncPolicy, SyncRoute, Synced};

@@ -39,14 +39,14 @@ pub use open::{open, open_read_only, OpenError};
 /// The storage layer, whole (drivers, batching, caches, fault injection).
 pub use datoms_storage as storage;
 
+#[cfg(feature = "http")]
+pub use backend_http::{HttpOptions, HttpStorage};
 #[cfg(feature = "redb")]
 pub use backend_redb::RedbStorage;
 #[cfg(feature = "rocks")]
 pub use backend_rocks::RocksStorage;
 #[cfg(feature = "s3")]
 pub use backend_s3::S3Storage;
-#[cfg(feature = "http")]
-pub use backend_http::{HttpOptions, HttpStorage};
 /// The HTTP server of `datoms serve`, for embedding it in a program of your own.
 #[cfg(feature = "serve")]
 pub use datoms_server as server;

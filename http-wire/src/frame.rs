@@ -124,7 +124,8 @@ mod tests {
             // Any cut inside the body is found.
             if !body.is_empty() {
                 let cut = body.len() - 1;
-                prop_assert!(matches!(decode_frames(body.slice(..cut)), Err(FrameError::Truncated { .. })));
+                let truncated = matches!(decode_frames(body.slice(..cut)), Err(FrameError::Truncated { .. }));
+                prop_assert!(truncated, "a body cut by one byte must be found truncated");
             }
         }
     }

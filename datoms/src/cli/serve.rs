@@ -94,7 +94,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             })?;
             let token = text.trim().to_owned();
             if token.is_empty() {
-                return Err(CliError::Usage(format!("{}: the token file is empty", path.display())));
+                return Err(CliError::Usage(format!(
+                    "{}: the token file is empty",
+                    path.display()
+                )));
             }
             Some(token)
         }

@@ -37,7 +37,14 @@ impl Server {
         let token_file = dir.join("token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).map_err(StorageError::backend)?;
         let mut child = Command::new(env!("CARGO_BIN_EXE_datoms"))
-            .args(["serve", "--db", db, "--listen", "127.0.0.1:0", "--stop-on-stdin-close"])
+            .args([
+                "serve",
+                "--db",
+                db,
+                "--listen",
+                "127.0.0.1:0",
+                "--stop-on-stdin-close",
+            ])
             .arg("--token-file")
             .arg(&token_file)
             .args(extra)
@@ -48,7 +55,10 @@ impl Server {
             .spawn()
             .map_err(|e| StorageError::backend(format!("cannot start datoms serve: {e}")))?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or_else(|| StorageError::backend("no stdout"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| StorageError::backend("no stdout"))?;
         let mut line = String::new();
         BufReader::new(stdout)
             .read_line(&mut line)
@@ -143,7 +153,11 @@ impl conformance::Factory for ServedFactory {
         let db = match self.backing {
             Backing::Memory => "mem:".to_owned(),
             Backing::Redb => {
-                let n = self.servers.lock().map_err(|_| StorageError::backend("poisoned"))?.len();
+                let n = self
+                    .servers
+                    .lock()
+                    .map_err(|_| StorageError::backend("poisoned"))?
+                    .len();
                 format!("redb:{}", self.file(n).display())
             }
         };
@@ -158,8 +172,10 @@ impl conformance::Factory for ServedFactory {
             Backing::Memory => connect(&url).await,
             Backing::Redb => {
                 let db = {
-                    let mut servers =
-                        self.servers.lock().map_err(|_| StorageError::backend("poisoned"))?;
+                    let mut servers = self
+                        .servers
+                        .lock()
+                        .map_err(|_| StorageError::backend("poisoned"))?;
                     let i = servers
                         .iter()
                         .position(|s| s.url == url)
