@@ -206,3 +206,201 @@ pub(crate) async fn run_prefetched<S: Storage + ?Sized, M: Machine>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use datoms_core::tree::TreeConfig;
+    use datoms_core::Schema;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::storage::{Head, Version};
+    use crate::{restore_from, store, sync, MemoryStorage, SyncPolicy};
+
+    /// A memory storage that answers sync bundles itself, as a server would, and
+    /// records the addresses of every plain `get_many`.
+    #[derive(Debug)]
+    struct Bundling {
+        source: Arc<StorageSource>,
+        inner: Arc<MemoryStorage>,
+        gets: Mutex<Vec<Address>>,
+        bundles: bool,
+    }
+
+    impl Bundling {
+        fn new(inner: Arc<MemoryStorage>, bundles: bool) -> Bundling {
+            let source = StorageSource::new(inner.clone(), 1 << 20).expect("a source");
+            Bundling {
+                source,
+                inner,
+                gets: Mutex::new(Vec::new()),
+                bundles,
+            }
+        }
+
+        fn take(&self) -> Vec<Address> {
+            self.gets
+                .lock()
+                .map(|mut g| g.drain(..).collect())
+                .unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl Storage for Bundling {
+        async fn get_many(
+            &self,
+            addresses: &[Address],
+        ) -> Result<Vec<Option<Bytes>>, StorageError> {
+            if let Ok(mut g) = self.gets.lock() {
+                g.extend_from_slice(addresses);
+            }
+            self.inner.get_many(addresses).await
+        }
+        async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
+            self.inner.put_many(blobs).await
+        }
+        async fn get_head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+            self.inner.get_head(name).await
+        }
+        async fn cas_head(
+            &self,
+            name: &str,
+            expected: Option<&Version>,
+            new: Address,
+        ) -> Result<Version, StorageError> {
+            self.inner.cas_head(name, expected, new).await
+        }
+        async fn list_blobs(
+            &self,
+            after: Option<Address>,
+            limit: usize,
+        ) -> Result<Vec<Address>, StorageError> {
+            self.inner.list_blobs(after, limit).await
+        }
+        async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
+            self.inner.delete_many(addresses).await
+        }
+        async fn sync_bundle(
+            &self,
+            name: &str,
+            have: Option<Address>,
+        ) -> Result<Option<SyncBundle>, StorageError> {
+            if !self.bundles {
+                return Ok(None);
+            }
+            make_bundle(&self.source, name, have, BundleLimits::default())
+                .await
+                .map(Some)
+        }
+    }
+
+    fn empty() -> Db {
+        Db::with_config(
+            Schema::new(),
+            TreeConfig {
+                leaf_target: 8,
+                branch_target: 4,
+            },
+        )
+    }
+
+    fn tx(db: &Db, first: u32, n: u32) -> Db {
+        let maps: String = (first..first + n)
+            .map(|i| format!("{{:person/name \"p{i}\" :person/age {}}}", i % 50))
+            .collect();
+        db.with_edn(&format!("[{maps}]"))
+            .expect("a valid transaction")
+            .db_after
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// A restore over a bundle equals the plain one, takes one request, and fetches
+        /// the very blobs the plain restore fetches, whatever commit the replica is at.
+        #[test]
+        fn a_bundle_holds_exactly_what_the_plain_restore_fetches(
+            initial in 1u32..200,
+            steps in proptest::collection::vec(1u32..40, 1..5),
+            behind in 0usize..5,
+        ) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async {
+                let memory = Arc::new(MemoryStorage::new());
+                let (bundled, plain) = (Bundling::new(memory.clone(), true), Bundling::new(memory.clone(), false));
+                let mut db = store(&tx(&empty(), 0, initial), &*memory, "main").await?.db;
+                let mut history = vec![db.clone()];
+                let mut next = initial;
+                for n in steps {
+                    db = store(&tx(&db, next, n), &*memory, "main").await?.db;
+                    next += n;
+                    history.push(db.clone());
+                }
+                let replica = history[history.len().saturating_sub(1 + behind)].clone();
+                for db1 in [replica, empty()] {
+                    let via_bundle = restore_from(&db1, &bundled, "main").await?;
+                    prop_assert_eq!(via_bundle.stats.round_trips, 1);
+                    let outside = bundled.take();
+                    prop_assert!(outside.is_empty(), "a complete bundle leaves nothing to fetch: {:?}", outside);
+                    let direct = restore_from(&db1, &plain, "main").await?;
+                    prop_assert_eq!(via_bundle.db.root_addresses(), db.root_addresses());
+                    prop_assert_eq!(direct.db.root_addresses(), db.root_addresses());
+                    let fetched: std::collections::BTreeSet<Address> = plain.take().into_iter().collect();
+                    let bundle = make_bundle(&bundled.source, "main", db1.base_commit(), BundleLimits::default()).await?;
+                    let sent: std::collections::BTreeSet<Address> = bundle.blobs.iter().map(|(a, _)| *a).collect();
+                    if db1.base_commit().is_some() {
+                        prop_assert_eq!(sent, fetched);
+                    } else {
+                        // Without a commit the server knows nothing of db1: it sends the
+                        // whole head, of which an empty db1 already holds the empty trees.
+                        prop_assert!(sent.is_superset(&fetched));
+                    }
+                    prop_assert!(bundle.complete);
+                    let synced = sync(&db1, &bundled, "main", SyncPolicy::Auto).await?;
+                    prop_assert_eq!(synced.db.root_addresses(), db.root_addresses());
+                    prop_assert_eq!(synced.stats.round_trips, 1);
+                }
+                Ok::<(), TestCaseError>(())
+            })?;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cut_bundle_and_an_unknown_have_still_restore() -> Result<(), StorageError> {
+        let memory = Arc::new(MemoryStorage::new());
+        let db = store(&tx(&empty(), 0, 150), &*memory, "main").await?.db;
+        let bundled = Bundling::new(memory.clone(), true);
+        let cut = make_bundle(&bundled.source, "main", None, BundleLimits { max_bytes: 1 }).await?;
+        assert!(!cut.complete);
+        assert!(
+            cut.blobs.len()
+                < make_bundle(&bundled.source, "main", None, BundleLimits::default())
+                    .await?
+                    .blobs
+                    .len()
+        );
+        let unknown = Some(Address::of(b"no such commit"));
+        let full = make_bundle(&bundled.source, "main", None, BundleLimits::default()).await?;
+        assert_eq!(
+            make_bundle(&bundled.source, "main", unknown, BundleLimits::default()).await?,
+            full
+        );
+        assert!(matches!(
+            make_bundle(&bundled.source, "other", None, BundleLimits::default()).await,
+            Err(StorageError::NoHead { .. })
+        ));
+        let at_head = make_bundle(
+            &bundled.source,
+            "main",
+            db.base_commit(),
+            BundleLimits::default(),
+        )
+        .await?;
+        assert!(at_head.blobs.is_empty() && at_head.complete);
+        Ok(())
+    }
+}
