@@ -178,7 +178,7 @@ impl Storage for HttpStorage {
         name: &str,
         have: Option<Address>,
     ) -> Result<Option<SyncBundle>, StorageError> {
-        if !self.core.server.sync {
+        if !self.core.server.sync || !self.core.options.smart_sync {
             return Ok(None);
         }
         let (core, name) = (self.core.clone(), name.to_owned());

@@ -26,11 +26,15 @@ pub struct HttpOptions {
     pub retries: u32,
     /// The first wait before a repeat; each later one twice as long.
     pub backoff: Duration,
+    /// Use the server's one-round-trip sync when it offers it (`true` by default;
+    /// `false` restores through the plain blob API, level by level, as a comparison).
+    pub smart_sync: bool,
 }
 
 impl HttpOptions {
     /// Options for `base` with the defaults: no token, 30 s per request, 5 s to connect,
-    /// 8 batches in flight, at most 32 requests in flight, 2 repeats from 50 ms.
+    /// 8 batches in flight, at most 32 requests in flight, 2 repeats from 50 ms, smart sync
+    /// on.
     ///
     /// # Errors
     /// [`StorageError::BadLocation`] if `base` is not an `http://` or `https://` URL with
@@ -60,6 +64,7 @@ impl HttpOptions {
             max_in_flight: 32,
             retries: 2,
             backoff: Duration::from_millis(50),
+            smart_sync: true,
         })
     }
 

@@ -31,7 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
 use axum::routing::{get, post};
 use axum::Router;
-use datoms_storage::{BundleLimits, Storage, StorageError, StorageSource};
+use datoms_storage::{BundleLimits, BundleMaker, Storage, StorageError};
 use tokio::sync::broadcast;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -55,8 +55,9 @@ pub struct Config {
     /// How often a head watch reads the head when the storage has no change signal
     /// (moves through this server are pushed at once regardless).
     pub watch_poll: Duration,
-    /// The node cache of the replicas sync bundles are computed against, in bytes.
-    pub cache_bytes: usize,
+    /// How many fully loaded replicas the server keeps to compute sync bundles against
+    /// (see [`BundleMaker`]): the commits clients are most often at.
+    pub sync_replicas: usize,
 }
 
 impl Default for Config {
@@ -68,7 +69,7 @@ impl Default for Config {
             max_batch: 4096,
             bundle: BundleLimits::default(),
             watch_poll: Duration::from_secs(1),
-            cache_bytes: 64 << 20,
+            sync_replicas: 4,
         }
     }
 }
@@ -77,7 +78,7 @@ impl Default for Config {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) source: Arc<StorageSource>,
+    pub(crate) bundles: Arc<BundleMaker>,
     pub(crate) config: Arc<Config>,
     /// Moves made through this server, by head name.
     pub(crate) moves: broadcast::Sender<String>,
@@ -86,10 +87,14 @@ pub(crate) struct AppState {
 /// The server's routes over `storage`, ready for [`serve`] (or any axum host).
 ///
 /// # Errors
-/// [`StorageError::Backend`] if the node source of sync bundles cannot start its runtime.
+/// None today; kept fallible for servers that must prepare their storage.
 pub fn router(storage: Arc<dyn Storage>, config: Config) -> Result<Router, StorageError> {
     let state = AppState {
-        source: StorageSource::new(storage.clone(), config.cache_bytes)?,
+        bundles: Arc::new(BundleMaker::new(
+            storage.clone(),
+            config.bundle,
+            config.sync_replicas,
+        )),
         storage,
         moves: broadcast::channel(1024).0,
         config: Arc::new(config.clone()),

@@ -4,7 +4,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
-use datoms_storage::make_bundle;
 use serde::Deserialize;
 use tracing::Span;
 
@@ -37,7 +36,7 @@ pub(crate) async fn bundle(
         .filter(|h| !h.is_empty())
         .map(parse_address)
         .transpose()?;
-    let bundle = make_bundle(&state.source, &name, have, state.config.bundle).await?;
+    let bundle = state.bundles.bundle(&name, have).await?;
     let framed = http_wire::encode_frames(bundle.blobs.iter().map(|(a, b)| (*a, Some(&b[..]))))
         .map_err(|e| ApiError::Storage(e.to_string()))?;
     let span = Span::current();

@@ -2,9 +2,9 @@
 //!
 //! A replica far from its storage (across a network) pays a round trip per tree level
 //! when it restores level by level. A server next to the storage can do that walk for
-//! it: [`make_bundle`] runs the same restore machine the replica would run, against a
-//! replica at the commit the client says it has (`have`), restored lazily from the
-//! server's own storage, and collects every blob the machine asks for. The client gets
+//! it: [`BundleMaker::bundle`] runs the same restore machine the replica would run,
+//! against its own replica at the commit the client says it has (`have`), and collects
+//! every blob the machine asks for. The client gets
 //! them in one response ([`SyncBundle`]) and runs its own restore over them
 //! ([`Prefetched`]): every blob it takes is verified against its address, as in any
 //! restore, and anything its restore needs that the bundle lacks (its db1 differs from
@@ -15,8 +15,8 @@
 //! When `have` is unknown to the server (another storage's commit, a garbage-collected
 //! one, none), the bundle is what a new, empty replica needs: the whole head.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use datoms_core::restore::{Machine, Mode, Step};
@@ -25,10 +25,9 @@ use datoms_core::{Address, Db, Restore};
 use crate::batch::{get_batched, retry};
 use crate::error::StorageError;
 use crate::restore::restore_commit;
-use crate::source::StorageSource;
 use crate::storage::{Storage, SyncBundle};
 
-/// How large a bundle [`make_bundle`] makes.
+/// How large a bundle [`BundleMaker`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BundleLimits {
     /// Once the blobs reach this many bytes, no further level is added and the bundle
@@ -45,83 +44,174 @@ impl Default for BundleLimits {
     }
 }
 
-/// The bundle for a replica at commit `have` (or an empty one) to restore head `name`
-/// of `source`'s storage: the blobs the restore machine asks for, in the order it asks,
-/// the head's commit first. `have` equal to the head gives an empty bundle. The server's
-/// replica at `have` is restored lazily through `source` (shared between requests, its
-/// node cache serves them all).
+/// Makes sync bundles for one storage, keeping the last few replicas it restored.
 ///
-/// # Errors
-/// [`StorageError::NoHead`] if the head does not exist; storage errors; a node of the
-/// head that is missing or corrupt in the server's own storage.
-#[tracing::instrument(name = "sync_bundle", level = "info", skip(source, limits), fields(have = ?have))]
-pub async fn make_bundle(
-    source: &Arc<StorageSource>,
-    name: &str,
-    have: Option<Address>,
+/// For a bundle to be exactly what the client's restore will ask for, the server's
+/// replica at `have` must hold what the client's holds: a fully loaded db (a lazily
+/// restored one makes the machine stop at nodes it has not loaded, and the bundle would
+/// fall short). Restoring it from scratch for each request would read the whole db, so
+/// the maker keeps the last [`BundleMaker::new`]`(…, keep)` replicas (fully loaded dbs,
+/// which share their unchanged subtrees in memory) and restores a new `have`
+/// incrementally from the most recent one; each bundle's head db joins them, so the
+/// next client at that head costs nothing to prepare. The full bundle of the head (for
+/// a new replica) is kept too: many new replicas of one head are served from memory.
+pub struct BundleMaker {
+    storage: Arc<dyn Storage>,
     limits: BundleLimits,
-) -> Result<SyncBundle, StorageError> {
-    let storage = &**source.storage();
-    let head = retry(|| storage.get_head(name))
-        .await?
-        .ok_or_else(|| StorageError::NoHead {
-            name: name.to_owned(),
-        })?;
-    if have == Some(head.commit) {
-        return Ok(SyncBundle {
-            head,
-            blobs: Vec::new(),
-            complete: true,
-        });
-    }
-    let db1 = match have {
-        Some(commit) => replica_at(source, commit).await?,
-        None => None,
-    };
-    let mut machine = Restore::with_mode(head.commit, db1.as_ref(), Mode::Eager);
-    let (mut blobs, mut bytes, mut complete) = (Vec::new(), 0u64, true);
-    // Done: the machine has every blob it needs (its db is the server's, not sent).
-    while let Step::Need(addresses) = machine.poll()? {
-        if bytes >= limits.max_bytes {
-            complete = false;
-            break;
-        }
-        let got = get_batched(storage, &addresses).await?;
-        for (address, blob) in addresses.iter().zip(got) {
-            machine.accept(*address, blob.as_deref())?;
-            if let Some(blob) = blob {
-                bytes += blob.len() as u64;
-                blobs.push((*address, blob));
-            }
-        }
-    }
-    tracing::info!(
-        head = %head.commit,
-        known_have = db1.is_some(),
-        blobs = blobs.len(),
-        bytes,
-        complete,
-        "bundle made"
-    );
-    Ok(SyncBundle {
-        head,
-        blobs,
-        complete,
-    })
+    keep: usize,
+    /// Fully loaded replicas by commit, most recently used first.
+    replicas: Mutex<VecDeque<(Address, Db)>>,
+    /// The last full bundle (for a replica with no commit this storage knows).
+    full: Mutex<Option<SyncBundle>>,
 }
 
-/// The replica at `commit`, restored lazily from `source`'s storage; `None` when this
-/// storage does not hold that commit (the bundle is then a full one).
-async fn replica_at(
-    source: &Arc<StorageSource>,
-    commit: Address,
-) -> Result<Option<Db>, StorageError> {
-    match restore_commit(&**source.storage(), commit, None, Mode::Lazy).await {
-        Ok(r) => Ok(Some(r.db.with_source(source.clone()))),
-        Err(e) if e.is_transient() || matches!(e, StorageError::Backend { .. }) => Err(e),
-        Err(e) => {
-            tracing::debug!(%commit, error = %e, "have is not a commit here: a full bundle");
-            Ok(None)
+impl std::fmt::Debug for BundleMaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleMaker")
+            .field("storage", &self.storage)
+            .field("limits", &self.limits)
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BundleMaker {
+    /// A maker over `storage` that keeps `keep` replicas (at least one).
+    pub fn new(storage: Arc<dyn Storage>, limits: BundleLimits, keep: usize) -> BundleMaker {
+        BundleMaker {
+            storage,
+            limits,
+            keep: keep.max(1),
+            replicas: Mutex::new(VecDeque::new()),
+            full: Mutex::new(None),
+        }
+    }
+
+    /// The bundle for a replica at commit `have` (or an empty one) to restore head
+    /// `name`: the blobs the restore machine asks for, in the order it asks, the head's
+    /// commit first. `have` equal to the head gives an empty bundle; a `have` this
+    /// storage does not hold gives the full bundle.
+    ///
+    /// # Errors
+    /// [`StorageError::NoHead`] if the head does not exist; storage errors; a node of the
+    /// head that is missing or corrupt in this storage.
+    #[tracing::instrument(name = "sync_bundle", level = "info", skip(self), fields(have = ?have))]
+    pub async fn bundle(
+        &self,
+        name: &str,
+        have: Option<Address>,
+    ) -> Result<SyncBundle, StorageError> {
+        let storage = &*self.storage;
+        let head = retry(|| storage.get_head(name))
+            .await?
+            .ok_or_else(|| StorageError::NoHead {
+                name: name.to_owned(),
+            })?;
+        if have == Some(head.commit) {
+            return Ok(SyncBundle {
+                head,
+                blobs: Vec::new(),
+                complete: true,
+            });
+        }
+        let db1 = match have {
+            Some(commit) => self.replica_at(commit).await?,
+            None => None,
+        };
+        if db1.is_none() {
+            if let Some(full) = self.cached_full(head.commit) {
+                tracing::info!(head = %head.commit, blobs = full.blobs.len(), "full bundle from memory");
+                return Ok(SyncBundle { head, ..full });
+            }
+        }
+        let mut machine = Restore::with_mode(head.commit, db1.as_ref(), Mode::Eager);
+        let (mut blobs, mut bytes, mut complete) = (Vec::new(), 0u64, true);
+        let done = loop {
+            match machine.poll()? {
+                Step::Need(addresses) => {
+                    if bytes >= self.limits.max_bytes {
+                        complete = false;
+                        break None;
+                    }
+                    let got = get_batched(storage, &addresses).await?;
+                    for (address, blob) in addresses.iter().zip(got) {
+                        machine.accept(*address, blob.as_deref())?;
+                        if let Some(blob) = blob {
+                            bytes += blob.len() as u64;
+                            blobs.push((*address, blob));
+                        }
+                    }
+                }
+                Step::Done(db) => break Some(db),
+            }
+        };
+        tracing::info!(
+            head = %head.commit,
+            known_have = db1.is_some(),
+            blobs = blobs.len(),
+            bytes,
+            complete,
+            "bundle made"
+        );
+        let bundle = SyncBundle {
+            head,
+            blobs,
+            complete,
+        };
+        if let Some(db) = done {
+            self.remember(bundle.head.commit, db);
+            if db1.is_none() {
+                if let Ok(mut full) = self.full.lock() {
+                    *full = Some(bundle.clone());
+                }
+            }
+        }
+        Ok(bundle)
+    }
+
+    /// The full bundle of `head`, if it is the one kept.
+    fn cached_full(&self, head: Address) -> Option<SyncBundle> {
+        let full = self.full.lock().ok()?;
+        full.as_ref().filter(|b| b.head.commit == head).cloned()
+    }
+
+    /// Keeps a fully loaded replica at `commit`, dropping the least recently used past
+    /// the limit.
+    fn remember(&self, commit: Address, db: Db) {
+        if let Ok(mut replicas) = self.replicas.lock() {
+            replicas.retain(|(c, _)| *c != commit);
+            replicas.push_front((commit, db));
+            replicas.truncate(self.keep);
+        }
+    }
+
+    /// The fully loaded replica at `commit`: kept, or restored incrementally from the
+    /// most recent one kept; `None` when this storage does not hold that commit (the
+    /// bundle is then a full one).
+    async fn replica_at(&self, commit: Address) -> Result<Option<Db>, StorageError> {
+        let (kept, base) = match self.replicas.lock() {
+            Ok(r) => (
+                r.iter()
+                    .find(|(c, _)| *c == commit)
+                    .map(|(_, db)| db.clone()),
+                r.front().map(|(_, db)| db.clone()),
+            ),
+            Err(_) => (None, None),
+        };
+        if let Some(db) = kept {
+            self.remember(commit, db.clone());
+            return Ok(Some(db));
+        }
+        match restore_commit(&*self.storage, commit, base.as_ref(), Mode::Eager).await {
+            Ok(r) => {
+                self.remember(commit, r.db.clone());
+                Ok(Some(r.db))
+            }
+            Err(e) if e.is_transient() || matches!(e, StorageError::Backend { .. }) => Err(e),
+            Err(e) => {
+                tracing::debug!(%commit, error = %e, "have is not a commit here: a full bundle");
+                Ok(None)
+            }
         }
     }
 }
@@ -224,7 +314,7 @@ mod tests {
     /// records the addresses of every plain `get_many`.
     #[derive(Debug)]
     struct Bundling {
-        source: Arc<StorageSource>,
+        maker: BundleMaker,
         inner: Arc<MemoryStorage>,
         gets: Mutex<Vec<Address>>,
         bundles: bool,
@@ -232,9 +322,8 @@ mod tests {
 
     impl Bundling {
         fn new(inner: Arc<MemoryStorage>, bundles: bool) -> Bundling {
-            let source = StorageSource::new(inner.clone(), 1 << 20).expect("a source");
             Bundling {
-                source,
+                maker: BundleMaker::new(inner.clone(), BundleLimits::default(), 2),
                 inner,
                 gets: Mutex::new(Vec::new()),
                 bundles,
@@ -292,9 +381,7 @@ mod tests {
             if !self.bundles {
                 return Ok(None);
             }
-            make_bundle(&self.source, name, have, BundleLimits::default())
-                .await
-                .map(Some)
+            self.maker.bundle(name, have).await.map(Some)
         }
     }
 
@@ -325,8 +412,8 @@ mod tests {
         #[test]
         fn a_bundle_holds_exactly_what_the_plain_restore_fetches(
             initial in 1u32..200,
-            steps in proptest::collection::vec(1u32..40, 1..5),
-            behind in 0usize..5,
+            steps in proptest::collection::vec(1u32..40, 1..16),
+            behind in 0usize..16,
         ) {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(async {
@@ -350,7 +437,7 @@ mod tests {
                     prop_assert_eq!(via_bundle.db.root_addresses(), db.root_addresses());
                     prop_assert_eq!(direct.db.root_addresses(), db.root_addresses());
                     let fetched: std::collections::BTreeSet<Address> = plain.take().into_iter().collect();
-                    let bundle = make_bundle(&bundled.source, "main", db1.base_commit(), BundleLimits::default()).await?;
+                    let bundle = BundleMaker::new(memory.clone(), BundleLimits::default(), 1).bundle("main", db1.base_commit()).await?;
                     let sent: std::collections::BTreeSet<Address> = bundle.blobs.iter().map(|(a, _)| *a).collect();
                     if db1.base_commit().is_some() {
                         prop_assert_eq!(sent, fetched);
@@ -373,34 +460,46 @@ mod tests {
     async fn a_cut_bundle_and_an_unknown_have_still_restore() -> Result<(), StorageError> {
         let memory = Arc::new(MemoryStorage::new());
         let db = store(&tx(&empty(), 0, 150), &*memory, "main").await?.db;
-        let bundled = Bundling::new(memory.clone(), true);
-        let cut = make_bundle(&bundled.source, "main", None, BundleLimits { max_bytes: 1 }).await?;
+        let maker = |max_bytes| BundleMaker::new(memory.clone(), BundleLimits { max_bytes }, 2);
+        let cut = maker(1).bundle("main", None).await?;
         assert!(!cut.complete);
-        assert!(
-            cut.blobs.len()
-                < make_bundle(&bundled.source, "main", None, BundleLimits::default())
-                    .await?
-                    .blobs
-                    .len()
-        );
+        let full = maker(u64::MAX).bundle("main", None).await?;
+        assert!(full.complete && cut.blobs.len() < full.blobs.len());
+        let kept = maker(u64::MAX);
         let unknown = Some(Address::of(b"no such commit"));
-        let full = make_bundle(&bundled.source, "main", None, BundleLimits::default()).await?;
-        assert_eq!(
-            make_bundle(&bundled.source, "main", unknown, BundleLimits::default()).await?,
-            full
-        );
+        assert_eq!(kept.bundle("main", unknown).await?, full);
+        // The second full bundle of the head comes from memory, the same.
+        assert_eq!(kept.bundle("main", None).await?, full);
         assert!(matches!(
-            make_bundle(&bundled.source, "other", None, BundleLimits::default()).await,
+            kept.bundle("other", None).await,
             Err(StorageError::NoHead { .. })
         ));
-        let at_head = make_bundle(
-            &bundled.source,
-            "main",
-            db.base_commit(),
-            BundleLimits::default(),
-        )
-        .await?;
+        let at_head = kept.bundle("main", db.base_commit()).await?;
         assert!(at_head.blobs.is_empty() && at_head.complete);
+        Ok(())
+    }
+
+    /// A maker keeping one replica serves replicas at several commits in turn, each
+    /// bundle still exact (restored incrementally from the one it keeps).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kept_replicas_give_the_same_bundles_as_fresh_ones() -> Result<(), StorageError> {
+        let memory = Arc::new(MemoryStorage::new());
+        let mut db = store(&tx(&empty(), 0, 120), &*memory, "main").await?.db;
+        let mut commits = vec![db.base_commit()];
+        for i in 0..6 {
+            db = store(&tx(&db, 200 + i * 10, 10), &*memory, "main")
+                .await?
+                .db;
+            commits.push(db.base_commit());
+        }
+        let kept = BundleMaker::new(memory.clone(), BundleLimits::default(), 1);
+        for have in commits.iter().chain(commits.iter().rev()) {
+            let fresh = BundleMaker::new(memory.clone(), BundleLimits::default(), 1);
+            assert_eq!(
+                kept.bundle("main", *have).await?,
+                fresh.bundle("main", *have).await?
+            );
+        }
         Ok(())
     }
 }

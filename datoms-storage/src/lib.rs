@@ -40,7 +40,7 @@ pub mod store;
 pub mod sync;
 pub mod verify;
 
-pub use bundle::{make_bundle, BundleLimits};
+pub use bundle::{BundleLimits, BundleMaker};
 pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};

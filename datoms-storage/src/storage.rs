@@ -142,7 +142,7 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     }
 
     /// One-round-trip sync, an optional capability of remote backends whose server can
-    /// compute what a replica lacks (an HTTP server running [`crate::bundle::make_bundle`]
+    /// compute what a replica lacks (an HTTP server running a [`crate::bundle::BundleMaker`]
     /// next to its storage): head `name` and every blob a replica at commit `have` (or an
     /// empty one) needs to restore it, in one request. `Ok(None)` (the default) means the
     /// backend has no such capability, and [`crate::restore_from`] and [`crate::sync()`]
