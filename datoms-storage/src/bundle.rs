@@ -4,10 +4,10 @@
 //! when it restores level by level. A server next to the storage can do that walk for
 //! it: [`BundleMaker::bundle`] runs the same restore machine the replica would run,
 //! against its own replica at the commit the client says it has (`have`), and collects
-//! every blob the machine asks for. The client gets
-//! them in one response ([`SyncBundle`]) and runs its own restore over them
-//! ([`Prefetched`]): every blob it takes is verified against its address, as in any
-//! restore, and anything its restore needs that the bundle lacks (its db1 differs from
+//! every blob the machine asks for. The client gets them in one response
+//! ([`SyncBundle`]) and runs its own restore over them (a map of prefetched blobs in
+//! front of the storage): every blob it takes is verified against its address, as in
+//! any restore, and anything its restore needs that the bundle lacks (its db1 differs from
 //! the server's idea of `have`, the bundle was cut at the size limit, a large value a
 //! lazily restored db1 had not loaded) is fetched through the plain blob API. A bundle
 //! can make a restore cheaper, never wrong.
