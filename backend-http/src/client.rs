@@ -37,10 +37,17 @@ enum Repeat {
 impl Core {
     /// A client for `options` and the server's capabilities.
     pub(crate) async fn connect(options: HttpOptions) -> Result<Core, StorageError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60));
+        for pem in &options.root_certificates {
+            let certificate = reqwest::Certificate::from_pem(pem).map_err(|e| {
+                StorageError::backend(format!("a root certificate that is not PEM: {e}"))
+            })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
             .build()
             .map_err(|e| StorageError::backend(format!("cannot build an HTTP client: {e}")))?;
         let mut core = Core {

@@ -26,6 +26,9 @@ pub struct HttpOptions {
     pub retries: u32,
     /// The first wait before a repeat; each later one twice as long.
     pub backoff: Duration,
+    /// Extra trusted root certificates (PEM), for a server whose certificate no public
+    /// root signs (a self-signed one). The public roots stay trusted.
+    pub root_certificates: Vec<Vec<u8>>,
     /// Use the server's one-round-trip sync when it offers it (`true` by default;
     /// `false` restores through the plain blob API, level by level, as a comparison).
     pub smart_sync: bool,
@@ -64,6 +67,7 @@ impl HttpOptions {
             max_in_flight: 32,
             retries: 2,
             backoff: Duration::from_millis(50),
+            root_certificates: Vec::new(),
             smart_sync: true,
         })
     }
@@ -80,6 +84,13 @@ impl HttpOptions {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
         Ok(o)
+    }
+
+    /// These options trusting one more root certificate (PEM).
+    #[must_use]
+    pub fn with_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> HttpOptions {
+        self.root_certificates.push(pem.into());
+        self
     }
 
     /// These options with a bearer token.

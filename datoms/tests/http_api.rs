@@ -702,3 +702,49 @@ async fn watches_push_head_moves() -> TestResult {
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_https_to_a_client_that_trusts_the_certificate() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem())?;
+    std::fs::write(&key_file, cert.key_pair.serialize_pem())?;
+    let args = [
+        "--tls-cert",
+        cert_file.to_str().ok_or("path")?,
+        "--tls-key",
+        key_file.to_str().ok_or("path")?,
+    ];
+    let server = Server::start("mem:", dir.path(), &args)?;
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    // A client that does not trust the certificate cannot connect.
+    let untrusted =
+        HttpStorage::connect(datoms::HttpOptions::new(&server.url)?.with_token(TOKEN)).await;
+    assert!(
+        untrusted.is_err(),
+        "a self-signed certificate must not be trusted by default"
+    );
+    let options = datoms::HttpOptions::new(&server.url)?
+        .with_token(TOKEN)
+        .with_root_certificate(cert.cert.pem());
+    let client = HttpStorage::connect(options).await?;
+    let db = history::empty_db()
+        .with_edn(r#"[{:person/name "Ann"}]"#)?
+        .db_after;
+    let stored = store(&db, &client, "main").await?;
+    let restored = restore_from(&history::empty_db(), &client, "main").await?;
+    assert_eq!(restored.db.root_addresses(), stored.db.root_addresses());
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = server.url.replace("https://", "http://");
+    assert!(http()
+        .get(format!("{plain}/capabilities"))
+        .send()
+        .await
+        .is_err());
+    Ok(())
+}
