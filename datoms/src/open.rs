@@ -193,6 +193,21 @@ mod tests {
             open("ftp://x").await,
             Err(OpenError::UnknownScheme { .. })
         ));
+        #[cfg(not(feature = "http"))]
+        assert!(matches!(
+            open("http://127.0.0.1:1").await,
+            Err(OpenError::FeatureDisabled {
+                feature: "http",
+                ..
+            })
+        ));
+        #[cfg(feature = "http")]
+        assert!(matches!(
+            open("http://").await,
+            Err(OpenError::Storage(
+                datoms_storage::StorageError::BadLocation { .. }
+            ))
+        ));
         assert!(matches!(open("redb:").await, Err(OpenError::BadUrl { .. })));
         assert!(matches!(
             open("rocksdb:").await,
