@@ -6,6 +6,7 @@
 //! datoms-bench --full --datoms 100000 --backends mem --no-peer
 //! datoms-bench writers [--quick]       # many writers: rebase cost, open, throughput
 //! datoms-bench large-values [--quick] [--backends mem,redb]  # values stored out of line
+//! datoms-bench http [--quick] [--latency-ms 20]  # restores over datoms serve, GET throughput
 //! ```
 //! Options (after the mode; each overrides the mode's value):
 //! `--datoms N`, `--seed S`, `--batch B` (people per tx), `--small-datoms N`,
@@ -134,6 +135,35 @@ async fn follow(args: &[String]) -> Result<ExitCode, BenchError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `datoms-bench http [--quick] [--latency-ms MS] [--datoms N]`: restores over HTTP
+/// with and without one-round-trip sync, and blob GET throughput.
+async fn http(args: &[String]) -> Result<ExitCode, BenchError> {
+    let mut config = datoms_bench::http::HttpConfig::full();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--quick" {
+            config = datoms_bench::http::HttpConfig::quick();
+            continue;
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")))?;
+        match flag.as_str() {
+            "--latency-ms" => config.latency = Duration::from_millis(number(flag, value)?),
+            "--datoms" => config.datoms = number(flag, value)?,
+            "--behind" => config.behind = list(flag, value)?,
+            "--clients" => config.clients = list(flag, value)?,
+            other => return Err(BenchError::Usage(format!("unknown option {other}"))),
+        }
+    }
+    let report = datoms_bench::http::run_http(&config).await?;
+    let command = format!("datoms-bench http {}", args.join(" "));
+    Ok(finish(
+        &report.to_markdown(&config, command.trim_end()),
+        &report.problems,
+    ))
+}
+
 /// Prints a subcommand's report and the problems its checks found; exit status 2 when
 /// there are any.
 fn finish(markdown: &str, problems: &[String]) -> ExitCode {
@@ -177,6 +207,9 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             &datoms_bench::large_values::to_markdown(&rows),
             &datoms_bench::large_values::check(&rows),
         ));
+    }
+    if args.first().map(String::as_str) == Some("http") {
+        return http(&args[1..]).await;
     }
     if args.first().map(String::as_str) == Some("writers") {
         let config = if args.iter().any(|a| a == "--quick") {

@@ -23,6 +23,7 @@
 
 pub mod as_of;
 pub mod batch;
+pub mod bundle;
 pub mod cache;
 pub mod error;
 pub mod faulty;
@@ -41,6 +42,7 @@ pub mod sync;
 pub mod verify;
 
 pub use as_of::{as_of, since, AsOf, At};
+pub use bundle::{BundleLimits, BundleMaker};
 pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
@@ -55,7 +57,7 @@ pub use restore::{materialize, restore, restore_commit, restore_from, Restored};
 pub use runtime::{catch_panics, IoRuntime, Panic};
 pub use signal::{HeadChanges, HeadSignal};
 pub use source::StorageSource;
-pub use storage::{Capabilities, Head, Storage, Version};
+pub use storage::{Capabilities, Head, Storage, SyncBundle, Version};
 pub use store::{store, store_with, Confirm, StoreOptions, StoreStats, Stored};
 pub use sync::{sync, sync_to_commit, sync_via_log, SyncPolicy, SyncRoute, Synced};
 pub use verify::{verify, Verified};

@@ -13,6 +13,7 @@ use datoms_core::restore::{Machine, Materialize, Mode, Step};
 use datoms_core::{Address, Db, Restore, RestoreStats};
 
 use crate::batch::{get_batched, retry};
+use crate::bundle::{run_prefetched, Prefetched};
 use crate::error::StorageError;
 use crate::source::StorageSource;
 use crate::storage::Storage;
@@ -53,11 +54,20 @@ pub async fn restore(storage: Arc<dyn Storage>, name: &str) -> Result<Restored, 
 ///
 /// # Errors
 /// As [`restore`].
+///
+/// A storage that offers one-round-trip sync ([`Storage::sync_bundle`]) is asked for the
+/// head and the blobs `db1` lacks in one request instead; the restore then runs over
+/// them as over the storage (each blob verified), fetching what they lack, if anything.
 pub async fn restore_from<S: Storage + ?Sized>(
     db1: &Db,
     storage: &S,
     name: &str,
 ) -> Result<Restored, StorageError> {
+    if let Some(bundle) = retry(|| storage.sync_bundle(name, db1.base_commit())).await? {
+        let mut prefetched = Prefetched::new(bundle.blobs);
+        let machine = Restore::with_mode(bundle.head.commit, Some(db1), Mode::Eager);
+        return run_restore_from_with(storage, machine, Some(db1), Some(&mut prefetched)).await;
+    }
     let head = read_head(storage, name).await?;
     let mut r = restore_commit(storage, head, Some(db1), Mode::Eager).await?;
     r.stats.round_trips += 1;
@@ -88,11 +98,22 @@ pub(crate) async fn run_restore_from<S: Storage + ?Sized>(
     machine: Restore,
     db1: Option<&Db>,
 ) -> Result<Restored, StorageError> {
+    run_restore_from_with(storage, machine, db1, None).await
+}
+
+/// [`run_restore_from`], taking blobs from a sync bundle before asking `storage`.
+pub(crate) async fn run_restore_from_with<S: Storage + ?Sized>(
+    storage: &S,
+    machine: Restore,
+    db1: Option<&Db>,
+    prefetched: Option<&mut Prefetched>,
+) -> Result<Restored, StorageError> {
     let foreign = db1.is_some_and(|d| d.source().is_some() && !reads(d, storage));
-    let r = if foreign {
-        restore_foreign(storage, machine).await?
-    } else {
-        run_restore(storage, machine).await?
+    let bundled = prefetched.is_some();
+    let r = match (foreign, prefetched) {
+        (true, prefetched) => restore_foreign(storage, machine, prefetched).await?,
+        (false, Some(prefetched)) => run_prefetched(storage, machine, prefetched).await?,
+        (false, None) => run_restore(storage, machine).await?,
     };
     tracing::info!(
         commit = ?r.db.base_commit(),
@@ -102,6 +123,7 @@ pub(crate) async fn run_restore_from<S: Storage + ?Sized>(
         reused = r.stats.nodes_reused,
         walked = r.stats.prefetch_skipped,
         foreign,
+        bundled,
         "restored"
     );
     Ok(r)
@@ -111,8 +133,13 @@ pub(crate) async fn run_restore_from<S: Storage + ?Sized>(
 async fn restore_foreign<S: Storage + ?Sized>(
     storage: &S,
     machine: Restore,
+    prefetched: Option<&mut Prefetched>,
 ) -> Result<Restored, StorageError> {
-    let mut r = run_restore(storage, machine.db1_reads_another_storage()).await?;
+    let machine = machine.db1_reads_another_storage();
+    let mut r = match prefetched {
+        Some(prefetched) => run_prefetched(storage, machine, prefetched).await?,
+        None => run_restore(storage, machine).await?,
+    };
     if r.db.has_unloaded_nodes() {
         let m = materialize(&r.db, storage).await?;
         r.stats.round_trips += m.stats.round_trips;

@@ -55,6 +55,20 @@ impl Default for Capabilities {
     }
 }
 
+/// What one request of a one-round-trip sync brings (see [`Storage::sync_bundle`] and
+/// [`crate::bundle`]): where the head is, and the blobs a replica at the `have` commit
+/// lacks to restore it, the head's commit first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncBundle {
+    /// The head as the server read it.
+    pub head: Head,
+    /// Blobs by address. The receiver verifies each against its address as any restore
+    /// does; a blob the restore turns out to need that is not here is fetched as usual.
+    pub blobs: Vec<(Address, Bytes)>,
+    /// False when the sender stopped at its size limit: the rest is fetched as usual.
+    pub complete: bool,
+}
+
 /// A place to keep a database: content-addressed blobs plus named heads.
 ///
 /// Blobs are immutable and keyed by the BLAKE3 hash of their bytes, so puts are
@@ -142,6 +156,26 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn head_changes(&self) -> Option<HeadChanges> {
         None
     }
+
+    /// One-round-trip sync, an optional capability of remote backends whose server can
+    /// compute what a replica lacks (an HTTP server running a [`crate::bundle::BundleMaker`]
+    /// next to its storage): head `name` and every blob a replica at commit `have` (or an
+    /// empty one) needs to restore it, in one request. `Ok(None)` (the default) means the
+    /// backend has no such capability, and [`crate::restore_from`] and [`crate::sync()`]
+    /// read the head and fetch level by level as usual. Nothing in a bundle is trusted:
+    /// the restore verifies every blob it takes against its address.
+    ///
+    /// # Errors
+    /// As [`Storage::get_head`] and [`Storage::get_many`]; [`StorageError::NoHead`] if the
+    /// head does not exist.
+    async fn sync_bundle(
+        &self,
+        name: &str,
+        have: Option<Address>,
+    ) -> Result<Option<SyncBundle>, StorageError> {
+        let _ = (name, have);
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -184,5 +218,12 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     }
     fn head_changes(&self) -> Option<HeadChanges> {
         (**self).head_changes()
+    }
+    async fn sync_bundle(
+        &self,
+        name: &str,
+        have: Option<Address>,
+    ) -> Result<Option<SyncBundle>, StorageError> {
+        (**self).sync_bundle(name, have).await
     }
 }

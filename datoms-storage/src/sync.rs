@@ -7,11 +7,12 @@
 use datoms_core::restore::Mode;
 use datoms_core::{Address, Commit, Db, Restore, RestoreStats, TX0};
 
-use crate::batch::get_all;
+use crate::batch::{get_all, retry};
+use crate::bundle::Prefetched;
 use crate::error::StorageError;
 use crate::large::decode_fetching;
-use crate::restore::run_restore_from;
-use crate::storage::Storage;
+use crate::restore::{run_restore_from, run_restore_from_with};
+use crate::storage::{Storage, SyncBundle};
 
 /// How [`sync`] brings a replica up to date.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +61,11 @@ pub struct Synced {
 
 /// Brings `db1` to head `name` by log replay or tree restore, as `policy` says.
 ///
+/// Unless the policy is [`SyncPolicy::Log`], a storage that offers one-round-trip sync
+/// ([`Storage::sync_bundle`]) is asked for the head and the blobs `db1` lacks in one
+/// request, and the trees are restored over them ([`SyncRoute::Tree`]): with every blob
+/// at hand, replaying the log would save no request.
+///
 /// # Errors
 /// As [`sync_via_log`] (with [`SyncPolicy::Log`]) or
 /// [`crate::restore_from`].
@@ -70,10 +76,43 @@ pub async fn sync<S: Storage + ?Sized>(
     name: &str,
     policy: SyncPolicy,
 ) -> Result<Synced, StorageError> {
+    if policy != SyncPolicy::Log {
+        if let Some(bundle) = retry(|| storage.sync_bundle(name, db1.base_commit())).await? {
+            return sync_bundled(db1, storage, bundle).await;
+        }
+    }
     let head = crate::restore::read_head(storage, name).await?;
     let mut synced = sync_commit(db1, storage, head, None, policy).await?;
     synced.stats.round_trips += 1;
     Ok(synced)
+}
+
+/// [`sync()`] over a bundle: unchanged, or a tree restore over its blobs.
+async fn sync_bundled<S: Storage + ?Sized>(
+    db1: &Db,
+    storage: &S,
+    bundle: SyncBundle,
+) -> Result<Synced, StorageError> {
+    let head = bundle.head.commit;
+    if db1.base_commit() == Some(head) && db1.pending_txs() == 0 {
+        let stats = RestoreStats {
+            round_trips: 1,
+            ..RestoreStats::default()
+        };
+        return Ok(Synced {
+            db: db1.clone(),
+            stats,
+            route: SyncRoute::Unchanged,
+        });
+    }
+    let mut prefetched = Prefetched::new(bundle.blobs);
+    let machine = Restore::with_mode(head, Some(db1), Mode::Eager);
+    let r = run_restore_from_with(storage, machine, Some(db1), Some(&mut prefetched)).await?;
+    Ok(Synced {
+        db: r.db,
+        stats: r.stats,
+        route: SyncRoute::Tree,
+    })
 }
 
 /// Brings `db1` to `commit` (any stored commit, not necessarily a head's) by log replay

@@ -6,7 +6,8 @@
 //! index trees, restore/diff machines) and `datoms-storage` (the `Storage` trait and its
 //! drivers), and opens a storage from a URL with [`open`] (or [`open_read_only`], for
 //! readers that share a file). Backends are cargo features:
-//! `redb` (default), `mem` (default); picking one is one line in `Cargo.toml`.
+//! `redb` (default), `mem` (default), `http` (default: `http(s)://` URLs of a `datoms
+//! serve`), `serve` (default: the server), `rocks`, `s3`; picking one is one line in `Cargo.toml`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,12 +39,17 @@ pub use open::{open, open_read_only, OpenError};
 /// The storage layer, whole (drivers, batching, caches, fault injection).
 pub use datoms_storage as storage;
 
+#[cfg(feature = "http")]
+pub use backend_http::{HttpOptions, HttpStorage};
 #[cfg(feature = "redb")]
 pub use backend_redb::RedbStorage;
 #[cfg(feature = "rocks")]
 pub use backend_rocks::RocksStorage;
 #[cfg(feature = "s3")]
 pub use backend_s3::S3Storage;
+/// The HTTP server of `datoms serve`, for embedding it in a program of your own.
+#[cfg(feature = "serve")]
+pub use datoms_server as server;
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[doc = include_str!("../../README.md")]

@@ -10,7 +10,7 @@ use datoms_storage::Storage;
 pub enum OpenError {
     /// The URL's scheme names no known backend.
     #[error(
-        "unknown storage URL {url:?}: expected redb:PATH, rocksdb:PATH, s3://BUCKET/PREFIX or mem:"
+        "unknown storage URL {url:?}: expected redb:PATH, rocksdb:PATH, s3://BUCKET/PREFIX, http(s)://HOST[:PORT] or mem:"
     )]
     UnknownScheme {
         /// The URL given.
@@ -40,7 +40,13 @@ pub enum OpenError {
 impl OpenError {
     /// The error for a URL whose backend this build leaves out.
     #[cfg_attr(
-        all(feature = "redb", feature = "mem", feature = "rocks", feature = "s3"),
+        all(
+            feature = "redb",
+            feature = "mem",
+            feature = "rocks",
+            feature = "s3",
+            feature = "http"
+        ),
         allow(dead_code)
     )]
     fn disabled(url: &str, feature: &'static str) -> OpenError {
@@ -62,6 +68,9 @@ enum Access {
 /// - `redb:PATH` — one redb file (feature `redb`, default), created if missing;
 /// - `rocksdb:PATH` — a RocksDB directory (feature `rocks`);
 /// - `s3://BUCKET/PREFIX?endpoint=…&region=…` — S3-compatible object storage (feature `s3`);
+/// - `http://HOST:PORT[/PREFIX]`, `https://…` — a storage served by `datoms serve`
+///   (feature `http`, default), with the bearer token of `DATOMS_TOKEN` if set; it reads
+///   the server's capabilities, so the server must be up;
 /// - `mem:` — a new, empty in-memory storage (feature `mem`, default).
 ///
 /// It is async because opening object storage resolves credentials and the region.
@@ -86,7 +95,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, OpenError> {
 ///   (`RocksStorage::open_read_only`): it takes no lock, so readers open it beside each
 ///   other and beside a writer, each seeing it as of its open; writes through it fail
 ///   with `StorageError::ReadOnly`. A missing database is an error, not created.
-/// - `s3://…`, `mem:` — as [`open`]: object storage and memory have no lock to share.
+/// - `s3://…`, `http(s)://…`, `mem:` — as [`open`]: object storage, a server and
+///   memory have no lock to share.
 ///
 /// # Errors
 /// As [`open`].
@@ -133,6 +143,12 @@ async fn open_as(url: &str, access: Access) -> Result<Arc<dyn Storage>, OpenErro
         #[cfg(not(feature = "s3"))]
         return Err(OpenError::disabled(url, "s3"));
     }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        #[cfg(feature = "http")]
+        return Ok(Arc::new(backend_http::HttpStorage::open(url).await?));
+        #[cfg(not(feature = "http"))]
+        return Err(OpenError::disabled(url, "http"));
+    }
     if url == "mem:" {
         #[cfg(feature = "mem")]
         return Ok(Arc::new(datoms_storage::MemoryStorage::new()));
@@ -176,6 +192,21 @@ mod tests {
         assert!(matches!(
             open("ftp://x").await,
             Err(OpenError::UnknownScheme { .. })
+        ));
+        #[cfg(not(feature = "http"))]
+        assert!(matches!(
+            open("http://127.0.0.1:1").await,
+            Err(OpenError::FeatureDisabled {
+                feature: "http",
+                ..
+            })
+        ));
+        #[cfg(feature = "http")]
+        assert!(matches!(
+            open("http://").await,
+            Err(OpenError::Storage(
+                datoms_storage::StorageError::BadLocation { .. }
+            ))
         ));
         assert!(matches!(open("redb:").await, Err(OpenError::BadUrl { .. })));
         assert!(matches!(

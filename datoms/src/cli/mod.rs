@@ -17,6 +17,8 @@ mod log;
 mod output;
 mod query;
 mod restore;
+#[cfg(feature = "serve")]
+mod serve;
 mod stats;
 mod sync;
 mod transact;
@@ -37,8 +39,9 @@ use output::Ctx;
 #[command(name = "datoms", version, propagate_version = true)]
 #[command(
     after_help = "Storage URLs: redb:PATH (one file, created on first write), mem: \
-(in-memory, empty, gone when the command ends); rocksdb:PATH and s3://BUCKET/PREFIX need \
-the `rocks` and `s3` features."
+(in-memory, empty, gone when the command ends), http://HOST:PORT and https://… (a \
+`datoms serve`; DATOMS_TOKEN holds the token for writes); rocksdb:PATH and \
+s3://BUCKET/PREFIX need the `rocks` and `s3` features."
 )]
 pub struct Cli {
     /// Print one JSON document on stdout for scripts instead of text (hides progress bars).
@@ -113,6 +116,10 @@ enum Command {
     Diff(diff::Args),
     /// List, create, delete or fast-forward branches (named heads).
     Branch(branch::Args),
+    /// Serve the storage over HTTP: immutable blobs, heads moved by compare-and-swap,
+    /// one-round-trip sync and pushed head moves, for `http://` clients and browsers.
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
 }
 
 /// Parses the arguments, runs the command and turns its outcome into an exit status:
@@ -205,5 +212,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Follow(a) => follow::run(a, ctx).await,
         Command::Diff(a) => diff::run(a, ctx).await,
         Command::Branch(a) => branch::run(a, ctx).await,
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::run(a, ctx).await,
     }
 }
