@@ -268,6 +268,12 @@ fn run_script(script: &str, dir: &Path, scenario: &Value) -> TestResult {
             assert_eq!(got["json"], json, "{script} step {i} {name} (JSON)");
         }
     }
+    let fetched: Vec<&Value> = seen.iter().map(|s| &s["stats"]["nodesFetched"]).collect();
+    eprintln!(
+        "{script}: {} commits followed, nodes fetched per step {fetched:?}, {}",
+        seen.len(),
+        result["userAgent"].as_str().unwrap_or("node")
+    );
     // The blobs requested are the blobs counted: nothing fetched twice, no stray request.
     assert_eq!(result["blobRequests"], result["totals"]["blobsFetched"], "{script}");
     Ok(())
