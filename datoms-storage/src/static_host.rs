@@ -173,14 +173,20 @@ mod tests {
         let head = storage.get_head("team/main").await?.ok_or("no head")?;
         assert_eq!(
             fs::read_to_string(dir.path().join("heads/team/main"))?,
-            format!(r#"{{"commit":"{}","version":"{}"}}"#, head.commit, head.version)
+            format!(
+                r#"{{"commit":"{}","version":"{}"}}"#,
+                head.commit, head.version
+            )
         );
         assert_eq!(head.commit, first.commit);
         for address in storage.list_blobs(None, usize::MAX).await? {
             let bytes = fs::read(dir.path().join("blobs").join(address.to_hex()))?;
             address.verify(&bytes)?;
         }
-        let db = first.db.with_edn(r#"[{:db/id -1 :person/name "Bo"}]"#)?.db_after;
+        let db = first
+            .db
+            .with_edn(r#"[{:db/id -1 :person/name "Bo"}]"#)?
+            .db_after;
         store(&db, &storage, "team/main").await?;
         let again = export_static(&storage, &["team/main"], dir.path()).await?;
         assert!(again.blobs_written > 0 && again.blobs_written < done.blobs_written + 8);
@@ -189,7 +195,9 @@ mod tests {
             export_static(&storage, &["nope"], dir.path()).await,
             Err(StorageError::NoHead { .. })
         ));
-        assert!(export_static(&storage, &["../x"], dir.path()).await.is_err());
+        assert!(export_static(&storage, &["../x"], dir.path())
+            .await
+            .is_err());
         assert_eq!(json_string("a\"b\\\n"), r#""a\"b\\\u000a""#);
         Ok(())
     }

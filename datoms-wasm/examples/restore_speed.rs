@@ -17,13 +17,17 @@ use std::process::Command;
 use std::time::Instant;
 
 use datoms_core::restore::Mode;
-use datoms_core::{Db, Schema};
+use datoms_core::Db;
 use datoms_storage::{export_static, restore_commit, store, MemoryStorage};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let datoms: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(300_000);
+    let datoms: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(300_000);
     let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
     let people = datoms / 4;
 

@@ -46,7 +46,11 @@ pub fn blob_url(base: &str, address: &Address) -> String {
 /// The URL of a head under `base`; the name is percent-encoded as one path segment
 /// (a name may contain `/`).
 pub fn head_url(base: &str, name: &str) -> String {
-    format!("{}/heads/{}", base.trim_end_matches('/'), encode_segment(name))
+    format!(
+        "{}/heads/{}",
+        base.trim_end_matches('/'),
+        encode_segment(name)
+    )
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -120,7 +124,10 @@ mod tests {
     #[test]
     fn urls_join_the_base_and_encode_head_names() {
         let a = Address::of(b"x");
-        assert_eq!(blob_url("http://h/db/", &a), format!("http://h/db/blobs/{a}"));
+        assert_eq!(
+            blob_url("http://h/db/", &a),
+            format!("http://h/db/blobs/{a}")
+        );
         assert_eq!(
             head_url("http://h/db", "tenants/ä b"),
             "http://h/db/heads/tenants%2F%C3%A4%20b"

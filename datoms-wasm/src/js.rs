@@ -62,7 +62,10 @@ impl HttpFetcher {
                 })?,
             None => global_fetch(url).map_err(failed)?,
         };
-        let response: Response = JsFuture::from(promise).await.map_err(failed)?.unchecked_into();
+        let response: Response = JsFuture::from(promise)
+            .await
+            .map_err(failed)?
+            .unchecked_into();
         match response.status() {
             200 => Ok(Some(response)),
             404 => Ok(None),
@@ -281,13 +284,20 @@ impl JsReplica {
     /// Pulls `pattern` (EDN) for `entity` (EDN: an id, a lookup ref `[:attr value]` or
     /// an ident). Returns JavaScript values; `null` if the entity is not found.
     pub fn pull(&self, pattern: &str, entity: &str) -> Result<JsValue, JsValue> {
-        from_json(&self.inner.pull(pattern, entity, Format::Json).map_err(thrown)?)
+        from_json(
+            &self
+                .inner
+                .pull(pattern, entity, Format::Json)
+                .map_err(thrown)?,
+        )
     }
 
     /// As `pull`, returning EDN text.
     #[wasm_bindgen(js_name = pullEdn)]
     pub fn pull_edn(&self, pattern: &str, entity: &str) -> Result<String, JsValue> {
-        self.inner.pull(pattern, entity, Format::Edn).map_err(thrown)
+        self.inner
+            .pull(pattern, entity, Format::Edn)
+            .map_err(thrown)
     }
 
     /// The datoms of `index` (`"eavt"`, `"aevt"`, `"avet"`) matching leading

@@ -22,7 +22,12 @@ pub enum Format {
 ///
 /// # Errors
 /// A malformed query or input, the wrong number of inputs, evaluation errors.
-pub fn query(db: &Db, text: &str, inputs: &[String], format: Format) -> Result<String, ReplicaError> {
+pub fn query(
+    db: &Db,
+    text: &str,
+    inputs: &[String],
+    format: Format,
+) -> Result<String, ReplicaError> {
     let query = Query::parse(text)?;
     let specs = query.inputs();
     let wanted = specs.iter().filter(|s| !s.starts_with('$')).count();
@@ -87,7 +92,11 @@ pub fn datoms(
             )))
         }
     };
-    let forms = match parse(if components.trim().is_empty() { "[]" } else { components })? {
+    let forms = match parse(if components.trim().is_empty() {
+        "[]"
+    } else {
+        components
+    })? {
         Edn::Vector(items) => items,
         other => {
             return Err(ReplicaError::argument(format!(
@@ -142,9 +151,16 @@ mod tests {
     #[test]
     fn queries_take_edn_inputs_and_print_edn_or_json() -> Result<(), ReplicaError> {
         let db = db()?;
-        let q = "[:find ?m :in $ ?min :where [?e :person/age ?a] [(> ?a ?min)] [?e :person/email ?m]]";
-        assert_eq!(query(&db, q, &["30".into()], Format::Edn)?, r#"#{["ann@x"]}"#);
-        assert_eq!(query(&db, q, &["20".into()], Format::Json)?, r#"[["ann@x"],["bo@x"]]"#);
+        let q =
+            "[:find ?m :in $ ?min :where [?e :person/age ?a] [(> ?a ?min)] [?e :person/email ?m]]";
+        assert_eq!(
+            query(&db, q, &["30".into()], Format::Edn)?,
+            r#"#{["ann@x"]}"#
+        );
+        assert_eq!(
+            query(&db, q, &["20".into()], Format::Json)?,
+            r#"[["ann@x"],["bo@x"]]"#
+        );
         assert!(matches!(
             query(&db, q, &[], Format::Edn),
             Err(ReplicaError::Argument { .. })
@@ -155,11 +171,25 @@ mod tests {
     #[test]
     fn pull_resolves_lookup_refs_and_misses_give_nil() -> Result<(), ReplicaError> {
         let db = db()?;
-        let got = pull(&db, "[:person/age {:person/friend [:person/email]}]", r#"[:person/email "ann@x"]"#, Format::Json)?;
-        assert_eq!(got, r#"{":person/age":31,":person/friend":{":person/email":"bo@x"}}"#);
-        assert_eq!(pull(&db, "[*]", r#"[:person/email "nobody"]"#, Format::Edn)?, "nil");
+        let got = pull(
+            &db,
+            "[:person/age {:person/friend [:person/email]}]",
+            r#"[:person/email "ann@x"]"#,
+            Format::Json,
+        )?;
+        assert_eq!(
+            got,
+            r#"{":person/age":31,":person/friend":{":person/email":"bo@x"}}"#
+        );
+        assert_eq!(
+            pull(&db, "[*]", r#"[:person/email "nobody"]"#, Format::Edn)?,
+            "nil"
+        );
         // An id is pulled as it is, as in Datascript: `[*]` of an unused id is its id.
-        assert_eq!(pull(&db, "[*]", "12345", Format::Json)?, r#"{":db/id":12345}"#);
+        assert_eq!(
+            pull(&db, "[*]", "12345", Format::Json)?,
+            r#"{":db/id":12345}"#
+        );
         Ok(())
     }
 
@@ -167,8 +197,16 @@ mod tests {
     fn datoms_read_an_index_by_leading_components() -> Result<(), ReplicaError> {
         let db = db()?;
         let got = datoms(&db, "avet", r#"[:person/email "bo@x"]"#, None, Format::Json)?;
-        assert!(got.starts_with(r#"[{"e":"#) && got.contains(r#""a":":person/email","v":"bo@x""#), "{got}");
-        assert_eq!(datoms(&db, "eavt", "[]", Some(1), Format::Edn)?.matches("#datom").count(), 1);
+        assert!(
+            got.starts_with(r#"[{"e":"#) && got.contains(r#""a":":person/email","v":"bo@x""#),
+            "{got}"
+        );
+        assert_eq!(
+            datoms(&db, "eavt", "[]", Some(1), Format::Edn)?
+                .matches("#datom")
+                .count(),
+            1
+        );
         assert!(matches!(
             datoms(&db, "vaet", "[]", None, Format::Edn),
             Err(ReplicaError::Argument { .. })

@@ -88,7 +88,11 @@ impl<F: Fetcher> Replica<F> {
     /// # Errors
     /// [`ReplicaError::NotRestored`] before the first restore.
     pub fn db(&self) -> Result<Db, ReplicaError> {
-        self.held.borrow().db.clone().ok_or(ReplicaError::NotRestored)
+        self.held
+            .borrow()
+            .db
+            .clone()
+            .ok_or(ReplicaError::NotRestored)
     }
 
     /// The I/O of the last restore.
@@ -163,7 +167,12 @@ impl<F: Fetcher> Replica<F> {
     ///
     /// # Errors
     /// [`ReplicaError::NotRestored`], or as [`read::query`].
-    pub fn query(&self, text: &str, inputs: &[String], format: Format) -> Result<String, ReplicaError> {
+    pub fn query(
+        &self,
+        text: &str,
+        inputs: &[String],
+        format: Format,
+    ) -> Result<String, ReplicaError> {
         read::query(&self.db()?, text, inputs, format)
     }
 
@@ -171,7 +180,12 @@ impl<F: Fetcher> Replica<F> {
     ///
     /// # Errors
     /// [`ReplicaError::NotRestored`], or as [`read::pull`].
-    pub fn pull(&self, pattern: &str, entity: &str, format: Format) -> Result<String, ReplicaError> {
+    pub fn pull(
+        &self,
+        pattern: &str,
+        entity: &str,
+        format: Format,
+    ) -> Result<String, ReplicaError> {
         read::pull(&self.db()?, pattern, entity, format)
     }
 
@@ -187,5 +201,139 @@ impl<F: Fetcher> Replica<F> {
         format: Format,
     ) -> Result<String, ReplicaError> {
         read::datoms(&self.db()?, index, components, limit, format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use datoms_core::addressing::commit_for;
+    use datoms_core::Schema;
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::fetcher::RemoteHead;
+
+    /// Blobs and one head in memory; counts blob requests.
+    #[derive(Default)]
+    struct MemoryFetcher {
+        blobs: RefCell<HashMap<Address, Vec<u8>>>,
+        head: RefCell<Option<Address>>,
+        requests: Cell<u64>,
+    }
+
+    impl Fetcher for MemoryFetcher {
+        fn location(&self) -> String {
+            "memory".into()
+        }
+        async fn blob(&self, address: Address) -> Result<Option<Vec<u8>>, ReplicaError> {
+            self.requests.set(self.requests.get() + 1);
+            Ok(self.blobs.borrow().get(&address).cloned())
+        }
+        async fn head(&self, _name: &str) -> Result<Option<RemoteHead>, ReplicaError> {
+            Ok(self.head.borrow().map(|commit| RemoteHead {
+                commit,
+                version: Some("1".into()),
+            }))
+        }
+    }
+
+    impl MemoryFetcher {
+        /// Stores `db` as a commit on top of what it holds and points the head at it.
+        fn publish(&self, db: &Db) -> Result<Db, datoms_core::Error> {
+            let (commit, nodes) = commit_for(db)?;
+            let mut blobs = self.blobs.borrow_mut();
+            for n in &nodes.nodes {
+                blobs.insert(n.address, n.bytes.clone());
+            }
+            let bytes = commit.encode();
+            let address = Address::of(&bytes);
+            blobs.insert(address, bytes);
+            *self.head.borrow_mut() = Some(address);
+            Ok(db.committed(address, &commit))
+        }
+    }
+
+    fn people(from: u64, to: u64) -> String {
+        let items: Vec<String> = (from..to)
+            .map(|i| format!(r#"{{:person/name "P{i}" :person/age {}}}"#, i % 90))
+            .collect();
+        format!("[{}]", items.join(" "))
+    }
+
+    #[test]
+    fn follows_a_head_fetching_only_what_changed() -> Result<(), Box<dyn std::error::Error>> {
+        let fetcher = MemoryFetcher::default();
+        let db = fetcher.publish(&Db::new(Schema::new()).with_edn(&people(0, 3000))?.db_after)?;
+        let replica = Replica::new(fetcher, "main");
+        assert!(matches!(replica.db(), Err(ReplicaError::NotRestored)));
+        let Moved::To(first, full) = block_on(replica.refresh())? else {
+            return Err("the first refresh restored nothing".into());
+        };
+        assert_eq!(replica.commit(), Some(first));
+        assert_eq!(replica.db()?.len(), db.len());
+        assert_eq!(replica.fetcher().requests.get(), full.blobs_fetched);
+
+        // The head has not moved: nothing but the head is read.
+        assert_eq!(block_on(replica.refresh())?, Moved::Unchanged);
+        assert_eq!(replica.fetcher().requests.get(), full.blobs_fetched);
+
+        let db = replica
+            .fetcher()
+            .publish(&db.with_edn(&people(3000, 3010))?.db_after)?;
+        let Moved::To(_, step) = block_on(replica.refresh())? else {
+            return Err("the head moved but the replica did not follow".into());
+        };
+        assert!(
+            step.nodes_fetched * 10 < full.nodes_fetched,
+            "{step:?} vs {full:?}"
+        );
+        assert_eq!(replica.db()?.root_addresses(), db.root_addresses());
+        assert_eq!(replica.total_stats().restores, 2);
+        assert_eq!(replica.total_stats().head_reads, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_corrupt_blob_fails_the_restore_and_keeps_the_db_held(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let fetcher = MemoryFetcher::default();
+        let db = fetcher.publish(&Db::new(Schema::new()).with_edn(&people(0, 100))?.db_after)?;
+        let replica = Replica::new(fetcher, "main");
+        block_on(replica.refresh())?;
+        let held = replica.commit();
+        let next = db.with_edn(&people(100, 110))?.db_after;
+        replica.fetcher().publish(&next)?;
+        for bytes in replica.fetcher().blobs.borrow_mut().values_mut() {
+            if let Some(b) = bytes.last_mut() {
+                *b ^= 1;
+            }
+        }
+        let err = block_on(replica.refresh());
+        assert!(
+            matches!(
+                err,
+                Err(ReplicaError::Core(datoms_core::Error::Corrupt { .. }))
+            ),
+            "{err:?}"
+        );
+        assert_eq!(replica.commit(), held);
+        assert_eq!(replica.db()?.len(), db.len());
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_head_and_a_second_restore_are_errors() {
+        let replica = Replica::new(MemoryFetcher::default(), "main");
+        assert!(matches!(
+            block_on(replica.refresh()),
+            Err(ReplicaError::NoHead { name, base }) if name == "main" && base == "memory"
+        ));
+        let _running = replica.enter(None).ok();
+        assert!(matches!(
+            block_on(replica.restore_commit(Address::of(b"x"))),
+            Err(ReplicaError::Busy { .. })
+        ));
     }
 }

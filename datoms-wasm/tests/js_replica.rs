@@ -51,7 +51,9 @@ fn transactions() -> Vec<String> {
         // in the vector: an ordinary lookup ref needs them to exist, so the first
         // person has none.
         if i == 0 {
-            load.push_str(r#"{:person/email "p0@example.com" :person/name "Person 0" :person/age 18}"#);
+            load.push_str(
+                r#"{:person/email "p0@example.com" :person/name "Person 0" :person/age 18}"#,
+            );
         } else {
             load.push_str(&person(i));
         }
@@ -65,12 +67,16 @@ fn transactions() -> Vec<String> {
         ));
     }
     for i in (0..PEOPLE).step_by(400) {
-        grow.push_str(&format!(r#"{{:person/email "p{i}@example.com" :person/age 99}}"#));
+        grow.push_str(&format!(
+            r#"{{:person/email "p{i}@example.com" :person/age 99}}"#
+        ));
     }
     grow.push(']');
     let mut shrink = String::from("[");
     for i in (5..PEOPLE).step_by(500) {
-        shrink.push_str(&format!(r#"[:db/retractEntity [:person/email "p{i}@example.com"]]"#));
+        shrink.push_str(&format!(
+            r#"[:db/retractEntity [:person/email "p{i}@example.com"]]"#
+        ));
     }
     shrink.push_str(r#"{:person/email "p1@example.com" :person/name "Renamed"}]"#);
     vec![load, grow, shrink]
@@ -120,7 +126,9 @@ fn answers(db: &Db, reads: &Value) -> Result<Value, Box<dyn std::error::Error>> 
                     .iter()
                     .map(|spec| match spec.starts_with('$') {
                         true => datoms_core::Input::Db(db),
-                        false => datoms_core::Input::Edn(values.next().map_or("nil", String::as_str)),
+                        false => {
+                            datoms_core::Input::Edn(values.next().map_or("nil", String::as_str))
+                        }
                     })
                     .collect();
                 assert_eq!(edn, direct.run(&ins)?.to_string());
@@ -158,7 +166,10 @@ async fn build_scenario(dir: &Path) -> Result<Value, Box<dyn std::error::Error>>
     for tx in transactions() {
         db = db.with_edn(&tx)?.db_after;
         let stored = store(&db, &storage, HEAD).await?;
-        commits.push((stored.commit, storage.get_head(HEAD).await?.ok_or("no head")?));
+        commits.push((
+            stored.commit,
+            storage.get_head(HEAD).await?.ok_or("no head")?,
+        ));
         db = stored.db;
     }
     export_static(&storage, &[HEAD], dir).await?;
@@ -193,7 +204,10 @@ async fn build_scenario(dir: &Path) -> Result<Value, Box<dyn std::error::Error>>
     }
     // Every incremental step is a small part of a full restore.
     for step in &steps[1..] {
-        assert!(step["nodesFetched"].as_u64() < Some(step["totalNodes"].as_u64().unwrap_or(0) / 4), "{step}");
+        assert!(
+            step["nodesFetched"].as_u64() < Some(step["totalNodes"].as_u64().unwrap_or(0) / 4),
+            "{step}"
+        );
     }
     let scenario = json!({"head": HEAD, "reads": reads, "steps": steps});
     // The head starts at the first commit; the test server moves it on.
@@ -201,7 +215,10 @@ async fn build_scenario(dir: &Path) -> Result<Value, Box<dyn std::error::Error>>
         dir.join("heads").join(HEAD),
         serde_json::to_string(&scenario["steps"][0]["headDocument"])?,
     )?;
-    std::fs::write(dir.join("scenario.json"), serde_json::to_string_pretty(&scenario)?)?;
+    std::fs::write(
+        dir.join("scenario.json"),
+        serde_json::to_string_pretty(&scenario)?,
+    )?;
     Ok(scenario)
 }
 
@@ -218,9 +235,14 @@ fn required() -> bool {
 fn ready(tool: &str) -> bool {
     let pkg = package_dir().join("pkg").join("datoms_wasm_bg.wasm");
     let missing = if !pkg.exists() {
-        Some(format!("{} is not built (run scripts/wasm.sh build)", pkg.display()))
+        Some(format!(
+            "{} is not built (run scripts/wasm.sh build)",
+            pkg.display()
+        ))
     } else if Command::new(tool).arg("--version").output().is_err() {
-        Some(format!("{tool} is not installed (run scripts/setup/wasm.sh)"))
+        Some(format!(
+            "{tool} is not installed (run scripts/setup/wasm.sh)"
+        ))
     } else {
         None
     };
@@ -237,24 +259,41 @@ fn ready(tool: &str) -> bool {
 /// Runs a test script of the package on the export and compares what it saw.
 fn run_script(script: &str, dir: &Path, scenario: &Value) -> TestResult {
     let mut command = Command::new("node");
-    command.arg(package_dir().join("test").join(script)).arg(dir);
+    command
+        .arg(package_dir().join("test").join(script))
+        .arg(dir);
     if let Ok(chromium) = std::env::var("CHROMIUM") {
         command.arg(chromium);
     }
     let output = command.output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    let result: Value = serde_json::from_str(line)
-        .map_err(|e| format!("{script}: no JSON result ({e}): {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))?;
-    assert!(result.get("error").is_none(), "{script}: {}", result["error"]);
-    assert!(output.status.success(), "{script} exited with {}", output.status);
+    let result: Value = serde_json::from_str(line).map_err(|e| {
+        format!(
+            "{script}: no JSON result ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    assert!(
+        result.get("error").is_none(),
+        "{script}: {}",
+        result["error"]
+    );
+    assert!(
+        output.status.success(),
+        "{script} exited with {}",
+        output.status
+    );
     let expected = scenario["steps"].as_array().ok_or("steps")?;
     let seen = result["steps"].as_array().ok_or("result steps")?;
     assert_eq!(seen.len(), expected.len());
     for (i, (got, want)) in seen.iter().zip(expected).enumerate() {
         assert_eq!(got["commit"], want["commit"], "{script} step {i}");
         assert_eq!(got["datoms"], want["datoms"], "{script} step {i}");
-        assert_eq!(got["stats"]["nodesFetched"], want["nodesFetched"], "{script} step {i}");
+        assert_eq!(
+            got["stats"]["nodesFetched"], want["nodesFetched"],
+            "{script} step {i}"
+        );
         assert_eq!(
             got["stats"]["nodesFetched"].as_u64().unwrap_or(0)
                 - got["stats"]["nodesUnused"].as_u64().unwrap_or(0),
@@ -275,7 +314,10 @@ fn run_script(script: &str, dir: &Path, scenario: &Value) -> TestResult {
         result["userAgent"].as_str().unwrap_or("node")
     );
     // The blobs requested are the blobs counted: nothing fetched twice, no stray request.
-    assert_eq!(result["blobRequests"], result["totals"]["blobsFetched"], "{script}");
+    assert_eq!(
+        result["blobRequests"], result["totals"]["blobsFetched"],
+        "{script}"
+    );
     Ok(())
 }
 

@@ -126,18 +126,38 @@ mod tests {
             .with_edn(r#"[{:db/id -1 :person/email "ann@x" :person/friend -2} {:db/id -2 :person/email "bo@x"}]"#)?
             .db_after;
         let ann = db
-            .entity_by_value(&Keyword::new("person/email"), &Value::String("ann@x".into()))?
-            .ok_or_else(|| Error::InvalidValue { reason: "no Ann".into() })?;
-        let got = index_components(&db, IndexKind::Avet, &forms(r#"[:person/friend [:person/email "bo@x"]]"#))?;
-        assert!(matches!(got.as_slice(), [Component::A(_), Component::V(Value::Ref(_))]));
-        let got = index_components(&db, IndexKind::Eavt, &forms(r#"[[:person/email "ann@x"] :person/email]"#))?;
+            .entity_by_value(
+                &Keyword::new("person/email"),
+                &Value::String("ann@x".into()),
+            )?
+            .ok_or_else(|| Error::InvalidValue {
+                reason: "no Ann".into(),
+            })?;
+        let got = index_components(
+            &db,
+            IndexKind::Avet,
+            &forms(r#"[:person/friend [:person/email "bo@x"]]"#),
+        )?;
+        assert!(matches!(
+            got.as_slice(),
+            [Component::A(_), Component::V(Value::Ref(_))]
+        ));
+        let got = index_components(
+            &db,
+            IndexKind::Eavt,
+            &forms(r#"[[:person/email "ann@x"] :person/email]"#),
+        )?;
         assert!(matches!(got.as_slice(), [Component::E(e), Component::A(_)] if *e == ann));
         assert!(matches!(
             index_components(&db, IndexKind::Eavt, &forms(r#"["x"]"#)),
             Err(Error::InvalidIndexComponents { .. })
         ));
         assert!(matches!(
-            index_components(&db, IndexKind::Eavt, &forms(r#"[[:person/email "nobody"]]"#)),
+            index_components(
+                &db,
+                IndexKind::Eavt,
+                &forms(r#"[[:person/email "nobody"]]"#)
+            ),
             Err(Error::UnknownLookupRef { .. })
         ));
         assert!(matches!(
