@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use datoms::edn::{datom_to_edn, index_components, parse, Edn};
-use datoms::{Component, Datom, Db, IndexKind, QueryValue, Value};
+use datoms::{Component, Datom, Db, IndexKind, QueryValue};
 use serde::Serialize;
 
 use super::access::{Create, Opened};
