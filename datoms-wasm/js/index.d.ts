@@ -17,4 +17,7 @@ export interface FollowOptions {
 }
 
 /** Keeps `replica` on its head until `stop()`. */
-export function follow(replica: Replica, options?: FollowOptions): { stop(): void };
+export function follow(
+  replica: Replica,
+  options?: FollowOptions,
+): { stop(): void; watching: Promise<boolean> };

@@ -33,7 +33,8 @@ export function init(input) {
  * `watch` is true and the runtime has EventSource; polling continues as a fallback, every
  * `watchFallbackMs`). Refreshes never overlap: a change seen during one runs one more.
  * Listeners registered with `replica.onCommit` see each new commit.
- * Returns `{ stop() }`.
+ * Returns `{ stop(), watching }`: `watching` resolves to true once the event stream is
+ * open, to false when following by polling only.
  */
 export function follow(replica, { intervalMs = 1000, watch = false, watchFallbackMs = 30000, onError } = {}) {
   let stopped = false;
@@ -60,15 +61,24 @@ export function follow(replica, { intervalMs = 1000, watch = false, watchFallbac
     }
   };
   let every = intervalMs;
+  let watching = Promise.resolve(false);
   if (watch && typeof EventSource !== "undefined") {
     source = new EventSource(`${replica.baseUrl}/heads/${encodeURIComponent(replica.head)}/watch`);
     source.onmessage = tick;
     source.addEventListener("head", tick);
+    // After a reconnection the stream may have missed moves: read the head.
+    watching = new Promise((resolve) => {
+      source.onopen = () => {
+        resolve(true);
+        tick();
+      };
+    });
     every = watchFallbackMs;
   }
   const timer = setInterval(tick, every);
   tick();
   return {
+    watching,
     stop() {
       stopped = true;
       clearInterval(timer);

@@ -8,7 +8,8 @@
 //! both go into `scenario.json` beside the blobs. Then `js/test/node.mjs` and
 //! `js/test/browser.mjs` serve the directory on a free loopback port and run
 //! `js/test/scenario.mjs`: restore the head, follow it as the server moves it through
-//! the commits, and answer the reads. Their answers, commits and nodes fetched must equal
+//! the commits (by polling in node, by the server's event stream in the browser), and
+//! answer the reads. Their answers, commits and nodes fetched must equal
 //! the native ones, and each incremental step must fetch exactly the nodes new in its
 //! commit.
 //!
@@ -313,6 +314,15 @@ fn run_script(script: &str, dir: &Path, scenario: &Value) -> TestResult {
         seen.len(),
         result["userAgent"].as_str().unwrap_or("node")
     );
+    // In the browser the commits arrive by the event stream (one stream per follow).
+    if script == "browser.mjs" {
+        assert_eq!(result["watched"], true, "{script}");
+        assert_eq!(
+            result["watchStreams"].as_u64(),
+            Some(seen.len() as u64 - 1),
+            "{script}"
+        );
+    }
     // The blobs requested are the blobs counted: nothing fetched twice, no stray request.
     assert_eq!(
         result["blobRequests"], result["totals"]["blobsFetched"],

@@ -47,6 +47,7 @@ try {
   if (typeof outcome === "string") {
     const result = JSON.parse(outcome);
     result.blobRequests = server.counts.blobs;
+    result.watchStreams = server.counts.watches;
     console.log(JSON.stringify(result));
     code = result.error ? 1 : 0;
   } else {

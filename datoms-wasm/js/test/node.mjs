@@ -10,6 +10,7 @@ let code = 0;
 try {
   const result = await run(lib, server.origin);
   result.blobRequests = server.counts.blobs;
+  result.watchStreams = server.counts.watches;
   console.log(JSON.stringify(result));
 } catch (e) {
   console.log(JSON.stringify({ error: String(e?.stack ?? e) }));

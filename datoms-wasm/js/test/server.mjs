@@ -2,7 +2,10 @@
 //   /db/...   the exported directory (blobs/<address>, heads/<name>, scenario.json), as
 //             any static host would serve it (blobs immutable, heads not cached);
 //   /js/...   the JavaScript package (index.js, pkg/, test/);
-//   POST /test/advance  moves the scenario's head to its next commit (rewrites heads/<head>);
+//   GET /db/heads/<head>/watch  server-sent events: one `data:` event each time the head
+//             moves (as `datoms serve` announces moves), and a comment on connect;
+//   POST /test/advance  moves the scenario's head to its next commit (rewrites heads/<head>)
+//             and tells the watchers;
 //   POST /test/result   receives a page's result (the browser test waits for it).
 // It counts the requests for blobs, so a test can check what a replica fetched.
 
@@ -36,9 +39,10 @@ function under(root, rest) {
 export async function start(dbDir) {
   const scenario = JSON.parse(await readFile(join(dbDir, "scenario.json"), "utf8"));
   let position = 0;
-  const counts = { blobs: 0, heads: 0 };
+  const counts = { blobs: 0, heads: 0, watches: 0 };
   const waiting = [];
   const results = [];
+  const watchers = new Set();
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
@@ -47,6 +51,7 @@ export async function start(dbDir) {
         const file = join(dbDir, "heads", scenario.head);
         await writeFile(file + ".tmp", JSON.stringify(scenario.steps[position].headDocument));
         await rename(file + ".tmp", file);
+        for (const w of watchers) w.write(`data: ${JSON.stringify(scenario.steps[position].headDocument)}\n\n`);
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify({ position }));
         return;
@@ -58,6 +63,14 @@ export async function start(dbDir) {
         waiting.splice(0).forEach((w) => w(body));
         res.writeHead(204);
         res.end();
+        return;
+      }
+      if (req.method === "GET" && url.pathname === `/db/heads/${scenario.head}/watch`) {
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+        res.write(": watching\n\n");
+        watchers.add(res);
+        counts.watches += 1;
+        req.on("close", () => watchers.delete(res));
         return;
       }
       let path = null;
@@ -105,6 +118,7 @@ export async function start(dbDir) {
       return new Promise((resolve) => waiting.push(resolve));
     },
     close() {
+      for (const w of watchers) w.end();
       server.closeAllConnections?.();
       return new Promise((resolve) => server.close(resolve));
     },
