@@ -23,6 +23,13 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
+# The browser replica's module and JavaScript package (datoms-wasm/js/pkg), which
+# datoms-wasm's tests run in node and headless chromium: they fail, rather than skip,
+# when it is missing.
+step "wasm build (scripts/wasm.sh)"
+scripts/wasm.sh build
+export DATOMS_WASM_REQUIRED=1
+
 # ---- checks ----------------------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -2,7 +2,8 @@
 //! and CAS-moved heads), the drivers that run `datoms-core`'s sans-IO algorithms against
 //! it — [`store()`], lazy [`restore()`], incremental [`restore_from`], [`sync()`] by log replay
 //! or tree restore, [`materialize`], [`Follower`] (a change feed of a head, one update per
-//! commit) and [`replicate()`] (a head copied between storages) — the in-memory backend,
+//! commit) and [`replicate()`] (a head copied between storages), [`export_static`] (a directory any
+//! static web host can serve to HTTP replicas) — the in-memory backend,
 //! [`FaultyStorage`], the fault-injecting wrapper tests and benchmarks use; and the
 //! [`Peer`], a local-first writer with a durable outbox whose transactions land exactly
 //! once.
@@ -36,6 +37,7 @@ pub mod restore;
 pub mod runtime;
 pub mod signal;
 pub mod source;
+pub mod static_host;
 pub mod storage;
 pub mod store;
 pub mod sync;
@@ -57,6 +59,7 @@ pub use restore::{materialize, restore, restore_commit, restore_from, Restored};
 pub use runtime::{catch_panics, IoRuntime, Panic};
 pub use signal::{HeadChanges, HeadSignal};
 pub use source::StorageSource;
+pub use static_host::{export_static, Exported};
 pub use storage::{Capabilities, Head, Storage, SyncBundle, Version};
 pub use store::{store, store_with, Confirm, StoreOptions, StoreStats, Stored};
 pub use sync::{sync, sync_to_commit, sync_via_log, SyncPolicy, SyncRoute, Synced};

@@ -50,6 +50,7 @@
 //!
 //! Nesting deeper than [`MAX_DEPTH`] is an error, not a stack overflow.
 
+mod components;
 mod convert;
 mod parse;
 mod print;
@@ -59,6 +60,7 @@ use std::str::FromStr;
 use crate::error::Error;
 use crate::value::Keyword;
 
+pub use components::index_components;
 pub use convert::{
     datom_from_edn, datom_to_edn, parse_schema, parse_schema_with_warnings, schema_from_edn,
     schema_from_edn_with_warnings, schema_to_edn, value_to_edn, SchemaWarning,

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use datoms::edn::{datom_to_edn, parse, Edn};
+use datoms::edn::{datom_to_edn, index_components, parse, Edn};
 use datoms::{Component, Datom, Db, IndexKind, QueryValue, Value};
 use serde::Serialize;
 
@@ -257,61 +257,10 @@ fn read_components(args: &Args) -> Result<(IndexKind, Vec<Edn>), CliError> {
     Ok((index, items))
 }
 
-/// Turns EDN forms into index components, in the order `index` takes them. The schema
-/// decides how a value reads: under a ref attribute an integer is an entity id.
+/// Turns EDN forms into index components, in the order `index` takes them (see
+/// [`datoms::edn::index_components`]).
 fn to_components(db: &Db, index: IndexKind, forms: &[Edn]) -> Result<Vec<Component>, CliError> {
-    #[derive(Clone, Copy)]
-    enum Slot {
-        E,
-        A,
-        V,
-        Tx,
-    }
-    let order = match index {
-        IndexKind::Eavt => [Slot::E, Slot::A, Slot::V, Slot::Tx],
-        IndexKind::Aevt => [Slot::A, Slot::E, Slot::V, Slot::Tx],
-        IndexKind::Avet => [Slot::A, Slot::V, Slot::E, Slot::Tx],
-    };
-    if forms.len() > order.len() {
-        return Err(CliError::Usage(format!(
-            "an index takes at most 4 components, got {}",
-            forms.len()
-        )));
-    }
-    let mut attr = None;
-    let mut out = Vec::with_capacity(forms.len());
-    for (form, slot) in forms.iter().zip(order) {
-        let bad = |what: &str| CliError::Usage(format!("`{form}` is not {what}"));
-        out.push(match slot {
-            Slot::E => Component::E(entity(db, form)?.ok_or_else(|| bad("an entity id"))?),
-            Slot::A => match form {
-                Edn::Keyword(k) => {
-                    attr = Some(k.clone());
-                    Component::A(k.clone())
-                }
-                _ => return Err(bad("an attribute keyword")),
-            },
-            Slot::V => {
-                let is_ref = attr
-                    .as_ref()
-                    .and_then(|a| db.schema().get(a))
-                    .is_some_and(|s| s.is_ref());
-                if is_ref {
-                    Component::V(Value::Ref(
-                        entity(db, form)?
-                            .ok_or_else(|| bad("an entity id (the attribute is a ref)"))?,
-                    ))
-                } else {
-                    Component::V(form.to_value()?)
-                }
-            }
-            Slot::Tx => match form {
-                Edn::Int(t) if *t >= 0 => Component::Tx(t.unsigned_abs()),
-                _ => return Err(bad("a transaction id")),
-            },
-        });
-    }
-    Ok(out)
+    Ok(index_components(db, index, forms)?)
 }
 
 /// A bound of `--start`/`--end`: an EDN value, read as `to_components` reads a value
@@ -327,37 +276,5 @@ fn range_value(db: &Db, attr: &datoms::Keyword, text: &str) -> Result<Value, Cli
             "--start/--end {} is not a value",
             quote(text, None)
         ))),
-    }
-}
-
-/// An entity id, or the entity a lookup ref `[:attr value]` or an ident finds.
-/// `Ok(None)` for a form that is none of these; a lookup ref or ident that finds nothing
-/// is an error.
-fn entity(db: &Db, form: &Edn) -> Result<Option<u64>, CliError> {
-    match form {
-        Edn::Int(e) if *e >= 0 => Ok(Some(e.unsigned_abs())),
-        Edn::Vector(items) => match items.as_slice() {
-            [Edn::Keyword(a), v] => {
-                let value = v.to_value()?;
-                match db.entity_by_value(a, &value)? {
-                    Some(e) => Ok(Some(e)),
-                    None => Err(CliError::Core(datoms::Error::UnknownLookupRef {
-                        attr: a.clone(),
-                        value,
-                    })),
-                }
-            }
-            _ => Ok(None),
-        },
-        // An ident names the entity whose :db/ident it is, as in Datascript's index
-        // reads; an unknown one is an error, as a lookup ref that finds nothing.
-        Edn::Keyword(k) => match db.entid(&QueryValue::from_edn(form)?)? {
-            Some(e) => Ok(Some(e)),
-            None => Err(CliError::Core(datoms::Error::UnknownLookupRef {
-                attr: datoms::Keyword::new("db/ident"),
-                value: Value::Keyword(k.clone()),
-            })),
-        },
-        _ => Ok(None),
     }
 }

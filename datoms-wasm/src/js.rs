@@ -1,0 +1,365 @@
+//! The JavaScript API (wasm-bindgen): `Replica`, fetching with the runtime's `fetch`
+//! (browsers, node 18+, deno, workers).
+//!
+//! Results are JavaScript values decoded from the JSON scheme of
+//! [`datoms_core::QueryValue::to_json`] (`q`, `pull`, `datoms`), or EDN text exactly as
+//! the `datoms` command line and Datascript print it (`qEdn`, `pullEdn`, `datomsEdn`):
+//! JSON for applications, EDN where keywords, sets and tagged values must survive.
+//! Errors are thrown as `Error`s whose message names the cause.
+
+use std::rc::Rc;
+
+use datoms_core::Address;
+use js_sys::{Function, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::error::ReplicaError;
+use crate::fetcher::{blob_url, head_url, parse_head, Fetcher, RemoteHead};
+use crate::read::Format;
+use crate::replica::{self, Moved};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch` (window, worker or node).
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn global_fetch(url: &str) -> Result<Promise, JsValue>;
+
+    /// A `fetch` response: the little of it used here.
+    type Response;
+
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &Response) -> u16;
+
+    #[wasm_bindgen(method, js_name = arrayBuffer, catch)]
+    fn array_buffer(this: &Response) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn text(this: &Response) -> Result<Promise, JsValue>;
+}
+
+/// Fetches blobs and heads over HTTP under a base URL, with the global `fetch` or one
+/// given by the caller (for headers, credentials, a custom cache).
+pub struct HttpFetcher {
+    base: String,
+    fetch: Option<Function>,
+}
+
+impl HttpFetcher {
+    async fn get(&self, url: &str) -> Result<Option<Response>, ReplicaError> {
+        let failed = |e: JsValue| ReplicaError::Fetch {
+            url: url.to_owned(),
+            reason: describe(&e),
+        };
+        let promise = match &self.fetch {
+            Some(f) => f
+                .call1(&JsValue::NULL, &JsValue::from_str(url))
+                .map_err(failed)?
+                .dyn_into::<Promise>()
+                .map_err(|_| ReplicaError::Fetch {
+                    url: url.to_owned(),
+                    reason: "the fetch function given did not return a Promise".into(),
+                })?,
+            None => global_fetch(url).map_err(failed)?,
+        };
+        let response: Response = JsFuture::from(promise)
+            .await
+            .map_err(failed)?
+            .unchecked_into();
+        match response.status() {
+            200 => Ok(Some(response)),
+            404 => Ok(None),
+            status => Err(ReplicaError::Status {
+                url: url.to_owned(),
+                status,
+            }),
+        }
+    }
+}
+
+impl Fetcher for HttpFetcher {
+    fn location(&self) -> String {
+        self.base.clone()
+    }
+
+    async fn blob(&self, address: Address) -> Result<Option<Vec<u8>>, ReplicaError> {
+        let url = blob_url(&self.base, &address);
+        let Some(response) = self.get(&url).await? else {
+            return Ok(None);
+        };
+        let failed = |e: JsValue| ReplicaError::Fetch {
+            url: url.clone(),
+            reason: describe(&e),
+        };
+        let buffer = JsFuture::from(response.array_buffer().map_err(failed)?)
+            .await
+            .map_err(failed)?;
+        Ok(Some(Uint8Array::new(&buffer).to_vec()))
+    }
+
+    async fn head(&self, name: &str) -> Result<Option<RemoteHead>, ReplicaError> {
+        let url = head_url(&self.base, name);
+        let Some(response) = self.get(&url).await? else {
+            return Ok(None);
+        };
+        let failed = |e: JsValue| ReplicaError::Fetch {
+            url: url.clone(),
+            reason: describe(&e),
+        };
+        let text = JsFuture::from(response.text().map_err(failed)?)
+            .await
+            .map_err(failed)?
+            .as_string()
+            .unwrap_or_default();
+        parse_head(&url, &text).map(Some)
+    }
+}
+
+/// A JavaScript exception's message.
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// A Rust error as a thrown JavaScript `Error`.
+fn thrown(e: ReplicaError) -> JsValue {
+    js_sys::Error::new(&e.to_string()).into()
+}
+
+/// JSON text as a JavaScript value.
+fn from_json(text: &str) -> Result<JsValue, JsValue> {
+    js_sys::JSON::parse(text)
+}
+
+/// A read-only replica of one head of a datoms database served over HTTP (by
+/// `datoms serve`, or any static host of an exported directory). It restores the head's
+/// commit in wasm, verifying every blob against its address, and follows the head
+/// incrementally: a new commit costs only the nodes that changed.
+#[wasm_bindgen(js_name = Replica)]
+pub struct JsReplica {
+    inner: Rc<replica::Replica<HttpFetcher>>,
+    listeners: Rc<std::cell::RefCell<Vec<(u32, Function)>>>,
+    next_listener: u32,
+}
+
+#[wasm_bindgen(js_class = Replica)]
+impl JsReplica {
+    /// A replica of head `head` under `baseUrl` (`https://host/db`: blobs are
+    /// `{baseUrl}/blobs/{address}`, heads `{baseUrl}/heads/{name}`). `fetch`, if given, is
+    /// called as `fetch(url)` instead of the global one. Nothing is fetched yet.
+    #[wasm_bindgen(constructor)]
+    pub fn new(base_url: &str, head: &str, fetch: Option<Function>) -> JsReplica {
+        let fetcher = HttpFetcher {
+            base: base_url.trim_end_matches('/').to_owned(),
+            fetch,
+        };
+        JsReplica {
+            inner: Rc::new(replica::Replica::new(fetcher, head)),
+            listeners: Rc::default(),
+            next_listener: 0,
+        }
+    }
+
+    /// The base URL.
+    #[wasm_bindgen(getter, js_name = baseUrl)]
+    pub fn base_url(&self) -> String {
+        self.inner.fetcher().base.clone()
+    }
+
+    /// The head followed.
+    #[wasm_bindgen(getter)]
+    pub fn head(&self) -> String {
+        self.inner.head().to_owned()
+    }
+
+    /// The commit held (hex address), `undefined` before the first restore.
+    #[wasm_bindgen(getter)]
+    pub fn commit(&self) -> Option<String> {
+        self.inner.commit().map(|a| a.to_string())
+    }
+
+    /// Restores the head's commit (a full restore the first time, incremental after).
+    /// Resolves to the restore's stats (see `lastStats`), or `null` if the head had not
+    /// moved.
+    pub fn restore(&self) -> Promise {
+        self.refresh()
+    }
+
+    /// Reads the head and, if it moved, restores its commit from the db held, fetching
+    /// only the nodes that changed, then calls every `onCommit` listener. Resolves to the
+    /// restore's stats, or `null` if the head had not moved. Rejects while another
+    /// restore of this replica runs.
+    pub fn refresh(&self) -> Promise {
+        let inner = self.inner.clone();
+        let listeners = self.listeners.clone();
+        future_to_promise(async move {
+            match inner.refresh().await.map_err(thrown)? {
+                Moved::Unchanged => Ok(JsValue::NULL),
+                Moved::To(commit, stats) => {
+                    let stats = from_json(&stats.to_json())?;
+                    notify(&listeners, &commit, &stats);
+                    Ok(stats)
+                }
+            }
+        })
+    }
+
+    /// Restores commit `address` (hex), not necessarily the head's, from the db held:
+    /// Datascript's `restore(db1, storage)` at a given commit. Calls the `onCommit`
+    /// listeners. Resolves to the restore's stats.
+    #[wasm_bindgen(js_name = restoreCommit)]
+    pub fn restore_commit(&self, address: &str) -> Promise {
+        let inner = self.inner.clone();
+        let listeners = self.listeners.clone();
+        let address = address.parse::<Address>();
+        future_to_promise(async move {
+            let address = address.map_err(|e| thrown(e.into()))?;
+            let stats = inner.restore_commit(address).await.map_err(thrown)?;
+            let stats = from_json(&stats.to_json())?;
+            notify(&listeners, &address, &stats);
+            Ok(stats)
+        })
+    }
+
+    /// Calls `listener(commit, stats)` after every restore that changes the commit held.
+    /// Returns an id for `offCommit`.
+    #[wasm_bindgen(js_name = onCommit)]
+    pub fn on_commit(&mut self, listener: Function) -> u32 {
+        self.next_listener += 1;
+        self.listeners
+            .borrow_mut()
+            .push((self.next_listener, listener));
+        self.next_listener
+    }
+
+    /// Removes a listener; true if it was registered.
+    #[wasm_bindgen(js_name = offCommit)]
+    pub fn off_commit(&self, id: u32) -> bool {
+        let mut listeners = self.listeners.borrow_mut();
+        let before = listeners.len();
+        listeners.retain(|(i, _)| *i != id);
+        listeners.len() != before
+    }
+
+    /// The I/O of the last restore: `{restores, headReads, roundTrips, blobsFetched,
+    /// nodesFetched, commitsFetched, largeValuesFetched, bytesFetched, nodesReused,
+    /// nodesUnused}`.
+    #[wasm_bindgen(js_name = lastStats)]
+    pub fn last_stats(&self) -> Result<JsValue, JsValue> {
+        from_json(&self.inner.last_stats().to_json())
+    }
+
+    /// The I/O of every restore and head read of this replica, summed.
+    #[wasm_bindgen(js_name = totalStats)]
+    pub fn total_stats(&self) -> Result<JsValue, JsValue> {
+        from_json(&self.inner.total_stats().to_json())
+    }
+
+    /// Number of datoms in the db held.
+    #[wasm_bindgen(js_name = datomCount)]
+    pub fn datom_count(&self) -> Result<f64, JsValue> {
+        Ok(self.inner.db().map_err(thrown)?.len() as f64)
+    }
+
+    /// A Datalog query (EDN text) over the db held; `inputs` are EDN texts for the
+    /// `:in` elements other than sources, in order. Returns JavaScript values.
+    pub fn q(&self, query: &str, inputs: Option<Vec<String>>) -> Result<JsValue, JsValue> {
+        let text = self
+            .inner
+            .query(query, &inputs.unwrap_or_default(), Format::Json)
+            .map_err(thrown)?;
+        from_json(&text)
+    }
+
+    /// As `q`, returning EDN text (as Datascript prints it).
+    #[wasm_bindgen(js_name = qEdn)]
+    pub fn q_edn(&self, query: &str, inputs: Option<Vec<String>>) -> Result<String, JsValue> {
+        self.inner
+            .query(query, &inputs.unwrap_or_default(), Format::Edn)
+            .map_err(thrown)
+    }
+
+    /// Pulls `pattern` (EDN) for `entity` (EDN: an id, a lookup ref `[:attr value]` or
+    /// an ident). Returns JavaScript values; `null` if the entity is not found.
+    pub fn pull(&self, pattern: &str, entity: &str) -> Result<JsValue, JsValue> {
+        from_json(
+            &self
+                .inner
+                .pull(pattern, entity, Format::Json)
+                .map_err(thrown)?,
+        )
+    }
+
+    /// As `pull`, returning EDN text.
+    #[wasm_bindgen(js_name = pullEdn)]
+    pub fn pull_edn(&self, pattern: &str, entity: &str) -> Result<String, JsValue> {
+        self.inner
+            .pull(pattern, entity, Format::Edn)
+            .map_err(thrown)
+    }
+
+    /// The datoms of `index` (`"eavt"`, `"aevt"`, `"avet"`) matching leading
+    /// `components` (an EDN vector in index order, e.g. `[1 :person/name]`), at most
+    /// `limit`: objects `{e, a, v, type, tx}`.
+    pub fn datoms(
+        &self,
+        index: &str,
+        components: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<JsValue, JsValue> {
+        let text = self
+            .inner
+            .datoms(
+                index,
+                components.as_deref().unwrap_or("[]"),
+                limit.map(|l| l as usize),
+                Format::Json,
+            )
+            .map_err(thrown)?;
+        from_json(&text)
+    }
+
+    /// As `datoms`, returning EDN text (`[#datom [e a v tx true] …]`).
+    #[wasm_bindgen(js_name = datomsEdn)]
+    pub fn datoms_edn(
+        &self,
+        index: &str,
+        components: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<String, JsValue> {
+        self.inner
+            .datoms(
+                index,
+                components.as_deref().unwrap_or("[]"),
+                limit.map(|l| l as usize),
+                Format::Edn,
+            )
+            .map_err(thrown)
+    }
+}
+
+/// Calls every listener with `(commit, stats)`; a listener that throws does not stop
+/// the others (its exception is reported on the console by the runtime's
+/// `reportError` where there is one, and otherwise dropped).
+fn notify(listeners: &std::cell::RefCell<Vec<(u32, Function)>>, commit: &Address, stats: &JsValue) {
+    let listeners: Vec<Function> = listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
+    let commit = JsValue::from_str(&commit.to_string());
+    for f in listeners {
+        if let Err(e) = f.call2(&JsValue::NULL, &commit, stats) {
+            report_error(&e);
+        }
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `reportError` (browsers, node 18+... where absent, `catch` swallows).
+    #[wasm_bindgen(js_name = reportError, catch)]
+    fn global_report_error(e: &JsValue) -> Result<(), JsValue>;
+}
+
+fn report_error(e: &JsValue) {
+    let _ = global_report_error(e);
+}
