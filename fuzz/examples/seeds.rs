@@ -80,7 +80,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write(
         &root,
         "pull_pattern",
-        &PULL.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>(),
+        &PULL
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect::<Vec<_>>(),
     )?;
     write(&root, "tree_ops", &programs())?;
     Ok(())

@@ -16,7 +16,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(node) = Node::decode(address, data, kind) else {
         return;
     };
-    let _ = (node.datoms(), node.large_values(), node.first(), node.count());
+    let _ = (
+        node.datoms(),
+        node.large_values(),
+        node.first(),
+        node.count(),
+    );
     let bytes = node.encode();
     let again = match Node::decode(Address::of(&bytes), &bytes, kind) {
         Ok(again) => again,

@@ -20,5 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let db = DB.with(Db::clone);
     let _ = query.run(&[Input::Db(&db)]);
     let _ = query.run(&[]);
-    let _ = query.run(&[Input::Db(&db), Input::Scalar(datoms_core::QueryValue::entity(1))]);
+    let _ = query.run(&[
+        Input::Db(&db),
+        Input::Scalar(datoms_core::QueryValue::entity(1)),
+    ]);
 });

@@ -58,7 +58,9 @@ fn check(tree: &Tree, model: &Model) {
     let kind = tree.kind();
     assert_eq!(tree.len(), model.len() as u64, "datom count");
     let held: Vec<_> = match Cursor::seek(tree, None, &[], None) {
-        Ok(c) => c.map(|d| d.unwrap_or_else(|e| panic!("read: {e}"))).collect(),
+        Ok(c) => c
+            .map(|d| d.unwrap_or_else(|e| panic!("read: {e}")))
+            .collect(),
         Err(e) => panic!("seek: {e}"),
     };
     let expected: Vec<_> = model.values().cloned().collect();

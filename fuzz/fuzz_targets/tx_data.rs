@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let after = &report.db_after;
     let datoms: Vec<_> = match after.datoms(IndexKind::Eavt, &[]) {
-        Ok(d) => d.collect::<Result<_, _>>().unwrap_or_else(|e| panic!("read: {e}")),
+        Ok(d) => d
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("read: {e}")),
         Err(e) => panic!("read: {e}"),
     };
     let violations = check(
@@ -46,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
             id: None,
         })
         .unwrap_or_else(|e| panic!("replay: {e}"));
-    assert_eq!(replayed.root_addresses(), after.root_addresses(), "replay differs");
+    assert_eq!(
+        replayed.root_addresses(),
+        after.root_addresses(),
+        "replay differs"
+    );
 
     let built = Db::bulk_load(
         after.schema().clone(),
@@ -56,5 +62,9 @@ fuzz_target!(|data: &[u8]| {
         after.max_tx(),
     )
     .unwrap_or_else(|e| panic!("bulk load of a transacted db: {e}"));
-    assert_eq!(built.root_addresses(), after.root_addresses(), "bulk build differs");
+    assert_eq!(
+        built.root_addresses(),
+        after.root_addresses(),
+        "bulk build differs"
+    );
 });

@@ -9,7 +9,10 @@ use datoms_core::{Address, Commit, Schema, TreeConfig, TxLogEntry};
 use libfuzzer_sys::fuzz_target;
 use serde::de::IgnoredAny;
 
-type Shape = (Vec<IgnoredAny>, Vec<(IgnoredAny, Vec<IgnoredAny>, IgnoredAny)>);
+type Shape = (
+    Vec<IgnoredAny>,
+    Vec<(IgnoredAny, Vec<IgnoredAny>, IgnoredAny)>,
+);
 
 fuzz_target!(|data: &[u8]| {
     let (txs, datoms) = match rmp_serde::from_slice::<Shape>(data) {
@@ -39,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("a decoded log's encoding does not decode: {e}"),
     }
     if std::env::var_os("DATOMS_FUZZ_STRICT").is_some() {
-        assert_eq!(again.encoded(), data, "a log decoded from non-canonical bytes");
+        assert_eq!(
+            again.encoded(),
+            data,
+            "a log decoded from non-canonical bytes"
+        );
     }
 });
 
