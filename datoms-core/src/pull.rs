@@ -60,8 +60,10 @@ const DEFAULT_LIMIT: usize = 1000;
 /// leads to, counted each time it is reached): nested patterns over refs that form a
 /// cycle (`{:friend [{:friend [...]}]}` 250 deep) or a recursive pattern over many
 /// paths otherwise pull exponentially many, and a few KB of pattern would exhaust
-/// memory. Past it the pull fails with [`Error::QueryEval`] naming the bound.
-pub const MAX_PULLED_ENTITIES: usize = 1_000_000;
+/// memory. Past it the pull fails with [`Error::QueryEval`] naming the bound. A pull
+/// that big is a result of tens of MB; an export reads the indexes instead
+/// ([`Db::datoms`]).
+pub const MAX_PULLED_ENTITIES: usize = 100_000;
 
 #[derive(Clone, Debug)]
 enum Sub {
