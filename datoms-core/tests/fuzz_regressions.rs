@@ -37,7 +37,7 @@ fn a_log_double_must_be_a_float64() {
         datoms: vec![Datom::new(1, ":x", Value::double(3.0).unwrap(), TX0 + 1)],
         id: None,
     };
-    let log = CommitLog::new(&[entry.clone()]);
+    let log = CommitLog::new(std::slice::from_ref(&entry));
     let canonical = log.encoded().to_vec();
     assert_eq!(
         commit_with_log(1, 1, &canonical).log_entries().unwrap(),
