@@ -50,7 +50,7 @@ for t in $targets; do
     start=$(date +%s)
     if ! cargo fuzz run "${flags[@]}" "$t" "$found" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" "${runs[@]}" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
-        -timeout=20 -print_final_stats=1 >"$log" 2>&1; then
+        -timeout=60 -print_final_stats=1 >"$log" 2>&1; then
         failed+=("$t")
         tail -n 40 "$log" >&2
     fi

@@ -21,6 +21,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for e in 0..=7 {
-        let _ = pull_entity(&db, &pattern, &QueryValue::entity(e), &fns);
+        // A pattern that reaches the pull bound from one entity reaches it from the
+        // others too: one is enough.
+        if pull_entity(&db, &pattern, &QueryValue::entity(e), &fns).is_err() {
+            break;
+        }
     }
 });
