@@ -33,6 +33,7 @@ export DATOMS_WASM_REQUIRED=1
 # ---- checks ----------------------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
@@ -45,3 +46,10 @@ cargo test --workspace --all-features --doc
 
 step "API docs (broken links and missing docs are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+
+# The fuzz targets (fuzz/, a workspace of its own) each run briefly from their kept
+# corpora: a regression of any input there fails the suite. Their own target directory,
+# as their build flags differ. Longer runs: scripts/fuzz.sh SECONDS.
+step "fuzz targets, ${DATOMS_FUZZ_SECONDS:-10} s each"
+DATOMS_FUZZ_TARGET_DIR="${DATOMS_FUZZ_TARGET_DIR:-$CARGO_TARGET_DIR/fuzz}" \
+    scripts/fuzz.sh "${DATOMS_FUZZ_SECONDS:-10}"

@@ -56,6 +56,15 @@ pub type PullValue = QueryValue;
 
 const DEFAULT_LIMIT: usize = 1000;
 
+/// At most this many entities are pulled in one pull (the root, and each entity a ref
+/// leads to, counted each time it is reached): nested patterns over refs that form a
+/// cycle (`{:friend [{:friend [...]}]}` 250 deep) or a recursive pattern over many
+/// paths otherwise pull exponentially many, and a few KB of pattern would exhaust
+/// memory. Past it the pull fails with [`Error::QueryEval`] naming the bound. A pull
+/// that big is a result of tens of MB; an export reads the indexes instead
+/// ([`Db::datoms`]).
+pub const MAX_PULLED_ENTITIES: usize = 100_000;
+
 #[derive(Clone, Debug)]
 enum Sub {
     /// Not a ref: the value itself.
@@ -465,6 +474,8 @@ enum Child {
 struct Puller<'a> {
     db: &'a Db,
     fns: &'a Functions,
+    /// Entities pulled so far (frames opened), bounded by [`MAX_PULLED_ENTITIES`].
+    pulled: std::cell::Cell<usize>,
 }
 
 fn pull_err(reason: impl Into<String>) -> Error {
@@ -494,6 +505,14 @@ impl Puller<'_> {
         auto: bool,
         limits: HashMap<usize, u32>,
     ) -> Result<Frame, Error> {
+        let pulled = self.pulled.get() + 1;
+        if pulled > MAX_PULLED_ENTITIES {
+            return Err(pull_err(format!(
+                "the pattern pulls more than {MAX_PULLED_ENTITIES} entities (nested or \
+                 recursive patterns over refs that fan out or form a cycle)"
+            )));
+        }
+        self.pulled.set(pulled);
         let forward: Vec<&PullAttr> = pattern.attrs.iter().filter(|a| !a.is_db_id()).collect();
         let datoms = if pattern.wildcard || forward.len() > 1 {
             self.db.entity_datoms(eid)?
@@ -730,7 +749,11 @@ pub fn pull_entity(
     let Some(eid) = resolve_entity(db, entity)? else {
         return Ok(QueryValue::Nil);
     };
-    let puller = Puller { db, fns };
+    let puller = Puller {
+        db,
+        fns,
+        pulled: std::cell::Cell::new(0),
+    };
     let root = puller.frame(eid, Arc::new(pattern.clone()), false, HashMap::new())?;
     puller.run(root)
 }

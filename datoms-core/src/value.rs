@@ -806,6 +806,30 @@ impl<'de> Deserialize<'de> for ByteBuf<'de> {
     }
 }
 
+/// A double payload read only from a msgpack float64: the one encoding of a double.
+struct F64Only(f64);
+
+impl<'de> Deserialize<'de> for F64Only {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<F64Only, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = F64Only;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a float64")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<F64Only, E> {
+                Ok(F64Only(v))
+            }
+            // Integers reach the default `visit_*`, an error; a float32 would be widened
+            // to `visit_f64` by default.
+            fn visit_f32<E: de::Error>(self, v: f32) -> Result<F64Only, E> {
+                Err(E::invalid_type(de::Unexpected::Float(v.into()), &self))
+            }
+        }
+        d.deserialize_f64(V)
+    }
+}
+
 impl<'de> Deserialize<'de> for WireValue<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireValue<'de>, D::Error> {
         struct V;
@@ -842,9 +866,11 @@ impl<'de> Deserialize<'de> for WireValue<'de> {
                         plain(ValueRef::Instant(seq.next_element()?.ok_or_else(missing)?))
                     }
                     ValueType::Double => {
-                        let f: f64 = seq.next_element()?.ok_or_else(missing)?;
+                        let F64Only(f) = seq.next_element()?.ok_or_else(missing)?;
                         // Only canonical bytes are accepted: a non-canonical double would
-                        // break the one-encoding-per-value rule that addresses rely on.
+                        // break the one-encoding-per-value rule that addresses rely on
+                        // (so neither an integer nor a float32 payload, which a plain
+                        // `f64` would accept and re-encode differently).
                         if f.is_nan() || (f == 0.0 && f.is_sign_negative()) {
                             return Err(de::Error::custom("non-canonical double"));
                         }
@@ -897,6 +923,21 @@ mod tests {
         let a = rmp_serde::to_vec(&Value::double(-0.0).unwrap()).unwrap();
         let b = rmp_serde::to_vec(&Value::double(0.0).unwrap()).unwrap();
         assert_eq!(a, b);
+    }
+
+    /// Found by the `tx_log_decode` fuzz target: `[2, 3]` (an integer payload) and a
+    /// float32 payload decoded as doubles and re-encoded as float64, two encodings of one
+    /// value.
+    #[test]
+    fn a_double_is_read_only_from_a_float64() {
+        let canonical = rmp_serde::to_vec(&Value::double(3.0).unwrap()).unwrap();
+        assert_eq!(canonical, [0x92, 2, 0xcb, 0x40, 8, 0, 0, 0, 0, 0, 0]);
+        let decoded: Value = rmp_serde::from_slice(&canonical).unwrap();
+        assert_eq!(decoded, Value::double(3.0).unwrap());
+        for other in [&[0x92, 2, 3][..], &[0x92, 2, 0xca, 0x40, 0x40, 0, 0]] {
+            let err = rmp_serde::from_slice::<Value>(other).unwrap_err();
+            assert!(err.to_string().contains("float64"), "{err}");
+        }
     }
 
     #[test]
