@@ -33,23 +33,30 @@ pub type Eid = u64;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Keyword(Arc<str>);
 
-/// A keyword hashes and compares as its text, so maps keyed by keywords can be looked up
-/// by `&str`.
+/// A keyword hashes and is equal as its text, so hash maps keyed by keywords can be looked
+/// up by `&str`. (Its order is not its text's: ordered maps are looked up by keyword.)
 impl std::borrow::Borrow<str> for Keyword {
     fn borrow(&self) -> &str {
         &self.0
     }
 }
 
-/// Keywords order by their text. Most comparisons in an index are of an attribute with
-/// itself (one shared `Arc` per leaf and per transaction), so the same allocation
-/// compares equal without reading the text.
+/// Keywords order as Clojure's do: a keyword without a namespace before every keyword
+/// with one, then by namespace, then by name (each part by its UTF-8 bytes). So
+/// `:zz < :a/b < :a/c < :b/a`, in every index, comparison and sorted answer. Most
+/// comparisons in an index are of an attribute with itself (one shared `Arc` per leaf
+/// and per transaction), so the same allocation compares equal without reading the text.
 impl Ord for Keyword {
     fn cmp(&self, other: &Keyword) -> Ordering {
         if Arc::ptr_eq(&self.0, &other.0) {
             return Ordering::Equal;
         }
-        self.0.cmp(&other.0)
+        let (a, b) = (self.split(), other.split());
+        match (a.0, b.0) {
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (x, y) => x.cmp(&y).then_with(|| a.1.cmp(b.1)),
+        }
     }
 }
 
@@ -917,6 +924,25 @@ mod tests {
         }
     }
 
+    /// Clojure's keyword order: no namespace first, then namespace, then name; the
+    /// text order (`:zz` after `:a/b`, `:a.b/c` before `:a/b`) is not it.
+    #[test]
+    fn keywords_order_namespace_first_as_clojure_does() {
+        let sorted = [":/", ":a", ":zz", ":a/b", ":a/c", ":a.b/a", ":ab/a", ":b/a"];
+        for w in sorted.windows(2) {
+            let (x, y) = (Keyword::new(w[0]), Keyword::new(w[1]));
+            assert_eq!(x.cmp(&y), Ordering::Less, "{x} < {y}");
+            assert_eq!(
+                Value::Keyword(y.clone()).cmp(&Value::Keyword(x.clone())),
+                Ordering::Greater
+            );
+        }
+        assert_eq!(
+            Keyword::new(":a/b").cmp(&Keyword::new("a/b")),
+            Ordering::Equal
+        );
+    }
+
     #[test]
     fn every_value_round_trips_through_msgpack() {
         let vals = [
@@ -1064,6 +1090,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The order of any two keywords is the order of their (namespace, name) pairs,
+        /// a missing namespace first, and a total order consistent with equality.
+        #[test]
+        fn keyword_order_is_namespace_then_name(a in keyword_text(), b in keyword_text()) {
+            if let (Ok(x), Ok(y)) = (Keyword::parse(&a), Keyword::parse(&b)) {
+                let expected = (x.namespace(), x.name()).cmp(&(y.namespace(), y.name()));
+                proptest::prop_assert_eq!(x.cmp(&y), expected);
+                proptest::prop_assert_eq!(x.cmp(&y) == Ordering::Equal, x == y);
+            }
+        }
+
         /// Every keyword that can be made prints as EDN that reads back to itself, alone
         /// and among other forms, and as a value: an export always re-imports. Text that
         /// is refused is text the reader does not read as that keyword either.

@@ -30,7 +30,9 @@ pub const SCHEMA: &str = "{:person/name {:db/unique :db.unique/identity}
 const NAMES: [&str; 6] = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"];
 const NICKS: [&str; 4] = ["a", "bb", "Zed", "cat"];
 const TAGS: [&str; 4] = ["red", "green", "blue", "x"];
-const MOODS: [&str; 5] = [":zz", ":t/a", ":t/b", ":a/z", ":calm"];
+const MOODS: [&str; 8] = [
+    ":zz", ":t/a", ":t/b", ":a/z", ":calm", ":a.b/c", ":ab/a", ":t.u/b",
+];
 const SPECIES: [&str; 3] = [":zoo/yak", ":zoo/cat", ":dog"];
 const TOYS: [&str; 3] = ["bone", "ball", "rope"];
 
