@@ -11,6 +11,7 @@ pub mod address;
 pub mod addressing;
 pub mod check;
 pub mod commit;
+pub mod composite;
 pub mod datom;
 pub mod db;
 pub mod diff;

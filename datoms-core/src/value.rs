@@ -2,9 +2,12 @@
 //!
 //! # Order across types
 //! Values of different types compare by their type tag, in this order:
-//! `Bool < Long < Double < Instant < String < Keyword < Uuid < Bytes < Ref`.
-//! Values of the same type compare naturally (numbers numerically, strings and keywords
-//! by their UTF-8 bytes, uuids and bytes lexicographically, `false < true`).
+//! `Bool < Long < Double < Instant < String < Keyword < Uuid < Bytes < Ref < Symbol <
+//! Vector < Set < Map`.
+//! Values of the same type compare naturally (numbers numerically, strings by their UTF-8
+//! bytes, keywords and symbols as Clojure's (no namespace first, then namespace, then
+//! name), uuids and bytes lexicographically, `false < true`; collections as
+//! [`crate::composite`] says: by size, then element by element).
 //! A typed attribute only ever holds one type, so the cross-type order matters only for
 //! untyped attributes; it is fixed so that every replica sorts identically.
 //!
@@ -23,6 +26,7 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::address::Address;
+pub use crate::composite::{Element, Symbol, ValueMap, ValueSet};
 use crate::error::Error;
 use crate::large::LargeValue;
 
@@ -51,12 +55,7 @@ impl Ord for Keyword {
         if Arc::ptr_eq(&self.0, &other.0) {
             return Ordering::Equal;
         }
-        let (a, b) = (self.split(), other.split());
-        match (a.0, b.0) {
-            (None, Some(_)) => Ordering::Less,
-            (Some(_), None) => Ordering::Greater,
-            (x, y) => x.cmp(&y).then_with(|| a.1.cmp(b.1)),
-        }
+        crate::composite::cmp_qualified(&self.0, &other.0)
     }
 }
 
@@ -341,6 +340,15 @@ pub enum ValueType {
     Bytes,
     /// `:db.type/ref`
     Ref,
+    /// `:db.type/symbol`: a symbol value ([`crate::composite::Symbol`]).
+    Symbol,
+    /// A vector (or list) value. Not a schema type: only an attribute without
+    /// `:db/valueType` holds collections, as in Datascript.
+    Vector,
+    /// A set value. Not a schema type (see [`ValueType::Vector`]).
+    Set,
+    /// A map value. Not a schema type (see [`ValueType::Vector`]).
+    Map,
 }
 
 impl ValueType {
@@ -356,10 +364,15 @@ impl ValueType {
             ValueType::Uuid => ":db.type/uuid",
             ValueType::Bytes => ":db.type/bytes",
             ValueType::Ref => ":db.type/ref",
+            ValueType::Symbol => ":db.type/symbol",
+            ValueType::Vector => ":db.type/vector",
+            ValueType::Set => ":db.type/set",
+            ValueType::Map => ":db.type/map",
         }
     }
 
-    /// Parses a schema keyword such as `:db.type/string` (leading colon optional).
+    /// Parses a schema keyword such as `:db.type/string` (leading colon optional). The
+    /// collection types are not schema types: `None` for them.
     pub fn from_keyword(k: &str) -> Option<ValueType> {
         let k = k.strip_prefix(':').unwrap_or(k);
         Some(match k {
@@ -372,6 +385,7 @@ impl ValueType {
             "db.type/uuid" => ValueType::Uuid,
             "db.type/bytes" => ValueType::Bytes,
             "db.type/ref" => ValueType::Ref,
+            "db.type/symbol" => ValueType::Symbol,
             _ => return None,
         })
     }
@@ -391,6 +405,10 @@ impl ValueType {
             6 => ValueType::Uuid,
             7 => ValueType::Bytes,
             8 => ValueType::Ref,
+            crate::composite::SYMBOL_TAG => ValueType::Symbol,
+            crate::composite::VECTOR_TAG => ValueType::Vector,
+            crate::composite::SET_TAG => ValueType::Set,
+            crate::composite::MAP_TAG => ValueType::Map,
             _ => return None,
         })
     }
@@ -417,6 +435,14 @@ pub enum Value {
     Bytes(Arc<[u8]>),
     /// A reference to an entity.
     Ref(Eid),
+    /// A symbol, e.g. `a` in `{:db/id 1 :s a}`.
+    Symbol(Symbol),
+    /// A vector (also what a list is stored as); `None` elements are `nil`.
+    Vector(Arc<[Element]>),
+    /// A set.
+    Set(ValueSet),
+    /// A map.
+    Map(ValueMap),
 }
 
 impl Value {
@@ -432,7 +458,33 @@ impl Value {
             Value::Uuid(_) => ValueType::Uuid,
             Value::Bytes(_) => ValueType::Bytes,
             Value::Ref(_) => ValueType::Ref,
+            Value::Symbol(_) => ValueType::Symbol,
+            Value::Vector(_) => ValueType::Vector,
+            Value::Set(_) => ValueType::Set,
+            Value::Map(_) => ValueType::Map,
         }
+    }
+
+    /// A vector value of these elements.
+    pub fn vector(items: impl IntoIterator<Item = Element>) -> Value {
+        Value::Vector(items.into_iter().collect())
+    }
+
+    /// True for a symbol, vector, set or map (see [`crate::composite`]).
+    pub fn is_composite(&self) -> bool {
+        matches!(
+            self,
+            Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_)
+        )
+    }
+
+    /// Checks that this value can be stored: a collection must encode to less than
+    /// [`crate::composite::MAX_COMPOSITE_BYTES`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for a collection too large.
+    pub fn check_storable(&self) -> Result<(), Error> {
+        crate::composite::check_size(self)
     }
 
     /// A canonical double value; `NaN` is an error.
@@ -487,6 +539,9 @@ impl Value {
             Value::Uuid(u) => ValueRef::Uuid(*u),
             Value::Bytes(b) => ValueRef::Bytes(b),
             Value::Ref(e) => ValueRef::Ref(*e),
+            Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_) => {
+                ValueRef::Composite(self)
+            }
         }
     }
 }
@@ -504,6 +559,8 @@ pub(crate) enum ValueRef<'a> {
     Uuid(Uuid),
     Bytes(&'a [u8]),
     Ref(Eid),
+    /// A symbol, vector, set or map (its `Arc`s are cheap to share).
+    Composite(&'a Value),
 }
 
 impl ValueRef<'_> {
@@ -518,6 +575,7 @@ impl ValueRef<'_> {
             ValueRef::Uuid(_) => ValueType::Uuid,
             ValueRef::Bytes(_) => ValueType::Bytes,
             ValueRef::Ref(_) => ValueType::Ref,
+            ValueRef::Composite(v) => v.value_type(),
         }
     }
 
@@ -540,6 +598,7 @@ impl ValueRef<'_> {
                 None => Value::Bytes(Arc::from(b)),
             },
             ValueRef::Ref(e) => Value::Ref(e),
+            ValueRef::Composite(v) => v.clone(),
         }
     }
 }
@@ -562,6 +621,12 @@ impl Ord for ValueRef<'_> {
             (ValueRef::Uuid(a), ValueRef::Uuid(b)) => a.cmp(b),
             (ValueRef::Bytes(a), ValueRef::Bytes(b)) => a.cmp(b),
             (ValueRef::Ref(a), ValueRef::Ref(b)) => a.cmp(b),
+            (ValueRef::Composite(a), ValueRef::Composite(b)) => {
+                match crate::composite::cmp_same_kind(a, b) {
+                    Some(ord) => ord,
+                    None => a.value_type().tag().cmp(&b.value_type().tag()),
+                }
+            }
             _ => self.value_type().tag().cmp(&other.value_type().tag()),
         }
     }
@@ -579,6 +644,9 @@ impl fmt::Debug for Value {
             Value::Uuid(u) => write!(f, "{u:?}"),
             Value::Bytes(b) => write!(f, "#bytes[{}]", b.len()),
             Value::Ref(e) => write!(f, "#ref {e}"),
+            Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_) => {
+                write!(f, "{}", crate::edn::value_to_edn(self))
+            }
         }
     }
 }
@@ -640,25 +708,37 @@ impl Serialize for Value {
 impl Serialize for ValueRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(2)?;
-        if crate::large::writing_out_of_line() {
+        self.serialize_parts(&mut t, crate::large::writing_out_of_line())?;
+        t.end()
+    }
+}
+
+impl ValueRef<'_> {
+    /// Writes the tag and payload into a 2-tuple; a large string or byte string as a
+    /// reference when `out_of_line` (never inside a collection).
+    pub(crate) fn serialize_parts<T: SerializeTuple>(
+        &self,
+        t: &mut T,
+        out_of_line: bool,
+    ) -> Result<(), T::Error> {
+        if out_of_line {
             if let Some(large) = LargeValue::of(*self) {
                 t.serialize_element(&(crate::large::REFERENCE_TAG + self.value_type().tag()))?;
-                t.serialize_element(&large.address())?;
-                return t.end();
+                return t.serialize_element(&large.address());
             }
         }
         t.serialize_element(&self.value_type().tag())?;
         match self {
-            ValueRef::Bool(b) => t.serialize_element(b)?,
-            ValueRef::Long(i) | ValueRef::Instant(i) => t.serialize_element(i)?,
-            ValueRef::Double(d) => t.serialize_element(&d.get())?,
-            ValueRef::String(x) => t.serialize_element(*x)?,
-            ValueRef::Keyword(k) => t.serialize_element(k.as_str())?,
-            ValueRef::Uuid(u) => t.serialize_element(&Bin(&u.0))?,
-            ValueRef::Bytes(b) => t.serialize_element(&Bin(b))?,
-            ValueRef::Ref(e) => t.serialize_element(e)?,
+            ValueRef::Bool(b) => t.serialize_element(b),
+            ValueRef::Long(i) | ValueRef::Instant(i) => t.serialize_element(i),
+            ValueRef::Double(d) => t.serialize_element(&d.get()),
+            ValueRef::String(x) => t.serialize_element(*x),
+            ValueRef::Keyword(k) => t.serialize_element(k.as_str()),
+            ValueRef::Uuid(u) => t.serialize_element(&Bin(&u.0)),
+            ValueRef::Bytes(b) => t.serialize_element(&Bin(b)),
+            ValueRef::Ref(e) => t.serialize_element(e),
+            ValueRef::Composite(v) => t.serialize_element(&crate::composite::Payload(v)),
         }
-        t.end()
     }
 }
 
@@ -692,6 +772,8 @@ pub(crate) enum WireValue<'de> {
     Bytes(Cow<'de, [u8]>),
     /// A large string or byte string, stored out of line (see [`crate::large`]).
     Large(LargeValue),
+    /// A symbol, vector, set or map, decoded whole (see [`crate::composite`]).
+    Composite(Value),
 }
 
 impl WireValue<'_> {
@@ -724,6 +806,7 @@ impl WireValue<'_> {
             WireValue::String(s) => Some(ValueRef::String(s)),
             WireValue::Bytes(b) => Some(ValueRef::Bytes(b)),
             WireValue::Large(large) => Some(large.borrowed()),
+            WireValue::Composite(v) => Some(ValueRef::Composite(v)),
             WireValue::Keyword(_) => None,
         }
     }
@@ -752,6 +835,7 @@ impl WireValue<'_> {
             WireValue::Keyword(k) => Value::Keyword(Keyword(Arc::from(k.as_ref()))),
             WireValue::Bytes(b) => Value::Bytes(Arc::from(b.as_ref())),
             WireValue::Large(large) => large.to_value(),
+            WireValue::Composite(v) => v,
         }
     }
 }
@@ -815,81 +899,92 @@ impl<'de> Deserialize<'de> for ByteBuf<'de> {
 
 impl<'de> Deserialize<'de> for WireValue<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireValue<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireValue<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a (tag, payload) value tuple")
+        d.deserialize_tuple(2, WireVisitor { nested: false })
+    }
+}
+
+/// A value inside a collection: its tuple decoded as [`WireValue`]'s, except that it is
+/// never a reference to a large value, and may be large inline.
+pub(crate) fn deserialize_nested<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    d.deserialize_tuple(2, WireVisitor { nested: true })?
+        .into_checked_value()
+        .map_err(de::Error::custom)
+}
+
+/// Decodes a value tuple; `nested` inside a collection (see [`deserialize_nested`]).
+struct WireVisitor {
+    nested: bool,
+}
+
+impl<'de> Visitor<'de> for WireVisitor {
+    type Value = WireValue<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a (tag, payload) value tuple")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireValue<'de>, A::Error> {
+        let missing = || de::Error::custom("value tuple too short");
+        let tag: u8 = seq.next_element()?.ok_or_else(missing)?;
+        if let Some(ty) = tag
+            .checked_sub(crate::large::REFERENCE_TAG)
+            .filter(|_| !self.nested)
+            .and_then(ValueType::from_tag)
+            .filter(|t| matches!(t, ValueType::String | ValueType::Bytes))
+        {
+            let address: Address = seq.next_element()?.ok_or_else(missing)?;
+            if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                return Err(de::Error::custom("value tuple too long"));
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireValue<'de>, A::Error> {
-                let missing = || de::Error::custom("value tuple too short");
-                let tag: u8 = seq.next_element()?.ok_or_else(missing)?;
-                if let Some(ty) = tag
-                    .checked_sub(crate::large::REFERENCE_TAG)
-                    .and_then(ValueType::from_tag)
-                    .filter(|t| matches!(t, ValueType::String | ValueType::Bytes))
-                {
-                    let address: Address = seq.next_element()?.ok_or_else(missing)?;
-                    if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                        return Err(de::Error::custom("value tuple too long"));
-                    }
-                    return WireValue::reference(ty, address).map_err(de::Error::custom);
-                }
-                let ty = ValueType::from_tag(tag)
-                    .ok_or_else(|| de::Error::custom(format!("unknown value tag {tag}")))?;
-                let plain = WireValue::Plain;
-                let v = match ty {
-                    ValueType::Bool => {
-                        plain(ValueRef::Bool(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                    ValueType::Long => {
-                        plain(ValueRef::Long(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                    ValueType::Instant => {
-                        plain(ValueRef::Instant(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                    ValueType::Double => {
-                        let f: f64 = seq.next_element()?.ok_or_else(missing)?;
-                        // Only canonical bytes are accepted: a non-canonical double would
-                        // break the one-encoding-per-value rule that addresses rely on.
-                        if f.is_nan() || (f == 0.0 && f.is_sign_negative()) {
-                            return Err(de::Error::custom("non-canonical double"));
-                        }
-                        plain(ValueRef::Double(Double(f)))
-                    }
-                    ValueType::String => WireValue::String(
-                        seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0,
-                    ),
-                    ValueType::Keyword => WireValue::Keyword(
-                        seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0,
-                    ),
-                    ValueType::Uuid => {
-                        let b: ByteBuf<'de> = seq.next_element()?.ok_or_else(missing)?;
-                        let arr: [u8; 16] =
-                            b.0.as_ref()
-                                .try_into()
-                                .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
-                        plain(ValueRef::Uuid(Uuid(arr)))
-                    }
-                    ValueType::Bytes => {
-                        WireValue::Bytes(seq.next_element::<ByteBuf<'de>>()?.ok_or_else(missing)?.0)
-                    }
-                    ValueType::Ref => {
-                        plain(ValueRef::Ref(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                };
-                if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom("value tuple too long"));
-                }
-                if crate::large::reading_stored() && v.is_large_inline() {
-                    return Err(de::Error::custom(
-                        "a large value stored inline (it must be a reference)",
-                    ));
-                }
-                Ok(v)
-            }
+            return WireValue::reference(ty, address).map_err(de::Error::custom);
         }
-        d.deserialize_tuple(2, V)
+        let ty = ValueType::from_tag(tag)
+            .ok_or_else(|| de::Error::custom(format!("unknown value tag {tag}")))?;
+        let plain = WireValue::Plain;
+        let v = match ty {
+            ValueType::Bool => plain(ValueRef::Bool(seq.next_element()?.ok_or_else(missing)?)),
+            ValueType::Long => plain(ValueRef::Long(seq.next_element()?.ok_or_else(missing)?)),
+            ValueType::Instant => {
+                plain(ValueRef::Instant(seq.next_element()?.ok_or_else(missing)?))
+            }
+            ValueType::Double => {
+                let f: f64 = seq.next_element()?.ok_or_else(missing)?;
+                // Only canonical bytes are accepted: a non-canonical double would
+                // break the one-encoding-per-value rule that addresses rely on.
+                if f.is_nan() || (f == 0.0 && f.is_sign_negative()) {
+                    return Err(de::Error::custom("non-canonical double"));
+                }
+                plain(ValueRef::Double(Double(f)))
+            }
+            ValueType::String => {
+                WireValue::String(seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0)
+            }
+            ValueType::Keyword => {
+                WireValue::Keyword(seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0)
+            }
+            ValueType::Uuid => {
+                let b: ByteBuf<'de> = seq.next_element()?.ok_or_else(missing)?;
+                let arr: [u8; 16] =
+                    b.0.as_ref()
+                        .try_into()
+                        .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
+                plain(ValueRef::Uuid(Uuid(arr)))
+            }
+            ValueType::Bytes => {
+                WireValue::Bytes(seq.next_element::<ByteBuf<'de>>()?.ok_or_else(missing)?.0)
+            }
+            ValueType::Ref => plain(ValueRef::Ref(seq.next_element()?.ok_or_else(missing)?)),
+            ValueType::Symbol | ValueType::Vector | ValueType::Set | ValueType::Map => {
+                crate::composite::decode_payload(tag, &mut seq)?
+            }
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("value tuple too long"));
+        }
+        if !self.nested && crate::large::reading_stored() && v.is_large_inline() {
+            return Err(de::Error::custom(
+                "a large value stored inline (it must be a reference)",
+            ));
+        }
+        Ok(v)
     }
 }
 

@@ -25,7 +25,9 @@ pub const SCHEMA: &str = "{:person/name {:db/unique :db.unique/identity}
  :pet/name {}
  :pet/species {:db/index true}
  :pet/toy {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many :db/isComponent true}
- :toy/name {}}";
+ :toy/name {}
+ :person/data {}
+ :person/path {:db/index true}}";
 
 const NAMES: [&str; 6] = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"];
 const NICKS: [&str; 4] = ["a", "bb", "Zed", "cat"];
@@ -35,6 +37,21 @@ const MOODS: [&str; 8] = [
 ];
 const SPECIES: [&str; 3] = [":zoo/yak", ":zoo/cat", ":dog"];
 const TOYS: [&str; 3] = ["bone", "ball", "rope"];
+/// Any value (#26.1): collections, symbols and scalars under one untyped attribute.
+const DATA: [&str; 9] = [
+    "[1 2]",
+    "[3]",
+    "[1 nil]",
+    "{:a 1}",
+    "{:a [1 #{2}]}",
+    "#{1 2}",
+    "sym",
+    "my.ns/s",
+    "\"s\"",
+];
+/// Vectors only, under an indexed attribute: compared with `>` and `min`/`max`
+/// (Datascript orders two maps or two sets by their hash, so those are not compared).
+const PATHS: [&str; 6] = ["[1 2]", "[3]", "[1 3]", "[9]", "[1 nil]", "[]"];
 
 /// A query and its inputs after `$` (EDN texts).
 #[derive(Clone, Debug, Serialize)]
@@ -154,6 +171,8 @@ impl Gen {
             ":person/mood" => self.pick(&MOODS).to_owned(),
             ":pet/name" => self.string(&NAMES),
             ":toy/name" => self.string(&TOYS),
+            ":person/data" => self.pick(&DATA).to_owned(),
+            ":person/path" => self.pick(&PATHS).to_owned(),
             _ => self.ref_value(),
         }
     }
@@ -209,6 +228,11 @@ impl Gen {
             let moods = format!("[{} {}]", self.pick(&MOODS), self.pick(&MOODS));
             parts.push(format!(":person/mood {moods}"));
         }
+        for attr in [":person/data", ":person/path"] {
+            if self.chance(20) {
+                parts.push(format!("{attr} {}", self.value(attr)));
+            }
+        }
         if self.chance(35) {
             let friends = match self.below(3) {
                 0 => self.ref_value(),
@@ -233,7 +257,9 @@ impl Gen {
     }
 
     fn attr(&mut self) -> &'static str {
-        const ATTRS: [&str; 9] = [
+        const ATTRS: [&str; 11] = [
+            ":person/data",
+            ":person/path",
             ":person/mood",
             ":person/name",
             ":person/email",
@@ -316,7 +342,22 @@ impl Gen {
             inputs: vec![],
             shape: Shape::Bag,
         };
-        match self.below(18) {
+        match self.below(22) {
+            18 => exact(format!(
+                "[:find ?e ?p :where [?e :person/path ?p] [(> ?p {})]]",
+                self.pick(&PATHS)
+            )),
+            19 => bag("[:find (min ?p) (max ?p) :where [_ :person/path ?p]]".into()),
+            20 => exact(format!(
+                "[:find ?e :where [?e :person/data {}]]",
+                // A plain symbol is no constant in a clause: vectors, maps, sets only.
+                self.pick(&DATA[..6])
+            )),
+            21 => QueryCheck {
+                query: "[:find ?e ?d :in $ ?d :where [?e :person/data ?d]]".into(),
+                inputs: vec![self.pick(&DATA).to_owned()],
+                shape: Shape::Exact,
+            },
             16 => exact(format!(
                 "[:find ?e ?m :where [?e :person/mood ?m] [(> ?m {})]]",
                 self.pick(&MOODS)
@@ -393,7 +434,8 @@ impl Gen {
     }
 
     fn pull(&mut self) -> PullCheck {
-        const PATTERNS: [&str; 11] = [
+        const PATTERNS: [&str; 12] = [
+            "[:person/data :person/path :person/name]",
             "[:person/mood :person/name]",
             "[*]",
             "[:person/name {:person/friend [:person/name :person/age]}]",

@@ -24,8 +24,11 @@ impl Edn {
     /// year may carry a sign and more than four digits (`-0001`, `+10000`), as
     /// [`value_to_edn`] writes years outside `0000..=9999`.
     ///
-    /// Anything else (`nil`, `##NaN`, collections, symbols, other tags, malformed
-    /// timestamps, uuids or base64) is [`Error::InvalidValue`] naming the form. Refs
+    /// Symbols, vectors, lists (read as vectors), sets and maps are composite values (see
+    /// [`crate::composite`]), their elements read as values (`nil` included); a
+    /// character is a one-character string. Anything else (`nil`, `##NaN`, other tags,
+    /// malformed timestamps, uuids or base64, a collection too large) is
+    /// [`Error::InvalidValue`] naming the form. Refs
     /// are plain integers in EDN: [`datom_from_edn`] makes them refs from the schema.
     ///
     /// ```
@@ -61,7 +64,16 @@ impl Edn {
                     reason: format!("`{}` is not a valid value: {why}", describe(self)),
                 })
             }
-            _ => Err(not_a_value(self)),
+            // A character is a one-character string, as in ClojureScript.
+            Edn::Char(c) => Ok(Value::string(&c.to_string())),
+            other => match crate::composite::from_edn(other) {
+                Some(v) => {
+                    let v = v?;
+                    v.check_storable()?;
+                    Ok(v)
+                }
+                None => Err(not_a_value(self)),
+            },
         }
     }
 }
@@ -107,6 +119,9 @@ pub fn value_to_edn(v: &Value) -> Edn {
         Value::Uuid(u) => tagged("uuid", u.to_string()),
         Value::Bytes(b) => tagged("bytes", base64_encode(b)),
         Value::Ref(e) => Edn::Int(id_to_int(*e)),
+        Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_) => {
+            crate::composite::to_edn(v).unwrap_or(Edn::Nil)
+        }
     }
 }
 
@@ -746,17 +761,62 @@ mod tests {
         }
     }
 
+    /// Symbols, vectors, lists, sets and maps are values (see `crate::composite`): a
+    /// list is the vector of its elements, a set and a map are sorted, `nil` may be an
+    /// element, a character is a string; each prints back as EDN that reads to itself.
+    #[test]
+    fn composite_forms_are_values_and_print_back() {
+        use crate::value::{Symbol, ValueMap, ValueSet};
+        let l = |i| Some(Value::Long(i));
+        let cases = [
+            ("sym", Value::Symbol(Symbol::parse("sym").unwrap()), "sym"),
+            ("\\c", Value::string("c"), "\"c\""),
+            ("[1 nil]", Value::vector([l(1), None]), "[1 nil]"),
+            ("(1 2)", Value::vector([l(1), l(2)]), "[1 2]"),
+            ("#{2 1}", Value::Set(ValueSet::new([l(1), l(2)])), "#{1 2}"),
+            (
+                "{:b 1 :a [x]}",
+                Value::Map(
+                    ValueMap::new([
+                        (
+                            Some(Value::keyword(":a")),
+                            Some(Value::vector([Some(Value::Symbol(
+                                Symbol::parse("x").unwrap(),
+                            ))])),
+                        ),
+                        (Some(Value::keyword(":b")), l(1)),
+                    ])
+                    .unwrap(),
+                ),
+                "{:a [x], :b 1}",
+            ),
+        ];
+        for (text, value, printed) in cases {
+            let v = parse(text).unwrap().to_value().unwrap();
+            assert_eq!(v, value, "{text}");
+            assert_eq!(value_to_edn(&v).to_string(), printed, "{text}");
+            assert_eq!(parse(printed).unwrap().to_value().unwrap(), v, "{printed}");
+        }
+    }
+
+    /// A collection too large to store inline is refused, naming its size.
+    #[test]
+    fn a_collection_too_large_is_an_invalid_value() {
+        let big = format!(
+            "[\"{}\"]",
+            "x".repeat(crate::composite::MAX_COMPOSITE_BYTES)
+        );
+        match parse(&big).unwrap().to_value() {
+            Err(Error::InvalidValue { reason }) => assert!(reason.contains("bytes"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn other_forms_are_invalid_values_naming_the_form() {
         for text in [
             "nil",
             "##NaN",
-            "sym",
-            "\\c",
-            "[1]",
-            "(1)",
-            "{:a 1}",
-            "#{1}",
             "#foo \"x\"",
             "#inst 5",
             "#uuid \"nope\"",

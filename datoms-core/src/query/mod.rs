@@ -85,7 +85,7 @@ pub(crate) mod builtins;
 pub(crate) mod eval;
 pub(crate) mod parse;
 pub(crate) mod regex;
-mod value;
+pub(crate) mod value;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

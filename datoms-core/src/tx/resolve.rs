@@ -837,6 +837,7 @@ impl<'a> Run<'a> {
                 }
                 _ => {}
             }
+            val.check_storable()?;
             return Ok(val.clone());
         }
         let target = match v {
