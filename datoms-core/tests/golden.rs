@@ -47,7 +47,16 @@ fn datoms() -> Vec<Datom> {
         Datom::new(1, ":t/text", Value::from(large_text()), tx),
         // Without a namespace: first in Clojure's keyword order, last in the text order.
         Datom::new(1, ":zz", Value::keyword(":zz"), tx),
+        // Composite values (value tags 9-12).
+        Datom::new(1, ":t/symbol", composite("my.ns/sym"), tx),
+        Datom::new(1, ":t/vector", composite("[1 nil \"x\" [2.5]]"), tx),
+        Datom::new(1, ":t/set", composite("#{:b :a/b 3}"), tx),
+        Datom::new(1, ":t/map", composite("{:k #{1} \"s\" nil}"), tx),
     ]
+}
+
+fn composite(text: &str) -> Value {
+    datoms_core::edn::parse(text).unwrap().to_value().unwrap()
 }
 
 /// A string stored out of line (see `datoms_core::large`): nodes and logs reference it.
@@ -186,7 +195,7 @@ fn checked_in_fixtures_decode() {
     let (a, b) = read("commit", COMMIT_FORMAT_VERSION);
     let commit = Commit::decode(a, &b).unwrap();
     assert_eq!(commit.log_entries().unwrap(), log());
-    assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 14));
+    assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 18));
     assert_eq!(commit.ancestor_manifests.len(), 2);
     assert_eq!(commit.nodes, 3);
 }

@@ -86,7 +86,25 @@ pub const KNOWN: &[Known] = &[
                 && names_an_id(&d.input)
         },
     },
+    Known {
+        item: "Datascript takes the attributes of an entity map of more than 8 entries in hash order",
+        // A hash map's order decides which upsert, lookup ref or unique check comes first
+        // (docs/datascript-differences.md, "Transactions"); datoms keeps written order.
+        matches: |d| matches!(d.check, Check::Tx(_)) && has_big_map(&d.input),
+    },
 ];
+
+/// Whether tx data holds an entity map of more than 8 entries (a Clojure hash map).
+fn has_big_map(tx: &str) -> bool {
+    fn big(form: &Edn) -> bool {
+        match form {
+            Edn::Map(entries) => entries.len() > 8 || entries.iter().any(|(_, v)| big(v)),
+            Edn::Vector(items) | Edn::List(items) => items.iter().any(big),
+            _ => false,
+        }
+    }
+    parse(tx).is_ok_and(|f| big(&f))
+}
 
 /// Whether tx data makes new entities: a tempid, a nested map or a map without `:db/id`.
 fn allocates(tx: &str) -> bool {
@@ -219,6 +237,16 @@ mod tests {
         assert!(names_an_id(r#"[{:db/id "t1" :person/_friend 6}]"#));
         assert!(!names_an_id(r#"[[:db/add "t1" :person/age 20]]"#));
         assert!(!names_an_id(r#"[{:db/id -1 :person/age 20}]"#));
+    }
+
+    #[test]
+    fn big_maps_are_recognised_in_tx_data() {
+        let keys: Vec<String> = (0..9).map(|i| format!(":a/k{i} {i}")).collect();
+        let big = format!("[{{{}}}]", keys.join(" "));
+        let small = format!("[{{{}}}]", keys[..8].join(" "));
+        assert!(has_big_map(&big) && !has_big_map(&small));
+        let d = divergence(Check::Tx(0), &big, "error: x", "ok");
+        assert!(classify(&d).is_some_and(|k| k.contains("more than 8")));
     }
 
     #[test]
