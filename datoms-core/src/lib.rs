@@ -24,6 +24,7 @@ pub mod pull;
 pub mod query;
 pub mod restore;
 pub mod schema;
+mod tuples;
 pub mod tx;
 pub mod value;
 

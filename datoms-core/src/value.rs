@@ -342,8 +342,9 @@ pub enum ValueType {
     Ref,
     /// `:db.type/symbol`: a symbol value ([`crate::composite::Symbol`]).
     Symbol,
-    /// A vector (or list) value. Not a schema type: only an attribute without
-    /// `:db/valueType` holds collections, as in Datascript.
+    /// A vector (or list) value; `:db.type/tuple` in a schema, the type of a composite
+    /// tuple (`:db/tupleAttrs`). An attribute without `:db/valueType` holds any
+    /// collection, as in Datascript.
     Vector,
     /// A set value. Not a schema type (see [`ValueType::Vector`]).
     Set,
@@ -365,14 +366,15 @@ impl ValueType {
             ValueType::Bytes => ":db.type/bytes",
             ValueType::Ref => ":db.type/ref",
             ValueType::Symbol => ":db.type/symbol",
-            ValueType::Vector => ":db.type/vector",
+            ValueType::Vector => ":db.type/tuple",
             ValueType::Set => ":db.type/set",
             ValueType::Map => ":db.type/map",
         }
     }
 
-    /// Parses a schema keyword such as `:db.type/string` (leading colon optional). The
-    /// collection types are not schema types: `None` for them.
+    /// Parses a schema keyword such as `:db.type/string` (leading colon optional);
+    /// `:db.type/tuple` is [`ValueType::Vector`]. Sets and maps are not schema types:
+    /// `None` for them.
     pub fn from_keyword(k: &str) -> Option<ValueType> {
         let k = k.strip_prefix(':').unwrap_or(k);
         Some(match k {
@@ -386,6 +388,7 @@ impl ValueType {
             "db.type/bytes" => ValueType::Bytes,
             "db.type/ref" => ValueType::Ref,
             "db.type/symbol" => ValueType::Symbol,
+            "db.type/tuple" => ValueType::Vector,
             _ => return None,
         })
     }

@@ -115,6 +115,14 @@ fn cases() -> Vec<(&'static str, u8, Vec<u8>)> {
             ":t/ref",
             AttributeSchema::default().value_type(ValueType::Ref).many(),
         )
+        .unwrap()
+        // A composite tuple declaration (schema fields of commit format 5).
+        .with(
+            ":t/long+string",
+            AttributeSchema::default()
+                .tuple_of(&[":t/long", ":t/string"])
+                .identity(),
+        )
         .unwrap();
     let commit = Commit {
         schema,

@@ -233,7 +233,9 @@ pub fn datom_from_edn(form: &Edn, schema: Option<&Schema>) -> Result<Datom, Erro
 ///
 /// Declarations may hold `:db/valueType` (`:db.type/…`), `:db/cardinality`
 /// (`:db.cardinality/one` or `/many`), `:db/unique` (`:db.unique/identity` or
-/// `/value`), `:db/index` and `:db/isComponent` (booleans) and `:db/doc` (a string).
+/// `/value`), `:db/index` and `:db/isComponent` (booleans), `:db/doc` (a string),
+/// `:db/tupleAttrs` (a vector of attributes: a composite tuple), `:db/tupleType` (a type)
+/// and `:db/tupleTypes` (a vector of types).
 /// Any other key is ignored, as Datascript ignores it ([`schema_from_edn_with_warnings`]
 /// names them). A value of one of these keys of the wrong kind, an unknown type,
 /// cardinality or uniqueness, or a component that is not a ref, is [`Error::BadSchema`]
@@ -421,6 +423,34 @@ fn attribute_from_edn(
                 out.doc = Some(doc.clone());
                 true
             }
+            ("db/tupleAttrs", Edn::Vector(items) | Edn::List(items)) => {
+                let attrs: Option<Vec<Keyword>> = items
+                    .iter()
+                    .map(|i| match i {
+                        Edn::Keyword(k) => Some(k.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                out.tuple_attrs = attrs;
+                out.tuple_attrs.is_some()
+            }
+            ("db/tupleType", Edn::Keyword(t)) => {
+                let t = ValueType::from_keyword(t.as_str())
+                    .ok_or_else(|| bad(format!("unknown :db/tupleType {t}")))?;
+                out.tuple_type = Some(t);
+                true
+            }
+            ("db/tupleTypes", Edn::Vector(items) | Edn::List(items)) => {
+                let types: Option<Vec<ValueType>> = items
+                    .iter()
+                    .map(|i| match i {
+                        Edn::Keyword(k) => ValueType::from_keyword(k.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                out.tuple_types = types;
+                out.tuple_types.is_some()
+            }
             _ => false,
         };
         if !done {
@@ -430,6 +460,9 @@ fn attribute_from_edn(
                 "db/unique" => ":db.unique/identity or :db.unique/value",
                 "db/index" | "db/isComponent" => "true or false",
                 "db/doc" => "a string",
+                "db/tupleAttrs" => "a vector of attribute keywords",
+                "db/tupleType" => "a :db.type/… keyword",
+                "db/tupleTypes" => "a vector of :db.type/… keywords",
                 _ => {
                     ignore(warnings);
                     continue;
@@ -480,6 +513,17 @@ pub fn schema_to_edn(s: &Schema) -> Edn {
                 }
                 if let Some(doc) = &spec.doc {
                     pairs.push((kw("db/doc"), Edn::String(doc.clone())));
+                }
+                if let Some(attrs) = &spec.tuple_attrs {
+                    let attrs = attrs.iter().map(|a| Edn::Keyword(a.clone())).collect();
+                    pairs.push((kw("db/tupleAttrs"), Edn::Vector(attrs)));
+                }
+                if let Some(t) = spec.tuple_type {
+                    pairs.push((kw("db/tupleType"), kw(t.keyword())));
+                }
+                if let Some(types) = &spec.tuple_types {
+                    let types = types.iter().map(|t| kw(t.keyword())).collect();
+                    pairs.push((kw("db/tupleTypes"), Edn::Vector(types)));
                 }
                 (Edn::Keyword(attr.clone()), Edn::Map(pairs))
             })
