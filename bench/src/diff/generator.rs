@@ -27,7 +27,8 @@ pub const SCHEMA: &str = "{:person/name {:db/unique :db.unique/identity}
  :pet/toy {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many :db/isComponent true}
  :toy/name {}
  :person/data {}
- :person/path {:db/index true}}";
+ :person/path {:db/index true}
+ :person/nick+age {:db/tupleAttrs [:person/nick :person/age]}}";
 
 const NAMES: [&str; 6] = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"];
 const NICKS: [&str; 4] = ["a", "bb", "Zed", "cat"];
@@ -347,7 +348,14 @@ impl Gen {
                 "[:find ?e ?p :where [?e :person/path ?p] [(> ?p {})]]",
                 self.pick(&PATHS)
             )),
-            19 => bag("[:find (min ?p) (max ?p) :where [_ :person/path ?p]]".into()),
+            19 => match self.below(2) {
+                0 => bag("[:find (min ?p) (max ?p) :where [_ :person/path ?p]]".into()),
+                _ => exact(format!(
+                    "[:find ?e ?t :where [?e :person/nick+age ?t] [(> ?t [{} {}])]]",
+                    self.string(&NICKS),
+                    18 + self.rng.below(6)
+                )),
+            },
             20 => exact(format!(
                 "[:find ?e :where [?e :person/data {}]]",
                 // A plain symbol is no constant in a clause: vectors, maps, sets only.
