@@ -57,7 +57,9 @@ fn collections_symbols_and_tuples_are_stored_printed_exported_and_imported() {
             .collect()
     };
     assert_eq!(body(&first), body(&second));
-    assert!(body(&first).iter().any(|l| l.contains(":db/tupleAttrs [:a :b]")));
+    assert!(body(&first)
+        .iter()
+        .any(|l| l.contains(":db/tupleAttrs [:a :b]")));
     let again = ok(&["pull", "--db", &copy, "[:a+b :m]", "1"]);
     assert_eq!(again.trim(), r#"{:a+b ["x" "y"], :m {:k #{1 2}}}"#);
 }
