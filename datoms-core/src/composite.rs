@@ -544,6 +544,40 @@ pub(crate) mod tests {
             prop_assert_eq!(qa.to_datom_value(), Some(a));
         }
 
+        /// Nodes keep the in-memory order: a leaf of values sorted by `Ord` encodes, and
+        /// its decoding (which checks that the decoded items are strictly increasing in
+        /// the order of the decoded values) gives the same datoms in the same order; a
+        /// leaf whose two items are swapped is refused.
+        #[test]
+        fn the_encoded_order_is_the_in_memory_order(
+            values in prop::collection::btree_set(value(), 2..24),
+        ) {
+            use crate::datom::{Datom, IndexKind};
+            use crate::tree::{Node, Tree, TreeConfig};
+            let datoms: Vec<Datom> = values
+                .iter()
+                .map(|v| Datom::new(1, ":a", v.clone(), crate::TX0 + 1))
+                .collect();
+            let config = TreeConfig { leaf_target: 1 << 16, branch_target: 1 << 16 };
+            let tree = Tree::build(IndexKind::Avet, config, datoms.clone());
+            let bytes = tree.root().encode();
+            let node = Node::decode(tree.root_address(), &bytes, IndexKind::Avet)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(node.datoms(), datoms.clone());
+            let leaf = |datoms: &[Datom]| {
+                let items: Vec<(u64, &str, &Value, u64)> =
+                    datoms.iter().map(|d| (d.e, d.a.as_str(), &d.v, d.tx)).collect();
+                rmp_serde::to_vec(&(crate::tree::FORMAT_VERSION, 2u8, 0u8, items))
+                    .unwrap_or_default()
+            };
+            let good = leaf(&datoms);
+            prop_assert_eq!(&good, &bytes, "the leaf is written as this test writes it");
+            let mut swapped = datoms;
+            swapped.swap(0, 1);
+            let bad = leaf(&swapped);
+            prop_assert!(Node::decode(crate::Address::of(&bad), &bad, IndexKind::Avet).is_err());
+        }
+
         /// Every composite value prints as EDN that reads back to itself.
         #[test]
         fn composite_values_print_as_edn_that_reads_back(v in value()) {

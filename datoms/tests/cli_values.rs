@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::ok;
+use common::{fails, ok};
 
 const SCHEMA: &str = r#"{:path {:db/index true}
  :a+b {:db/tupleAttrs [:a :b] :db/unique :db.unique/identity}}"#;
@@ -40,6 +40,11 @@ fn collections_symbols_and_tuples_are_stored_printed_exported_and_imported() {
         pulled.trim(),
         r#"{:a "x", :a+b ["x" "y"], :b "y", :m {:k #{1 2}}, :path [1 2], :s a, :db/id 1}"#
     );
+
+    // A tuple is the transaction's to keep: asserting another value is refused.
+    let bad = file("bad.edn", r#"[[:db/add 1 :a+b ["q" "r"]]]"#);
+    let err = fails(&["transact", "--db", &url, &bad]);
+    assert!(err.contains("Can’t modify tuple attrs directly"), "{err}");
 
     // Export, import into a new db, export again: the same datoms and schema.
     let first = dir.path().join("a.datoms");
