@@ -41,23 +41,24 @@ pub(crate) fn resolve_refs(
             .get(i)
             .and_then(|a| schema.get(a))
             .is_some_and(AttributeSchema::is_ref);
-        out.push(match item {
-            Some(Value::Vector(pair)) if is_ref && pair.len() == 2 => {
-                let (Some(Value::Keyword(a)), Some(v)) = (&pair[0], &pair[1]) else {
-                    out.push(item.clone());
-                    continue;
-                };
-                match lookup(a, v)? {
-                    Some(e) => element(Some(Value::Ref(e))),
-                    None => {
-                        return Err(Error::UnknownLookupRef {
-                            attr: a.clone(),
-                            value: v.clone(),
-                        })
-                    }
+        let lookup_ref = match item {
+            Some(Value::Vector(pair)) if is_ref => match pair.as_ref() {
+                [Some(Value::Keyword(a)), Some(v)] => Some((a, v)),
+                _ => None,
+            },
+            _ => None,
+        };
+        out.push(match lookup_ref {
+            Some((a, v)) => match lookup(a, v)? {
+                Some(e) => element(Some(Value::Ref(e))),
+                None => {
+                    return Err(Error::UnknownLookupRef {
+                        attr: a.clone(),
+                        value: v.clone(),
+                    })
                 }
-            }
-            other => other.clone(),
+            },
+            None => item.clone(),
         });
     }
     Ok(Value::Vector(out.into()))
