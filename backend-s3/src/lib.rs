@@ -16,6 +16,13 @@
 //! head read back. Head versions are ETags, and every head write carries a nonce, so a
 //! head moved away and back gets a new version.
 //!
+//! Some S3-compatible servers accept `If-None-Match` / `If-Match` and ignore them. So
+//! before its first head move a storage probes, on a scratch key under the prefix,
+//! that both conditions are enforced (a refused overwrite each), once per storage; on
+//! a server that ignores them it refuses to move heads, with an error naming the
+//! condition. [`S3Options::single_writer`] (`single_writer=true`) skips the probe, for
+//! a prefix that one process alone writes.
+//!
 //! S3 has no batch get: `get_many` and `put_many` send one request per blob, at most
 //! [`S3Options::concurrency`] in flight across all calls of one storage, retrying
 //! throttling, 5xx, timeouts and dropped connections with jittered exponential backoff
@@ -34,7 +41,7 @@
 //!     "s3://datoms/crm?endpoint=http://127.0.0.1:9000&region=us-east-1",
 //! )
 //! .await?;
-//! local.check_conditional_writes().await?; // once per new provider
+//! local.check_conditional_writes().await?; // early; the first head move checks too
 //! assert_eq!(local.capabilities().concurrency, 32);
 //! # Ok(()) }
 //! ```
@@ -60,7 +67,7 @@
 //!   this one wrote, call [`S3Storage::forget_known`], or the next store may skip a put
 //!   of a blob that is gone.
 //! - Versions are ETags: a provider whose ETags do not change with the content would
-//!   break CAS. [`S3Storage::check_conditional_writes`] catches providers that ignore the
+//!   break CAS. The conditional-write probe catches providers that ignore the
 //!   conditional headers altogether.
 
 mod failure;

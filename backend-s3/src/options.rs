@@ -139,6 +139,11 @@ pub struct S3Options {
     pub credentials: Option<StaticCredentials>,
     /// How many addresses the "known stored" set remembers (0 disables it).
     pub known_capacity: usize,
+    /// Skip the check that the server enforces conditional writes before the first
+    /// head move (URL `single_writer=true`). Only for a server known to ignore
+    /// `If-Match` / `If-None-Match` **and** a prefix that one process alone ever writes:
+    /// on such a server two writers would overwrite each other's heads unseen.
+    pub single_writer: bool,
 }
 
 impl S3Options {
@@ -157,13 +162,14 @@ impl S3Options {
             timeouts: Timeouts::default(),
             credentials: None,
             known_capacity: DEFAULT_KNOWN_CAPACITY,
+            single_writer: false,
         }
     }
 
     /// Parses `s3://BUCKET[/PREFIX][?key=value&…]`. Query keys: `endpoint` (an
     /// `http(s)://` URL; implies path-style), `region`, `path_style` (`true`/`false`,
-    /// overrides the implied value), `concurrency`, `max_attempts`. Values may be
-    /// percent-encoded.
+    /// overrides the implied value), `concurrency`, `max_attempts`, `single_writer`
+    /// (see [`S3Options::single_writer`]). Values may be percent-encoded.
     ///
     /// # Errors
     /// [`StorageError::Backend`] naming the URL and what is wrong with it: another scheme,
@@ -209,6 +215,13 @@ impl S3Options {
                         .ok()
                         .filter(|n| *n > 0)
                         .ok_or_else(|| bad("concurrency must be a positive integer"))?;
+                }
+                "single_writer" => {
+                    options.single_writer = match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(bad("single_writer must be true or false")),
+                    };
                 }
                 "max_attempts" => {
                     options.retry.max_attempts = value
@@ -375,6 +388,15 @@ mod tests {
         let o = S3Options::from_url("s3://b?concurrency=7&max_attempts=2").unwrap();
         assert_eq!(o.concurrency, 7);
         assert_eq!(o.retry.max_attempts, 2);
+        assert!(
+            !o.single_writer,
+            "heads are checked unless the user says otherwise"
+        );
+        assert!(
+            S3Options::from_url("s3://b?single_writer=true")
+                .unwrap()
+                .single_writer
+        );
     }
 
     #[test]
@@ -388,6 +410,7 @@ mod tests {
             "s3://b?max_attempts=x",
             "s3://b?endpoint=127.0.0.1:9000",
             "s3://b?path_style=maybe",
+            "s3://b?single_writer=yes",
             "s3://b/%zz",
         ] {
             match S3Options::from_url(url) {

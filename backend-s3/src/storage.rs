@@ -69,6 +69,10 @@ struct Shared {
     permits: Semaphore,
     known: Mutex<HashSet<Address>>,
     counters: Counters,
+    /// The verdict of the conditional-write probe, once one was reached: `Err` names
+    /// what the server failed to enforce. A probe that failed for another reason (a
+    /// timeout) leaves it unset, to be tried again at the next head move.
+    conditional: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -275,6 +279,7 @@ impl S3Storage {
                     permits: Semaphore::new(options.concurrency),
                     known: Mutex::new(HashSet::new()),
                     counters: Counters::default(),
+                    conditional: tokio::sync::OnceCell::new(),
                 }),
                 options,
             }),
@@ -349,7 +354,8 @@ impl S3Storage {
     /// Checks that the server enforces conditional writes, which heads rely on: a create
     /// with `If-None-Match: *` over an existing object and an update with a stale
     /// `If-Match` must both be refused with 412. Writes and deletes one probe object
-    /// under `prefix/.datoms/probe/`. Run it once against a new provider.
+    /// under `prefix/.datoms/probe/`. The storage runs this itself before its first head
+    /// move (and refuses to move heads if it fails); call it to check a provider early.
     ///
     /// # Errors
     /// [`StorageError::Backend`] naming the probe key if the server overwrote instead of
@@ -366,12 +372,45 @@ impl Core {
     /// Checks that the server enforces conditional writes, which heads rely on: a create
     /// with `If-None-Match: *` over an existing object and an update with a stale
     /// `If-Match` must both be refused with 412. Writes and deletes one probe object
-    /// under `prefix/probe/`. Run it once against a new provider.
+    /// under `prefix/.datoms/probe/`.
     ///
     /// # Errors
     /// [`StorageError::Backend`] naming the probe key if the server overwrote instead of
     /// refusing; request errors.
     async fn check_conditional_writes(&self) -> Result<(), StorageError> {
+        self.probe_conditional_writes()
+            .await?
+            .map_err(StorageError::backend)
+    }
+
+    /// Before the first head move of this storage: the probe's verdict, reached once
+    /// and kept (see [`S3Options::single_writer`] to skip it).
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] naming what the server does not enforce and how to
+    /// override; request errors of the probe.
+    async fn ensure_conditional_writes(&self) -> Result<(), StorageError> {
+        if self.options.single_writer {
+            return Ok(());
+        }
+        let verdict = self
+            .shared
+            .conditional
+            .get_or_try_init(|| self.probe_conditional_writes())
+            .await?;
+        verdict.clone().map_err(|why| {
+            StorageError::backend(format!(
+                "{why}; refusing to move heads on {} (add single_writer=true to the URL only \
+                 if this process is the one writer of this prefix)",
+                self.options.location()
+            ))
+        })
+    }
+
+    /// Writes a probe object and tries to overwrite it with `If-None-Match: *` and with
+    /// a stale `If-Match`; deletes it. `Ok(Err(why))` is the verdict that the server
+    /// does not enforce a condition; `Err` a request that failed.
+    async fn probe_conditional_writes(&self) -> Result<Result<(), String>, StorageError> {
         let key = format!("{}probe/{}", self.base, nonce());
         let location = self.location(&key);
         let put = |body: &'static str, if_none: bool, if_match: Option<&'static str>| {
@@ -407,14 +446,14 @@ impl Core {
                     Err(a) if a.failure.kind == Kind::Precondition => {}
                     Err(a) => return Err(a.into_error("PUT", &location)),
                     Ok(_) => {
-                        return Err(StorageError::backend(format!(
+                        return Ok(Err(format!(
                             "S3 PUT {location}: the server accepted a write with {what}; it \
                              does not enforce conditional writes, so heads would not be safe"
                         )))
                     }
                 }
             }
-            Ok(())
+            Ok(Ok(()))
         }
         .await;
         let cleanup = self
@@ -429,7 +468,10 @@ impl Core {
             })
             .await
             .map_err(|a| a.into_error("DELETE", &location));
-        result.and(cleanup.map(|_| ()))
+        let verdict = result?;
+        cleanup?;
+        tracing::info!(location = %self.options.location(), enforced = verdict.is_ok(), "probed conditional writes");
+        Ok(verdict)
     }
 
     fn node_key(&self, address: &Address) -> String {
@@ -770,6 +812,7 @@ impl Core {
         expected: Option<&Version>,
         new: Address,
     ) -> Result<Version, StorageError> {
+        self.ensure_conditional_writes().await?;
         let key = self.head_key(name);
         let location = self.location(&key);
         let body = head_body(new);

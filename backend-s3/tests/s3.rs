@@ -46,6 +46,93 @@ async fn the_server_enforces_conditional_writes() -> TestResult {
     Ok(())
 }
 
+/// A one-datom db, stored to `storage` as head `main`.
+async fn store_one(storage: &S3Storage) -> Result<Address, StorageError> {
+    let db = Db::new(Schema::new())
+        .with_edn("[[:db/add -1 :k/v 1]]")?
+        .db_after;
+    Ok(store(&db, storage, "main").await?.commit)
+}
+
+fn probes(proxy: &FaultProxy) -> usize {
+    proxy
+        .lines()
+        .iter()
+        .filter(|l| l.contains("/.datoms/probe/"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_do_not_move_on_a_server_that_ignores_conditions() -> TestResult {
+    let proxy = proxy().await?;
+    proxy.strip_conditions(true);
+    let storage = through(&proxy, 2).await?;
+    let refused = store_one(&storage).await;
+    let Err(StorageError::Backend { reason: message }) = &refused else {
+        panic!("a head moved on a server that ignores conditions: {refused:?}");
+    };
+    assert!(
+        message.contains("does not enforce conditional writes"),
+        "{message}"
+    );
+    assert!(message.contains("single_writer=true"), "{message}");
+    assert_eq!(
+        storage.get_head("main").await?,
+        None,
+        "the head stays unset"
+    );
+    // Asked again, the verdict stands, without probing the server again.
+    proxy.reset();
+    assert!(matches!(
+        store_one(&storage).await,
+        Err(StorageError::Backend { .. })
+    ));
+    assert_eq!(probes(&proxy), 0, "{:?}", proxy.lines());
+    assert_eq!(storage.get_head("main").await?, None);
+
+    // A user who is the one writer of the prefix says so, and writes.
+    let mut options = storage.options().clone();
+    options.single_writer = true;
+    let single = S3Storage::connect(options).await?;
+    let commit = store_one(&single).await?;
+    assert_eq!(
+        single.get_head("main").await?.map(|h| h.commit),
+        Some(commit)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_server_is_probed_once_before_the_first_head_move() -> TestResult {
+    let proxy = proxy().await?;
+    let storage = through(&proxy, 2).await?;
+    let first = store_one(&storage).await?;
+    // Create, two refused overwrites, delete.
+    assert_eq!(probes(&proxy), 4, "{:?}", proxy.lines());
+    proxy.reset();
+    let db = datoms_storage::restore(std::sync::Arc::new(storage.clone()), "main")
+        .await?
+        .db;
+    let db = db.with_edn("[[:db/add -1 :k/v 2]]")?.db_after;
+    let second = store(&db, &storage, "main").await?.commit;
+    assert_ne!(first, second);
+    assert_eq!(
+        storage.get_head("main").await?.map(|h| h.commit),
+        Some(second)
+    );
+    assert_eq!(probes(&proxy), 0, "{:?}", proxy.lines());
+    // The probe leaves nothing behind.
+    let listed = storage
+        .client()
+        .list_objects_v2()
+        .bucket(&storage.options().bucket)
+        .prefix(format!("{}/.datoms/probe/", storage.options().prefix))
+        .send()
+        .await?;
+    assert_eq!(listed.key_count(), Some(0));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_parses_the_url_and_reports_the_concurrency_limit() -> TestResult {
     let s = S3Storage::open(

@@ -159,6 +159,7 @@ macro_rules! __with_cases {
             database::sync_brings_any_replica_to_the_head,
             database::restore_from_a_lazy_replica_reads_only_new_nodes,
             database::restoring_a_missing_head_is_a_typed_error,
+            database::a_head_on_a_missing_commit_is_a_typed_error_naming_it,
             database::a_new_db_never_overwrites_an_existing_head,
             large_values::a_large_value_is_written_once_and_not_again_for_a_neighbouring_change,
             large_values::a_restore_that_holds_nothing_fetches_each_large_value_once,

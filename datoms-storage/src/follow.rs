@@ -109,6 +109,9 @@ pub struct HeadWatch {
     changes: Option<HeadChanges>,
     options: FollowOptions,
     interval: Duration,
+    /// When the last head read began: the next poll is due an interval after it, so a
+    /// step's own time does not stretch the period.
+    last_read: std::sync::Mutex<Option<tokio::time::Instant>>,
     random: u64,
 }
 
@@ -123,6 +126,7 @@ impl HeadWatch {
             changes,
             options,
             interval: options.poll,
+            last_read: std::sync::Mutex::new(None),
             random: std::collections::hash_map::RandomState::new()
                 .build_hasher()
                 .finish()
@@ -150,17 +154,29 @@ impl HeadWatch {
     /// # Errors
     /// Backend errors.
     pub async fn read(&self) -> Result<Option<Head>, StorageError> {
+        if let Ok(mut last) = self.last_read.lock() {
+            *last = Some(tokio::time::Instant::now());
+        }
         retry(|| self.storage.get_head(&self.name)).await
     }
 
-    /// Sleeps until the change signal fires or the poll interval (less jitter) passes,
-    /// then lengthens the interval for the next idle wait. Call [`HeadWatch::moved`]
-    /// when a read found the head moved.
+    /// Sleeps until the change signal fires or the poll interval (less jitter) has
+    /// passed since the last head read began (polls keep a fixed rate: the time a step
+    /// took is not added to the period), then lengthens the interval for the next idle
+    /// wait. Call [`HeadWatch::moved`] when a read found the head moved.
     pub async fn wait(&mut self) {
         // tokio's timer ticks in milliseconds and rounds a deadline up to the next tick,
         // so a sleep ends up to a millisecond late: asking for one less keeps the next
         // poll within the interval, which the latency bound counts on.
-        let sleep = tokio::time::sleep(self.jittered().saturating_sub(TIMER_TICK));
+        let period = self.jittered().saturating_sub(TIMER_TICK);
+        let now = tokio::time::Instant::now();
+        let from = self
+            .last_read
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .unwrap_or(now);
+        let sleep = tokio::time::sleep_until((from + period).max(now));
         self.interval = self
             .options
             .max_poll

@@ -1183,3 +1183,227 @@ fn an_interrupted_demo_removes_its_temporary_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
     assert!(!dir.exists(), "{dir:?} is left behind");
 }
+
+/// Three people, Ann (31) friends with Bob (25), Cid (40) friends with Ann.
+fn people(s: &Scratch, name: &str) -> String {
+    let db = s.url(name);
+    let schema = s.file("schema.edn", SCHEMA);
+    let tx = s.file(
+        "people.edn",
+        r#"[{:db/id -1 :person/name "Ann" :person/age 31 :person/friend -2}
+            {:db/id -2 :person/name "Bob" :person/age 25}
+            {:db/id -3 :person/name "Cid" :person/age 40 :person/friend -1}]"#,
+    );
+    ok(&["transact", "--db", &db, "--schema", &schema, &tx]);
+    db
+}
+
+#[test]
+fn pull_of_several_entities_is_a_vector_in_order() {
+    // Datascript's pull-many: (d/pull-many db [:person/name] [3 1 99]) => [{…Cid} {…Ann} nil].
+    let s = Scratch::new();
+    let db = people(&s, "many.redb");
+    let pulled = ok(&["pull", "--db", &db, "[:person/name]", "3", "1", "99"]);
+    assert_eq!(
+        pulled.trim(),
+        r#"[{:person/name "Cid"} {:person/name "Ann"} nil]"#
+    );
+    // One entity is still the map itself.
+    let one = ok(&["pull", "--db", &db, "[:person/name]", "2"]);
+    assert_eq!(one.trim(), r#"{:person/name "Bob"}"#);
+    // A bad entity among many names itself; nothing is printed.
+    let err = fails(&["pull", "--db", &db, "[:person/name]", "1", "\"Ann\""]);
+    assert!(err.contains("\"Ann\""), "{err}");
+}
+
+#[test]
+fn index_reads_seek_reverse_and_range() {
+    let s = Scratch::new();
+    let db = people(&s, "range.redb");
+    let ages = |args: &[&str]| -> Vec<i64> {
+        let mut all = vec![args[0], "--db", db.as_str()];
+        all.extend_from_slice(&args[1..]);
+        json(&all)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["a"] == ":person/age")
+            .map(|d| d["v"].as_i64().unwrap())
+            .collect()
+    };
+    // index-range, both ends inclusive, either end open.
+    assert_eq!(
+        ages(&[
+            "datoms",
+            "--index",
+            "avet",
+            "--start",
+            "25",
+            "--end",
+            "31",
+            ":person/age"
+        ]),
+        [25, 31]
+    );
+    assert_eq!(
+        ages(&["query", "--index", "avet", "--start", "30", ":person/age"]),
+        [31, 40]
+    );
+    assert_eq!(
+        ages(&["query", "--index", "avet", "--end", "30", ":person/age"]),
+        [25]
+    );
+    // seek-datoms runs on past the components to the end of the index (into the next
+    // attribute); rseek-datoms runs back to its start.
+    let seek = json(&[
+        "query",
+        "--db",
+        &db,
+        "--index",
+        "avet",
+        "--seek",
+        ":person/age",
+        "31",
+    ]);
+    let seek: Vec<_> = seek
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["a"].clone(), d["v"].clone()))
+        .collect();
+    assert_eq!(seek[0], (":person/age".into(), 31.into()));
+    assert_eq!(seek[1], (":person/age".into(), 40.into()));
+    assert!(
+        seek.len() > 2,
+        "seek stops at the end of the index only: {seek:?}"
+    );
+    assert_eq!(
+        ages(&["query", "--index", "avet", "--rseek", ":person/age", "31"]),
+        [31, 25]
+    );
+    // Ranges read AVET only, and only an attribute kept there.
+    let err = fails(&["query", "--db", &db, "--index", "eavt", "--start", "1", "1"]);
+    assert!(err.contains("--index avet"), "{err}");
+    let err = fails(&[
+        "query",
+        "--db",
+        &db,
+        "--index",
+        "avet",
+        "--start",
+        "1",
+        ":person/friendless",
+    ]);
+    assert!(err.contains(":person/friendless"), "{err}");
+    let err = fails(&[
+        "query",
+        "--db",
+        &db,
+        "--seek",
+        "[:find ?e :where [?e :person/age]]",
+    ]);
+    assert!(err.contains("--seek"), "{err}");
+    // clap's usage error: status 2, naming both flags.
+    let out = run(&[
+        "query",
+        "--db",
+        &db,
+        "--index",
+        "avet",
+        "--seek",
+        "--rseek",
+        ":person/age",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'--rseek'"));
+}
+
+#[test]
+fn a_query_joins_two_databases_given_as_sources() {
+    let s = Scratch::new();
+    let db = people(&s, "one.redb");
+    let other = s.url("two.redb");
+    let schema = s.file("schema2.edn", SCHEMA);
+    let tx = s.file(
+        "two.edn",
+        r#"[{:person/name "Bob" :person/age 26} {:person/name "Dee" :person/age 50}]"#,
+    );
+    ok(&["transact", "--db", &other, "--schema", &schema, &tx]);
+    // People in both databases, with their ages in each.
+    let both = ok(&[
+        "query",
+        "--db",
+        &db,
+        "--source",
+        &format!("$2={other}"),
+        "--format",
+        "edn",
+        "[:find ?n ?a1 ?a2 :in $ $2 :where [?e :person/name ?n] [?e :person/age ?a1] [$2 ?f :person/name ?n] [$2 ?f :person/age ?a2]]",
+    ]);
+    assert_eq!(both.trim(), r#"#{["Bob" 25 26]}"#);
+    // A head of the second database by name; one that does not exist is an error.
+    let err = fails(&[
+        "query",
+        "--db",
+        &db,
+        "--source",
+        &format!("$2={other}#nope"),
+        "[:find ?n :in $ $2 :where [$2 _ :person/name ?n]]",
+    ]);
+    assert!(err.contains("nope"), "{err}");
+    // A source the query does not name, or a malformed one, is a usage error.
+    let err = fails(&[
+        "query",
+        "--db",
+        &db,
+        "--source",
+        &format!("$3={other}"),
+        "[:find ?n :in $ $2 :where [$2 _ :person/name ?n]]",
+    ]);
+    assert!(err.contains("$3"), "{err}");
+    let out = run(&[
+        "query",
+        "--db",
+        &db,
+        "--source",
+        "two.redb",
+        "[:find ?n :where [_ :person/name ?n]]",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$name=URL"));
+}
+
+#[test]
+fn log_stats_and_verify_name_the_roots_replicas_compare() {
+    let s = Scratch::new();
+    let db = people(&s, "primary.redb");
+    let replica = s.url("replica.redb");
+    ok(&["sync", "--from", &db, "--to", &replica]);
+    let roots = |url: &str| {
+        let log = json(&["log", "--db", url, "-n", "1"])[0]["roots"].clone();
+        let stats = json(&["stats", "--db", url])["roots"].clone();
+        let verify = json(&["verify", "--db", url])["roots"].clone();
+        assert_eq!(log, stats);
+        assert_eq!(log, verify);
+        for index in ["eavt", "aevt", "avet"] {
+            assert_eq!(log[index].as_str().map(str::len), Some(64), "{log}");
+        }
+        log
+    };
+    let primary = roots(&db);
+    assert_eq!(
+        primary,
+        roots(&replica),
+        "a synced replica holds the same version"
+    );
+    // The text reports show them too.
+    let text = ok(&["stats", "--db", &db]);
+    assert!(text.contains(primary["avet"].as_str().unwrap()), "{text}");
+    let text = ok(&["verify", "--db", &replica]);
+    assert!(text.contains(primary["eavt"].as_str().unwrap()), "{text}");
+    // A new transaction on the primary changes its roots; the replica's stay.
+    let tx = s.file("more.edn", r#"[{:person/name "Eve" :person/age 22}]"#);
+    ok(&["transact", "--db", &db, &tx]);
+    assert_ne!(roots(&db), primary);
+    assert_eq!(roots(&replica), primary);
+}

@@ -112,3 +112,69 @@ fn a_big_decimal_or_integer_is_refused_naming_the_literal() {
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "#{}");
 }
+
+#[test]
+fn a_big_transaction_reports_a_count_of_its_tempids_and_json_carries_them_all() {
+    // Issue 20: 100,000 tempids once came back on one 1.5 MB line.
+    let dir = tempfile::tempdir().unwrap();
+    let url = people(&dir);
+    let n = 2_000;
+    let tx: String = (0..n)
+        .map(|i| format!("{{:db/id \"p{i}\" :person/name \"n{i}\"}}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let file = dir.path().join("big.edn");
+    std::fs::write(&file, format!("[{tx}]")).unwrap();
+    let (ok, out, err) = run(&["transact", "--db", &url, file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.len() < 1_000, "{} bytes of report", out.len());
+    assert!(
+        out.contains("… and 1,990 more (--json lists them all)"),
+        "{out}"
+    );
+    // --json: every tempid, each with its id.
+    let tx2: String = (0..n)
+        .map(|i| format!("{{:db/id \"q{i}\" :person/name \"m{i}\"}}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(&file, format!("[{tx2}]")).unwrap();
+    let (ok, out, err) = run(&["transact", "--db", &url, file.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tempids = doc["tempids"].as_object().unwrap();
+    assert_eq!(
+        tempids.keys().filter(|k| k.starts_with('q')).count(),
+        n,
+        "{tempids:?}"
+    );
+}
+
+#[test]
+fn an_error_quotes_an_excerpt_of_a_long_input_around_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = people(&dir);
+    // A 10 KB value with a syntax error at its end.
+    let long = format!("[:person/name \"{}\" (]", "x".repeat(10_000));
+    let (ok, _, err) = run(&["query", "--db", &url, "--index", "avet", &long]);
+    assert!(!ok);
+    assert!(err.len() < 400, "{} bytes: {err}", err.len());
+    assert!(err.contains("10,0"), "names the size: {err}");
+    assert!(err.contains("(]"), "quotes the fault: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // An --in value: the same.
+    let (ok, _, err) = run(&[
+        "query",
+        "--db",
+        &url,
+        "[:find ?e :in $ ?n :where [?e :person/name ?n]]",
+        "--in",
+        &format!("\"{}", "y".repeat(10_000)),
+    ]);
+    assert!(!ok);
+    assert!(err.len() < 500, "{} bytes: {err}", err.len());
+    assert!(err.contains("--in"), "{err}");
+    // A short one is quoted whole, as before.
+    let (ok, _, err) = run(&["query", "--db", &url, "--index", "avet", "(]"]);
+    assert!(!ok);
+    assert!(err.contains("\"(]\""), "{err}");
+}

@@ -7,7 +7,7 @@
 //! it can read a request whole, decide its fate, and forward it without parsing replies.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,6 +34,7 @@ struct State {
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     lines: Mutex<Vec<String>>,
+    strip_conditions: AtomicBool,
 }
 
 /// The proxy; it stops when dropped.
@@ -64,6 +65,7 @@ impl FaultProxy {
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             lines: Mutex::new(Vec::new()),
+            strip_conditions: AtomicBool::new(false),
         });
         let task = tokio::spawn({
             let state = state.clone();
@@ -92,6 +94,12 @@ impl FaultProxy {
         if let Ok(mut o) = self.state.otherwise.lock() {
             *o = otherwise;
         }
+    }
+
+    /// From now on, drop `If-Match` and `If-None-Match` from every request (`false`:
+    /// forward them again): a server that accepts conditional writes and ignores them.
+    pub fn strip_conditions(&self, on: bool) {
+        self.state.strip_conditions.store(on, Ordering::SeqCst);
     }
 
     /// Requests seen since the last reset.
@@ -124,7 +132,8 @@ impl FaultProxy {
 }
 
 async fn serve(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
-    let Some(request) = read_request(&mut conn).await? else {
+    let strip = state.strip_conditions.load(Ordering::SeqCst);
+    let Some(request) = read_request(&mut conn, strip).await? else {
         return Ok(());
     };
     state.requests.fetch_add(1, Ordering::SeqCst);
@@ -186,8 +195,9 @@ async fn serve(mut conn: TcpStream, state: &State) -> std::io::Result<()> {
 }
 
 /// Reads one request (head and `Content-Length` body), rewriting it to close the
-/// connection after the reply. `None` if the client closed first.
-async fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+/// connection after the reply, and without its conditions if `strip`. `None` if the
+/// client closed first.
+async fn read_request(conn: &mut TcpStream, strip: bool) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     let head_end = loop {
@@ -208,7 +218,9 @@ async fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> 
         if let Some(v) = lower.strip_prefix("content-length:") {
             length = v.trim().parse().unwrap_or(0);
         }
-        if lower.starts_with("connection:") {
+        if lower.starts_with("connection:")
+            || (strip && (lower.starts_with("if-match:") || lower.starts_with("if-none-match:")))
+        {
             continue;
         }
         lines.push(line);

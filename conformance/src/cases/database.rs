@@ -1504,6 +1504,72 @@ pub async fn restoring_a_missing_head_is_a_typed_error<F: Factory>(
     Ok(())
 }
 
+/// A head that names a commit the storage does not hold (lost, or deleted by hand) gives
+/// a typed error naming that commit on every read path — restore, restore_from, sync —
+/// never a panic or an empty db, and leaves the head where it is; with the commit back
+/// everything restores.
+pub async fn a_head_on_a_missing_commit_is_a_typed_error_naming_it<F: Factory>(
+    factory: &F,
+) -> Result<(), Failure> {
+    let rig = Rig::new(factory).await?;
+    let (_, db) = seeded(SEED + 17, 30)?;
+    let stored = store_ok(&db, &*rig.storage, "the db").await?;
+    let commit = stored.commit;
+    let bytes = rig
+        .storage
+        .get_many(&[commit])
+        .await?
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or_else(|| Failure::new("the stored commit is missing"))?;
+    rig.storage.delete_many(&[commit]).await.context("delete")?;
+    let names = |e: &StorageError| match e {
+        StorageError::NotFound { address } => *address == commit,
+        StorageError::Core(Error::NodeUnavailable { address, .. }) => *address == commit,
+        _ => false,
+    };
+    let e = expect_err(
+        "restore_from onto a missing commit",
+        restore_from(&history::empty_db(), &*rig.storage, HEAD).await,
+    )?;
+    ensure!(
+        names(&e),
+        "restore_from: expected an error naming {commit:?}, got {e:?}"
+    );
+    let e = expect_err(
+        "restore onto a missing commit",
+        restore(rig.storage.clone(), HEAD).await.map(|r| r.stats),
+    )?;
+    ensure!(
+        names(&e),
+        "restore: expected an error naming {commit:?}, got {e:?}"
+    );
+    let e = expect_err(
+        "sync onto a missing commit",
+        sync(&history::empty_db(), &*rig.storage, HEAD, SyncPolicy::Auto)
+            .await
+            .map(|s| s.route),
+    )?;
+    ensure!(
+        names(&e),
+        "sync: expected an error naming {commit:?}, got {e:?}"
+    );
+    let head = rig.storage.get_head(HEAD).await?.map(|h| h.commit);
+    ensure_eq!(head, Some(commit), "the head stays where it was");
+    rig.storage
+        .put_many(&[(commit, bytes)])
+        .await
+        .context("put the commit back")?;
+    let back = restore_ok(&history::empty_db(), &*rig.storage, "with the commit back").await?;
+    ensure_same(
+        "with the commit back",
+        &snapshot(&back)?,
+        &snapshot(&stored.db)?,
+    )?;
+    Ok(())
+}
+
 /// A db that was never stored (no commit) stored under a head that exists fails with
 /// `HeadConflict` showing that head, writes nothing, and leaves the stored db whole.
 pub async fn a_new_db_never_overwrites_an_existing_head<F: Factory>(

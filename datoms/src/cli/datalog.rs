@@ -5,6 +5,7 @@ use datoms::edn::{parse, Edn};
 use datoms::{Db, Input, Query, QueryValue};
 
 use super::access::{Create, Opened};
+use super::output::{edn_fault, quote, quoted_whole};
 use super::{CliError, Ctx, DbArgs};
 
 /// True if `text` is a Datalog query (`[:find …]` or `{:find …}`) rather than index
@@ -14,7 +15,13 @@ pub fn is_datalog(text: &str) -> bool {
     match parse(text) {
         Ok(Edn::Vector(items)) => items.first().is_some_and(find),
         Ok(Edn::Map(pairs)) => pairs.iter().any(|(k, _)| find(k)),
-        _ => false,
+        // Text that does not parse but starts as a query is a broken query: its error
+        // should be the query parser's, not the index reader's.
+        Ok(_) => false,
+        Err(_) => {
+            let t = text.trim_start();
+            ["[:find", "{:find"].iter().any(|p| t.starts_with(p))
+        }
     }
 }
 
@@ -28,23 +35,80 @@ pub enum Format {
     Edn,
 }
 
-/// Runs a Datalog query: every source of `:in` (`$`, `$name`) is the db at the head;
-/// the other `:in` elements take the `--in` EDN values in order.
+/// A further source of a query, `--source '$name=URL'` or `'$name=URL#HEAD'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The source's name in `:in`, with its `$`.
+    pub name: String,
+    /// Where its db lives.
+    pub url: String,
+    /// Its head (default `main`).
+    pub head: String,
+}
+
+/// Parses `--source '$name=URL[#HEAD]'`.
 ///
 /// # Errors
-/// A malformed query (naming the clause), too few or too many `--in` values, storage or
-/// load errors.
+/// A message naming what is wrong, for clap.
+pub fn source(text: &str) -> Result<Source, String> {
+    let (name, rest) = text.split_once('=').ok_or_else(|| {
+        format!("{text:?}: a source is $name=URL (or $name=URL#HEAD), e.g. '$2=redb:other.datoms'")
+    })?;
+    if !name.starts_with('$') || name.len() < 2 || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "{name:?}: a source's name is $ and a word, as in the query's :in ($2, $old)"
+        ));
+    }
+    let (url, head) = rest.rsplit_once('#').unwrap_or((rest, "main"));
+    if url.is_empty() || head.is_empty() {
+        return Err(format!("{text:?}: the URL and the head cannot be empty"));
+    }
+    Ok(Source {
+        name: name.to_owned(),
+        url: url.to_owned(),
+        head: head.to_owned(),
+    })
+}
+
+/// Runs a Datalog query: a source of `:in` named by a `--source` is that db; every
+/// other source (`$`, `$name`) is the db at the head. The other `:in` elements take the
+/// `--in` EDN values in order.
+///
+/// # Errors
+/// A malformed query (naming the clause), too few or too many `--in` values, a
+/// `--source` the query does not name, storage or load errors.
 pub async fn run_query(
     db_args: &DbArgs,
     text: &str,
     extra: &[String],
+    sources: &[Source],
     format: Format,
     ctx: &Ctx,
 ) -> Result<(), CliError> {
     let query = Query::parse(text)?;
+    let specs = query.inputs();
+    for s in sources {
+        if !specs.contains(&s.name) {
+            return Err(CliError::Usage(format!(
+                "--source {}: the query's :in [{}] has no source {}",
+                s.name,
+                specs.join(" "),
+                s.name
+            )));
+        }
+    }
     let opened = Opened::open(db_args, Create::No, ctx).await?;
     let db = opened.lazy_db().await?;
-    let specs = query.inputs();
+    let mut others = Vec::with_capacity(sources.len());
+    for s in sources {
+        let args = DbArgs {
+            db: s.url.clone(),
+            head: s.head.clone(),
+            lock_wait: db_args.lock_wait,
+        };
+        let other = Opened::open(&args, Create::No, ctx).await?;
+        others.push((s.name.as_str(), other.lazy_db().await?));
+    }
     let wanted = specs.iter().filter(|s| !s.starts_with('$')).count();
     if wanted != extra.len() {
         return Err(CliError::Usage(format!(
@@ -60,7 +124,12 @@ pub async fn run_query(
     let inputs: Vec<Input<'_>> = specs
         .iter()
         .map(|s| match s.starts_with('$') {
-            true => Input::Db(&db),
+            true => Input::Db(
+                others
+                    .iter()
+                    .find(|(name, _)| name == s)
+                    .map_or(&db, |(_, other)| other),
+            ),
             false => Input::Edn(values.next().map_or("nil", String::as_str)),
         })
         .collect();
@@ -79,18 +148,24 @@ pub async fn run_query(
 /// # Errors
 /// [`CliError::Usage`] naming the flag and the text.
 pub fn check_edn_value(flag: &str, text: &str) -> Result<Edn, CliError> {
-    let hint = |what: &str| {
+    let hint = |what: &str, at: Option<(usize, usize)>| {
+        let quoted = quote(text, at);
+        let example = if quoted_whole(text) {
+            format!("'\"{}\"'", text.trim().trim_matches('"'))
+        } else {
+            "'\"…\"'".to_owned()
+        };
         CliError::Usage(format!(
-            "{flag} {text}: {what}; a string needs its double quotes inside shell quotes: {flag} '\"{}\"'",
-            text.trim().trim_matches('"')
+            "{flag} {quoted}: {what}; a string needs its double quotes inside shell quotes: {flag} {example}"
         ))
     };
     match parse(text) {
         Ok(Edn::Symbol(_)) => Err(hint(
             "a bare word is an EDN symbol, not a string (the shell removed the quotes?)",
+            None,
         )),
         Ok(form) => Ok(form),
-        Err(e) => Err(hint(&format!("not one EDN value ({e})"))),
+        Err(e) => Err(hint(&format!("not one EDN value ({e})"), edn_fault(&e))),
     }
 }
 
@@ -98,7 +173,10 @@ pub fn check_edn_value(flag: &str, text: &str) -> Result<Edn, CliError> {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 datoms pull --db redb:people.datoms '[*]' 1\n  \
-datoms pull --db redb:people.datoms '[:person/name {:person/friend [:person/name]}]' '[:person/email \"ann@example.com\"]'")]
+datoms pull --db redb:people.datoms '[:person/name {:person/friend [:person/name]}]' '[:person/email \"ann@example.com\"]'\n  \
+datoms pull --db redb:people.datoms '[:person/name]' 1 2 3\n\
+With several entities the answer is a vector of their pulls, in order (Datascript's pull-many); \
+an entity that is not there pulls as nil.")]
 pub struct PullArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -108,8 +186,9 @@ pub struct PullArgs {
     pattern: String,
 
     /// The entity: an id, a lookup ref `[:unique-attr value]` or an ident `:color/red`.
-    #[arg(value_name = "ENTITY", allow_negative_numbers = true)]
-    entity: String,
+    /// Several entities pull as a vector, in order.
+    #[arg(value_name = "ENTITY", allow_negative_numbers = true, required = true, num_args = 1..)]
+    entities: Vec<String>,
 }
 
 /// Runs `datoms pull`.
@@ -117,13 +196,23 @@ pub struct PullArgs {
 /// # Errors
 /// A bad pattern or entity, storage or load errors.
 pub async fn run_pull(args: PullArgs, ctx: &Ctx) -> Result<(), CliError> {
-    let entity = check_edn_value("the entity", &args.entity)?;
+    let entities = args
+        .entities
+        .iter()
+        .map(|text| check_edn_value("the entity", text))
+        .collect::<Result<Vec<_>, _>>()?;
     let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let db = opened.lazy_db().await?;
-    let eid = resolve(&db, &entity)?;
-    let value = match eid {
-        Some(e) => db.pull(&args.pattern, e)?,
-        None => QueryValue::Nil,
+    let mut pulled = Vec::with_capacity(entities.len());
+    for entity in &entities {
+        pulled.push(match resolve(&db, entity)? {
+            Some(e) => db.pull(&args.pattern, e)?,
+            None => QueryValue::Nil,
+        });
+    }
+    let value = match <[QueryValue; 1]>::try_from(pulled) {
+        Ok([one]) => one,
+        Err(many) => QueryValue::Vector(many),
     };
     let text = if ctx.json {
         value.to_json()

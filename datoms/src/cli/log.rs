@@ -4,7 +4,7 @@ use datoms::storage::large::decode_fetching;
 use serde::Serialize;
 
 use super::access::{CommitWalk, Create, Opened};
-use super::output::{bytes, short, thousands, Ctx};
+use super::output::{bytes, short, thousands, Ctx, RootsJson};
 use super::{CliError, DbArgs};
 
 /// Arguments of `datoms log`.
@@ -28,6 +28,8 @@ struct Entry {
     manifest_nodes: usize,
     commit_bytes: u64,
     parent: Option<String>,
+    /// The index roots: equal roots, equal db.
+    roots: RootsJson,
 }
 
 /// Runs `datoms log`.
@@ -55,6 +57,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
             manifest_nodes: commit.manifest.len(),
             commit_bytes: size,
             parent: commit.parent.map(|p| p.to_hex()),
+            roots: RootsJson::of(&commit.roots),
         });
     }
     if ctx.json {

@@ -86,7 +86,8 @@ enum Command {
     /// Run a transaction (Datascript EDN tx data) and store the result as a new commit.
     Transact(transact::Args),
     /// Run a Datalog query ('[:find …]'), or print the datoms of an index that match
-    /// leading components ('[:eavt …]').
+    /// leading components ('[:eavt …]'); `datoms datoms` is the same command.
+    #[command(visible_alias = "datoms")]
     Query(query::Args),
     /// Pull an entity with a Datascript pull pattern.
     Pull(datalog::PullArgs),

@@ -214,3 +214,85 @@ mod tests {
         assert_eq!(bytes(12_500_000), "11.9 MiB");
     }
 }
+
+/// The root addresses of a commit's three index trees: two replicas hold the same
+/// version exactly when these are equal.
+#[derive(Debug, Serialize)]
+pub struct RootsJson {
+    /// EAVT's root.
+    pub eavt: String,
+    /// AEVT's root.
+    pub aevt: String,
+    /// AVET's root.
+    pub avet: String,
+}
+
+impl RootsJson {
+    /// The roots of `roots`, in `IndexKind::ALL` order (EAVT, AEVT, AVET).
+    pub fn of(roots: &[Address; 3]) -> RootsJson {
+        let [eavt, aevt, avet] = roots.map(|r| r.to_hex());
+        RootsJson { eavt, aevt, avet }
+    }
+
+    /// One line of text: `roots: eavt … aevt … avet …` (full addresses).
+    pub fn line(&self) -> String {
+        format!(
+            "    roots: eavt {} aevt {} avet {}\n",
+            self.eavt, self.aevt, self.avet
+        )
+    }
+}
+
+/// The most characters of a user's input an error message quotes whole.
+const QUOTE_WHOLE: usize = 160;
+
+/// Characters quoted on each side of the fault when the input is longer.
+const QUOTE_AROUND: usize = 50;
+
+/// `text` quoted for an error message: whole (as `{text:?}`) when short, else an
+/// excerpt of the characters around `at` (a 1-based line and column, as EDN syntax
+/// errors name them; the start when `None`) with the input's size, so a 10 KB query
+/// comes back as one readable line.
+pub fn quote(text: &str, at: Option<(usize, usize)>) -> String {
+    let chars = text.chars().count();
+    if quoted_whole(text) {
+        return format!("{text:?}");
+    }
+    // The fault as a character offset.
+    let offset = at.map_or(0, |(line, column)| {
+        let before: usize = text
+            .split('\n')
+            .take(line.saturating_sub(1))
+            .map(|l| l.chars().count() + 1)
+            .sum();
+        (before + column.saturating_sub(1)).min(chars)
+    });
+    let from = offset.saturating_sub(QUOTE_AROUND);
+    let to = (offset + QUOTE_AROUND).min(chars);
+    let excerpt: String = text.chars().skip(from).take(to - from).collect();
+    format!(
+        "{}{:?}{} ({} characters; excerpt{})",
+        if from > 0 { "…" } else { "" },
+        excerpt,
+        if to < chars { "…" } else { "" },
+        thousands(chars as u64),
+        match at {
+            Some((line, column)) => format!(" around line {line}, column {column}"),
+            None => " from the start".to_owned(),
+        }
+    )
+}
+
+/// True if [`quote`] quotes `text` whole.
+pub fn quoted_whole(text: &str) -> bool {
+    text.chars().count() <= QUOTE_WHOLE
+}
+
+/// Where an EDN error points in its text, if it names a place.
+pub fn edn_fault(e: &datoms::Error) -> Option<(usize, usize)> {
+    match e {
+        datoms::Error::EdnSyntax { line, column, .. }
+        | datoms::Error::UnsupportedNumber { line, column, .. } => Some((*line, *column)),
+        _ => None,
+    }
+}

@@ -9,6 +9,7 @@ use datoms::{Component, Datom, Db, IndexKind, QueryValue, Value};
 use serde::Serialize;
 
 use super::access::{Create, Opened};
+use super::output::{edn_fault, quote};
 use super::{CliError, Ctx, DbArgs};
 
 /// Arguments of `datoms query`.
@@ -18,7 +19,12 @@ datoms query --db redb:people.datoms '[:find ?n :where [?e :person/age ?a] [(> ?
 datoms query --db redb:people.datoms '[:find ?e . :in $ ?n :where [?e :person/name ?n]]' --in '\"Ann\"'\n  \
 datoms query --db redb:people.datoms '[:eavt 1 :person/name]'\n  \
 datoms query --db redb:people.datoms --index avet :person/age 42\n  \
-datoms query --db redb:people.datoms --index eavt '[:person/email \"ann@example.com\"]'\n\
+datoms query --db redb:people.datoms --index eavt '[:person/email \"ann@example.com\"]'\n  \
+datoms query --db redb:people.datoms --index avet --seek :person/age 40\n  \
+datoms datoms --db redb:people.datoms --index avet --start 30 --end 40 :person/age\n\
+--seek reads from the components to the end of the index (seek-datoms), --rseek from them back to \
+its start (rseek-datoms); --start/--end read one attribute's AVET datoms with start <= v <= end \
+(index-range; either end may be left open). \
 Components are EDN values in index order: eavt = e a v tx, aevt = a e v tx, avet = a v e tx. \
 An entity may be a lookup ref [:unique-attr value]. Values of ref attributes are entity ids.")]
 pub struct Args {
@@ -30,6 +36,24 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "INDEX")]
     index: Option<IndexArg>,
 
+    /// Read from the components to the end of the index, as Datascript's `seek-datoms`.
+    #[arg(long, conflicts_with_all = ["rseek", "start", "end"])]
+    seek: bool,
+
+    /// Read from the components back to the start of the index, as Datascript's
+    /// `rseek-datoms`.
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    rseek: bool,
+
+    /// With --index avet and one attribute: its datoms with value ≥ this EDN value
+    /// (Datascript's `index-range`).
+    #[arg(long, value_name = "EDN", allow_hyphen_values = true)]
+    start: Option<String>,
+
+    /// With --index avet and one attribute: its datoms with value ≤ this EDN value.
+    #[arg(long, value_name = "EDN", allow_hyphen_values = true)]
+    end: Option<String>,
+
     /// Print at most this many datoms.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -38,6 +62,11 @@ pub struct Args {
     /// (repeat the flag).
     #[arg(long = "in", value_name = "EDN", allow_hyphen_values = true)]
     inputs: Vec<String>,
+
+    /// A Datalog query's source besides the head's db: `'$name=URL'` or
+    /// `'$name=URL#HEAD'` (repeat the flag). Sources no flag names are the db at the head.
+    #[arg(long = "source", value_name = "$NAME=URL", value_parser = super::datalog::source)]
+    sources: Vec<super::datalog::Source>,
 
     /// How to print Datalog results (`--json` prints JSON).
     #[arg(long, value_enum, default_value_t)]
@@ -99,14 +128,33 @@ pub(super) fn datom_json(d: &Datom) -> Result<DatomJson, CliError> {
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     if let (None, [text]) = (args.index, args.components.as_slice()) {
         if super::datalog::is_datalog(text) {
+            if args.seek || args.rseek || args.start.is_some() || args.end.is_some() {
+                return Err(CliError::Usage(
+                    "--seek, --rseek, --start and --end read an index ('--index avet :attr'); a Datalog query takes none of them"
+                        .into(),
+                ));
+            }
             if args.limit.is_some() {
                 return Err(CliError::Usage(
                     "--limit is for index queries ('[:eavt …]'); a Datalog query limits its results itself"
                         .into(),
                 ));
             }
-            return super::datalog::run_query(&args.db, text, &args.inputs, args.format, ctx).await;
+            return super::datalog::run_query(
+                &args.db,
+                text,
+                &args.inputs,
+                &args.sources,
+                args.format,
+                ctx,
+            )
+            .await;
         }
+    }
+    if !args.sources.is_empty() {
+        return Err(CliError::Usage(
+            "--source is for Datalog queries ('[:find … :in $ $2 …]')".into(),
+        ));
     }
     if !args.inputs.is_empty() {
         return Err(CliError::Usage(
@@ -124,11 +172,33 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         }
     }
     let limit = args.limit.unwrap_or(usize::MAX);
+    let read: Box<dyn Iterator<Item = Result<Datom, datoms::Error>>> =
+        if args.start.is_some() || args.end.is_some() {
+            let (IndexKind::Avet, [Component::A(attr)]) = (index, components.as_slice()) else {
+                return Err(CliError::Usage(
+                "--start/--end read one attribute's values: --index avet --start V --end V :attr"
+                    .into(),
+            ));
+            };
+            let bound = |text: &Option<String>| {
+                text.as_deref()
+                    .map(|t| range_value(&db, attr, t))
+                    .transpose()
+            };
+            let (start, end) = (bound(&args.start)?, bound(&args.end)?);
+            Box::new(db.index_range(attr, start.as_ref(), end.as_ref())?)
+        } else if args.seek {
+            Box::new(db.seek_datoms(index, &components)?)
+        } else if args.rseek {
+            Box::new(db.rseek_datoms(index, &components)?)
+        } else {
+            Box::new(db.datoms(index, &components)?)
+        };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if ctx.json {
         out.write_all(b"[").map_err(CliError::Output)?;
     }
-    for (i, datom) in db.datoms(index, &components)?.take(limit).enumerate() {
+    for (i, datom) in read.take(limit).enumerate() {
         let datom = datom?;
         if ctx.json {
             let sep = if i == 0 { "\n  " } else { ",\n  " };
@@ -147,8 +217,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
 /// The index and the component forms, from `--index` and the arguments, or from one
 /// `[:eavt …]` vector.
 fn read_components(args: &Args) -> Result<(IndexKind, Vec<Edn>), CliError> {
-    let parse_arg =
-        |text: &str| parse(text).map_err(|e| CliError::Usage(format!("component {text:?}: {e}")));
+    let parse_arg = |text: &str| {
+        parse(text)
+            .map_err(|e| CliError::Usage(format!("component {}: {e}", quote(text, edn_fault(&e)))))
+    };
     if let Some(index) = args.index {
         let forms = args
             .components
@@ -236,6 +308,22 @@ fn to_components(db: &Db, index: IndexKind, forms: &[Edn]) -> Result<Vec<Compone
         });
     }
     Ok(out)
+}
+
+/// A bound of `--start`/`--end`: an EDN value, read as `to_components` reads a value
+/// (under a ref attribute an entity).
+fn range_value(db: &Db, attr: &datoms::Keyword, text: &str) -> Result<Value, CliError> {
+    let form = parse(text).map_err(|e| {
+        CliError::Usage(format!("--start/--end {}: {e}", quote(text, edn_fault(&e))))
+    })?;
+    let forms = [Edn::Keyword(attr.clone()), form];
+    match to_components(db, IndexKind::Avet, &forms)?.pop() {
+        Some(Component::V(v)) => Ok(v),
+        _ => Err(CliError::Usage(format!(
+            "--start/--end {} is not a value",
+            quote(text, None)
+        ))),
+    }
 }
 
 /// An entity id, or the entity a lookup ref `[:attr value]` or an ident finds.

@@ -8,7 +8,7 @@ use datoms::IndexKind;
 use serde::Serialize;
 
 use super::access::{Create, Opened};
-use super::output::{bytes, short, thousands, Ctx};
+use super::output::{bytes, short, thousands, Ctx, RootsJson};
 use super::walk::{index_name, slot, walk};
 use super::{CliError, DbArgs};
 
@@ -81,6 +81,8 @@ struct Index {
 struct Report {
     head: String,
     commit: String,
+    /// The index roots: equal roots, equal db.
+    roots: RootsJson,
     leaf_target: u32,
     branch_target: u32,
     indexes: Vec<Index>,
@@ -127,6 +129,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     let report = Report {
         head: opened.head.clone(),
         commit: head.to_hex(),
+        roots: RootsJson::of(&commit.roots),
         leaf_target: commit.config.leaf_target,
         branch_target: commit.config.branch_target,
         indexes,
@@ -166,6 +169,8 @@ fn render(r: &Report, commit: &str) -> String {
         "head {} at commit {commit}; chunker targets: {} datoms per leaf, {} children per branch\n\n",
         r.head, r.leaf_target, r.branch_target
     );
+    out.push_str(&r.roots.line());
+    out.push('\n');
     out.push_str(&format!(
         "{:<6} {:>11} {:>8} {:>6} {:>11}   {:<40}   {}\n",
         "index",

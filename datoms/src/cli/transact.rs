@@ -163,6 +163,9 @@ async fn transact_rebasing(
     }
 }
 
+/// The most tempids the text report lists; `--json` carries them all.
+const TEMPIDS_SHOWN: usize = 10;
+
 /// Runs `datoms transact`.
 ///
 /// # Errors
@@ -243,8 +246,14 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         .filter(|(k, _)| k.as_str() != datoms::tx::CURRENT_TX)
         .map(|(k, v)| format!("{k} → {v}"))
         .collect();
-    if !tempids.is_empty() {
-        text.push_str(&format!("tempids: {}\n", tempids.join(", ")));
+    match tempids.len() {
+        0 => {}
+        n if n <= TEMPIDS_SHOWN => text.push_str(&format!("tempids: {}\n", tempids.join(", "))),
+        n => text.push_str(&format!(
+            "tempids: {}, … and {} more (--json lists them all)\n",
+            tempids[..TEMPIDS_SHOWN].join(", "),
+            thousands((n - TEMPIDS_SHOWN) as u64)
+        )),
     }
     text.push_str(&format!(
         "{} commit {} on head {} ({} nodes, {} written){}\n",

@@ -12,7 +12,7 @@ use datoms::{IndexKind, Violation};
 use serde::Serialize;
 
 use super::access::{CommitWalk, Create, Opened};
-use super::output::{bytes, short, thousands, Ctx};
+use super::output::{bytes, short, thousands, Ctx, RootsJson};
 use super::walk::{slot, walk};
 use super::{CliError, DbArgs};
 
@@ -60,6 +60,8 @@ struct Report {
     ok: bool,
     head: String,
     commit: String,
+    /// The head's index roots: equal roots, equal db.
+    roots: Option<RootsJson>,
     commits_checked: u64,
     nodes: u64,
     bytes: u64,
@@ -80,6 +82,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     let opened = Opened::open(&args.db, Create::No, ctx).await?;
     let head = opened.head_commit().await?;
     let mut roots = Vec::new();
+    let mut head_roots = None;
     let mut datoms = [0u64; 3];
     let mut commits_checked = 0u64;
     let mut walk_commits = CommitWalk::new(head);
@@ -93,6 +96,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         decode_fetching(&**opened.storage(), || commit.log_entries())
             .await
             .map_err(|e| CliError::from(e).at(format!("commit chain of head {:?}", opened.head)))?;
+        head_roots.get_or_insert(commit.roots);
         for (slot, index) in IndexKind::ALL.iter().enumerate() {
             roots.push((*index, commit.roots[slot], address));
         }
@@ -154,6 +158,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         ok: true,
         head: opened.head.clone(),
         commit: head.to_hex(),
+        roots: head_roots.as_ref().map(RootsJson::of),
         commits_checked,
         nodes: totals.nodes,
         bytes: totals.bytes,
@@ -182,6 +187,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         thousands(datoms[1]),
         thousands(datoms[2]),
     );
+    if let Some(roots) = &report.roots {
+        text.push_str(&roots.line());
+    }
     for w in &warnings {
         text.push_str(&format!("  warning: {w}\n"));
     }
