@@ -4,8 +4,10 @@
 //! The schema has one attribute of each kind the indexes treat differently:
 //! `:person/name` (a `:db.unique/identity` string: upserts and lookup refs),
 //! `:person/age` (an indexed long: in AVET), `:person/friend` (a cardinality-many ref:
-//! in AVET, and retracted by `:db/retractEntity` of its target) and `:person/note` (a
-//! plain string: EAVT and AEVT only).
+//! in AVET, and retracted by `:db/retractEntity` of its target), `:person/note` (a
+//! plain string: EAVT and AEVT only) and `:person/name+age` (a composite tuple of the
+//! name and the age, kept up to date by every transaction: a vector value in AVET, so
+//! every backend stores and restores composite values).
 //!
 //! A [`Generator`] keeps a model of who exists and who is whose friend, so every
 //! transaction it makes is valid against the database that the transactions before it
@@ -39,6 +41,8 @@ pub const AGE: &str = ":person/age";
 pub const FRIEND: &str = ":person/friend";
 /// `:person/note`: a plain string, not in AVET.
 pub const NOTE: &str = ":person/note";
+/// `:person/name+age`: the composite tuple `[name age]`.
+pub const NAME_AGE: &str = ":person/name+age";
 
 /// The schema the histories are written against.
 ///
@@ -65,7 +69,8 @@ pub fn schema() -> Result<Schema, Error> {
         .with(
             NOTE,
             AttributeSchema::default().value_type(ValueType::String),
-        )
+        )?
+        .with(NAME_AGE, AttributeSchema::default().tuple_of(&[NAME, AGE]))
 }
 
 /// Small nodes (8 datoms per leaf, 4 children per branch), so that histories of a few

@@ -43,7 +43,10 @@
 //! - 2: as below, without the node count. No longer read, for the same reason.
 //! - 3: as below, log entries `[tx, datoms]` without the id and large values inline. No
 //!   longer read, for the same reason.
-//! - 4: the format above.
+//! - 4: as below, with node format 2 (keywords in the order of their text; the schema
+//!   map is written in keyword order too). No longer read: its roots name nodes this
+//!   build refuses.
+//! - 5: the format above, with node format 3.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -64,7 +67,7 @@ use crate::value::{Bin, Eid, Keyword, Value};
 
 /// The version of the commit record format, written as its first element. Independent of
 /// the node format version ([`crate::tree::FORMAT_VERSION`]).
-pub const COMMIT_FORMAT_VERSION: u8 = 4;
+pub const COMMIT_FORMAT_VERSION: u8 = 5;
 
 /// How many ancestors (beyond the parent) a commit lists, so a replica up to this many
 /// commits behind can fetch the whole chain of commits in one batch.

@@ -418,6 +418,9 @@ impl Db {
     pub fn lookup_ref(&self, attr: &Keyword, value: &Value) -> Result<Option<Eid>, Error> {
         let spec = lookup_ref_attr(&self.schema, attr)?;
         let value = lookup_ref_value(&spec, value);
+        // A composite tuple's ref elements may be lookup refs themselves.
+        let value =
+            crate::tuples::resolve_refs(&self.schema, &spec, &value, |a, v| self.lookup_ref(a, v))?;
         let p = [Component::A(attr.clone()), Component::V(value)];
         let mut c = Datoms::new(
             Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?,

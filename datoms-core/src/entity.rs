@@ -15,7 +15,7 @@
 //! let EntityValue::Entity(bob) = &friends[0] else { panic!() };
 //! assert_eq!(bob.get(":name")?, Some(EntityValue::Value(Value::string("Bob"))));
 //! assert_eq!(bob.get(":_friend")?.map(|v| v.to_string()), Some("[#entity 1]".to_owned()));
-//! assert_eq!(ann.to_value()?.to_string(), r#"{:db/id 1, :friend [{:db/id 2}], :name "Ann"}"#);
+//! assert_eq!(ann.to_value()?.to_string(), r#"{:friend [{:db/id 2}], :name "Ann", :db/id 1}"#);
 //! # Ok::<(), datoms_core::Error>(())
 //! ```
 //!

@@ -11,6 +11,7 @@ pub mod address;
 pub mod addressing;
 pub mod check;
 pub mod commit;
+pub mod composite;
 pub mod datom;
 pub mod db;
 pub mod diff;
@@ -24,6 +25,7 @@ pub mod pull;
 pub mod query;
 pub mod restore;
 pub mod schema;
+mod tuples;
 pub mod tx;
 pub mod value;
 

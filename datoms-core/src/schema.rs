@@ -47,6 +47,16 @@ pub struct AttributeSchema {
     pub is_component: bool,
     /// `:db/doc`.
     pub doc: Option<String>,
+    /// `:db/tupleAttrs`: a composite tuple of these attributes of the same entity, kept
+    /// up to date by every transaction that touches one of them (see
+    /// [`crate::tx`]); implies `:db/index`. `None` for any other attribute.
+    pub tuple_attrs: Option<Vec<Keyword>>,
+    /// `:db/tupleType`: the type of every element of a homogeneous tuple. Kept and
+    /// printed back; not checked, as Datascript does not check it.
+    pub tuple_type: Option<ValueType>,
+    /// `:db/tupleTypes`: the type of each element of a heterogeneous tuple. Kept and
+    /// printed back; not checked, as Datascript does not check it.
+    pub tuple_types: Option<Vec<ValueType>>,
 }
 
 impl AttributeSchema {
@@ -63,7 +73,18 @@ impl AttributeSchema {
     /// True when the attribute's datoms are kept in AVET: indexed, unique or ref, as in
     /// Datascript.
     pub fn in_avet(&self) -> bool {
-        self.index || self.unique.is_some() || self.is_ref()
+        self.index || self.unique.is_some() || self.is_ref() || self.is_tuple()
+    }
+
+    /// True for a composite tuple (`:db/tupleAttrs`).
+    pub fn is_tuple(&self) -> bool {
+        self.tuple_attrs.is_some()
+    }
+
+    /// Builder: a composite tuple of `attrs` (`:db/tupleAttrs`).
+    pub fn tuple_of(mut self, attrs: &[&str]) -> Self {
+        self.tuple_attrs = Some(attrs.iter().map(|a| Keyword::new(a)).collect());
+        self
     }
 
     /// Builder: set the value type.
@@ -108,6 +129,39 @@ impl AttributeSchema {
         self.doc = Some(doc.to_owned());
         self
     }
+}
+
+/// What is wrong with a tuple declaration, as Datascript checks it: `:db/tupleAttrs` not
+/// empty, cardinality one, naming no tuple and no cardinality-many attribute (of those
+/// declared so far; [`Schema::with`] checks the later ones); `:db.type/tuple` only with
+/// `:db/tupleAttrs`.
+fn tuple_problem(attr: &Keyword, spec: &AttributeSchema, schema: &Schema) -> Option<String> {
+    let Some(attrs) = &spec.tuple_attrs else {
+        return (spec.value_type == Some(ValueType::Vector))
+            .then(|| "{:db/valueType :db.type/tuple} should also have :db/tupleAttrs".to_owned());
+    };
+    if spec.is_many() {
+        return Some(format!(
+            "{attr} has :db/tupleAttrs, must be :db.cardinality/one"
+        ));
+    }
+    if attrs.is_empty() {
+        return Some(format!("{attr} :db/tupleAttrs can’t be empty"));
+    }
+    attrs.iter().find_map(|a| {
+        let s = schema.attrs.get(a)?;
+        if s.is_tuple() {
+            Some(format!(
+                "{attr} :db/tupleAttrs can’t depend on another tuple attribute: {a}"
+            ))
+        } else if s.is_many() {
+            Some(format!(
+                "{attr} :db/tupleAttrs can’t depend on :db.cardinality/many attribute: {a}"
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 /// The attribute that names entities: `[:db/add :red …]`, a keyword value of a ref
@@ -166,6 +220,9 @@ impl Schema {
                 reason: ":db/isComponent requires :db/valueType :db.type/ref".into(),
             });
         }
+        if let Some(reason) = tuple_problem(&attr, &spec, &self) {
+            return Err(Error::BadSchema { attr, reason });
+        }
         if attr.is_reverse() {
             return Err(Error::BadSchema {
                 attr,
@@ -173,8 +230,40 @@ impl Schema {
                     .into(),
             });
         }
+        // A tuple declared earlier may name this attribute.
+        for (tuple, tspec) in &self.attrs {
+            let names_it = tspec
+                .tuple_attrs
+                .as_ref()
+                .is_some_and(|attrs| attrs.contains(&attr));
+            if names_it && (spec.is_many() || spec.is_tuple()) {
+                return Err(Error::BadSchema {
+                    attr: tuple.clone(),
+                    reason: format!(
+                        "{tuple} :db/tupleAttrs can’t depend on {} attribute: {attr}",
+                        if spec.is_many() {
+                            ":db.cardinality/many"
+                        } else {
+                            "another tuple"
+                        }
+                    ),
+                });
+            }
+        }
         self.attrs.insert(attr, spec);
         Ok(self)
+    }
+
+    /// The composite tuples `attr` is an element of: each tuple attribute and the
+    /// position of `attr` in it.
+    pub fn tuples_of(&self, attr: &Keyword) -> Vec<(Keyword, usize)> {
+        self.attrs
+            .iter()
+            .filter_map(|(tuple, spec)| {
+                let i = spec.tuple_attrs.as_ref()?.iter().position(|a| a == attr)?;
+                Some((tuple.clone(), i))
+            })
+            .collect()
     }
 
     /// The declaration of `attr`: declared, or implicit (`:db/ident`, unique identity, as

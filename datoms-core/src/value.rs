@@ -2,9 +2,12 @@
 //!
 //! # Order across types
 //! Values of different types compare by their type tag, in this order:
-//! `Bool < Long < Double < Instant < String < Keyword < Uuid < Bytes < Ref`.
-//! Values of the same type compare naturally (numbers numerically, strings and keywords
-//! by their UTF-8 bytes, uuids and bytes lexicographically, `false < true`).
+//! `Bool < Long < Double < Instant < String < Keyword < Uuid < Bytes < Ref < Symbol <
+//! Vector < Set < Map`.
+//! Values of the same type compare naturally (numbers numerically, strings by their UTF-8
+//! bytes, keywords and symbols as Clojure's (no namespace first, then namespace, then
+//! name), uuids and bytes lexicographically, `false < true`; collections as
+//! [`crate::composite`] says: by size, then element by element).
 //! A typed attribute only ever holds one type, so the cross-type order matters only for
 //! untyped attributes; it is fixed so that every replica sorts identically.
 //!
@@ -23,6 +26,7 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::address::Address;
+pub use crate::composite::{Element, Symbol, ValueMap, ValueSet};
 use crate::error::Error;
 use crate::large::LargeValue;
 
@@ -33,23 +37,25 @@ pub type Eid = u64;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Keyword(Arc<str>);
 
-/// A keyword hashes and compares as its text, so maps keyed by keywords can be looked up
-/// by `&str`.
+/// A keyword hashes and is equal as its text, so hash maps keyed by keywords can be looked
+/// up by `&str`. (Its order is not its text's: ordered maps are looked up by keyword.)
 impl std::borrow::Borrow<str> for Keyword {
     fn borrow(&self) -> &str {
         &self.0
     }
 }
 
-/// Keywords order by their text. Most comparisons in an index are of an attribute with
-/// itself (one shared `Arc` per leaf and per transaction), so the same allocation
-/// compares equal without reading the text.
+/// Keywords order as Clojure's do: a keyword without a namespace before every keyword
+/// with one, then by namespace, then by name (each part by its UTF-8 bytes). So
+/// `:zz < :a/b < :a/c < :b/a`, in every index, comparison and sorted answer. Most
+/// comparisons in an index are of an attribute with itself (one shared `Arc` per leaf
+/// and per transaction), so the same allocation compares equal without reading the text.
 impl Ord for Keyword {
     fn cmp(&self, other: &Keyword) -> Ordering {
         if Arc::ptr_eq(&self.0, &other.0) {
             return Ordering::Equal;
         }
-        self.0.cmp(&other.0)
+        crate::composite::cmp_qualified(&self.0, &other.0)
     }
 }
 
@@ -334,6 +340,16 @@ pub enum ValueType {
     Bytes,
     /// `:db.type/ref`
     Ref,
+    /// `:db.type/symbol`: a symbol value ([`crate::composite::Symbol`]).
+    Symbol,
+    /// A vector (or list) value; `:db.type/tuple` in a schema, the type of a composite
+    /// tuple (`:db/tupleAttrs`). An attribute without `:db/valueType` holds any
+    /// collection, as in Datascript.
+    Vector,
+    /// A set value. Not a schema type (see [`ValueType::Vector`]).
+    Set,
+    /// A map value. Not a schema type (see [`ValueType::Vector`]).
+    Map,
 }
 
 impl ValueType {
@@ -349,10 +365,16 @@ impl ValueType {
             ValueType::Uuid => ":db.type/uuid",
             ValueType::Bytes => ":db.type/bytes",
             ValueType::Ref => ":db.type/ref",
+            ValueType::Symbol => ":db.type/symbol",
+            ValueType::Vector => ":db.type/tuple",
+            ValueType::Set => ":db.type/set",
+            ValueType::Map => ":db.type/map",
         }
     }
 
-    /// Parses a schema keyword such as `:db.type/string` (leading colon optional).
+    /// Parses a schema keyword such as `:db.type/string` (leading colon optional);
+    /// `:db.type/tuple` is [`ValueType::Vector`]. Sets and maps are not schema types:
+    /// `None` for them.
     pub fn from_keyword(k: &str) -> Option<ValueType> {
         let k = k.strip_prefix(':').unwrap_or(k);
         Some(match k {
@@ -365,6 +387,8 @@ impl ValueType {
             "db.type/uuid" => ValueType::Uuid,
             "db.type/bytes" => ValueType::Bytes,
             "db.type/ref" => ValueType::Ref,
+            "db.type/symbol" => ValueType::Symbol,
+            "db.type/tuple" => ValueType::Vector,
             _ => return None,
         })
     }
@@ -384,6 +408,10 @@ impl ValueType {
             6 => ValueType::Uuid,
             7 => ValueType::Bytes,
             8 => ValueType::Ref,
+            crate::composite::SYMBOL_TAG => ValueType::Symbol,
+            crate::composite::VECTOR_TAG => ValueType::Vector,
+            crate::composite::SET_TAG => ValueType::Set,
+            crate::composite::MAP_TAG => ValueType::Map,
             _ => return None,
         })
     }
@@ -410,6 +438,14 @@ pub enum Value {
     Bytes(Arc<[u8]>),
     /// A reference to an entity.
     Ref(Eid),
+    /// A symbol, e.g. `a` in `{:db/id 1 :s a}`.
+    Symbol(Symbol),
+    /// A vector (also what a list is stored as); `None` elements are `nil`.
+    Vector(Arc<[Element]>),
+    /// A set.
+    Set(ValueSet),
+    /// A map.
+    Map(ValueMap),
 }
 
 impl Value {
@@ -425,7 +461,33 @@ impl Value {
             Value::Uuid(_) => ValueType::Uuid,
             Value::Bytes(_) => ValueType::Bytes,
             Value::Ref(_) => ValueType::Ref,
+            Value::Symbol(_) => ValueType::Symbol,
+            Value::Vector(_) => ValueType::Vector,
+            Value::Set(_) => ValueType::Set,
+            Value::Map(_) => ValueType::Map,
         }
+    }
+
+    /// A vector value of these elements.
+    pub fn vector(items: impl IntoIterator<Item = Element>) -> Value {
+        Value::Vector(items.into_iter().collect())
+    }
+
+    /// True for a symbol, vector, set or map (see [`crate::composite`]).
+    pub fn is_composite(&self) -> bool {
+        matches!(
+            self,
+            Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_)
+        )
+    }
+
+    /// Checks that this value can be stored: a collection must encode to less than
+    /// [`crate::composite::MAX_COMPOSITE_BYTES`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for a collection too large.
+    pub fn check_storable(&self) -> Result<(), Error> {
+        crate::composite::check_size(self)
     }
 
     /// A canonical double value; `NaN` is an error.
@@ -480,6 +542,9 @@ impl Value {
             Value::Uuid(u) => ValueRef::Uuid(*u),
             Value::Bytes(b) => ValueRef::Bytes(b),
             Value::Ref(e) => ValueRef::Ref(*e),
+            Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_) => {
+                ValueRef::Composite(self)
+            }
         }
     }
 }
@@ -497,6 +562,8 @@ pub(crate) enum ValueRef<'a> {
     Uuid(Uuid),
     Bytes(&'a [u8]),
     Ref(Eid),
+    /// A symbol, vector, set or map (its `Arc`s are cheap to share).
+    Composite(&'a Value),
 }
 
 impl ValueRef<'_> {
@@ -511,6 +578,7 @@ impl ValueRef<'_> {
             ValueRef::Uuid(_) => ValueType::Uuid,
             ValueRef::Bytes(_) => ValueType::Bytes,
             ValueRef::Ref(_) => ValueType::Ref,
+            ValueRef::Composite(v) => v.value_type(),
         }
     }
 
@@ -533,6 +601,7 @@ impl ValueRef<'_> {
                 None => Value::Bytes(Arc::from(b)),
             },
             ValueRef::Ref(e) => Value::Ref(e),
+            ValueRef::Composite(v) => v.clone(),
         }
     }
 }
@@ -555,6 +624,12 @@ impl Ord for ValueRef<'_> {
             (ValueRef::Uuid(a), ValueRef::Uuid(b)) => a.cmp(b),
             (ValueRef::Bytes(a), ValueRef::Bytes(b)) => a.cmp(b),
             (ValueRef::Ref(a), ValueRef::Ref(b)) => a.cmp(b),
+            (ValueRef::Composite(a), ValueRef::Composite(b)) => {
+                match crate::composite::cmp_same_kind(a, b) {
+                    Some(ord) => ord,
+                    None => a.value_type().tag().cmp(&b.value_type().tag()),
+                }
+            }
             _ => self.value_type().tag().cmp(&other.value_type().tag()),
         }
     }
@@ -572,6 +647,9 @@ impl fmt::Debug for Value {
             Value::Uuid(u) => write!(f, "{u:?}"),
             Value::Bytes(b) => write!(f, "#bytes[{}]", b.len()),
             Value::Ref(e) => write!(f, "#ref {e}"),
+            Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_) => {
+                write!(f, "{}", crate::edn::value_to_edn(self))
+            }
         }
     }
 }
@@ -633,25 +711,37 @@ impl Serialize for Value {
 impl Serialize for ValueRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(2)?;
-        if crate::large::writing_out_of_line() {
+        self.serialize_parts(&mut t, crate::large::writing_out_of_line())?;
+        t.end()
+    }
+}
+
+impl ValueRef<'_> {
+    /// Writes the tag and payload into a 2-tuple; a large string or byte string as a
+    /// reference when `out_of_line` (never inside a collection).
+    pub(crate) fn serialize_parts<T: SerializeTuple>(
+        &self,
+        t: &mut T,
+        out_of_line: bool,
+    ) -> Result<(), T::Error> {
+        if out_of_line {
             if let Some(large) = LargeValue::of(*self) {
                 t.serialize_element(&(crate::large::REFERENCE_TAG + self.value_type().tag()))?;
-                t.serialize_element(&large.address())?;
-                return t.end();
+                return t.serialize_element(&large.address());
             }
         }
         t.serialize_element(&self.value_type().tag())?;
         match self {
-            ValueRef::Bool(b) => t.serialize_element(b)?,
-            ValueRef::Long(i) | ValueRef::Instant(i) => t.serialize_element(i)?,
-            ValueRef::Double(d) => t.serialize_element(&d.get())?,
-            ValueRef::String(x) => t.serialize_element(*x)?,
-            ValueRef::Keyword(k) => t.serialize_element(k.as_str())?,
-            ValueRef::Uuid(u) => t.serialize_element(&Bin(&u.0))?,
-            ValueRef::Bytes(b) => t.serialize_element(&Bin(b))?,
-            ValueRef::Ref(e) => t.serialize_element(e)?,
+            ValueRef::Bool(b) => t.serialize_element(b),
+            ValueRef::Long(i) | ValueRef::Instant(i) => t.serialize_element(i),
+            ValueRef::Double(d) => t.serialize_element(&d.get()),
+            ValueRef::String(x) => t.serialize_element(*x),
+            ValueRef::Keyword(k) => t.serialize_element(k.as_str()),
+            ValueRef::Uuid(u) => t.serialize_element(&Bin(&u.0)),
+            ValueRef::Bytes(b) => t.serialize_element(&Bin(b)),
+            ValueRef::Ref(e) => t.serialize_element(e),
+            ValueRef::Composite(v) => t.serialize_element(&crate::composite::Payload(v)),
         }
-        t.end()
     }
 }
 
@@ -685,6 +775,8 @@ pub(crate) enum WireValue<'de> {
     Bytes(Cow<'de, [u8]>),
     /// A large string or byte string, stored out of line (see [`crate::large`]).
     Large(LargeValue),
+    /// A symbol, vector, set or map, decoded whole (see [`crate::composite`]).
+    Composite(Value),
 }
 
 impl WireValue<'_> {
@@ -717,6 +809,7 @@ impl WireValue<'_> {
             WireValue::String(s) => Some(ValueRef::String(s)),
             WireValue::Bytes(b) => Some(ValueRef::Bytes(b)),
             WireValue::Large(large) => Some(large.borrowed()),
+            WireValue::Composite(v) => Some(ValueRef::Composite(v)),
             WireValue::Keyword(_) => None,
         }
     }
@@ -745,6 +838,7 @@ impl WireValue<'_> {
             WireValue::Keyword(k) => Value::Keyword(Keyword(Arc::from(k.as_ref()))),
             WireValue::Bytes(b) => Value::Bytes(Arc::from(b.as_ref())),
             WireValue::Large(large) => large.to_value(),
+            WireValue::Composite(v) => v,
         }
     }
 }
@@ -832,83 +926,94 @@ impl<'de> Deserialize<'de> for F64Only {
 
 impl<'de> Deserialize<'de> for WireValue<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireValue<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireValue<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a (tag, payload) value tuple")
+        d.deserialize_tuple(2, WireVisitor { nested: false })
+    }
+}
+
+/// A value inside a collection: its tuple decoded as [`WireValue`]'s, except that it is
+/// never a reference to a large value, and may be large inline.
+pub(crate) fn deserialize_nested<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    d.deserialize_tuple(2, WireVisitor { nested: true })?
+        .into_checked_value()
+        .map_err(de::Error::custom)
+}
+
+/// Decodes a value tuple; `nested` inside a collection (see [`deserialize_nested`]).
+struct WireVisitor {
+    nested: bool,
+}
+
+impl<'de> Visitor<'de> for WireVisitor {
+    type Value = WireValue<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a (tag, payload) value tuple")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireValue<'de>, A::Error> {
+        let missing = || de::Error::custom("value tuple too short");
+        let tag: u8 = seq.next_element()?.ok_or_else(missing)?;
+        if let Some(ty) = tag
+            .checked_sub(crate::large::REFERENCE_TAG)
+            .filter(|_| !self.nested)
+            .and_then(ValueType::from_tag)
+            .filter(|t| matches!(t, ValueType::String | ValueType::Bytes))
+        {
+            let address: Address = seq.next_element()?.ok_or_else(missing)?;
+            if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                return Err(de::Error::custom("value tuple too long"));
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WireValue<'de>, A::Error> {
-                let missing = || de::Error::custom("value tuple too short");
-                let tag: u8 = seq.next_element()?.ok_or_else(missing)?;
-                if let Some(ty) = tag
-                    .checked_sub(crate::large::REFERENCE_TAG)
-                    .and_then(ValueType::from_tag)
-                    .filter(|t| matches!(t, ValueType::String | ValueType::Bytes))
-                {
-                    let address: Address = seq.next_element()?.ok_or_else(missing)?;
-                    if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                        return Err(de::Error::custom("value tuple too long"));
-                    }
-                    return WireValue::reference(ty, address).map_err(de::Error::custom);
-                }
-                let ty = ValueType::from_tag(tag)
-                    .ok_or_else(|| de::Error::custom(format!("unknown value tag {tag}")))?;
-                let plain = WireValue::Plain;
-                let v = match ty {
-                    ValueType::Bool => {
-                        plain(ValueRef::Bool(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                    ValueType::Long => {
-                        plain(ValueRef::Long(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                    ValueType::Instant => {
-                        plain(ValueRef::Instant(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                    ValueType::Double => {
-                        let F64Only(f) = seq.next_element()?.ok_or_else(missing)?;
-                        // Only canonical bytes are accepted: a non-canonical double would
-                        // break the one-encoding-per-value rule that addresses rely on
-                        // (so neither an integer nor a float32 payload, which a plain
-                        // `f64` would accept and re-encode differently).
-                        if f.is_nan() || (f == 0.0 && f.is_sign_negative()) {
-                            return Err(de::Error::custom("non-canonical double"));
-                        }
-                        plain(ValueRef::Double(Double(f)))
-                    }
-                    ValueType::String => WireValue::String(
-                        seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0,
-                    ),
-                    ValueType::Keyword => WireValue::Keyword(
-                        seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0,
-                    ),
-                    ValueType::Uuid => {
-                        let b: ByteBuf<'de> = seq.next_element()?.ok_or_else(missing)?;
-                        let arr: [u8; 16] =
-                            b.0.as_ref()
-                                .try_into()
-                                .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
-                        plain(ValueRef::Uuid(Uuid(arr)))
-                    }
-                    ValueType::Bytes => {
-                        WireValue::Bytes(seq.next_element::<ByteBuf<'de>>()?.ok_or_else(missing)?.0)
-                    }
-                    ValueType::Ref => {
-                        plain(ValueRef::Ref(seq.next_element()?.ok_or_else(missing)?))
-                    }
-                };
-                if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom("value tuple too long"));
-                }
-                if crate::large::reading_stored() && v.is_large_inline() {
-                    return Err(de::Error::custom(
-                        "a large value stored inline (it must be a reference)",
-                    ));
-                }
-                Ok(v)
-            }
+            return WireValue::reference(ty, address).map_err(de::Error::custom);
         }
-        d.deserialize_tuple(2, V)
+        let ty = ValueType::from_tag(tag)
+            .ok_or_else(|| de::Error::custom(format!("unknown value tag {tag}")))?;
+        let plain = WireValue::Plain;
+        let v = match ty {
+            ValueType::Bool => plain(ValueRef::Bool(seq.next_element()?.ok_or_else(missing)?)),
+            ValueType::Long => plain(ValueRef::Long(seq.next_element()?.ok_or_else(missing)?)),
+            ValueType::Instant => {
+                plain(ValueRef::Instant(seq.next_element()?.ok_or_else(missing)?))
+            }
+            ValueType::Double => {
+                let F64Only(f) = seq.next_element()?.ok_or_else(missing)?;
+                // Only canonical bytes are accepted: a non-canonical double would
+                // break the one-encoding-per-value rule that addresses rely on (so
+                // neither an integer nor a float32 payload, which a plain `f64` would
+                // accept and re-encode differently).
+                if f.is_nan() || (f == 0.0 && f.is_sign_negative()) {
+                    return Err(de::Error::custom("non-canonical double"));
+                }
+                plain(ValueRef::Double(Double(f)))
+            }
+            ValueType::String => {
+                WireValue::String(seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0)
+            }
+            ValueType::Keyword => {
+                WireValue::Keyword(seq.next_element::<CowText<'de>>()?.ok_or_else(missing)?.0)
+            }
+            ValueType::Uuid => {
+                let b: ByteBuf<'de> = seq.next_element()?.ok_or_else(missing)?;
+                let arr: [u8; 16] =
+                    b.0.as_ref()
+                        .try_into()
+                        .map_err(|_| de::Error::custom("uuid must be 16 bytes"))?;
+                plain(ValueRef::Uuid(Uuid(arr)))
+            }
+            ValueType::Bytes => {
+                WireValue::Bytes(seq.next_element::<ByteBuf<'de>>()?.ok_or_else(missing)?.0)
+            }
+            ValueType::Ref => plain(ValueRef::Ref(seq.next_element()?.ok_or_else(missing)?)),
+            ValueType::Symbol | ValueType::Vector | ValueType::Set | ValueType::Map => {
+                crate::composite::decode_payload(tag, &mut seq)?
+            }
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("value tuple too long"));
+        }
+        if !self.nested && crate::large::reading_stored() && v.is_large_inline() {
+            return Err(de::Error::custom(
+                "a large value stored inline (it must be a reference)",
+            ));
+        }
+        Ok(v)
     }
 }
 
@@ -956,6 +1061,25 @@ mod tests {
         for w in vals.windows(2) {
             assert!(w[0] < w[1], "{:?} < {:?}", w[0], w[1]);
         }
+    }
+
+    /// Clojure's keyword order: no namespace first, then namespace, then name; the
+    /// text order (`:zz` after `:a/b`, `:a.b/c` before `:a/b`) is not it.
+    #[test]
+    fn keywords_order_namespace_first_as_clojure_does() {
+        let sorted = [":/", ":a", ":zz", ":a/b", ":a/c", ":a.b/a", ":ab/a", ":b/a"];
+        for w in sorted.windows(2) {
+            let (x, y) = (Keyword::new(w[0]), Keyword::new(w[1]));
+            assert_eq!(x.cmp(&y), Ordering::Less, "{x} < {y}");
+            assert_eq!(
+                Value::Keyword(y.clone()).cmp(&Value::Keyword(x.clone())),
+                Ordering::Greater
+            );
+        }
+        assert_eq!(
+            Keyword::new(":a/b").cmp(&Keyword::new("a/b")),
+            Ordering::Equal
+        );
     }
 
     #[test]
@@ -1105,6 +1229,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The order of any two keywords is the order of their (namespace, name) pairs,
+        /// a missing namespace first, and a total order consistent with equality.
+        #[test]
+        fn keyword_order_is_namespace_then_name(a in keyword_text(), b in keyword_text()) {
+            if let (Ok(x), Ok(y)) = (Keyword::parse(&a), Keyword::parse(&b)) {
+                let expected = (x.namespace(), x.name()).cmp(&(y.namespace(), y.name()));
+                proptest::prop_assert_eq!(x.cmp(&y), expected);
+                proptest::prop_assert_eq!(x.cmp(&y) == Ordering::Equal, x == y);
+            }
+        }
+
         /// Every keyword that can be made prints as EDN that reads back to itself, alone
         /// and among other forms, and as a value: an export always re-imports. Text that
         /// is refused is text the reader does not read as that keyword either.

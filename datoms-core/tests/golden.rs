@@ -45,7 +45,18 @@ fn datoms() -> Vec<Datom> {
         ),
         Datom::new(1, ":t/ref", Value::Ref(2), tx),
         Datom::new(1, ":t/text", Value::from(large_text()), tx),
+        // Without a namespace: first in Clojure's keyword order, last in the text order.
+        Datom::new(1, ":zz", Value::keyword(":zz"), tx),
+        // Composite values (value tags 9-12).
+        Datom::new(1, ":t/symbol", composite("my.ns/sym"), tx),
+        Datom::new(1, ":t/vector", composite("[1 nil \"x\" [2.5]]"), tx),
+        Datom::new(1, ":t/set", composite("#{:b :a/b 3}"), tx),
+        Datom::new(1, ":t/map", composite("{:k #{1} \"s\" nil}"), tx),
     ]
+}
+
+fn composite(text: &str) -> Value {
+    datoms_core::edn::parse(text).unwrap().to_value().unwrap()
 }
 
 /// A string stored out of line (see `datoms_core::large`): nodes and logs reference it.
@@ -103,6 +114,14 @@ fn cases() -> Vec<(&'static str, u8, Vec<u8>)> {
         .with(
             ":t/ref",
             AttributeSchema::default().value_type(ValueType::Ref).many(),
+        )
+        .unwrap()
+        // A composite tuple declaration (schema fields of commit format 5).
+        .with(
+            ":t/long+string",
+            AttributeSchema::default()
+                .tuple_of(&[":t/long", ":t/string"])
+                .identity(),
         )
         .unwrap();
     let commit = Commit {
@@ -184,17 +203,17 @@ fn checked_in_fixtures_decode() {
     let (a, b) = read("commit", COMMIT_FORMAT_VERSION);
     let commit = Commit::decode(a, &b).unwrap();
     assert_eq!(commit.log_entries().unwrap(), log());
-    assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 13));
+    assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 18));
     assert_eq!(commit.ancestor_manifests.len(), 2);
     assert_eq!(commit.nodes, 3);
 }
 
-/// Commit formats 1 (attribute strings repeated per log datom), 2 (no node count) and 3
-/// (log entries without a transaction id) are not read any more: no released build wrote
-/// them. Their fixtures stay to check the refusal is a typed error.
+/// Commit formats 1 (attribute strings repeated per log datom), 2 (no node count), 3
+/// (log entries without a transaction id) and 4 (trees in the text order of keywords)
+/// are not read any more. Their fixtures stay to check the refusal is a typed error.
 #[test]
 fn old_commit_versions_are_refused_with_a_typed_error() {
-    for old in [1u8, 2, 3] {
+    for old in [1u8, 2, 3, 4] {
         let (a, b) = read("commit", old);
         match Commit::decode(a, &b) {
             Err(Error::UnsupportedVersion {
@@ -210,21 +229,26 @@ fn old_commit_versions_are_refused_with_a_typed_error() {
     }
 }
 
-/// Node format 1 (large values inline) is not read any more either.
+/// Node formats 1 (large values inline) and 2 (keywords in the order of their text) are
+/// not read any more either.
 #[test]
 fn old_node_versions_are_refused_with_a_typed_error() {
-    for (name, index) in [("leaf", IndexKind::Eavt), ("branch", IndexKind::Avet)] {
-        let (a, b) = read(name, 1);
-        match Node::decode(a, &b, index) {
-            Err(Error::UnsupportedVersion {
-                address,
-                version: 1,
-                supported,
-            }) => {
-                assert_eq!(address, a);
-                assert_eq!(supported, FORMAT_VERSION);
+    for old in [1u8, 2] {
+        for (name, index) in [("leaf", IndexKind::Eavt), ("branch", IndexKind::Avet)] {
+            let (a, b) = read(name, old);
+            match Node::decode(a, &b, index) {
+                Err(Error::UnsupportedVersion {
+                    address,
+                    version,
+                    supported,
+                }) => {
+                    assert_eq!((address, version), (a, old));
+                    assert_eq!(supported, FORMAT_VERSION);
+                }
+                other => {
+                    panic!("expected UnsupportedVersion for node version {old}, got {other:?}")
+                }
             }
-            other => panic!("expected UnsupportedVersion for node version 1, got {other:?}"),
         }
     }
 }

@@ -25,14 +25,34 @@ pub const SCHEMA: &str = "{:person/name {:db/unique :db.unique/identity}
  :pet/name {}
  :pet/species {:db/index true}
  :pet/toy {:db/valueType :db.type/ref :db/cardinality :db.cardinality/many :db/isComponent true}
- :toy/name {}}";
+ :toy/name {}
+ :person/data {}
+ :person/path {:db/index true}
+ :person/nick+age {:db/tupleAttrs [:person/nick :person/age]}}";
 
 const NAMES: [&str; 6] = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"];
 const NICKS: [&str; 4] = ["a", "bb", "Zed", "cat"];
 const TAGS: [&str; 4] = ["red", "green", "blue", "x"];
-const MOODS: [&str; 5] = [":zz", ":t/a", ":t/b", ":a/z", ":calm"];
+const MOODS: [&str; 8] = [
+    ":zz", ":t/a", ":t/b", ":a/z", ":calm", ":a.b/c", ":ab/a", ":t.u/b",
+];
 const SPECIES: [&str; 3] = [":zoo/yak", ":zoo/cat", ":dog"];
 const TOYS: [&str; 3] = ["bone", "ball", "rope"];
+/// Any value (#26.1): collections, symbols and scalars under one untyped attribute.
+const DATA: [&str; 9] = [
+    "[1 2]",
+    "[3]",
+    "[1 nil]",
+    "{:a 1}",
+    "{:a [1 #{2}]}",
+    "#{1 2}",
+    "sym",
+    "my.ns/s",
+    "\"s\"",
+];
+/// Vectors only, under an indexed attribute: compared with `>` and `min`/`max`
+/// (Datascript orders two maps or two sets by their hash, so those are not compared).
+const PATHS: [&str; 6] = ["[1 2]", "[3]", "[1 3]", "[9]", "[1 nil]", "[]"];
 
 /// A query and its inputs after `$` (EDN texts).
 #[derive(Clone, Debug, Serialize)]
@@ -152,6 +172,8 @@ impl Gen {
             ":person/mood" => self.pick(&MOODS).to_owned(),
             ":pet/name" => self.string(&NAMES),
             ":toy/name" => self.string(&TOYS),
+            ":person/data" => self.pick(&DATA).to_owned(),
+            ":person/path" => self.pick(&PATHS).to_owned(),
             _ => self.ref_value(),
         }
     }
@@ -207,6 +229,11 @@ impl Gen {
             let moods = format!("[{} {}]", self.pick(&MOODS), self.pick(&MOODS));
             parts.push(format!(":person/mood {moods}"));
         }
+        for attr in [":person/data", ":person/path"] {
+            if self.chance(20) {
+                parts.push(format!("{attr} {}", self.value(attr)));
+            }
+        }
         if self.chance(35) {
             let friends = match self.below(3) {
                 0 => self.ref_value(),
@@ -231,7 +258,9 @@ impl Gen {
     }
 
     fn attr(&mut self) -> &'static str {
-        const ATTRS: [&str; 9] = [
+        const ATTRS: [&str; 11] = [
+            ":person/data",
+            ":person/path",
             ":person/mood",
             ":person/name",
             ":person/email",
@@ -319,18 +348,40 @@ impl Gen {
             inputs: vec![format!("#fn {f}")],
             shape,
         };
-        match self.below(21) {
-            18 => with_fn(
+        match self.below(25) {
+            18 => exact(format!(
+                "[:find ?e ?p :where [?e :person/path ?p] [(> ?p {})]]",
+                self.pick(&PATHS)
+            )),
+            19 => match self.below(2) {
+                0 => bag("[:find (min ?p) (max ?p) :where [_ :person/path ?p]]".into()),
+                _ => exact(format!(
+                    "[:find ?e ?t :where [?e :person/nick+age ?t] [(> ?t [{} {}])]]",
+                    self.string(&NICKS),
+                    18 + self.rng.below(6)
+                )),
+            },
+            20 => exact(format!(
+                "[:find ?e :where [?e :person/data {}]]",
+                // A plain symbol is no constant in a clause: vectors, maps, sets only.
+                self.pick(&DATA[..6])
+            )),
+            21 => QueryCheck {
+                query: "[:find ?e ?d :in $ ?d :where [?e :person/data ?d]]".into(),
+                inputs: vec![self.pick(&DATA).to_owned()],
+                shape: Shape::Exact,
+            },
+            22 => with_fn(
                 "[:find ?e :in $ ?adult :where [?e :person/age ?a] [(?adult ?a)]]",
                 "adult?",
                 Shape::Exact,
             ),
-            19 => with_fn(
+            23 => with_fn(
                 "[:find ?e :in $ ?adult :where [?e :person/age ?a] [(complement ?adult) ?minor] [(?minor ?a)]]",
                 "adult?",
                 Shape::Exact,
             ),
-            20 => with_fn(
+            24 => with_fn(
                 "[:find ?n (aggregate ?total ?a) :in $ ?total :where [?e :person/name ?n] [?e :person/age ?a]]",
                 "total",
                 Shape::Bag,
@@ -411,7 +462,8 @@ impl Gen {
     }
 
     fn pull(&mut self) -> PullCheck {
-        const PATTERNS: [&str; 11] = [
+        const PATTERNS: [&str; 12] = [
+            "[:person/data :person/path :person/name]",
             "[:person/mood :person/name]",
             "[*]",
             "[:person/name {:person/friend [:person/name :person/age]}]",

@@ -1110,8 +1110,9 @@ pub async fn racing_writers_each_land_exactly_once_after_retries<F: Factory>(
     );
     ensure_eq!(
         last.len(),
-        base.db.len() + 2 * WRITERS as u64,
-        "each writer adds two datoms, once"
+        // The name, the age and their composite tuple.
+        base.db.len() + 3 * WRITERS as u64,
+        "each writer adds three datoms, once"
     );
     Ok(())
 }

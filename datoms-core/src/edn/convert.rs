@@ -24,8 +24,11 @@ impl Edn {
     /// year may carry a sign and more than four digits (`-0001`, `+10000`), as
     /// [`value_to_edn`] writes years outside `0000..=9999`.
     ///
-    /// Anything else (`nil`, `##NaN`, collections, symbols, other tags, malformed
-    /// timestamps, uuids or base64) is [`Error::InvalidValue`] naming the form. Refs
+    /// Symbols, vectors, lists (read as vectors), sets and maps are composite values (see
+    /// [`crate::composite`]), their elements read as values (`nil` included); a
+    /// character is a one-character string. Anything else (`nil`, `##NaN`, other tags,
+    /// malformed timestamps, uuids or base64, a collection too large) is
+    /// [`Error::InvalidValue`] naming the form. Refs
     /// are plain integers in EDN: [`datom_from_edn`] makes them refs from the schema.
     ///
     /// ```
@@ -61,7 +64,16 @@ impl Edn {
                     reason: format!("`{}` is not a valid value: {why}", describe(self)),
                 })
             }
-            _ => Err(not_a_value(self)),
+            // A character is a one-character string, as in ClojureScript.
+            Edn::Char(c) => Ok(Value::string(&c.to_string())),
+            other => match crate::composite::from_edn(other) {
+                Some(v) => {
+                    let v = v?;
+                    v.check_storable()?;
+                    Ok(v)
+                }
+                None => Err(not_a_value(self)),
+            },
         }
     }
 }
@@ -107,6 +119,9 @@ pub fn value_to_edn(v: &Value) -> Edn {
         Value::Uuid(u) => tagged("uuid", u.to_string()),
         Value::Bytes(b) => tagged("bytes", base64_encode(b)),
         Value::Ref(e) => Edn::Int(id_to_int(*e)),
+        Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_) => {
+            crate::composite::to_edn(v).unwrap_or(Edn::Nil)
+        }
     }
 }
 
@@ -218,7 +233,9 @@ pub fn datom_from_edn(form: &Edn, schema: Option<&Schema>) -> Result<Datom, Erro
 ///
 /// Declarations may hold `:db/valueType` (`:db.type/…`), `:db/cardinality`
 /// (`:db.cardinality/one` or `/many`), `:db/unique` (`:db.unique/identity` or
-/// `/value`), `:db/index` and `:db/isComponent` (booleans) and `:db/doc` (a string).
+/// `/value`), `:db/index` and `:db/isComponent` (booleans), `:db/doc` (a string),
+/// `:db/tupleAttrs` (a vector of attributes: a composite tuple), `:db/tupleType` (a type)
+/// and `:db/tupleTypes` (a vector of types).
 /// Any other key is ignored, as Datascript ignores it ([`schema_from_edn_with_warnings`]
 /// names them). A value of one of these keys of the wrong kind, an unknown type,
 /// cardinality or uniqueness, or a component that is not a ref, is [`Error::BadSchema`]
@@ -406,6 +423,34 @@ fn attribute_from_edn(
                 out.doc = Some(doc.clone());
                 true
             }
+            ("db/tupleAttrs", Edn::Vector(items) | Edn::List(items)) => {
+                let attrs: Option<Vec<Keyword>> = items
+                    .iter()
+                    .map(|i| match i {
+                        Edn::Keyword(k) => Some(k.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                out.tuple_attrs = attrs;
+                out.tuple_attrs.is_some()
+            }
+            ("db/tupleType", Edn::Keyword(t)) => {
+                let t = ValueType::from_keyword(t.as_str())
+                    .ok_or_else(|| bad(format!("unknown :db/tupleType {t}")))?;
+                out.tuple_type = Some(t);
+                true
+            }
+            ("db/tupleTypes", Edn::Vector(items) | Edn::List(items)) => {
+                let types: Option<Vec<ValueType>> = items
+                    .iter()
+                    .map(|i| match i {
+                        Edn::Keyword(k) => ValueType::from_keyword(k.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                out.tuple_types = types;
+                out.tuple_types.is_some()
+            }
             _ => false,
         };
         if !done {
@@ -415,6 +460,9 @@ fn attribute_from_edn(
                 "db/unique" => ":db.unique/identity or :db.unique/value",
                 "db/index" | "db/isComponent" => "true or false",
                 "db/doc" => "a string",
+                "db/tupleAttrs" => "a vector of attribute keywords",
+                "db/tupleType" => "a :db.type/… keyword",
+                "db/tupleTypes" => "a vector of :db.type/… keywords",
                 _ => {
                     ignore(warnings);
                     continue;
@@ -465,6 +513,17 @@ pub fn schema_to_edn(s: &Schema) -> Edn {
                 }
                 if let Some(doc) = &spec.doc {
                     pairs.push((kw("db/doc"), Edn::String(doc.clone())));
+                }
+                if let Some(attrs) = &spec.tuple_attrs {
+                    let attrs = attrs.iter().map(|a| Edn::Keyword(a.clone())).collect();
+                    pairs.push((kw("db/tupleAttrs"), Edn::Vector(attrs)));
+                }
+                if let Some(t) = spec.tuple_type {
+                    pairs.push((kw("db/tupleType"), kw(t.keyword())));
+                }
+                if let Some(types) = &spec.tuple_types {
+                    let types = types.iter().map(|t| kw(t.keyword())).collect();
+                    pairs.push((kw("db/tupleTypes"), Edn::Vector(types)));
                 }
                 (Edn::Keyword(attr.clone()), Edn::Map(pairs))
             })
@@ -746,17 +805,62 @@ mod tests {
         }
     }
 
+    /// Symbols, vectors, lists, sets and maps are values (see `crate::composite`): a
+    /// list is the vector of its elements, a set and a map are sorted, `nil` may be an
+    /// element, a character is a string; each prints back as EDN that reads to itself.
+    #[test]
+    fn composite_forms_are_values_and_print_back() {
+        use crate::value::{Symbol, ValueMap, ValueSet};
+        let l = |i| Some(Value::Long(i));
+        let cases = [
+            ("sym", Value::Symbol(Symbol::parse("sym").unwrap()), "sym"),
+            ("\\c", Value::string("c"), "\"c\""),
+            ("[1 nil]", Value::vector([l(1), None]), "[1 nil]"),
+            ("(1 2)", Value::vector([l(1), l(2)]), "[1 2]"),
+            ("#{2 1}", Value::Set(ValueSet::new([l(1), l(2)])), "#{1 2}"),
+            (
+                "{:b 1 :a [x]}",
+                Value::Map(
+                    ValueMap::new([
+                        (
+                            Some(Value::keyword(":a")),
+                            Some(Value::vector([Some(Value::Symbol(
+                                Symbol::parse("x").unwrap(),
+                            ))])),
+                        ),
+                        (Some(Value::keyword(":b")), l(1)),
+                    ])
+                    .unwrap(),
+                ),
+                "{:a [x], :b 1}",
+            ),
+        ];
+        for (text, value, printed) in cases {
+            let v = parse(text).unwrap().to_value().unwrap();
+            assert_eq!(v, value, "{text}");
+            assert_eq!(value_to_edn(&v).to_string(), printed, "{text}");
+            assert_eq!(parse(printed).unwrap().to_value().unwrap(), v, "{printed}");
+        }
+    }
+
+    /// A collection too large to store inline is refused, naming its size.
+    #[test]
+    fn a_collection_too_large_is_an_invalid_value() {
+        let big = format!(
+            "[\"{}\"]",
+            "x".repeat(crate::composite::MAX_COMPOSITE_BYTES)
+        );
+        match parse(&big).unwrap().to_value() {
+            Err(Error::InvalidValue { reason }) => assert!(reason.contains("bytes"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn other_forms_are_invalid_values_naming_the_form() {
         for text in [
             "nil",
             "##NaN",
-            "sym",
-            "\\c",
-            "[1]",
-            "(1)",
-            "{:a 1}",
-            "#{1}",
             "#foo \"x\"",
             "#inst 5",
             "#uuid \"nope\"",

@@ -409,7 +409,8 @@ pub(crate) fn datom_value(db: &Db, attr: &Keyword, v: &QueryValue) -> Result<Opt
     if is_ref {
         return Ok(resolve_entity(db, v)?.map(Value::Ref));
     }
-    Ok(v.as_value().cloned())
+    // A symbol or collection is a stored composite value (see `crate::composite`).
+    Ok(v.to_datom_value())
 }
 
 /// True if datom value `d` is the query value `q` (a ref equals its entity id).
@@ -417,6 +418,7 @@ fn value_is(d: &Value, q: &QueryValue) -> bool {
     match (d, q) {
         (Value::Ref(e), QueryValue::Value(Value::Long(n))) => u64::try_from(*n).ok() == Some(*e),
         (x, QueryValue::Value(y)) => x == y,
+        (x, q) if x.is_composite() => QueryValue::from_value(x.clone()) == *q,
         _ => false,
     }
 }
@@ -1543,8 +1545,8 @@ impl<'a> Engine<'a> {
                     None => return Ok(false),
                 },
                 None => match &v {
-                    QueryValue::Value(_) => probe.v = Some(Err(v.clone())),
-                    _ => return Ok(false),
+                    QueryValue::Nil => return Ok(false),
+                    _ => probe.v = Some(Err(v.clone())),
                 },
             }
         }

@@ -92,7 +92,7 @@ pub(crate) mod eval;
 mod function;
 pub(crate) mod parse;
 pub(crate) mod regex;
-mod value;
+pub(crate) mod value;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -67,12 +67,58 @@ impl QueryValue {
         QueryValue::Value(Value::Long(i64::try_from(e).unwrap_or(i64::MAX)))
     }
 
-    /// A datom value as a query sees it: a ref becomes a long.
+    /// A datom value as a query sees it: a ref becomes a long; a symbol, vector, set or
+    /// map stored as a value becomes the query's own symbol, vector, set or map, so a
+    /// stored `[1 2]` equals the `[1 2]` a query builds.
     pub fn from_value(v: Value) -> QueryValue {
+        let element = |e: &crate::value::Element| match e {
+            None => QueryValue::Nil,
+            Some(v) => QueryValue::from_value(v.clone()),
+        };
         match v {
             Value::Ref(e) => QueryValue::entity(e),
+            Value::Symbol(s) => QueryValue::Symbol(Arc::from(s.as_str())),
+            Value::Vector(items) => QueryValue::Vector(items.iter().map(element).collect()),
+            Value::Set(set) => QueryValue::Set(set.iter().map(element).collect()),
+            Value::Map(map) => {
+                QueryValue::Map(map.iter().map(|(k, v)| (element(k), element(v))).collect())
+            }
             v => QueryValue::Value(v),
         }
+    }
+
+    /// The datom value this query value stands for, the inverse of
+    /// [`QueryValue::from_value`] (an entity id stays a long): a symbol, vector, set or
+    /// map becomes a composite [`Value`]. `None` for `nil` and for what cannot be
+    /// stored (a symbol EDN would not read back, a collection too large).
+    pub fn to_datom_value(&self) -> Option<Value> {
+        let element = |q: &QueryValue| match q {
+            QueryValue::Nil => Some(None),
+            q => q.to_datom_value().map(Some),
+        };
+        let v = match self {
+            // A function is no value a datom can hold.
+            QueryValue::Nil | QueryValue::Fn(_) => return None,
+            QueryValue::Value(v) => return Some(v.clone()),
+            QueryValue::Symbol(s) => Value::Symbol(crate::value::Symbol::parse(s).ok()?),
+            QueryValue::Vector(items) => {
+                Value::Vector(items.iter().map(element).collect::<Option<_>>()?)
+            }
+            QueryValue::Set(items) => Value::Set(crate::value::ValueSet::new(
+                items.iter().map(element).collect::<Option<Vec<_>>>()?,
+            )),
+            QueryValue::Map(pairs) => Value::Map(
+                crate::value::ValueMap::new(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| Some((element(k)?, element(v)?)))
+                        .collect::<Option<Vec<_>>>()?,
+                )
+                .ok()?,
+            ),
+        };
+        v.check_storable().ok()?;
+        Some(v)
     }
 
     /// The datom value, if this is one.
@@ -300,7 +346,8 @@ impl Ord for QueryValue {
                 Some(ord) => ord.then_with(|| a.value_type().cmp(&b.value_type())),
                 None => a.cmp(b),
             },
-            (QueryValue::Symbol(a), QueryValue::Symbol(b)) => a.cmp(b),
+            // As keywords: no namespace first, then namespace, then name.
+            (QueryValue::Symbol(a), QueryValue::Symbol(b)) => crate::composite::cmp_qualified(a, b),
             (QueryValue::Vector(a), QueryValue::Vector(b)) => {
                 // Clojure compares vectors by length first, then element-wise.
                 a.len().cmp(&b.len()).then_with(|| a.cmp(b))
@@ -399,6 +446,9 @@ fn write_json(out: &mut String, v: &QueryValue) {
         QueryValue::Value(v @ Value::Instant(_)) => json_tagged(out, "#inst", &tagged_text(v)),
         QueryValue::Value(v @ Value::Uuid(_)) => json_tagged(out, "#uuid", &tagged_text(v)),
         QueryValue::Value(v @ Value::Bytes(_)) => json_tagged(out, "#bytes", &tagged_text(v)),
+        QueryValue::Value(
+            v @ (Value::Symbol(_) | Value::Vector(_) | Value::Set(_) | Value::Map(_)),
+        ) => write_json(out, &QueryValue::from_value(v.clone())),
         QueryValue::Symbol(s) => json_tagged(out, "#symbol", s),
         QueryValue::Fn(f) => json_tagged(out, "#fn", f.name()),
         QueryValue::Vector(items) => write_json_seq(out, items.iter()),
@@ -462,7 +512,8 @@ mod tests {
         let v = QueryValue::from_edn(&form).unwrap();
         assert_eq!(
             v.to_json(),
-            r#"{":f":1.5,":n":null,":person/name":"A\"n",":tags":[":x"]}"#
+            // Keys in keyword order: without a namespace first.
+            r#"{":f":1.5,":n":null,":tags":[":x"],":person/name":"A\"n"}"#
         );
     }
 

@@ -13,7 +13,10 @@
 //!
 //! ## Versions
 //! - 1: large values were stored inline. No longer read (no released build wrote it).
-//! - 2: the format above.
+//! - 2: keywords (attributes and keyword values) in the order of their text. No longer
+//!   read: its trees are sorted in another order than this build's, so reading one would
+//!   answer range reads wrongly.
+//! - 3: the format above; keywords in Clojure's order (see [`crate::value`]).
 //!
 //! The node's address is the BLAKE3 hash of these bytes. Decoding checks the hash, the
 //! version, the order of the items and the counts; it never panics on any input.
@@ -32,7 +35,7 @@ use crate::error::Error;
 use crate::large::LargeValue;
 
 /// The node and commit format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The sequence of node objects made in this process (see [`Node::made`]).
 static NODES_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

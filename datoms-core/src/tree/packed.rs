@@ -14,6 +14,7 @@
 //! This form never leaves the process (nodes are stored in the format of
 //! [`super::node`]), so it is free to change. A packed leaf is a table of the keywords it
 //! uses (attributes and keyword values, each once, as shared [`Keyword`]s), a table of
+//! its symbol and collection values (each once, shared `Arc`s), a table of
 //! its large values ([`crate::large`]: strings and byte strings held once per process,
 //! shared, not copied into the leaf) and a byte
 //! buffer with one entry per datom, in index order:
@@ -24,7 +25,7 @@
 //! | `e` | zigzag LEB128 of the difference from the previous entry's `e` (0 before the first) |
 //! | `a` | LEB128 index into the keyword table |
 //! | `tx` | zigzag LEB128 of the difference from the previous entry's `tx` |
-//! | `v` | by tag: zigzag LEB128 for longs and instants, LEB128 for refs, 8 bytes for doubles, 16 for UUIDs, a LEB128 keyword-table index for keywords, LEB128 length + bytes for strings and byte strings, a LEB128 index into the large-value table for a large one |
+//! | `v` | by tag: zigzag LEB128 for longs and instants, LEB128 for refs, 8 bytes for doubles, 16 for UUIDs, a LEB128 keyword-table index for keywords, LEB128 length + bytes for strings and byte strings, a LEB128 index into the large-value table for a large one, a LEB128 index into the composite table for a symbol or collection |
 //!
 //! Neighbouring entries of an index share or nearly share `e` (EAVT, AEVT) and `tx`, so
 //! the differences take one byte or two. Packing is deterministic, so two leaves hold the
@@ -38,7 +39,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::datom::{Datom, DatomRef, WireDatom};
 use crate::large::LargeValue;
-use crate::value::{Double, Keyword, Uuid, ValueRef};
+use crate::value::{Double, Keyword, Uuid, Value, ValueRef};
 
 /// True for a string or byte string stored out of line.
 fn is_large_value(v: ValueRef<'_>) -> bool {
@@ -56,6 +57,8 @@ pub(crate) struct PackedLeaf {
     /// Large strings and byte strings (see [`crate::large`]), each held once and shared
     /// with every leaf, db version and log that holds the same value.
     large: Box<[LargeValue]>,
+    /// Symbols and collections ([`crate::composite`]), each once, shared.
+    composites: Box<[Value]>,
     bytes: Box<[u8]>,
     len: u32,
 }
@@ -74,6 +77,7 @@ enum Tag {
     Bytes = 8,
     Ref = 9,
     Large = 10,
+    Composite = 11,
 }
 
 impl PackedLeaf {
@@ -167,6 +171,7 @@ impl LeafBuilder {
 struct Writer {
     keywords: Vec<Keyword>,
     large: Vec<LargeValue>,
+    composites: Vec<Value>,
     /// Index of `keywords` by text, kept once the table outgrows a linear scan (a leaf of
     /// keyword values, e.g. AVET of `:db/ident`, can hold hundreds of distinct ones).
     index: HashMap<Keyword, usize>,
@@ -190,12 +195,14 @@ impl Writer {
         let leaf = PackedLeaf {
             keywords: Box::from(self.keywords.as_slice()),
             large: Box::from(self.large.as_slice()),
+            composites: Box::from(self.composites.as_slice()),
             bytes: Box::from(self.bytes.as_slice()),
             // A leaf holds at most 4 × the leaf target datoms (`u32` targets).
             len: u32::try_from(len).unwrap_or(u32::MAX),
         };
         self.keywords.clear();
         self.large.clear();
+        self.composites.clear();
         self.index.clear();
         self.bytes.clear();
         leaf
@@ -249,6 +256,17 @@ impl Writer {
             ValueRef::Ref(r) => {
                 self.varint(r);
                 Tag::Ref
+            }
+            ValueRef::Composite(v) => {
+                let i = match self.composites.iter().position(|c| c == v) {
+                    Some(i) => i,
+                    None => {
+                        self.composites.push(v.clone());
+                        self.composites.len() - 1
+                    }
+                };
+                self.varint(i as u64);
+                Tag::Composite
             }
         };
         self.bytes[at] = tag as u8;
@@ -499,6 +517,14 @@ impl<'a> Unpack<'a> {
                     None => ValueRef::Bytes(&[]),
                 }
             }
+            t if t == Tag::Composite as u8 => {
+                let i = self.varint() as usize;
+                // Written by `Writer::entry`, so the index is in the table.
+                match self.leaf.composites.get(i) {
+                    Some(v) => ValueRef::Composite(v),
+                    None => ValueRef::Bytes(&[]),
+                }
+            }
             _ => ValueRef::Ref(self.varint()),
         }
     }
@@ -559,6 +585,7 @@ mod tests {
             any::<[u8; 16]>().prop_map(|b| Value::Uuid(Uuid(b))),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| Value::Bytes(Arc::from(b))),
             any::<u64>().prop_map(Value::Ref),
+            crate::composite::tests::value(),
         ]
     }
 

@@ -276,16 +276,12 @@ fn entity_ref(f: &Edn, form: &Edn) -> Result<EntityRef, Error> {
     }
 }
 
-/// A scalar value.
+/// A value: a scalar, or a symbol or collection held whole (Datascript stores any
+/// value; see [`crate::composite`]).
 fn scalar(f: &Edn, form: &Edn) -> Result<crate::value::Value, Error> {
     match f {
-        Edn::Bool(_)
-        | Edn::Int(_)
-        | Edn::Float(_)
-        | Edn::String(_)
-        | Edn::Keyword(_)
-        | Edn::Tagged(..) => f.to_value(),
-        _ => Err(malformed(form, &format!("{} is not a value", quote(f)))),
+        Edn::Nil => Err(malformed(form, &format!("{} is not a value", quote(f)))),
+        _ => f.to_value(),
     }
 }
 
@@ -321,6 +317,9 @@ fn value(
     };
     match f {
         Edn::Vector(items) if is_ref && lookup_here(items) => ref_value(f, schema, form),
+        // A pair starting with an identity attribute under a cardinality-many attribute
+        // is one value, not two (Datascript's `maybe-wrap-multival`).
+        Edn::Vector(items) if lookup_here(items) => scalar(f, form).map(TxValue::Value),
         Edn::Vector(items) | Edn::List(items) | Edn::Set(items) if many => Ok(TxValue::Many(
             items
                 .iter()
@@ -333,21 +332,7 @@ fn value(
                 })
                 .collect::<Result<_, _>>()?,
         )),
-        Edn::Vector(_) | Edn::List(_) | Edn::Set(_) => Err(malformed(
-            form,
-            &format!(
-                "{} under {attr}: several values need a cardinality-many attribute in an \
-                 entity map, a lookup ref needs a ref attribute",
-                quote(f)
-            ),
-        )),
-        Edn::Map(_) if !is_ref => Err(malformed(
-            form,
-            &format!(
-                "{} under {attr}: a nested map needs a :db.type/ref attribute",
-                quote(f)
-            ),
-        )),
+        // Under any other attribute a collection or a map is one value, held whole.
         _ if is_ref => ref_value(f, schema, form),
         _ => scalar(f, form).map(TxValue::Value),
     }

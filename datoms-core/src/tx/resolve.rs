@@ -275,6 +275,10 @@ struct Run<'a> {
     /// The named transaction functions (`:db.fn/call`), and how deeply calls nest.
     fns: Option<&'a TxFunctions>,
     call_depth: usize,
+    /// The composite tuples each attribute is an element of (see [`crate::tuples`]).
+    tuple_sources: crate::tuples::Sources,
+    /// Component changes since the last flush: (entity, tuple, position, new element).
+    tuple_changes: Vec<(Eid, Keyword, usize, crate::value::Element)>,
 }
 
 fn malformed(reason: String) -> Abort {
@@ -336,6 +340,8 @@ impl<'a> Run<'a> {
             stack: Vec::new(),
             fns: None,
             call_depth: 0,
+            tuple_sources: crate::tuples::Sources::of(db.schema()),
+            tuple_changes: Vec::new(),
         }
     }
 
@@ -345,8 +351,89 @@ impl<'a> Run<'a> {
             while let Some(work) = self.stack.pop() {
                 self.work(work)?;
             }
+            self.flush_tuples()?;
         }
         Ok(())
+    }
+
+    /// Brings the composite tuples of the entities whose components changed since the
+    /// last flush up to date (Datascript's `flush-tuples`): the tuple of the components'
+    /// values, or no tuple datom when none has a value.
+    fn flush_tuples(&mut self) -> Step<()> {
+        let changes = std::mem::take(&mut self.tuple_changes);
+        let mut tuples: Vec<((Eid, Keyword), Vec<crate::value::Element>)> = Vec::new();
+        for (e, tuple, i, v) in changes {
+            let at = match tuples.iter().position(|(k, _)| k.0 == e && k.1 == tuple) {
+                Some(at) => at,
+                None => {
+                    let len = self
+                        .schema
+                        .get(&tuple)
+                        .and_then(|s| s.tuple_attrs.as_ref())
+                        .map_or(0, Vec::len);
+                    let start = match self.values(e, &tuple)?.into_iter().next() {
+                        Some(Value::Vector(items)) => items.to_vec(),
+                        _ => vec![None; len],
+                    };
+                    tuples.push(((e, tuple), start));
+                    tuples.len() - 1
+                }
+            };
+            if let Some(slot) = tuples[at].1.get_mut(i) {
+                *slot = v;
+            }
+        }
+        for ((e, tuple), items) in tuples {
+            let value = items
+                .iter()
+                .any(Option::is_some)
+                .then(|| Value::Vector(items.into()));
+            let current = self.values(e, &tuple)?.into_iter().next();
+            if value == current {
+                continue;
+            }
+            match value {
+                None => {
+                    if let Some(old) = current {
+                        self.retract_datom(e, &tuple, old);
+                    }
+                }
+                Some(v) => {
+                    let spec = self.schema.resolve(&tuple)?;
+                    // A new entity whose tuple is another's unique identity upserts
+                    // into it (Datascript issue 473).
+                    self.upsert_restart(e, &tuple, &spec, &Val::Tx(TxValue::Value(v.clone())))?;
+                    self.transact_add(e, &tuple, &spec, v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A composite tuple asserted or retracted in tx data: allowed (and then skipped)
+    /// only when it is exactly what its components hold on `e`, as in Datascript.
+    fn direct_tuple(&self, op: &str, e: Eid, attr: &Keyword, value: &Value) -> Step<()> {
+        let Some(attrs) = self.schema.get(attr).and_then(|s| s.tuple_attrs.clone()) else {
+            return Ok(());
+        };
+        let matches = match value {
+            Value::Vector(items) if items.len() == attrs.len() => {
+                let mut all = true;
+                for (a, item) in attrs.iter().zip(items.iter()) {
+                    let held = crate::tuples::element(self.values(e, a)?.into_iter().next());
+                    all &= item.is_some() && *item == held;
+                }
+                all
+            }
+            _ => false,
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(malformed(format!(
+                "Can’t modify tuple attrs directly: [{op} {e} {attr} {value}]"
+            )))
+        }
     }
 
     fn finish(self, id: Option<TxId>) -> Result<TxReport, Error> {
@@ -539,6 +626,23 @@ impl<'a> Run<'a> {
             (None, _) => {}
         }
         self.redundant.insert(u.e);
+        // As Datascript's `resolve-upserts`, a composite tuple the map upserts by is not
+        // asserted again: its components may change in the same map.
+        let mut attrs = attrs;
+        let mut upserted_by = Vec::new();
+        for (i, (a, v)) in attrs.iter().enumerate() {
+            let Some(spec) = self.schema.get(a).filter(|s| s.is_tuple()) else {
+                continue;
+            };
+            if let Some(value) = self.peek(spec, v)? {
+                if self.holders(a, &value)?.contains(&u.e) {
+                    upserted_by.push(i);
+                }
+            }
+        }
+        for i in upserted_by.into_iter().rev() {
+            attrs.remove(i);
+        }
         self.explode(Ent::Ref(EntityRef::Id(u.e)), attrs)
     }
 
@@ -552,8 +656,10 @@ impl<'a> Run<'a> {
 
     /// An entity map as `:db/add`s about `id` and nested maps, run before the next
     /// operation in the order written (Datascript's `explode`).
-    fn explode(&mut self, id: Ent, attrs: Vec<(Keyword, Val)>) -> Step<()> {
+    fn explode(&mut self, id: Ent, mut attrs: Vec<(Keyword, Val)>) -> Step<()> {
         let desc = id.to_string();
+        // Composite tuples after the other attributes, as Datascript's `explode`.
+        attrs.sort_by_key(|(a, _)| self.schema.get(a).is_some_and(AttributeSchema::is_tuple));
         let mut works = Vec::new();
         for (attr, value) in &attrs {
             if attr.as_str() == DB_ID {
@@ -672,6 +778,13 @@ impl<'a> Run<'a> {
         };
         if !spec.is_ref() {
             return Ok(match item {
+                // A tuple's ref elements may be lookup refs (that may find nothing yet).
+                TxValue::Value(v) if spec.is_tuple() => {
+                    crate::tuples::resolve_refs(self.schema, spec, v, |a, v| {
+                        self.lookup_quiet(a, v)
+                    })
+                    .ok()
+                }
                 TxValue::Value(v) => Some(v.clone()),
                 _ => None,
             });
@@ -729,20 +842,7 @@ impl<'a> Run<'a> {
                         )))
                     }
                 };
-                if let Some(names) = self.reverse_tempids.get(&eid) {
-                    if let Some(u) = self.upserted(attr, &spec, &v)?.filter(|&u| u != eid) {
-                        let unpinned = names.iter().find(|t| !self.pinned.contains_key(t));
-                        return Err(match unpinned {
-                            Some(t) => self.restart(t.clone(), u),
-                            None => Error::UpsertConflict {
-                                tempid: names[0].to_string(),
-                                first: eid,
-                                second: u,
-                            }
-                            .into(),
-                        });
-                    }
-                }
+                self.upsert_restart(eid, attr, &spec, &v)?;
                 eid
             }
         };
@@ -752,7 +852,40 @@ impl<'a> Run<'a> {
             )));
         };
         let value = self.value(&desc, attr, &spec, &v)?;
+        if spec.is_tuple() {
+            let value =
+                crate::tuples::resolve_refs(self.schema, &spec, &value, |a, v| self.lookup(a, v))?;
+            return self.direct_tuple(":db/add", eid, attr, &value);
+        }
         self.transact_add(eid, attr, &spec, value)
+    }
+
+    /// An assertion on an entity a tempid of this transaction got, whose identity value
+    /// upserts into another entity: the transaction runs again with the tempid naming
+    /// that entity (Datascript's `retry-with-tempid`), or it is a conflict.
+    fn upsert_restart(
+        &self,
+        eid: Eid,
+        attr: &Keyword,
+        spec: &AttributeSchema,
+        v: &Val,
+    ) -> Step<()> {
+        let Some(names) = self.reverse_tempids.get(&eid) else {
+            return Ok(());
+        };
+        if let Some(u) = self.upserted(attr, spec, v)?.filter(|&u| u != eid) {
+            let unpinned = names.iter().find(|t| !self.pinned.contains_key(t));
+            return Err(match unpinned {
+                Some(t) => self.restart(t.clone(), u),
+                None => Error::UpsertConflict {
+                    tempid: names[0].to_string(),
+                    first: eid,
+                    second: u,
+                }
+                .into(),
+            });
+        }
+        Ok(())
     }
 
     /// Under a ref attribute, the transaction or a tempid in value position as the
@@ -884,6 +1017,7 @@ impl<'a> Run<'a> {
                 }
                 _ => {}
             }
+            val.check_storable()?;
             return Ok(val.clone());
         }
         let target = match v {
@@ -951,6 +1085,9 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let value = self.value(&e.to_string(), attr, &spec, &v)?;
+        if spec.is_tuple() {
+            return self.direct_tuple(":db/retract", eid, attr, &value);
+        }
         if self.has(eid, attr, &value)? {
             self.retract_datom(eid, attr, value);
         }
@@ -1103,6 +1240,8 @@ impl<'a> Run<'a> {
     fn lookup(&self, attr: &Keyword, value: &Value) -> Result<Option<Eid>, Error> {
         let spec = lookup_ref_attr(self.schema, attr)?;
         let value = lookup_ref_value(&spec, value);
+        let value =
+            crate::tuples::resolve_refs(self.schema, &spec, &value, |a, v| self.lookup(a, v))?;
         Ok(self.holders(attr, &value)?.first().copied())
     }
 
@@ -1221,7 +1360,16 @@ impl<'a> Run<'a> {
         Ok(out)
     }
 
+    /// Queues the tuples `attr` is an element of for the next flush.
+    fn queue_tuples(&mut self, e: Eid, attr: &Keyword, v: Option<&Value>) {
+        for (tuple, i) in self.tuple_sources.get(attr) {
+            let item = crate::tuples::element(v.cloned());
+            self.tuple_changes.push((e, tuple.clone(), *i, item));
+        }
+    }
+
     fn assert_datom(&mut self, e: Eid, attr: &Keyword, v: Value) {
+        self.queue_tuples(e, attr, Some(&v));
         self.bump(e);
         self.eav.insert((e, attr.clone(), v.clone()), true);
         self.ave.insert((attr.clone(), v.clone(), e), true);
@@ -1235,6 +1383,7 @@ impl<'a> Run<'a> {
     }
 
     fn retract_datom(&mut self, e: Eid, attr: &Keyword, v: Value) {
+        self.queue_tuples(e, attr, None);
         self.eav.insert((e, attr.clone(), v.clone()), false);
         self.ave.insert((attr.clone(), v.clone(), e), false);
         self.datoms.push(Datom {
