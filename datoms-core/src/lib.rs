@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod addressing;
+mod buffer;
 pub mod check;
 pub mod commit;
 pub mod datom;
