@@ -15,17 +15,17 @@ use proptest::prelude::*;
 fn schema() -> Schema {
     let a = AttributeSchema::default;
     Schema::new()
-        .set(":p/name", a().value_type(ValueType::String).identity())
+        .with(":p/name", a().value_type(ValueType::String).identity())
         .unwrap()
-        .set(":p/email", a().value_type(ValueType::String).unique_value())
+        .with(":p/email", a().value_type(ValueType::String).unique_value())
         .unwrap()
-        .set(":p/age", a().value_type(ValueType::Long).indexed())
+        .with(":p/age", a().value_type(ValueType::Long).indexed())
         .unwrap()
-        .set(":p/score", a().value_type(ValueType::Long))
+        .with(":p/score", a().value_type(ValueType::Long))
         .unwrap()
-        .set(":p/tag", a().value_type(ValueType::String).many())
+        .with(":p/tag", a().value_type(ValueType::String).many())
         .unwrap()
-        .set(":p/friend", a().value_type(ValueType::Ref).many())
+        .with(":p/friend", a().value_type(ValueType::Ref).many())
         .unwrap()
 }
 
@@ -67,7 +67,7 @@ fn lookup(i: u8) -> EntityRef {
 fn tx_ops(op: &Op) -> Vec<TxOp> {
     let v = |x: Value| TxValue::Value(x);
     match op {
-        Op::Upsert(p, mail, age, score) => vec![TxOp::Entity(
+        Op::Upsert(p, mail, age, score) => vec![TxOp::Map(
             EntityMap::new()
                 .set(":p/name", v(name(*p)))
                 .set(":p/email", v(Value::from(format!("m{mail}"))))
