@@ -89,28 +89,26 @@ impl Comparable<Pending> for Probe<'_> {
     }
 }
 
-/// An index: its tree, the edits not merged into it yet and, once computed, the tree
-/// with them merged. Cheap to clone.
+/// An index: its tree and, when transactions left edits unmerged, those edits. Cheap to
+/// clone; clones share the merged tree once one of them computes it.
 #[derive(Clone)]
 pub(crate) struct BufferedIndex {
-    kind: IndexKind,
     tree: Tree,
+    buffer: Option<Arc<Buffer>>,
+}
+
+/// The edits an index has not merged into its tree yet (never empty).
+struct Buffer {
     edits: OrdSet<Pending>,
     /// Datoms of the tree with the edits applied.
     len: u64,
     /// The tree with `edits` merged, computed on first observation.
-    merged: Arc<OnceLock<Tree>>,
+    merged: OnceLock<Tree>,
 }
 
 impl From<Tree> for BufferedIndex {
     fn from(tree: Tree) -> BufferedIndex {
-        BufferedIndex {
-            kind: tree.kind(),
-            len: tree.len(),
-            tree,
-            edits: OrdSet::new(),
-            merged: Arc::new(OnceLock::new()),
-        }
+        BufferedIndex { tree, buffer: None }
     }
 }
 
@@ -118,11 +116,11 @@ impl BufferedIndex {
     /// The tree with every edit merged: the tree a bulk build of the index's datoms gives.
     /// Merges on the first call (a tree with no unloaded node: see [`Self::with_edits`]).
     pub(crate) fn tree(&self) -> &Tree {
-        if self.edits.is_empty() {
+        let Some(buffer) = &self.buffer else {
             return &self.tree;
-        }
-        self.merged.get_or_init(|| {
-            let edits = self.edits.iter().map(|p| p.edit()).collect();
+        };
+        buffer.merged.get_or_init(|| {
+            let edits = buffer.edits.iter().map(Pending::edit).collect();
             // Edits are buffered only for trees without unloaded nodes, and only a load
             // can make `apply` fail.
             self.tree
@@ -133,17 +131,20 @@ impl BufferedIndex {
 
     /// The number of datoms in the index.
     pub(crate) fn len(&self) -> u64 {
-        self.len
+        self.buffer.as_ref().map_or_else(|| self.tree.len(), |b| b.len)
     }
 
-    /// The number of edits not merged into the tree yet (0 once observed and transacted
-    /// on).
+    /// The number of edits not merged into the tree yet (0 once observed).
     pub(crate) fn pending(&self) -> usize {
-        if self.merged.get().is_some() {
-            0
-        } else {
-            self.edits.len()
-        }
+        self.unmerged().map_or(0, OrdSet::len)
+    }
+
+    /// The edits not merged yet, if any (none once the merged tree is computed).
+    fn unmerged(&self) -> Option<&OrdSet<Pending>> {
+        self.buffer
+            .as_ref()
+            .filter(|b| b.merged.get().is_none())
+            .map(|b| &b.edits)
     }
 
     /// The index with `edits` applied in order (of several edits of one key the last
@@ -167,7 +168,7 @@ impl BufferedIndex {
         if edits.is_empty() {
             return Ok(self.clone());
         }
-        let mut len = self.len;
+        let mut len = self.len();
         for e in &edits {
             match e {
                 Edit::Put(_) => len += 1,
@@ -175,40 +176,32 @@ impl BufferedIndex {
             }
         }
         if limit == 0 || source.is_some() {
-            let tree = self.tree().apply(edits, source)?;
-            return Ok(BufferedIndex {
-                len,
-                ..BufferedIndex::from(tree)
-            });
+            return Ok(self.tree().apply(edits, source)?.into());
         }
-        let (tree, mut buffer) = match self.merged.get() {
-            Some(merged) => (merged.clone(), OrdSet::new()),
-            None => (self.tree.clone(), self.edits.clone()),
+        let kind = self.tree.kind();
+        let (tree, mut buffer) = match self.unmerged() {
+            Some(edits) => (self.tree.clone(), edits.clone()),
+            None => (self.tree().clone(), OrdSet::new()),
         };
         for e in edits {
             let datom = match e {
                 Edit::Put(d) => Datom { added: true, ..d },
                 Edit::Delete(d) => Datom { added: false, ..d },
             };
-            buffer.insert(Pending {
-                kind: self.kind,
-                datom,
-            });
+            buffer.insert(Pending { kind, datom });
         }
         let half = usize::try_from(tree.len() / 2).unwrap_or(usize::MAX);
+        let full = buffer.len() > limit.max(half);
         let index = BufferedIndex {
-            kind: self.kind,
             tree,
-            edits: buffer,
-            len,
-            merged: Arc::new(OnceLock::new()),
-        };
-        if index.edits.len() > limit.max(half) {
-            let tree = index.tree().clone();
-            return Ok(BufferedIndex {
+            buffer: Some(Arc::new(Buffer {
+                edits: buffer,
                 len,
-                ..BufferedIndex::from(tree)
-            });
+                merged: OnceLock::new(),
+            })),
+        };
+        if full {
+            return Ok(index.tree().clone().into());
         }
         Ok(index)
     }
@@ -230,7 +223,7 @@ impl BufferedIndex {
             return Ok(Datoms::plain(cursor));
         };
         let probe = Probe {
-            kind: self.kind,
+            kind: self.tree.kind(),
             prefix,
             after: false,
         };
@@ -256,7 +249,7 @@ impl BufferedIndex {
             return Ok(Datoms::plain(cursor));
         };
         let probe = Probe {
-            kind: self.kind,
+            kind: self.tree.kind(),
             prefix,
             after: true,
         };
@@ -269,10 +262,12 @@ impl BufferedIndex {
 
     /// The tree to read and the edits to merge into it (none once merged).
     fn view(&self) -> (&Tree, Option<&OrdSet<Pending>>) {
-        match self.merged.get() {
-            Some(merged) => (merged, None),
-            None if self.edits.is_empty() => (&self.tree, None),
-            None => (&self.tree, Some(&self.edits)),
+        match &self.buffer {
+            None => (&self.tree, None),
+            Some(b) => match b.merged.get() {
+                Some(merged) => (merged, None),
+                None => (&self.tree, Some(&b.edits)),
+            },
         }
     }
 }

@@ -152,7 +152,10 @@ impl Db {
     /// Edits waiting unmerged in the three indexes together (0 once the trees have been
     /// observed, or when buffering is off).
     pub fn pending_edits(&self) -> usize {
-        IndexKind::ALL.iter().map(|k| self.index(*k).pending()).sum()
+        IndexKind::ALL
+            .iter()
+            .map(|k| self.index(*k).pending())
+            .sum()
     }
 
     /// The root addresses of EAVT, AEVT and AVET (encoding nodes that have none yet).
@@ -277,11 +280,8 @@ impl Db {
     pub fn datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        self.index(index).seek(
-            self.source.clone(),
-            components,
-            Some(components.to_vec()),
-        )
+        self.index(index)
+            .seek(self.source.clone(), components, Some(components.to_vec()))
     }
 
     /// Datoms of `index` from the first one at or after `components` to the end of the
@@ -308,8 +308,7 @@ impl Db {
     ) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        self.index(index)
-            .seek_back(self.source.clone(), components)
+        self.index(index).seek_back(self.source.clone(), components)
     }
 
     /// As Datascript: an AVET read naming an attribute must name one kept in AVET
@@ -359,12 +358,13 @@ impl Db {
     /// # Errors
     /// A load error of a lazily restored db.
     pub fn entity_attr(&self, e: Eid, attr: &Keyword) -> Result<Vec<Datom>, Error> {
-        self.eavt.seek(
-            self.source.clone(),
-            &[Component::E(e), Component::A(attr.clone())],
-            Some(vec![Component::E(e), Component::A(attr.clone())]),
-        )?
-        .collect()
+        self.eavt
+            .seek(
+                self.source.clone(),
+                &[Component::E(e), Component::A(attr.clone())],
+                Some(vec![Component::E(e), Component::A(attr.clone())]),
+            )?
+            .collect()
     }
 
     /// Every current datom of entity `e` (EAVT order).

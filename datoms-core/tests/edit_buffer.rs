@@ -7,8 +7,8 @@
 use datoms_core::tree::Tree;
 use datoms_core::tx::{EntityMap, EntityRef, TxOp, TxValue};
 use datoms_core::{
-    diff, q, AttributeSchema, Component, Datom, Db, Error, Input, IndexKind, Keyword, QueryValue, Schema,
-    TreeConfig, Value, ValueType,
+    diff, q, AttributeSchema, Component, Datom, Db, Error, IndexKind, Input, Keyword, QueryValue,
+    Schema, TreeConfig, Value, ValueType,
 };
 use proptest::prelude::*;
 
@@ -149,7 +149,10 @@ fn reads(db: &Db, probe: u8) -> Vec<String> {
     out.push(format!("{:?}", rows.rows()));
     let rows = q(
         "[:find ?n :in $ ?a :where [?e :p/age ?a] [?e :p/name ?n]]",
-        &[Input::Db(db), Input::Scalar(QueryValue::from(Value::Long(i64::from(probe % 6))))],
+        &[
+            Input::Db(db),
+            Input::Scalar(QueryValue::from(Value::Long(i64::from(probe % 6)))),
+        ],
     )
     .unwrap();
     out.push(format!("{:?}", rows.rows()));
@@ -240,7 +243,11 @@ fn transactions_buffer_until_observed_then_start_from_the_merged_trees() {
     assert_eq!(next.pending_edits(), 2);
     assert_eq!(db.root_addresses(), roots);
     // A limit below the buffer merges at once.
-    let merged = next.with_edit_buffer(0).with(&tx_ops(&Op::Tag(4, 1))).unwrap().db_after;
+    let merged = next
+        .with_edit_buffer(0)
+        .with(&tx_ops(&Op::Tag(4, 1)))
+        .unwrap()
+        .db_after;
     assert_eq!(merged.pending_edits(), 0);
     assert_eq!(merged.len(), 202);
 }
