@@ -30,11 +30,13 @@ use crate::tree::{Cursor, Edit, NodeSource, Tree};
 pub const DEFAULT_EDIT_BUFFER: usize = 8192;
 
 /// One unmerged edit of an index: the datom to put (`added`) or the key to delete
-/// (`!added`), ordered by the index's key (tx and `added` are not part of it).
+/// (`!added`), ordered by the index's key (tx and `added` are not part of it). The datom
+/// is behind an `Arc` because inserting into the persistent set copies the set's nodes on
+/// the path (up to 64 entries each): copying a pointer is much cheaper than a datom.
 #[derive(Clone, Debug)]
 struct Pending {
     kind: IndexKind,
-    datom: Datom,
+    datom: Arc<Datom>,
 }
 
 impl PartialEq for Pending {
@@ -188,7 +190,10 @@ impl BufferedIndex {
                 Edit::Put(d) => Datom { added: true, ..d },
                 Edit::Delete(d) => Datom { added: false, ..d },
             };
-            buffer.insert(Pending { kind, datom });
+            buffer.insert(Pending {
+                kind,
+                datom: Arc::new(datom),
+            });
         }
         let half = usize::try_from(tree.len() / 2).unwrap_or(usize::MAX);
         let full = buffer.len() > limit.max(half);
@@ -274,10 +279,11 @@ impl BufferedIndex {
 
 impl Pending {
     fn edit(&self) -> Edit {
-        if self.datom.added {
-            Edit::Put(self.datom.clone())
+        let datom = Datom::clone(&self.datom);
+        if datom.added {
+            Edit::Put(datom)
         } else {
-            Edit::Delete(self.datom.clone())
+            Edit::Delete(datom)
         }
     }
 }
@@ -389,7 +395,7 @@ impl Merge {
             }
             if let Some(edit) = self.advance() {
                 if edit.datom.added {
-                    return Some(Ok(edit.datom));
+                    return Some(Ok(Arc::unwrap_or_clone(edit.datom)));
                 }
             }
         }

@@ -31,7 +31,7 @@ pub use address::Address;
 pub use check::Violation;
 pub use commit::{Commit, CommitLog, TxId, TxLogEntry};
 pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
-pub use db::Db;
+pub use db::{Db, DEFAULT_EDIT_BUFFER};
 pub use diff::{diff, Diff};
 pub use entity::{Entity, EntityValue};
 pub use error::{Error, Result};
