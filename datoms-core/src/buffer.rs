@@ -133,7 +133,9 @@ impl BufferedIndex {
 
     /// The number of datoms in the index.
     pub(crate) fn len(&self) -> u64 {
-        self.buffer.as_ref().map_or_else(|| self.tree.len(), |b| b.len)
+        self.buffer
+            .as_ref()
+            .map_or_else(|| self.tree.len(), |b| b.len)
     }
 
     /// The number of edits not merged into the tree yet (0 once observed).
