@@ -26,7 +26,7 @@ use crate::datom::{Component, Datom, IndexKind};
 use crate::error::Error;
 use crate::tree::{Cursor, Edit, NodeSource, Tree};
 
-/// Edits per index a db holds unmerged by default (see [`BufferedIndex::with_edits`]).
+/// Edits per index a db holds unmerged by default (see [`crate::Db::with_edit_buffer`]).
 pub const DEFAULT_EDIT_BUFFER: usize = 8192;
 
 /// One unmerged edit of an index: the datom to put (`added`) or the key to delete
