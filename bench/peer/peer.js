@@ -241,6 +241,53 @@ function transact(jsTxs) {
   return [db, nowMs() - t0];
 }
 
+// The small workloads that follow the one-person-per-transaction one, on its db (as
+// bench/src/small.rs): the i-th transaction touches entity 1 + (i * 7919) mod P.
+function smallEntity(i, people) {
+  return 1 + ((i * 7919) % Math.max(people, 1));
+}
+
+function addsWorkload(people, n) {
+  const txs = [];
+  for (let i = 0; i < n; i++) {
+    txs.push([[":db/add", smallEntity(i, people.length), "person/tag", `tag-${i}`]]);
+  }
+  return txs;
+}
+
+function mixWorkload(people, n) {
+  const scores = people.map((p) => p.score);
+  const txs = [];
+  for (let i = 0; i < n; i++) {
+    const e = smallEntity(i, people.length);
+    switch (i % 4) {
+      case 0:
+        txs.push([{ "person/name": people[e - 1].name,
+          "person/city": CITIES[Math.floor(i / 4) % CITIES.length] }]);
+        break;
+      case 1: {
+        const next = 2000000 + i;
+        txs.push([[":db/cas", e, "person/score", scores[e - 1], next]]);
+        scores[e - 1] = next;
+        break;
+      }
+      case 2:
+        txs.push([[":db/add", e, "person/tag", `mix-${i}`]]);
+        break;
+      default:
+        txs.push([[":db/retract", smallEntity(i - 1, people.length), "person/tag", `mix-${i - 1}`]]);
+    }
+  }
+  return txs;
+}
+
+function transactOnto(db0, jsTxs) {
+  let db = db0;
+  const t0 = nowMs();
+  for (const tx of jsTxs) db = d.db_with(db, tx);
+  return [db, nowMs() - t0];
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -289,6 +336,18 @@ function main() {
     smallRuns.push(ms);
   }
   const [smallSum, smallDatoms] = dbChecksum(smallDb);
+  const people = small.flat();
+  const followOns = [addsWorkload(people, people.length), mixWorkload(people, people.length)]
+    .map((jsFollow) => {
+      const followRuns = [];
+      let followDb = null;
+      for (let r = 0; r < Math.max(args.repeats, 1); r++) {
+        const [built, ms] = transactOnto(smallDb, jsFollow);
+        followDb = built;
+        followRuns.push(ms);
+      }
+      return { ms: median(followRuns), checksum: dbChecksum(followDb)[0] };
+    });
 
   const joinRuns = [];
   let joinRows = 0;
@@ -326,6 +385,10 @@ function main() {
     small_datoms: smallDatoms,
     small_txs: small.length,
     small_transact_ms: median(smallRuns),
+    adds_transact_ms: followOns[0].ms,
+    adds_db_checksum: followOns[0].checksum,
+    mix_transact_ms: followOns[1].ms,
+    mix_db_checksum: followOns[1].checksum,
     heap_bytes: heapDb,
     gc_exposed: typeof global.gc === "function",
     join_ms: median(joinRuns),

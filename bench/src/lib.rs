@@ -35,6 +35,7 @@ pub mod rng;
 pub mod run;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod small;
 pub mod workload;
 pub mod writers;
 

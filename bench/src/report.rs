@@ -85,6 +85,26 @@ pub struct TransactFigures {
     pub small_datoms_per_s: f64,
     /// FNV-1a of the small workload's db.
     pub small_db_checksum: String,
+    /// The small workload merging each transaction into the trees at once
+    /// (`Db::with_edit_buffer(0)`): median wall time, ms.
+    pub small_eager_ms: f64,
+    /// One `:db/add` per transaction on the small workload's db ([`crate::small::adds`]).
+    pub adds: SmallFigures,
+    /// The UI-like mix on the small workload's db ([`crate::small::mix`]).
+    pub mix: SmallFigures,
+}
+
+/// A small-transaction workload run on the small workload's db.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SmallFigures {
+    /// Transactions.
+    pub txs: usize,
+    /// Datoms of their tx data.
+    pub datoms: u64,
+    /// Median wall time, ms.
+    pub ms: f64,
+    /// FNV-1a of the resulting db.
+    pub db_checksum: String,
 }
 
 /// The join query and the pull of the peer comparison (`workload::JOIN_QUERY`,
@@ -126,6 +146,14 @@ pub struct PeerFigures {
     pub small_transact_ms: f64,
     /// Small-transaction workload: datoms per second.
     pub small_datoms_per_s: f64,
+    /// One `:db/add` per transaction ([`crate::small::adds`]): median wall time, ms.
+    pub adds_transact_ms: f64,
+    /// Its db checksum (must equal ours).
+    pub adds_db_checksum: String,
+    /// The UI-like mix ([`crate::small::mix`]): median wall time, ms.
+    pub mix_transact_ms: f64,
+    /// Its db checksum (must equal ours).
+    pub mix_db_checksum: String,
     /// JS heap held by the db (after a full GC), bytes.
     pub heap_bytes: u64,
     /// The join query: median ms.
@@ -542,6 +570,12 @@ impl Report {
                     &self.transact.small_db_checksum,
                     &p.small_db_checksum,
                 ),
+                (
+                    "adds db",
+                    &self.transact.adds.db_checksum,
+                    &p.adds_db_checksum,
+                ),
+                ("mix db", &self.transact.mix.db_checksum, &p.mix_db_checksum),
             ] {
                 if ours != theirs {
                     bad.push(format!(
@@ -688,7 +722,9 @@ impl Report {
             let same = p.workload_checksum == w.workload_checksum
                 && p.db_checksum == w.db_checksum
                 && p.delta_checksum == w.delta_checksum
-                && p.small_db_checksum == self.transact.small_db_checksum;
+                && p.small_db_checksum == self.transact.small_db_checksum
+                && p.adds_db_checksum == self.transact.adds.db_checksum
+                && p.mix_db_checksum == self.transact.mix.db_checksum;
             let _ = writeln!(
                 o,
                 "- Datascript {} on node {}: checksums {}",
@@ -752,6 +788,42 @@ impl Report {
             peer.and_then(|p| ratio(t.small_datoms_per_s, p.small_datoms_per_s))
                 .map_or("—".into(), |r| format!("{r:.2}×")),
         );
+        let eager_per_s = t.small_datoms as f64 / (t.small_eager_ms / 1e3).max(1e-9);
+        let _ = writeln!(
+            o,
+            "| small, each tx merged at once (no edit buffer) | {} | {} | {:.0} | {} | {} | {} | {} |",
+            t.small_datoms,
+            t.small_txs,
+            t.small_eager_ms,
+            fmt_rate(eager_per_s),
+            peer.map_or("—".into(), |p| format!("{:.0}", p.small_transact_ms)),
+            peer.map_or("—".into(), |p| fmt_rate(p.small_datoms_per_s)),
+            peer.and_then(|p| ratio(eager_per_s, p.small_datoms_per_s))
+                .map_or("—".into(), |r| format!("{r:.2}×")),
+        );
+        for (what, f, theirs) in [
+            ("1 `:db/add`/tx", &t.adds, peer.map(|p| p.adds_transact_ms)),
+            (
+                "UI mix: upsert, cas, add, retract",
+                &t.mix,
+                peer.map(|p| p.mix_transact_ms),
+            ),
+        ] {
+            let per_s = |ms: f64| f.datoms as f64 / (ms / 1e3).max(1e-9);
+            let _ = writeln!(
+                o,
+                "| {what} | {} | {} | {:.0} | {} | {} | {} | {} |",
+                f.datoms,
+                f.txs,
+                f.ms,
+                fmt_rate(per_s(f.ms)),
+                theirs.map_or("—".into(), |ms| format!("{ms:.0}")),
+                theirs.map_or("—".into(), |ms| fmt_rate(per_s(ms))),
+                theirs
+                    .and_then(|ms| ratio(per_s(f.ms), per_s(ms)))
+                    .map_or("—".into(), |r| format!("{r:.2}×")),
+            );
+        }
         let _ = writeln!(
             o,
             "\ndatoms on the base db: join query {:.2} ms ({} rows), pull of {} entities {:.2} ms.",

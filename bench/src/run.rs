@@ -29,9 +29,9 @@ use crate::measure::{self, median_time, ms, Machine};
 use crate::peer::{self, PeerRun};
 use crate::report::{
     BackendFigures, BehindFigures, DeltaFigures, GrowthFigures, Io, LevelCount, LevelSizes,
-    MemoryFigures, QueryFigures, Report, StoreSize, TransactFigures, WorkloadFigures,
+    MemoryFigures, QueryFigures, Report, SmallFigures, StoreSize, TransactFigures, WorkloadFigures,
 };
-use crate::workload::{self, db_checksum, workload_checksum, GenTx, Generator};
+use crate::workload::{self, db_checksum, workload_checksum, GenTx, Generator, Op, Person};
 
 /// What a run measures, and how hard.
 #[derive(Clone, Debug)]
@@ -191,6 +191,51 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
     })
     .await?;
     let (small_sum, small_n) = db_checksum(&small_db)?;
+    // The same, merging every transaction into the trees at once (no edit buffer): what
+    // a small transaction cost before, measured in this run.
+    let (eager_db, eager_t) = median_time(config.transact_repeats, || async {
+        transact_onto(&Db::new(schema.clone()).with_edit_buffer(0), &small_ops)
+    })
+    .await?;
+    if eager_db.root_addresses() != small_db.root_addresses() {
+        return Err(BenchError::Inconsistent(
+            "merging each small transaction at once gave other roots".into(),
+        ));
+    }
+    drop(eager_db);
+    let people: Vec<Person> = small
+        .iter()
+        .flat_map(|t| &t.ops)
+        .filter_map(|op| match op {
+            Op::New(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    let follow_ons = [
+        crate::small::adds(&people, people.len()),
+        crate::small::mix(&people, people.len()),
+    ];
+    let mut follow_on = Vec::new();
+    for txs in &follow_ons {
+        let (db, t) = median_time(config.transact_repeats, || async {
+            transact_onto(&small_db, txs)
+        })
+        .await?;
+        let (sum, _) = db_checksum(&db)?;
+        let datoms: usize = db.pending_log()[small.len()..]
+            .iter()
+            .map(|e| e.datoms.len())
+            .sum();
+        follow_on.push(SmallFigures {
+            txs: txs.len(),
+            datoms: datoms as u64,
+            ms: ms(t),
+            db_checksum: sum,
+        });
+    }
+    let [adds, mix]: [SmallFigures; 2] = follow_on
+        .try_into()
+        .map_err(|_| BenchError::Inconsistent("two follow-on workloads".into()))?;
     report.transact = TransactFigures {
         datoms: n,
         txs: report.workload.txs,
@@ -201,6 +246,9 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
         small_ms: ms(small_t),
         small_datoms_per_s: small_n as f64 / small_t.as_secs_f64().max(1e-9),
         small_db_checksum: small_sum,
+        small_eager_ms: ms(eager_t),
+        adds,
+        mix,
     };
     drop((small_db, small_ops, small));
 
@@ -335,9 +383,19 @@ fn growth_from(b: &BackendFigures, transact_ms: f64, datoms: u64) -> GrowthFigur
 
 /// Transacts `txs` into an empty db, one `Db::with` each.
 fn transact_all(schema: &Schema, txs: &[Vec<TxOp>]) -> Result<Db, BenchError> {
-    let mut db = Db::new(schema.clone());
+    transact_onto(&Db::new(schema.clone()), txs)
+}
+
+/// `txs` transacted one by one onto `db`, then the three trees observed, so the time
+/// includes merging whatever the transactions buffered (not encoding nodes: no address
+/// is computed, as none was before the edit buffer).
+fn transact_onto(db: &Db, txs: &[Vec<TxOp>]) -> Result<Db, BenchError> {
+    let mut db = db.clone();
     for ops in txs {
         db = db.with(ops)?.db_after;
+    }
+    for kind in IndexKind::ALL {
+        db.tree(kind);
     }
     Ok(db)
 }

@@ -38,7 +38,8 @@ const LAST: [&str; 16] = [
     "Roberts", "Walker", "Wright", "Robinson", "Thompson", "White", "Hughes",
 ];
 const DOMAINS: [&str; 4] = ["example.com", "example.org", "mail.test", "corp.invalid"];
-const CITIES: [&str; 24] = [
+/// The cities people live in (the mix workload of [`crate::small`] moves them).
+pub const CITIES: [&str; 24] = [
     "Amsterdam",
     "Berlin",
     "Cairo",

@@ -45,6 +45,10 @@ fn the_quick_run_produces_a_consistent_report() {
     assert_eq!(peer.delta_checksum, report.workload.delta_checksum);
     assert_eq!(peer.db_checksum, report.workload.db_checksum);
     assert_eq!(peer.small_db_checksum, report.transact.small_db_checksum);
+    // The small workloads on the small db (one `:db/add` per tx, the UI mix) too.
+    assert_eq!(peer.adds_db_checksum, report.transact.adds.db_checksum);
+    assert_eq!(peer.mix_db_checksum, report.transact.mix.db_checksum);
+    assert!(report.transact.adds.txs > 0 && report.transact.mix.txs > 0);
     assert_eq!(peer.datoms, report.workload.datoms);
 
     // Every backend of this build, each with a replica equal to its primary and an

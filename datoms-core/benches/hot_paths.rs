@@ -1,7 +1,9 @@
 //! Micro-benchmarks of the hot paths the benchmark harness's profiles point at, on a
 //! 90k-datom db: a seek and read of one entity (what a pull does per entity), a
 //! one-person transaction (the small-transaction workload), decoding a fetched leaf
-//! (what a restore does per node) and a bulk build. Run with `cargo bench -p datoms-core`;
+//! (what a restore does per node) and a bulk build; with the edit buffer (see
+//! `Db::with_edit_buffer`), a transaction buffered and merged at once, and a read that
+//! merges buffered edits in. Run with `cargo bench -p datoms-core`;
 //! the performance targets and the peer comparisons live in the `datoms-bench` harness.
 
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -41,7 +43,13 @@ fn db() -> Db {
     let friends: String = (2..PEOPLE)
         .map(|e| format!("[:db/add {e} :person/friend {}]", e - 1))
         .collect();
-    db.with_edn(&format!("[{friends}]")).unwrap().db_after
+    let db = db.with_edn(&format!("[{friends}]")).unwrap().db_after;
+    // Observe the trees: the figures below start from merged trees, as before the
+    // edit buffer.
+    for kind in IndexKind::ALL {
+        db.tree(kind);
+    }
+    db
 }
 
 fn hot_paths(c: &mut Criterion) {
@@ -64,6 +72,52 @@ fn hot_paths(c: &mut Criterion) {
     c.bench_function("transact one person (5 datoms)", |b| {
         b.iter(|| db.with(black_box(&ops)).unwrap())
     });
+    let eager = db.with_edit_buffer(0);
+    c.bench_function("transact one person (5 datoms), merged at once", |b| {
+        b.iter(|| eager.with(black_box(&ops)).unwrap())
+    });
+
+    // 1000 one-person transactions buffered (about 13k edits over the three indexes):
+    // a read merges them in, and observing the trees merges them.
+    let txs: Vec<_> = (0..1000)
+        .map(|i| parse_tx(&format!("[{}]", person(PEOPLE + 10 + i)), db.schema()).unwrap())
+        .collect();
+    let transact_all = || {
+        let mut out = db.clone();
+        for ops in &txs {
+            out = out.with(ops).unwrap().db_after;
+        }
+        out
+    };
+    let buffered = transact_all();
+    assert!(buffered.pending_edits() > 10_000);
+    let new_entity = PEOPLE + 500;
+    c.bench_function("seek and read one entity (EAVT), 1000 txs buffered", |b| {
+        b.iter(|| {
+            let datoms: Vec<Datom> = buffered
+                .datoms(IndexKind::Eavt, &[Component::E(black_box(new_entity))])
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(datoms.len(), 5);
+            datoms
+        })
+    });
+    let mut group = c.benchmark_group("merge");
+    group.sample_size(10);
+    group.bench_function("1000 buffered one-person txs into the trees", |b| {
+        b.iter_batched(
+            transact_all,
+            |db| {
+                for kind in IndexKind::ALL {
+                    db.tree(kind);
+                }
+                db
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
 
     let root = db.tree(IndexKind::Eavt).root().clone();
     let mut leaf = root;

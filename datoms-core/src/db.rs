@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use crate::address::Address;
+use crate::buffer::BufferedIndex;
 use crate::commit::{Commit, TxLogEntry};
 use crate::datom::{Component, Datom, IndexKind, Tx, TX0};
 use crate::error::Error;
 use crate::schema::{AttributeSchema, Schema};
-use crate::tree::{Cursor, Edit, Node, NodeSource, Tree, TreeConfig};
+use crate::tree::{Edit, Node, NodeSource, Tree, TreeConfig};
 use crate::value::{Eid, Keyword, Value};
 
 /// An immutable database value.
@@ -21,9 +22,11 @@ pub struct Db {
     pub(crate) config: TreeConfig,
     pub(crate) max_eid: Eid,
     pub(crate) max_tx: Tx,
-    pub(crate) eavt: Tree,
-    pub(crate) aevt: Tree,
-    pub(crate) avet: Tree,
+    pub(crate) eavt: BufferedIndex,
+    pub(crate) aevt: BufferedIndex,
+    pub(crate) avet: BufferedIndex,
+    /// How many edits per index may wait unmerged (see [`Db::with_edit_buffer`]).
+    pub(crate) edit_buffer: usize,
     pub(crate) source: Option<Arc<dyn NodeSource>>,
     /// The commit this db was restored from or last stored as, then its ancestors, most
     /// recent first (at most [`crate::commit::ANCESTORS`] + 2 entries).
@@ -64,15 +67,17 @@ impl Base {
     }
 }
 
+pub use crate::buffer::DEFAULT_EDIT_BUFFER;
+
 /// An iterator of datoms from an index; `Err` only when a lazily restored db cannot load
 /// a node. On a filtered db ([`Db::filter`]) it yields only the datoms the filter accepts.
 pub struct Datoms {
-    cursor: Cursor,
+    cursor: crate::buffer::Datoms,
     filter: Option<Arc<crate::filter::Filter>>,
 }
 
 impl Datoms {
-    fn new(cursor: Cursor, db: &Db) -> Datoms {
+    fn new(cursor: crate::buffer::Datoms, db: &Db) -> Datoms {
         Datoms {
             cursor,
             filter: db.filter.clone(),
@@ -117,9 +122,10 @@ impl Db {
             config,
             max_eid: 0,
             max_tx: TX0,
-            eavt: Tree::empty(IndexKind::Eavt, config),
-            aevt: Tree::empty(IndexKind::Aevt, config),
-            avet: Tree::empty(IndexKind::Avet, config),
+            eavt: Tree::empty(IndexKind::Eavt, config).into(),
+            aevt: Tree::empty(IndexKind::Aevt, config).into(),
+            avet: Tree::empty(IndexKind::Avet, config).into(),
+            edit_buffer: DEFAULT_EDIT_BUFFER,
             source: None,
             lineage: Arc::new(Vec::new()),
             manifests: Arc::new(Vec::new()),
@@ -149,13 +155,48 @@ impl Db {
         self.max_tx
     }
 
-    /// One index tree.
+    /// One index tree: the one a bulk build of the index's datoms gives. Edits that
+    /// transactions buffered are merged into it on the first call (see
+    /// [`Db::with_edit_buffer`]); the db caches the result.
     pub fn tree(&self, kind: IndexKind) -> &Tree {
+        self.index(kind).tree()
+    }
+
+    fn index(&self, kind: IndexKind) -> &BufferedIndex {
         match kind {
             IndexKind::Eavt => &self.eavt,
             IndexKind::Aevt => &self.aevt,
             IndexKind::Avet => &self.avet,
         }
+    }
+
+    /// The same db, letting each index hold up to `limit` edits unmerged (and more, up
+    /// to half its datoms, as it grows) before merging them into its tree. Transactions
+    /// then record their datoms in a persistent ordered set per index and reads merge it
+    /// in; the trees (root addresses, store, diff) are computed when first observed and
+    /// are byte-identical to those merging every transaction at once gives. `0` merges
+    /// every transaction at once. The default is [`DEFAULT_EDIT_BUFFER`]. A lazily
+    /// restored db (one with a [`Db::source`]) always merges at once, since merging may
+    /// need to load nodes.
+    pub fn with_edit_buffer(&self, limit: usize) -> Db {
+        Db {
+            edit_buffer: limit,
+            ..self.clone()
+        }
+    }
+
+    /// How many edits per index may wait unmerged (see [`Db::with_edit_buffer`]).
+    pub fn edit_buffer(&self) -> usize {
+        self.edit_buffer
+    }
+
+    /// Edits waiting unmerged in the three indexes together (0 once the trees have been
+    /// observed, or when buffering is off).
+    pub fn pending_edits(&self) -> usize {
+        IndexKind::ALL
+            .iter()
+            .map(|k| self.index(*k).pending())
+            .sum()
     }
 
     /// The root addresses of EAVT, AEVT and AVET (encoding nodes that have none yet).
@@ -171,7 +212,7 @@ impl Db {
 
     /// True if the db holds no datom.
     pub fn is_empty(&self) -> bool {
-        self.eavt.is_empty()
+        self.eavt.len() == 0
     }
 
     /// The commit this db was restored from or last stored as, if any.
@@ -243,7 +284,11 @@ impl Db {
     /// its pending log is empty. The caller vouches that `commit` holds exactly this
     /// db's trees.
     pub fn committed(&self, address: Address, commit: &Commit) -> Db {
+        let [eavt, aevt, avet] = self.trees();
         Db {
+            eavt: eavt.into(),
+            aevt: aevt.into(),
+            avet: avet.into(),
             // The commit's counters: the same as this db's after a store; after log
             // replay they may be ahead of what the log's datoms show (a bulk-loaded
             // db's counters come from its source, not from datoms).
@@ -259,7 +304,7 @@ impl Db {
 
     /// The three index trees (EAVT, AEVT, AVET).
     pub(crate) fn trees(&self) -> [Tree; 3] {
-        [self.eavt.clone(), self.aevt.clone(), self.avet.clone()]
+        IndexKind::ALL.map(|k| self.tree(k).clone())
     }
 
     /// The base commit's trees and node count, if this db has a base commit.
@@ -277,12 +322,9 @@ impl Db {
     pub fn datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        let cursor = Cursor::seek(
-            self.tree(index),
-            self.source.clone(),
-            components,
-            Some(components.to_vec()),
-        )?;
+        let cursor =
+            self.index(index)
+                .seek(self.source.clone(), components, Some(components.to_vec()))?;
         Ok(Datoms::new(cursor, self))
     }
 
@@ -294,7 +336,9 @@ impl Db {
     pub fn seek_datoms(&self, index: IndexKind, components: &[Component]) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        let cursor = Cursor::seek(self.tree(index), self.source.clone(), components, None)?;
+        let cursor = self
+            .index(index)
+            .seek(self.source.clone(), components, None)?;
         Ok(Datoms::new(cursor, self))
     }
 
@@ -310,7 +354,9 @@ impl Db {
     ) -> Result<Datoms, Error> {
         index.check_prefix(components)?;
         self.check_avet_read(index, components)?;
-        let cursor = Cursor::seek_back(self.tree(index), self.source.clone(), components)?;
+        let cursor = self
+            .index(index)
+            .seek_back(self.source.clone(), components)?;
         Ok(Datoms::new(cursor, self))
     }
 
@@ -345,8 +391,7 @@ impl Db {
             from.push(Component::V(s.clone()));
         }
         let cursor = Datoms::new(
-            Cursor::seek(
-                &self.avet,
+            self.avet.seek(
                 self.source.clone(),
                 &from,
                 Some(vec![Component::A(attr.clone())]),
@@ -367,7 +412,7 @@ impl Db {
     pub fn entity_attr(&self, e: Eid, attr: &Keyword) -> Result<Vec<Datom>, Error> {
         let p = [Component::E(e), Component::A(attr.clone())];
         Datoms::new(
-            Cursor::seek(&self.eavt, self.source.clone(), &p, Some(p.to_vec()))?,
+            self.eavt.seek(self.source.clone(), &p, Some(p.to_vec()))?,
             self,
         )
         .collect()
@@ -380,7 +425,7 @@ impl Db {
     pub fn entity_datoms(&self, e: Eid) -> Result<Vec<Datom>, Error> {
         let p = [Component::E(e)];
         Datoms::new(
-            Cursor::seek(&self.eavt, self.source.clone(), &p, Some(p.to_vec()))?,
+            self.eavt.seek(self.source.clone(), &p, Some(p.to_vec()))?,
             self,
         )
         .collect()
@@ -423,7 +468,7 @@ impl Db {
             crate::tuples::resolve_refs(&self.schema, &spec, &value, |a, v| self.lookup_ref(a, v))?;
         let p = [Component::A(attr.clone()), Component::V(value)];
         let mut c = Datoms::new(
-            Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?,
+            self.avet.seek(self.source.clone(), &p, Some(p.to_vec()))?,
             self,
         );
         c.next().transpose().map(|d| d.map(|d| d.e))
@@ -471,7 +516,7 @@ impl Db {
         let mut out = Vec::new();
         for (attr, _) in self.schema.ref_attrs() {
             let p = [Component::A(attr.clone()), Component::V(Value::Ref(e))];
-            let found = Cursor::seek(&self.avet, self.source.clone(), &p, Some(p.to_vec()))?;
+            let found = self.avet.seek(self.source.clone(), &p, Some(p.to_vec()))?;
             for d in Datoms::new(found, self) {
                 out.push(d?);
             }
@@ -535,9 +580,9 @@ impl Db {
             .cloned()
             .collect();
         let mut db = Db::with_config(schema, config);
-        db.aevt = Tree::build(IndexKind::Aevt, config, datoms.clone());
-        db.avet = Tree::build(IndexKind::Avet, config, avet);
-        db.eavt = Tree::build(IndexKind::Eavt, config, datoms);
+        db.aevt = Tree::build(IndexKind::Aevt, config, datoms.clone()).into();
+        db.avet = Tree::build(IndexKind::Avet, config, avet).into();
+        db.eavt = Tree::build(IndexKind::Eavt, config, datoms).into();
         db.max_eid = max_eid;
         db.max_tx = max_tx;
         db.log = log;
@@ -604,9 +649,9 @@ impl Db {
         let [e, a, v] = edits;
         let source = self.source.as_ref();
         Ok(Db {
-            eavt: self.eavt.apply(e, source)?,
-            aevt: self.aevt.apply(a, source)?,
-            avet: self.avet.apply(v, source)?,
+            eavt: self.eavt.with_edits(e, self.edit_buffer, source)?,
+            aevt: self.aevt.with_edits(a, self.edit_buffer, source)?,
+            avet: self.avet.with_edits(v, self.edit_buffer, source)?,
             max_eid,
             max_tx,
             log,

@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod addressing;
+mod buffer;
 pub mod check;
 pub mod commit;
 pub mod composite;
@@ -33,7 +34,7 @@ pub use address::Address;
 pub use check::Violation;
 pub use commit::{Commit, CommitLog, TxId, TxLogEntry};
 pub use datom::{Component, Datom, IndexKind, Tx, EMAX, TX0};
-pub use db::{Datoms, Db};
+pub use db::{Datoms, Db, DEFAULT_EDIT_BUFFER};
 pub use diff::{diff, Diff};
 pub use entity::{Entity, EntityValue};
 pub use error::{Error, Result};

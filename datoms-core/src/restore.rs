@@ -463,9 +463,9 @@ impl Restore {
         let mut db = Db::with_config(commit.schema.clone(), commit.config);
         db.max_eid = commit.max_eid;
         db.max_tx = commit.max_tx;
-        db.eavt = eavt;
-        db.aevt = aevt;
-        db.avet = avet;
+        db.eavt = eavt.into();
+        db.aevt = aevt.into();
+        db.avet = avet.into();
         db.lineage = Arc::new(commit.lineage(self.target));
         db.manifests = Arc::new(commit.lineage_manifests());
         db.base = Some(Arc::new(crate::db::Base::new(db.trees(), commit.nodes)));
