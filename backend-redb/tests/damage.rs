@@ -106,7 +106,7 @@ fn read_everything(path: &Path, open: Open) -> Result<Result<[Address; 3], Stora
             runtime.block_on(async {
                 let storage = match open {
                     Open::ReadOnly => RedbStorage::open_read_only(&path)?,
-                    Open::Writable => RedbStorage::open(&path)?,
+                    Open::Writable => open_writable(&path).await?,
                 };
                 let head = storage
                     .get_head("main")
@@ -124,6 +124,22 @@ fn read_everything(path: &Path, open: Open) -> Result<Result<[Address; 3], Stora
         Err(_) => Err(format!("no answer within {DEADLINE:?}: a hang")),
         Ok(Err(_)) => Err("the read panicked".into()),
         Ok(Ok(outcome)) => Ok(outcome),
+    }
+}
+
+/// Opens the file for writing once the read-only open before it has let go: its reads
+/// still in flight when its restore failed hold the file a moment after it is dropped
+/// (`InUse`, which a writer gets while another handle is open). Any other error at once.
+async fn open_writable(path: &Path) -> Result<RedbStorage, StorageError> {
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match RedbStorage::open(path) {
+            Err(StorageError::InUse { .. }) if waited < DEADLINE / 2 => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                waited += std::time::Duration::from_millis(20);
+            }
+            other => return other,
+        }
     }
 }
 
