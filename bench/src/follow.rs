@@ -41,6 +41,9 @@ pub struct Row {
     pub round_trip: Duration,
     /// Median head read after the run, nothing else running (one round trip, idle).
     pub idle_round_trip: Duration,
+    /// The 99th percentile of the head reads during the run: how long a round trip
+    /// took when the store was busiest.
+    pub round_trip_p99: Duration,
     /// Latencies of the updates, sorted.
     pub latencies: Vec<Duration>,
 }
@@ -65,7 +68,7 @@ impl Row {
         let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
         let p99 = self.quantile(0.99);
         format!(
-            "| {} | {} | {} | {} / {} | {} | {} | {} | {} ≤ {} ms: {} |",
+            "| {} | {} | {} | {} / {} / {} | {} | {} | {} | {} ≤ {} ms: {} |",
             self.backend,
             if self.signal {
                 "signal + poll"
@@ -75,6 +78,7 @@ impl Row {
             self.poll.as_millis(),
             ms(self.idle_round_trip),
             ms(self.round_trip),
+            ms(self.round_trip_p99),
             self.latencies.len(),
             ms(self.quantile(0.5)),
             ms(p99),
@@ -232,26 +236,31 @@ async fn run(
         latencies.push(at.saturating_duration_since(*was));
     }
     latencies.sort();
-    let median = |mut reads: Vec<Duration>| {
-        reads.sort();
-        reads.get(reads.len() / 2).copied().unwrap_or_default()
+    let at = |reads: &[Duration], q: f64| {
+        let i = ((reads.len().max(1) - 1) as f64 * q).round() as usize;
+        reads.get(i).copied().unwrap_or_default()
     };
-    let loaded =
-        median(std::mem::take(&mut *probe.head_reads.lock().map_err(
-            |_| BenchError::Inconsistent("a head read panicked".into()),
-        )?));
+    let mut loaded = std::mem::take(
+        &mut *probe
+            .head_reads
+            .lock()
+            .map_err(|_| BenchError::Inconsistent("a head read panicked".into()))?,
+    );
+    loaded.sort();
     let mut idle = Vec::new();
     for _ in 0..21 {
         let t = Instant::now();
         probe.get_head("main").await?;
         idle.push(t.elapsed());
     }
+    idle.sort();
     Ok(Row {
         backend: name,
         signal,
         poll,
-        round_trip: loaded,
-        idle_round_trip: median(idle),
+        round_trip: at(&loaded, 0.5),
+        idle_round_trip: at(&idle, 0.5),
+        round_trip_p99: at(&loaded, 0.99),
         latencies,
     })
 }
@@ -259,7 +268,7 @@ async fn run(
 /// The report: a markdown table.
 pub fn markdown(rows: &[Row], command: &str) -> String {
     let mut out = format!(
-        "## Follow latency (head moved → update delivered)\n\n`{command}`\n\n| backend | wake-up | poll ms | round trip ms, idle / loaded | updates | p50 ms | p99 ms | target |\n|---|---|---|---|---|---|---|---|\n"
+        "## Follow latency (head moved → update delivered)\n\n`{command}`\n\n| backend | wake-up | poll ms | round trip ms: idle / loaded p50 / loaded p99 | updates | p50 ms | p99 ms | target |\n|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         out.push_str(&r.markdown());
