@@ -156,13 +156,7 @@ async fn create(db: &DbArgs, name: &str, at: Option<&str>, ctx: &Ctx) -> Result<
     // The commit must be there whole enough to read: a branch on a missing commit
     // would be a head on an incomplete commit.
     opened.commit(commit).await?;
-    if let Some(existing) = opened.storage().get_head(name).await? {
-        return Err(CliError::BranchExists {
-            url: opened.url.clone(),
-            name: name.to_owned(),
-            commit: existing.commit,
-        });
-    }
+    // Created only where no head is: the CAS itself refuses an existing name.
     match opened.storage().cas_head(name, None, commit).await {
         Ok(_) => {}
         Err(datoms::StorageError::HeadConflict {

@@ -255,7 +255,7 @@ const QUOTE_AROUND: usize = 50;
 /// comes back as one readable line.
 pub fn quote(text: &str, at: Option<(usize, usize)>) -> String {
     let chars = text.chars().count();
-    if quoted_whole(text) {
+    if chars <= QUOTE_WHOLE {
         return format!("{text:?}");
     }
     // The fault as a character offset.
