@@ -35,6 +35,8 @@ pub mod rng;
 pub mod run;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "s3")]
+pub mod s3s;
 pub mod small;
 pub mod workload;
 pub mod writers;
