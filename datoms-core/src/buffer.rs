@@ -59,24 +59,38 @@ impl Ord for Pending {
     }
 }
 
-/// A position between pending edits, from a seek prefix: just before every key that
-/// matches or follows the prefix (`after: false`), or just after every key that matches
-/// or precedes it (`after: true`). Never equal to a key.
-struct Probe<'a> {
-    kind: IndexKind,
-    prefix: &'a [Component],
-    after: bool,
+/// An entry of a persistent ordered set keyed in one index's order: a pending edit here,
+/// a history entry in [`crate::history`].
+pub(crate) trait IndexKeyed {
+    /// The index whose order the entry's datom is keyed in, and the datom.
+    fn index_key(&self) -> (IndexKind, &Datom);
 }
 
-impl Equivalent<Pending> for Probe<'_> {
-    fn equivalent(&self, _: &Pending) -> bool {
+impl IndexKeyed for Pending {
+    fn index_key(&self) -> (IndexKind, &Datom) {
+        (self.kind, &self.datom)
+    }
+}
+
+/// A position between keyed entries, from a seek prefix: just before every key that
+/// matches or follows the prefix (`after: false`), or just after every key that matches
+/// or precedes it (`after: true`). Never equal to a key.
+pub(crate) struct Probe<'a> {
+    pub(crate) kind: IndexKind,
+    pub(crate) prefix: &'a [Component],
+    pub(crate) after: bool,
+}
+
+impl<K: IndexKeyed> Equivalent<K> for Probe<'_> {
+    fn equivalent(&self, _: &K) -> bool {
         false
     }
 }
 
-impl Comparable<Pending> for Probe<'_> {
-    fn compare(&self, key: &Pending) -> Ordering {
-        let ord = self.kind.cmp_prefix(&key.datom, self.prefix);
+impl<K: IndexKeyed> Comparable<K> for Probe<'_> {
+    fn compare(&self, key: &K) -> Ordering {
+        let (_, datom) = key.index_key();
+        let ord = self.kind.cmp_prefix(datom, self.prefix);
         if self.after {
             if ord == Ordering::Greater {
                 Ordering::Less

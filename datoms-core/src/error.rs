@@ -106,6 +106,15 @@ pub enum Error {
         /// The attribute.
         attr: Keyword,
     },
+    /// Transactions given to a [`crate::History`] out of order: `tx` is not after the
+    /// last one it holds (entries of another lineage, or given twice).
+    #[error("history: transaction {tx} is not after the last one it holds ({last})")]
+    HistoryOrder {
+        /// The transaction given.
+        tx: crate::Tx,
+        /// The last transaction the history holds.
+        last: crate::Tx,
+    },
     /// Index components given in the wrong order or number.
     #[error("bad components for {}: {reason}", index_name(.index))]
     InvalidIndexComponents {

@@ -172,20 +172,20 @@ async fn lazy(
 
 /// A walk back through a head's commits, newest first, reading each commit's listed
 /// ancestors in one request.
-struct Lineage {
+pub(crate) struct Lineage {
     next: Vec<Address>,
     fetched: std::collections::VecDeque<(Address, Commit)>,
 }
 
 impl Lineage {
-    fn new(head: Address) -> Lineage {
+    pub(crate) fn new(head: Address) -> Lineage {
         Lineage {
             next: vec![head],
             fetched: Default::default(),
         }
     }
 
-    async fn next(
+    pub(crate) async fn next(
         &mut self,
         storage: &dyn Storage,
         stats: &mut RestoreStats,

@@ -29,6 +29,7 @@ pub mod cache;
 pub mod error;
 pub mod faulty;
 pub mod follow;
+pub mod history;
 pub mod large;
 pub mod memory;
 pub mod peer;
@@ -49,6 +50,7 @@ pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
 pub use follow::{FollowOptions, Follower, HeadWatch, Update};
+pub use history::{history, history_of_commit, HeadHistory};
 pub use memory::MemoryStorage;
 pub use peer::{
     MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerFollow, PeerOptions, PushLoop,
