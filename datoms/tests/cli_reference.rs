@@ -1,0 +1,190 @@
+//! `docs/cli.md` against the CLI itself: every command `datoms --help` lists (and every
+//! subcommand, as `datoms branch create`) has a section `## \`datoms COMMAND\`` there,
+//! with an example starting `datoms COMMAND` and every long option its `--help` shows;
+//! and every section names a command that exists. A command added without its lines in
+//! the reference fails here, naming it and what to add.
+
+use std::collections::BTreeMap;
+
+use assert_cmd::Command;
+
+/// The reference, as the test reads it.
+const REFERENCE: &str = include_str!("../../docs/cli.md");
+
+/// Options every command has, documented once at the top of the reference.
+const COMMON: [&str; 3] = ["--help", "--version", "--json"];
+
+/// `datoms ARGS --help`, as text.
+fn help(args: &[&str]) -> String {
+    let out = Command::cargo_bin("datoms")
+        .expect("the datoms binary builds")
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("datoms runs");
+    assert!(out.status.success(), "datoms {} --help failed: {out:?}", args.join(" "));
+    String::from_utf8(out.stdout).expect("help is UTF-8")
+}
+
+/// The subcommands a help text lists under `Commands:` (without `help`).
+fn subcommands(help: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in help.lines() {
+        if line.trim_end() == "Commands:" {
+            inside = true;
+            continue;
+        }
+        if inside {
+            // The section ends at the first line that is not an indented entry.
+            if !line.starts_with("  ") {
+                break;
+            }
+            // Entries start two spaces in; wrapped descriptions further.
+            if line.starts_with("   ") {
+                continue;
+            }
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if !name.is_empty() && name != "help" {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The long options a help text lists (`--db`, `--head`…), but [`COMMON`].
+fn long_options(help: &str) -> Vec<String> {
+    let mut options = Vec::new();
+    for line in help.lines() {
+        // Options start at most six spaces in; deeper lines are wrapped descriptions.
+        let trimmed = line.trim_start();
+        if line.len() - trimmed.len() > 6 {
+            continue;
+        }
+        let line = match trimmed.strip_prefix('-') {
+            // `-o, --out <FILE>`: the long form after the short one.
+            Some(rest) if !rest.starts_with('-') => match trimmed.split_once(", ") {
+                Some((_, long)) => long,
+                None => continue,
+            },
+            Some(_) => trimmed,
+            None => continue,
+        };
+        if let Some(name) = line.strip_prefix("--") {
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            let option = format!("--{name}");
+            if !COMMON.contains(&option.as_str()) && !options.contains(&option) {
+                options.push(option);
+            }
+        }
+    }
+    options
+}
+
+/// Every command path (`["transact"]`, `["branch", "create"]`) with its help text.
+fn commands() -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut todo: Vec<Vec<String>> = subcommands(&help(&[]))
+        .into_iter()
+        .map(|c| vec![c])
+        .collect();
+    while let Some(path) = todo.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let text = help(&args);
+        for sub in subcommands(&text) {
+            let mut deeper = path.clone();
+            deeper.push(sub);
+            todo.push(deeper);
+        }
+        found.insert(path.join(" "), text);
+    }
+    found
+}
+
+/// The reference's sections: the command of each `## \`datoms …\`` heading, and the
+/// text up to the next `## ` heading.
+fn sections() -> BTreeMap<String, String> {
+    let mut sections = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in REFERENCE.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            if let Some((name, text)) = current.take() {
+                sections.insert(name, text);
+            }
+            if let Some(command) = heading
+                .trim()
+                .strip_prefix("`datoms ")
+                .and_then(|h| h.strip_suffix('`'))
+            {
+                current = Some((command.to_owned(), String::new()));
+            }
+            continue;
+        }
+        if let Some((_, text)) = current.as_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if let Some((name, text)) = current {
+        sections.insert(name, text);
+    }
+    sections
+}
+
+#[test]
+fn the_cli_reference_documents_every_command_and_option() {
+    let commands = commands();
+    let sections = sections();
+    assert!(
+        commands.contains_key("transact") && commands.contains_key("branch create"),
+        "reading `datoms --help` found {:?}: has its layout changed?",
+        commands.keys().collect::<Vec<_>>()
+    );
+    let mut problems = Vec::new();
+    for (command, help) in &commands {
+        let Some(section) = sections.get(command) else {
+            let about = help.lines().next().unwrap_or_default();
+            problems.push(format!(
+                "`datoms {command}` has no section in docs/cli.md: add `## `datoms {command}``, \
+                 its one-line description ({about:?}), its options and an example"
+            ));
+            continue;
+        };
+        let example = format!("datoms {command}");
+        if !section.lines().any(|l| l.trim_start().starts_with(&example)) {
+            problems.push(format!(
+                "the section of `datoms {command}` in docs/cli.md has no example line starting `{example}`"
+            ));
+        }
+        for option in long_options(help) {
+            let mentioned = section.match_indices(&option).any(|(i, _)| {
+                // `--db` must not count as a mention of `--db-…`.
+                !section[i + option.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if !mentioned {
+                problems.push(format!(
+                    "the section of `datoms {command}` in docs/cli.md does not mention its option `{option}`"
+                ));
+            }
+        }
+    }
+    for command in sections.keys() {
+        if !commands.contains_key(command) {
+            problems.push(format!(
+                "docs/cli.md has a section for `datoms {command}`, which `datoms --help` does not list"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "docs/cli.md is out of date:\n- {}", problems.join("\n- "));
+}
+
+#[test]
+fn help_parsing_finds_commands_and_options() {
+    let help = "Usage: x\n\nCommands:\n  demo      Run it\n  query     Ask\n            wrapped\n  help      Print\n\nOptions:\n  -o, --out <FILE>  Out\n      --db <URL>  Db\n          wrapped, see --other\n      --json  J\n  -h, --help  H\n";
+    assert_eq!(subcommands(help), ["demo", "query"]);
+    assert_eq!(long_options(help), ["--out", "--db"]);
+}
