@@ -149,8 +149,8 @@ fn the_cli_reference_documents_every_command_and_option() {
         let Some(section) = sections.get(command) else {
             let about = help.lines().next().unwrap_or_default();
             problems.push(format!(
-                "`datoms {command}` has no section in docs/cli.md: add `## `datoms {command}``, \
-                 its one-line description ({about:?}), its options and an example"
+                "`datoms {command}` has no section in docs/cli.md: add one headed \
+                 \"## `datoms {command}`\" with its description ({about:?}), its options and an example"
             ));
             continue;
         };
