@@ -129,9 +129,16 @@ pub async fn run(dir: &Path) -> Res<Summary> {
         "[:find ?title ?done :where [?e :todo/title ?title] [?e :todo/done ?done]]",
         &[Input::Db(&head)],
     )?;
-    println!("the list everyone holds ({} items):\n{}", list.len(), list.to_table(&["title".into(), "done".into()]));
+    println!(
+        "the list everyone holds ({} items):\n{}",
+        list.len(),
+        list.to_table(&["title".into(), "done".into()])
+    );
     Ok(Summary {
-        roots: peers.iter().map(|(_, p, _, _)| p.db().root_addresses()).collect(),
+        roots: peers
+            .iter()
+            .map(|(_, p, _, _)| p.db().root_addresses())
+            .collect(),
         head: head.root_addresses(),
         items: list.len(),
     })
@@ -139,7 +146,10 @@ pub async fn run(dir: &Path) -> Res<Summary> {
 
 /// The titles on the list in `db`, sorted.
 fn titles(db: &datoms::Db) -> Res<Vec<String>> {
-    let found = datoms::q("[:find [?t ...] :where [_ :todo/title ?t]]", &[Input::Db(db)])?;
+    let found = datoms::q(
+        "[:find [?t ...] :where [_ :todo/title ?t]]",
+        &[Input::Db(db)],
+    )?;
     let mut titles: Vec<String> = found
         .rows()
         .into_iter()

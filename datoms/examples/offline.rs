@@ -61,12 +61,24 @@ pub async fn run(dir: &Path) -> Res<Summary> {
     let a_local = format!("redb:{}", dir.join("a-local.datoms").display());
 
     // A stocks the shop and keeps a local copy of the head (a redb file).
-    let a = Peer::open(link.clone(), HEAD, Outbox::open(&a_outbox)?, options.clone()).await?;
+    let a = Peer::open(
+        link.clone(),
+        HEAD,
+        Outbox::open(&a_outbox)?,
+        options.clone(),
+    )
+    .await?;
     a.transact_edn(r#"[{:item/name "widget" :item/stock 10}]"#)?;
     a.push().await?;
     let local = datoms::open(&a_local).await?;
     datoms::replicate(&*link, &*local, HEAD).await?;
-    let b = Peer::open(shared.clone(), HEAD, Outbox::open(dir.join("b.outbox"))?, options.clone()).await?;
+    let b = Peer::open(
+        shared.clone(),
+        HEAD,
+        Outbox::open(dir.join("b.outbox"))?,
+        options.clone(),
+    )
+    .await?;
     println!("A and B see {} widgets", stock(&b.db())?);
 
     // The link goes down. A's transactions are acknowledged (fsynced to the outbox) and
@@ -92,7 +104,13 @@ pub async fn run(dir: &Path) -> Res<Summary> {
     drop((a, local));
     let local = datoms::open(&a_local).await?;
     let base = datoms::restore(local.clone(), HEAD).await?.db;
-    let a = Peer::open_at(link.clone(), HEAD, Outbox::open(&a_outbox)?, base, options.clone())?;
+    let a = Peer::open_at(
+        link.clone(),
+        HEAD,
+        Outbox::open(&a_outbox)?,
+        base,
+        options.clone(),
+    )?;
     println!(
         "A restarted offline: stock {} locally, {} transactions pending",
         stock(&a.db())?,

@@ -92,7 +92,9 @@ pub async fn run(options: Options) -> Res<Summary> {
             )
         })
         .collect();
-    let db = Db::new(schema.clone()).with_edn(&format!("[{catalogue}]"))?.db_after;
+    let db = Db::new(schema.clone())
+        .with_edn(&format!("[{catalogue}]"))?
+        .db_after;
     let first = datoms::store(&db, &*storage, HEAD).await?;
     println!(
         "primary: stored {} products ({} datoms) at {}, {} nodes, {} KiB",
@@ -177,7 +179,10 @@ async fn primary_loop(
         let changes: String = (0..5)
             .map(|k| {
                 let sku = (round * 397 + k * 131) % PRODUCTS;
-                format!(r#"{{:product/sku "SKU-{sku:05}" :product/price {}}}"#, 50 + round + k)
+                format!(
+                    r#"{{:product/sku "SKU-{sku:05}" :product/price {}}}"#,
+                    50 + round + k
+                )
             })
             .collect();
         let new = PRODUCTS + round;
@@ -200,7 +205,9 @@ async fn primary_loop(
 /// The commit the head names now.
 async fn head_commit(storage: &dyn Storage) -> Res<datoms::Address> {
     let head = storage.get_head(HEAD).await?;
-    Ok(head.ok_or("the primary has not stored anything yet")?.commit)
+    Ok(head
+        .ok_or("the primary has not stored anything yet")?
+        .commit)
 }
 
 /// The first hex digits of an address, as `git` shortens commits.

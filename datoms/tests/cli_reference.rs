@@ -22,7 +22,11 @@ fn help(args: &[&str]) -> String {
         .arg("--help")
         .output()
         .expect("datoms runs");
-    assert!(out.status.success(), "datoms {} --help failed: {out:?}", args.join(" "));
+    assert!(
+        out.status.success(),
+        "datoms {} --help failed: {out:?}",
+        args.join(" ")
+    );
     String::from_utf8(out.stdout).expect("help is UTF-8")
 }
 
@@ -155,7 +159,10 @@ fn the_cli_reference_documents_every_command_and_option() {
             continue;
         };
         let example = format!("datoms {command}");
-        if !section.lines().any(|l| l.trim_start().starts_with(&example)) {
+        if !section
+            .lines()
+            .any(|l| l.trim_start().starts_with(&example))
+        {
             problems.push(format!(
                 "the section of `datoms {command}` in docs/cli.md has no example line starting `{example}`"
             ));
@@ -163,7 +170,8 @@ fn the_cli_reference_documents_every_command_and_option() {
         for option in long_options(help) {
             let mentioned = section.match_indices(&option).any(|(i, _)| {
                 // `--db` must not count as a mention of `--db-…`.
-                !section[i + option.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+                !section[i + option.len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
             });
             if !mentioned {
                 problems.push(format!(
@@ -179,7 +187,11 @@ fn the_cli_reference_documents_every_command_and_option() {
             ));
         }
     }
-    assert!(problems.is_empty(), "docs/cli.md is out of date:\n- {}", problems.join("\n- "));
+    assert!(
+        problems.is_empty(),
+        "docs/cli.md is out of date:\n- {}",
+        problems.join("\n- ")
+    );
 }
 
 #[test]
@@ -187,4 +199,95 @@ fn help_parsing_finds_commands_and_options() {
     let help = "Usage: x\n\nCommands:\n  demo      Run it\n  query     Ask\n            wrapped\n  help      Print\n\nOptions:\n  -o, --out <FILE>  Out\n      --db <URL>  Db\n          wrapped, see --other\n      --json  J\n  -h, --help  H\n";
     assert_eq!(subcommands(help), ["demo", "query"]);
     assert_eq!(long_options(help), ["--out", "--db"]);
+}
+
+/// Example lines the session test leaves out, and why: each needs something the test
+/// does not start, or runs until interrupted.
+const NOT_RUN: [(&str, &str); 5] = [
+    (
+        "datoms demo",
+        "the demo has tests of its own in tests/cli.rs",
+    ),
+    ("datoms serve", "a server runs until interrupted"),
+    ("http://", "needs a running `datoms serve`"),
+    ("s3://", "needs an S3 server"),
+    ("--follow", "runs until interrupted"),
+];
+
+/// The lines of the page's `sh` blocks, in order, but comments and blank lines.
+fn example_lines() -> Vec<&'static str> {
+    let mut lines = Vec::new();
+    let mut inside = false;
+    for line in REFERENCE.lines() {
+        if line.starts_with("```") {
+            inside = line == "```sh";
+            continue;
+        }
+        if inside && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// The session of docs/cli.md, run line by line with `sh` in a fresh directory (the
+/// `datoms` under test first on `PATH`, `COMMIT` replaced by the first commit), but the
+/// lines [`NOT_RUN`] names.
+#[cfg(unix)]
+#[test]
+fn the_examples_of_the_cli_reference_run() {
+    let binary = assert_cmd::cargo::cargo_bin("datoms");
+    let bin_dir = binary.parent().expect("the binary has a directory");
+    let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH joins");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sh = |line: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env_remove("DATOMS_DB")
+            .env_remove("DATOMS_TOKEN")
+            .output()
+            .expect("sh runs")
+    };
+    let mut first_commit: Option<String> = None;
+    let mut ran = 0;
+    for line in example_lines() {
+        if NOT_RUN.iter().any(|(marker, _)| line.contains(marker)) {
+            continue;
+        }
+        let line = if line.contains("COMMIT") {
+            let commit = first_commit.get_or_insert_with(|| {
+                let out = sh("datoms log --db redb:people.datoms --json");
+                let log: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).expect("log --json prints JSON");
+                let commits = log.as_array().expect("log --json prints an array");
+                let first = commits.last().expect("the session made commits");
+                first["commit"]
+                    .as_str()
+                    .expect("a commit address")
+                    .to_owned()
+            });
+            line.replace("COMMIT", commit)
+        } else {
+            line.to_owned()
+        };
+        let out = sh(&line);
+        assert!(
+            out.status.success(),
+            "the example `{line}` of docs/cli.md failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    assert!(
+        ran >= 20,
+        "only {ran} example lines ran: is the page's layout still ```sh blocks?"
+    );
 }

@@ -53,7 +53,11 @@ fn relative_links_of_the_readme_and_docs_name_existing_files() {
         }
     }
     assert!(pages.len() > 3, "found only {pages:?}");
-    assert!(broken.is_empty(), "links to files that do not exist:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "links to files that do not exist:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]

@@ -24,8 +24,14 @@ async fn replica_catches_up_fetching_less_than_a_full_restore() {
     })
     .await
     .unwrap();
-    assert_eq!(summary.replica, summary.primary, "the replica ends at the primary's last version");
-    assert!(!summary.rounds.is_empty(), "the replica caught up at least once");
+    assert_eq!(
+        summary.replica, summary.primary,
+        "the replica ends at the primary's last version"
+    );
+    assert!(
+        !summary.rounds.is_empty(),
+        "the replica caught up at least once"
+    );
     for round in &summary.rounds {
         assert!(
             round.incremental.bytes_fetched < round.full.bytes_fetched / 4,
@@ -40,9 +46,17 @@ async fn replica_catches_up_fetching_less_than_a_full_restore() {
 async fn offline_writes_land_once_and_a_stale_cas_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let summary = offline::run(dir.path()).await.unwrap();
-    assert_eq!(summary.notes, 1, "the note written offline landed exactly once");
+    assert_eq!(
+        summary.notes, 1,
+        "the note written offline landed exactly once"
+    );
     assert_eq!(summary.stock, 8, "the online sale stands");
-    assert_eq!(summary.rejected.len(), 1, "the stale :db/cas is reported: {:?}", summary.rejected);
+    assert_eq!(
+        summary.rejected.len(),
+        1,
+        "the stale :db/cas is reported: {:?}",
+        summary.rejected
+    );
     assert!(summary.same_roots, "both peers end at the same version");
 }
 
