@@ -69,7 +69,7 @@ pub async fn run(dir: &Path) -> Res<Summary> {
     for (name, _) in PEOPLE {
         let outbox = Outbox::open(dir.join(format!("{name}.outbox")))?;
         let peer = Arc::new(Peer::open(storage.clone(), HEAD, outbox, options.clone()).await?);
-        let following = peer.spawn_follow(follow.clone());
+        let following = peer.spawn_follow(follow);
         let pushing = peer.spawn_push_loop();
         peers.push((name, peer, following, pushing));
     }
