@@ -1,8 +1,9 @@
 //! `docs/cli.md` against the CLI itself: every command `datoms --help` lists (and every
 //! subcommand, as `datoms branch create`) has a section `## \`datoms COMMAND\`` there,
 //! with an example starting `datoms COMMAND` and every long option its `--help` shows;
-//! and every section names a command that exists. A command added without its lines in
-//! the reference fails here, naming it and what to add.
+//! and every section names a command that exists; and the README's CLI table has a row
+//! per command. A command added without its lines in the reference fails here, naming it
+//! and what to add. A second test runs the page's examples.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,9 @@ use assert_cmd::Command;
 
 /// The reference, as the test reads it.
 const REFERENCE: &str = include_str!("../../docs/cli.md");
+
+/// The README, whose CLI table has a row per command.
+const README: &str = include_str!("../../README.md");
 
 /// Options every command has, documented once at the top of the reference.
 const COMMON: [&str; 3] = ["--help", "--version", "--json"];
@@ -180,6 +184,15 @@ fn the_cli_reference_documents_every_command_and_option() {
             }
         }
     }
+    for command in commands.keys().filter(|c| !c.contains(' ')) {
+        let row = format!("| `{command}` ");
+        if !README.lines().any(|l| l.starts_with(&row)) {
+            problems.push(format!(
+                "`datoms {command}` has no row in the README's CLI table: add \
+                 \"| `{command}` | what it does | an example |\""
+            ));
+        }
+    }
     for command in sections.keys() {
         if !commands.contains_key(command) {
             problems.push(format!(
@@ -189,7 +202,7 @@ fn the_cli_reference_documents_every_command_and_option() {
     }
     assert!(
         problems.is_empty(),
-        "docs/cli.md is out of date:\n- {}",
+        "the CLI reference is out of date:\n- {}",
         problems.join("\n- ")
     );
 }
