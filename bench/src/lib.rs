@@ -23,6 +23,7 @@
 //! ```
 
 pub mod backends;
+pub mod concurrency;
 pub mod diff;
 pub mod error;
 pub mod follow;

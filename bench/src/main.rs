@@ -164,6 +164,34 @@ async fn http(args: &[String]) -> Result<ExitCode, BenchError> {
     ))
 }
 
+/// `datoms-bench concurrency [--quick] [--datoms N] [--seconds S]`: readers beside a
+/// writer.
+fn concurrency(args: &[String]) -> Result<ExitCode, BenchError> {
+    use datoms_bench::concurrency::{run_concurrency, ConcurrencyConfig};
+    let mut config = ConcurrencyConfig::full();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--quick" {
+            config = ConcurrencyConfig::quick();
+            continue;
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")))?;
+        match flag.as_str() {
+            "--datoms" => config.datoms = number(flag, value)?,
+            "--seconds" => config.duration = Duration::from_secs(number(flag, value)?),
+            other => return Err(BenchError::Usage(format!("unknown option {other}"))),
+        }
+    }
+    let report = run_concurrency(&config)?;
+    let command = format!("datoms-bench concurrency {}", args.join(" "));
+    Ok(finish(
+        &report.to_markdown(command.trim_end()),
+        &report.problems,
+    ))
+}
+
 /// Prints a subcommand's report and the problems its checks found; exit status 2 when
 /// there are any.
 fn finish(markdown: &str, problems: &[String]) -> ExitCode {
@@ -207,6 +235,9 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             &datoms_bench::large_values::to_markdown(&rows),
             &datoms_bench::large_values::check(&rows),
         ));
+    }
+    if args.first().map(String::as_str) == Some("concurrency") {
+        return concurrency(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("http") {
         return http(&args[1..]).await;

@@ -382,7 +382,7 @@ fn growth_from(b: &BackendFigures, transact_ms: f64, datoms: u64) -> GrowthFigur
 }
 
 /// Transacts `txs` into an empty db, one `Db::with` each.
-fn transact_all(schema: &Schema, txs: &[Vec<TxOp>]) -> Result<Db, BenchError> {
+pub(crate) fn transact_all(schema: &Schema, txs: &[Vec<TxOp>]) -> Result<Db, BenchError> {
     transact_onto(&Db::new(schema.clone()), txs)
 }
 
