@@ -337,4 +337,81 @@ mod tests {
             assert_eq!(got, want, "pattern {e:?} {attr:?} {v:?}");
         }
     }
+
+    /// The history's changes as the tuples a query reads them as: `[e a v tx added]`.
+    fn tuples(h: &History) -> Vec<Vec<crate::QueryValue>> {
+        use crate::QueryValue;
+        h.matching(None, None, None, None)
+            .map(|d| {
+                vec![
+                    QueryValue::entity(d.e),
+                    QueryValue::Value(Value::Keyword(d.a.clone())),
+                    QueryValue::from_value(d.v.clone()),
+                    QueryValue::entity(d.tx),
+                    QueryValue::bool(d.added),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queries_read_a_history_as_they_read_its_tuples() {
+        use crate::{q, Input};
+        let schema = Schema::new()
+            .with(":name", AttributeSchema::default().identity())
+            .expect("schema")
+            .with(
+                ":friend",
+                AttributeSchema::default().value_type(crate::ValueType::Ref),
+            )
+            .expect("schema");
+        let mut db = Db::new(schema);
+        for tx in [
+            r#"[{:db/id -1 :name "Ivan" :age 20} {:db/id -2 :name "Oleg" :age 30 :friend -1}]"#,
+            r#"[{:name "Ivan" :age 21} [:db/retract [:name "Oleg"] :friend 1]]"#,
+            r#"[{:name "Ivan" :age 22} {:name "Oleg" :friend 1}]"#,
+            r#"[[:db/retractEntity [:name "Oleg"]]]"#,
+        ] {
+            db = db.with_edn(tx).expect("transaction").db_after;
+        }
+        let h = History::new()
+            .with_entries(&db.pending_log())
+            .expect("in order");
+        let as_tuples = tuples(&h);
+        for query in [
+            "[:find ?v ?tx ?added :where [?e :age ?v ?tx ?added]]",
+            "[:find ?e ?v :where [?e :age ?v _ false]]",
+            "[:find ?a (count ?v) :where [1 ?a ?v]]",
+            "[:find ?e ?f ?added :where [?e :friend ?f _ ?added]]",
+            "[:find ?n ?old :where [?e :name ?n] [?e :age ?old ?tx false]]",
+            "[:find ?e :where [?e :friend 1 _ true]]",
+            "[:find ?tx :where [_ _ _ ?tx false]]",
+        ] {
+            let got = q(query, &[Input::History(&h)]).expect(query);
+            let want = q(query, &[Input::Relation(as_tuples.clone())]).expect(query);
+            assert_eq!(got, want, "{query}");
+            assert!(!got.is_empty(), "{query} found nothing");
+        }
+        // The current db has forgotten Ivan's first ages and Oleg; the history has not.
+        let old = q(
+            "[:find ?v :where [?e :name \"Ivan\"] [?e :age ?v _ false]]",
+            &[Input::History(&h)],
+        )
+        .expect("query");
+        assert_eq!(old.len(), 2, "{old:?}");
+        // A db and its history side by side.
+        let both = q(
+            "[:find ?n ?old :in $ $h :where [$h ?e :age ?old _ false] [$ ?e :name ?n]]",
+            &[Input::Db(&db), Input::History(&h)],
+        )
+        .expect("query");
+        assert_eq!(both.len(), 2, "{both:?}");
+        // Pull reads a db, never a history: a typed error.
+        let err = q(
+            "[:find (pull ?e [*]) :where [?e :age 20]]",
+            &[Input::History(&h)],
+        )
+        .expect_err("pull on a history");
+        assert!(err.to_string().contains("pull needs"), "{err}");
+    }
 }

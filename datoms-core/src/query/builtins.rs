@@ -553,6 +553,7 @@ fn db_arg<'a>(arg: &'a CallArg<'a>, name: &str) -> Result<&'a crate::db::Db, Str
     match arg {
         CallArg::Src(Source::Db(db)) => Ok(db),
         CallArg::Src(Source::Coll(_)) => Err(format!("{name} needs a database, not a collection")),
+        CallArg::Src(Source::History(_)) => Err(format!("{name} needs a database, not a history")),
         CallArg::Val(v) => Err(format!(
             "{name} needs a database as its first argument, got {v}"
         )),

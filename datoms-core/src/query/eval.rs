@@ -58,6 +58,8 @@ const MAX_SCOPE_DEPTH: usize = 64;
 pub(crate) enum Source<'a> {
     Db(&'a Db),
     Coll(Vec<Vec<QueryValue>>),
+    /// Every assertion and retraction, `[e a v tx added]` (see [`crate::history`]).
+    History(&'a crate::History),
 }
 
 // ---- relations --------------------------------------------------------------------------
@@ -1093,6 +1095,7 @@ impl<'a> Engine<'a> {
                 let out = match source {
                     Source::Db(db) => self.pattern_db(src, db, terms, input, c)?,
                     Source::Coll(tuples) => pattern_coll(tuples, terms, input),
+                    Source::History(history) => pattern_history(history, terms, input, c)?,
                 };
                 ctx.add(out);
             }
@@ -1937,6 +1940,84 @@ fn pattern_coll(tuples: &[Vec<QueryValue>], terms: &[Term], input: Rel) -> Rel {
     let mut rel = Rel { vars, rows };
     rel.dedup();
     rel
+}
+
+/// A data pattern against a history: for each distinct binding of the pattern's bound
+/// variables, the changes of the entity (EAVT) or else the attribute (AEVT) the
+/// constants and bindings name, each position then checked as the query sees it (a ref
+/// reads as a long, `added` as a boolean).
+fn pattern_history(
+    history: &crate::History,
+    terms: &[Term],
+    input: Rel,
+    c: &Clause,
+) -> Result<Rel, Error> {
+    if terms.len() > 5 {
+        return Err(bad_clause(
+            c,
+            "a data pattern has at most 5 elements: [e a v tx added]",
+        ));
+    }
+    let plan = plan_pattern(terms, &input);
+    let mut vars = input.vars.clone();
+    vars.extend(plan.new_vars.iter().cloned());
+    let key_cols: Vec<(usize, usize)> = plan
+        .slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Slot::Bound(col) => Some((i, *col)),
+            _ => None,
+        })
+        .collect();
+    let mut groups: HashMap<Vec<QueryValue>, Vec<usize>> = HashMap::new();
+    for (n, r) in input.rows.iter().enumerate() {
+        let key: Vec<QueryValue> = key_cols.iter().map(|(_, col)| r[*col].clone()).collect();
+        groups.entry(key).or_default().push(n);
+    }
+    let mut rows = Vec::new();
+    for (key, members) in &groups {
+        // What each position must equal: a constant, or this group's binding.
+        let want = |i: usize| -> Option<&QueryValue> {
+            match plan.slots.get(i) {
+                Some(Slot::Const(k)) => Some(k),
+                Some(Slot::Bound(_)) => key_cols.iter().position(|(p, _)| *p == i).map(|k| &key[k]),
+                _ => None,
+            }
+        };
+        let e = match want(0) {
+            Some(v) => match v.as_long().and_then(|e| u64::try_from(e).ok()) {
+                Some(e) => Some(e),
+                // Not an entity id: nothing in the history has it in that position.
+                None => continue,
+            },
+            None => None,
+        };
+        let a = match want(1) {
+            Some(v) => match v.as_keyword() {
+                Some(a) => Some(a),
+                None => continue,
+            },
+            None => None,
+        };
+        for d in history.matching(e, a, None, None) {
+            let fits = (2..terms.len()).all(|i| want(i).is_none_or(|w| *w == datom_part(d, i)));
+            if !fits {
+                continue;
+            }
+            let Some(new) = plan.extract(|i| datom_part(d, i)) else {
+                continue;
+            };
+            for n in members {
+                let mut row = input.rows[*n].clone();
+                row.extend(new.iter().cloned());
+                rows.push(row);
+            }
+        }
+    }
+    let mut rel = Rel { vars, rows };
+    rel.dedup();
+    Ok(rel)
 }
 
 #[cfg(test)]

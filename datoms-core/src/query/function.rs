@@ -27,6 +27,8 @@ pub enum FnArg<'a> {
     Db(&'a Db),
     /// A source that is a collection of tuples.
     Tuples(&'a [Vec<QueryValue>]),
+    /// A history source ([`crate::History`]).
+    History(&'a crate::History),
 }
 
 impl<'a> FnArg<'a> {
@@ -174,6 +176,7 @@ impl QueryFn {
                         CallArg::Val(v) => FnArg::Value(v),
                         CallArg::Src(Source::Db(db)) => FnArg::Db(db),
                         CallArg::Src(Source::Coll(t)) => FnArg::Tuples(t),
+                        CallArg::Src(Source::History(h)) => FnArg::History(h),
                     })
                     .collect();
                 f(&args).map_err(CallError::Reason)

@@ -118,6 +118,9 @@ use crate::value::Value;
 pub enum Input<'a> {
     /// A database, for a source (`$`, `$name`).
     Db(&'a Db),
+    /// A history ([`crate::History`]: every assertion and retraction), for a source
+    /// whose patterns may bind a fifth position, `added`: `[?e ?a ?v ?tx ?added]`.
+    History(&'a crate::History),
     /// A value for a binding form: a scalar for `?x`, a vector for `[?a ?b]` or
     /// `[?a ...]`, a vector of vectors for `[[?a ?b]]`. A vector of tuples can also be a
     /// source.
@@ -347,6 +350,9 @@ fn input_value(input: &Input<'_>) -> Result<QueryValue, Error> {
         Input::Edn(text) => QueryValue::from_edn(&edn::parse(text)?)?,
         Input::Fn(f) => QueryValue::Fn(f.clone()),
         Input::Db(_) => return Err(input_err("a db was given where a value is expected")),
+        Input::History(_) => {
+            return Err(input_err("a history was given where a value is expected"))
+        }
         Input::Rules(_) => return Err(input_err("rules were given where a value is expected")),
     }))
 }
@@ -403,6 +409,7 @@ impl Query {
                 InSpec::Src(name) => {
                     let source = match input {
                         Input::Db(db) => Source::Db(db),
+                        Input::History(h) => Source::History(h),
                         Input::Rules(_) => {
                             return Err(input_err(format!("rules given for source {name}")))
                         }

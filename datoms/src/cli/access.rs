@@ -191,6 +191,27 @@ impl Opened {
         }
     }
 
+    /// The history (every assertion and retraction) of the head, or of the commit
+    /// `--as-of` names.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] with `--as-of-tx` (a history is of a commit); as
+    /// [`Opened::view_db`].
+    pub async fn view_history(&self, view: &ViewArgs) -> Result<datoms::History, CliError> {
+        let commit =
+            match (&view.as_of, view.as_of_tx) {
+                (Some(commit), _) => self.resolve_commit(commit).await?,
+                (None, Some(_)) => return Err(CliError::Usage(
+                    "--history reads the history of a commit: give --as-of COMMIT, not --as-of-tx"
+                        .into(),
+                )),
+                (None, None) => self.head_commit().await?,
+            };
+        Ok(datoms::history_of_commit(&*self.storage, commit, None)
+            .await?
+            .history)
+    }
+
     /// Finds a commit of the head's history by a hex prefix of its address (the short
     /// form `datoms log` prints) or its full address.
     ///

@@ -70,9 +70,18 @@ pub fn source(text: &str) -> Result<Source, String> {
     })
 }
 
+/// What a Datalog query's sources read besides the head's db.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceArgs<'a> {
+    /// `--source` dbs, by the name the query's `:in` gives them.
+    pub named: &'a [Source],
+    /// `--history`: every other source is the head's history, not its db.
+    pub history: bool,
+}
+
 /// Runs a Datalog query: a source of `:in` named by a `--source` is that db; every
-/// other source (`$`, `$name`) is the db at the head. The other `:in` elements take the
-/// `--in` EDN values in order.
+/// other source (`$`, `$name`) is the db at the head, or its history with `--history`.
+/// The other `:in` elements take the `--in` EDN values in order.
 ///
 /// # Errors
 /// A malformed query (naming the clause), too few or too many `--in` values, a
@@ -82,10 +91,14 @@ pub async fn run_query(
     view: &ViewArgs,
     text: &str,
     extra: &[String],
-    sources: &[Source],
+    sources: SourceArgs<'_>,
     format: Format,
     ctx: &Ctx,
 ) -> Result<(), CliError> {
+    let SourceArgs {
+        named: sources,
+        history,
+    } = sources;
     let query = Query::parse(text)?;
     let specs = query.inputs();
     for s in sources {
@@ -100,6 +113,10 @@ pub async fn run_query(
     }
     let opened = Opened::open(db_args, Create::No, ctx).await?;
     let db = opened.view_db(view).await?;
+    let history = match history {
+        true => Some(opened.view_history(view).await?),
+        false => None,
+    };
     let mut others = Vec::with_capacity(sources.len());
     for s in sources {
         let args = DbArgs {
@@ -125,12 +142,11 @@ pub async fn run_query(
     let inputs: Vec<Input<'_>> = specs
         .iter()
         .map(|s| match s.starts_with('$') {
-            true => Input::Db(
-                others
-                    .iter()
-                    .find(|(name, _)| name == s)
-                    .map_or(&db, |(_, other)| other),
-            ),
+            true => match (others.iter().find(|(name, _)| name == s), &history) {
+                (Some((_, other)), _) => Input::Db(other),
+                (None, Some(history)) => Input::History(history),
+                (None, None) => Input::Db(&db),
+            },
             false => Input::Edn(values.next().map_or("nil", String::as_str)),
         })
         .collect();

@@ -71,6 +71,13 @@ pub struct Args {
     #[arg(long = "source", value_name = "$NAME=URL", value_parser = super::datalog::source)]
     sources: Vec<super::datalog::Source>,
 
+    /// A Datalog query reads the head's history (every assertion and retraction, as
+    /// Datomic's history db) instead of its db: patterns may bind a fifth position,
+    /// `added` (`[?e ?a ?v ?tx ?added]`). With --as-of, the history up to that commit.
+    /// Sources named by --source stay dbs.
+    #[arg(long)]
+    history: bool,
+
     /// How to print Datalog results (`--json` prints JSON).
     #[arg(long, value_enum, default_value_t)]
     format: super::datalog::Format,
@@ -148,12 +155,21 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
                 &args.view,
                 text,
                 &args.inputs,
-                &args.sources,
+                super::datalog::SourceArgs {
+                    named: &args.sources,
+                    history: args.history,
+                },
                 args.format,
                 ctx,
             )
             .await;
         }
+    }
+    if args.history {
+        return Err(CliError::Usage(
+            "--history is for Datalog queries ('[:find ?v ?added :where [?e :attr ?v _ ?added]]')"
+                .into(),
+        ));
     }
     if !args.sources.is_empty() {
         return Err(CliError::Usage(
