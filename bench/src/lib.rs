@@ -27,6 +27,7 @@ pub mod concurrency;
 pub mod diff;
 pub mod error;
 pub mod follow;
+pub mod history;
 pub mod http;
 pub mod large_values;
 pub mod measure;

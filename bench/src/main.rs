@@ -236,6 +236,18 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             &datoms_bench::large_values::check(&rows),
         ));
     }
+    if args.first().map(String::as_str) == Some("history") {
+        use datoms_bench::history::{check, run_history, to_markdown, HistoryConfig};
+        let quick = args.iter().any(|a| a == "--quick");
+        let config = if quick {
+            HistoryConfig::quick()
+        } else {
+            HistoryConfig::full()
+        };
+        let rows = run_history(&config).await?;
+        let command = format!("datoms-bench {}", args.join(" "));
+        return Ok(finish(&to_markdown(&rows, &command), &check(&rows)));
+    }
     if args.first().map(String::as_str) == Some("concurrency") {
         return concurrency(&args[1..]);
     }

@@ -175,6 +175,9 @@ async fn lazy(
 pub(crate) struct Lineage {
     next: Vec<Address>,
     fetched: std::collections::VecDeque<(Address, Commit)>,
+    /// Where the walk ends (exclusive), if it reaches it; and whether it did.
+    stop: Option<Address>,
+    reached: bool,
 }
 
 impl Lineage {
@@ -182,7 +185,26 @@ impl Lineage {
         Lineage {
             next: vec![head],
             fetched: Default::default(),
+            stop: None,
+            reached: false,
         }
+    }
+
+    /// The walk from `head` that ends just before `stop` if the lineage reaches it:
+    /// no request fetches `stop` or anything older (see [`Lineage::reached`]).
+    pub(crate) fn until(head: Address, stop: Address) -> Lineage {
+        let mut walk = Lineage::new(head);
+        walk.stop = Some(stop);
+        if head == stop {
+            walk.next.clear();
+            walk.reached = true;
+        }
+        walk
+    }
+
+    /// True once the walk found its stop commit in the lineage.
+    pub(crate) fn reached(&self) -> bool {
+        self.reached
     }
 
     pub(crate) async fn next(
@@ -204,6 +226,13 @@ impl Lineage {
                 // The oldest of the batch lists the next ones (its own lineage minus
                 // itself).
                 self.next = last.lineage(*address).into_iter().skip(1).collect();
+                if let Some(at) = self
+                    .stop
+                    .and_then(|stop| self.next.iter().position(|a| *a == stop))
+                {
+                    self.next.truncate(at);
+                    self.reached = true;
+                }
             }
         }
         Ok(self.fetched.pop_front())

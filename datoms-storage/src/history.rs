@@ -85,18 +85,20 @@ async fn history_at(
             commits_folded: 0,
         });
     }
-    // Newest first, back to the cached commit or the first one.
-    let mut walk = Lineage::new(head);
+    // Newest first, back to the cached commit (never fetched) or the first one.
+    let mut walk = match cached {
+        Some(c) => Lineage::until(head, c.commit),
+        None => Lineage::new(head),
+    };
     let mut newer: Vec<(Address, Commit)> = Vec::new();
-    let mut base = None;
-    while let Some((address, commit)) = walk.next(storage, &mut stats).await? {
-        if let Some(c) = cached.filter(|c| c.commit == address) {
-            base = Some(c.history.clone());
-            break;
-        }
-        newer.push((address, commit));
+    while let Some(found) = walk.next(storage, &mut stats).await? {
+        newer.push(found);
     }
-    let mut history = base.unwrap_or_default();
+    let mut history = match cached {
+        Some(c) if walk.reached() => c.history.clone(),
+        // Not in the lineage: the walk went back to the first commit; fold it all.
+        _ => History::new(),
+    };
     let commits_folded = newer.len();
     for (_, commit) in newer.iter().rev() {
         let (entries, fetched): (Vec<TxLogEntry>, _) =

@@ -109,6 +109,8 @@ proptest! {
             assert_eq!(everything(&extended), everything(&whole));
             let after_cut = commits.iter().rev().take_while(|c| **c != older).count();
             assert_eq!(extended.commits_folded, after_cut);
+            // Only the commits after the cached one are read.
+            assert_eq!(extended.stats.commits_fetched, after_cut as u64);
 
             // Current: nothing is read past the head.
             let again = history(&storage, "main", Some(&extended)).await.unwrap();
