@@ -327,6 +327,17 @@ pub enum Error {
         /// What was attempted (`transacted`, `stored`, …).
         operation: &'static str,
     },
+    /// A three-way merge met conflicts and its strategy was to fail ([`crate::merge`]):
+    /// nothing was merged.
+    #[error("the merge has {} conflict(s): {}", .conflicts.len(), conflict_list(.conflicts))]
+    MergeConflicts {
+        /// Every conflict, each naming the entity, the attribute and both values.
+        conflicts: Vec<crate::merge::Conflict>,
+    },
+    /// A three-way merge of dbs with different schemas or tree configurations: merge
+    /// the schema change first (transact it on both sides).
+    #[error("cannot merge dbs with different schemas or tree configurations")]
+    MergeSchemaDiffers,
     /// A transaction function ([`crate::tx::TxOp::Call`]) that no registry names.
     #[error("unknown transaction function {name}: register it on the connection (or peer) that runs the transaction")]
     UnknownTxFunction {
@@ -451,4 +462,18 @@ mod tests {
             assert_eq!(error.to_string(), text);
         }
     }
+}
+
+/// The conflicts of a merge, for messages: the first few, and how many more.
+fn conflict_list(conflicts: &[crate::merge::Conflict]) -> String {
+    const SHOWN: usize = 5;
+    let mut out: Vec<String> = conflicts
+        .iter()
+        .take(SHOWN)
+        .map(|c| c.to_string())
+        .collect();
+    if conflicts.len() > SHOWN {
+        out.push(format!("and {} more", conflicts.len() - SHOWN));
+    }
+    out.join("; ")
 }
