@@ -20,6 +20,12 @@
 //! - one side retracted an entity (left it without a datom) that the other changed, or
 //!   made a reference to ([`Conflict::RetractedEntity`]).
 //!
+//! Entity ids are allocated per branch, from the base's last one: when both sides made
+//! new entities, theirs are renumbered above ours (and references to them), so two new
+//! entities never merge into one by accident ([`Merged::renumbered`]); two that claim
+//! one unique value are then a [`Conflict::Unique`]. The merge is therefore commutative
+//! where nothing conflicts and the sides did not both make entities.
+//!
 //! The [`Strategy`] says what happens then: fail with the conflict list
 //! ([`Error::MergeConflicts`]), or take one side's state of every datom the conflict
 //! involves, chosen once ([`Strategy::Ours`], [`Strategy::Theirs`]) or per conflict by
@@ -34,7 +40,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use crate::commit::TxLogEntry;
-use crate::datom::{Datom, Tx};
+use crate::datom::{Datom, Tx, TX0};
 use crate::db::Db;
 use crate::diff::{diff, Diff};
 use crate::error::Error;
@@ -212,6 +218,10 @@ pub struct Merged {
     /// The datoms our side changed since the base, and theirs (assertions and
     /// retractions together): the sizes of the two diffs the merge combined.
     pub changes: (usize, usize),
+    /// How far their new entities were renumbered: when both sides made entities since
+    /// the base (each allocating ids from the base's last one), theirs move up by this
+    /// much, above ours; 0 otherwise.
+    pub renumbered: u64,
 }
 
 /// A datom's identity in the indexes: entity, attribute, value (not the transaction).
@@ -314,8 +324,25 @@ pub fn merge(base: &Db, ours: &Db, theirs: &Db, strategy: Strategy<'_>) -> Resul
     if ours.schema() != theirs.schema() || ours.config() != theirs.config() {
         return Err(Error::MergeSchemaDiffers);
     }
+    // Entity ids are allocated per branch: when both sides made entities since the base,
+    // theirs are renumbered above ours (references to them too).
+    let offset = match (ours.max_eid(), theirs.max_eid(), base.max_eid()) {
+        (o, t, b) if o > b && t > b => o - b,
+        _ => 0,
+    };
+    let fresh = base.max_eid();
+    let renumber = |e: Eid| if e > fresh && e < TX0 { e + offset } else { e };
     let o = Changes::of(diff(base, ours)?);
-    let t = Changes::of(diff(base, theirs)?);
+    let mut theirs_diff = diff(base, theirs)?;
+    if offset > 0 {
+        for d in &mut theirs_diff.added {
+            d.e = renumber(d.e);
+            if let Value::Ref(x) = d.v {
+                d.v = Value::Ref(renumber(x));
+            }
+        }
+    }
+    let t = Changes::of(theirs_diff);
     let states = States {
         ours: &o,
         theirs: &t,
@@ -366,7 +393,10 @@ pub fn merge(base: &Db, ours: &Db, theirs: &Db, strategy: Strategy<'_>) -> Resul
     let max_tx = ours.max_tx().max(theirs.max_tx());
     let entries = log_entries(&applied, max_tx, ours.max_tx());
     let mut db = ours.apply_log_entries(entries)?;
-    db.max_eid = db.max_eid.max(theirs.max_eid()).max(ours.max_eid());
+    db.max_eid = db
+        .max_eid
+        .max(renumber(theirs.max_eid()))
+        .max(ours.max_eid());
     db.max_tx = max_tx;
     if let (Some(commit), 0) = (theirs.base_commit(), theirs.pending_txs()) {
         db = db.merging(commit, theirs.parents_time());
@@ -376,6 +406,7 @@ pub fn merge(base: &Db, ours: &Db, theirs: &Db, strategy: Strategy<'_>) -> Resul
         applied,
         resolved,
         changes: (o.len(), t.len()),
+        renumbered: offset,
     })
 }
 
@@ -701,6 +732,32 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn entities_both_sides_made_get_distinct_ids() {
+        let b = base();
+        let ours = tx(&b, "[{:db/id -1 :a 100}]");
+        let theirs = tx(&b, "[{:db/id -1 :a 200} {:db/id -2 :a 201 :r -1}]");
+        let m = merge(&b, &ours, &theirs, MergeStrategy::Fail).unwrap();
+        assert_eq!(m.renumbered, 1);
+        let a = Keyword::new(":a");
+        let who = |v: i64| {
+            let found: Vec<Eid> = all(&m.db)
+                .into_iter()
+                .filter(|d| d.a == a && d.v == Value::Long(v))
+                .map(|d| d.e)
+                .collect();
+            assert_eq!(found.len(), 1, "{v}");
+            found[0]
+        };
+        let (x, y, z) = (who(100), who(200), who(201));
+        assert_eq!((x, y, z), (4, 5, 6));
+        assert_eq!(
+            m.db.entity_attr(z, &Keyword::new(":r")).unwrap()[0].v,
+            Value::Ref(y)
+        );
+        assert_eq!(m.db.max_eid(), 6);
     }
 
     #[test]

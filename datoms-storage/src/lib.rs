@@ -31,6 +31,7 @@ pub mod faulty;
 pub mod follow;
 pub mod large;
 pub mod memory;
+pub mod merge;
 pub mod peer;
 pub mod replicate;
 pub mod restore;
@@ -50,6 +51,7 @@ pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
 pub use follow::{FollowOptions, Follower, HeadWatch, Update};
 pub use memory::MemoryStorage;
+pub use merge::{common_ancestor, merge, MergeKind, MergeOutcome};
 pub use peer::{
     MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerFollow, PeerOptions, PushLoop,
     PushReport, RebaseReport, RebaseStats, Rejection,
