@@ -329,7 +329,7 @@ pub enum Error {
     },
     /// A three-way merge met conflicts and its strategy was to fail ([`crate::merge`]):
     /// nothing was merged.
-    #[error("the merge has {} conflict(s): {}", .conflicts.len(), conflict_list(.conflicts))]
+    #[error("the merge has {} conflict(s), nothing was merged: {}", .conflicts.len(), conflict_list(.conflicts))]
     MergeConflicts {
         /// Every conflict, each naming the entity, the attribute and both values.
         conflicts: Vec<crate::merge::Conflict>,
@@ -470,7 +470,7 @@ fn conflict_list(conflicts: &[crate::merge::Conflict]) -> String {
     let mut out: Vec<String> = conflicts
         .iter()
         .take(SHOWN)
-        .map(|c| c.to_string())
+        .map(|c| format!("{}: {c}", c.kind()))
         .collect();
     if conflicts.len() > SHOWN {
         out.push(format!("and {} more", conflicts.len() - SHOWN));

@@ -176,16 +176,6 @@ fn bad_arguments(e: &clap::Error) -> ExitCode {
 fn report(e: &CliError, ctx: &Ctx) -> ExitCode {
     if ctx.json {
         print_json_error(e.kind(), &e.to_string(), e.violations(), e.conflicts());
-    } else if let Some(conflicts) = e.conflicts() {
-        // One conflict a line, each naming the entity, the attribute and both values.
-        eprintln!(
-            "error: the merge has {} conflict(s); nothing was written:",
-            conflicts.len()
-        );
-        for c in conflicts {
-            eprintln!("  {}: {c}", c.kind());
-        }
-        eprintln!("resolve them, or merge with --strategy ours|theirs");
     } else {
         eprintln!("error: {e}");
     }
