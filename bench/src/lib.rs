@@ -36,6 +36,7 @@ pub mod run;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod small;
+pub mod time_travel;
 pub mod workload;
 pub mod writers;
 
