@@ -399,6 +399,20 @@ fn violations_text(vs: &[Violation]) -> String {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The conflicts of a merge, for messages: the first few, and how many more.
+fn conflict_list(conflicts: &[crate::merge::Conflict]) -> String {
+    const SHOWN: usize = 5;
+    let mut out: Vec<String> = conflicts
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("{}: {c}", c.kind()))
+        .collect();
+    if conflicts.len() > SHOWN {
+        out.push(format!("and {} more", conflicts.len() - SHOWN));
+    }
+    out.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,18 +476,4 @@ mod tests {
             assert_eq!(error.to_string(), text);
         }
     }
-}
-
-/// The conflicts of a merge, for messages: the first few, and how many more.
-fn conflict_list(conflicts: &[crate::merge::Conflict]) -> String {
-    const SHOWN: usize = 5;
-    let mut out: Vec<String> = conflicts
-        .iter()
-        .take(SHOWN)
-        .map(|c| format!("{}: {c}", c.kind()))
-        .collect();
-    if conflicts.len() > SHOWN {
-        out.push(format!("and {} more", conflicts.len() - SHOWN));
-    }
-    out.join("; ")
 }

@@ -461,7 +461,7 @@ fn find_conflicts(
     let mut out = Vec::new();
     let sorted = |c: &HashMap<Key, Datom>| -> Vec<Datom> {
         let mut v: Vec<Datom> = c.values().cloned().collect();
-        v.sort_by(|x, y| key(x).cmp(&key(y)));
+        v.sort_by_key(key);
         v
     };
     let ours_added = sorted(&states.ours.added);
