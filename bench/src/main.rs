@@ -7,6 +7,7 @@
 //! datoms-bench writers [--quick]       # many writers: rebase cost, open, throughput
 //! datoms-bench large-values [--quick] [--backends mem,redb]  # values stored out of line
 //! datoms-bench http [--quick] [--latency-ms 20]  # restores over datoms serve, GET throughput
+//! datoms-bench time-travel [--quick]   # merge time against diff size, as-of k commits back
 //! ```
 //! Options (after the mode; each overrides the mode's value):
 //! `--datoms N`, `--seed S`, `--batch B` (people per tx), `--small-datoms N`,
@@ -253,6 +254,21 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
     }
     if args.first().map(String::as_str) == Some("http") {
         return http(&args[1..]).await;
+    }
+    if args.first().map(String::as_str) == Some("time-travel") {
+        use datoms_bench::time_travel as tt;
+        let config = if args.iter().any(|a| a == "--quick") {
+            tt::TimeTravelConfig::quick()
+        } else {
+            tt::TimeTravelConfig::full()
+        };
+        let merges = tt::merges(&config).await?;
+        let views = tt::as_of_back(&config).await?;
+        let command = format!("datoms-bench {}", args.join(" "));
+        return Ok(finish(
+            &tt::markdown(&config, &merges, &views, &command),
+            &tt::check(&merges, &views),
+        ));
     }
     if args.first().map(String::as_str) == Some("writers") {
         let config = if args.iter().any(|a| a == "--quick") {

@@ -181,6 +181,16 @@ impl NewWalk {
 /// base nodes on the changed paths, which the transactions that changed them loaded.
 /// [`Error::FilteredDb`] for a filtered db (a view, not a version to store).
 pub fn commit_for(db: &Db) -> Result<(Commit, NewNodes), Error> {
+    commit_for_at(db, crate::commit::now_ms())
+}
+
+/// [`commit_for`] with the clock read as `now` (milliseconds since the Unix epoch; the
+/// commit's time is the later of `now` and its parents' times, see
+/// [`Commit::for_db_at`]).
+///
+/// # Errors
+/// As [`commit_for`].
+pub fn commit_for_at(db: &Db, now: u64) -> Result<(Commit, NewNodes), Error> {
     db.check_writable("stored")?;
     let (new, nodes) = match db.base() {
         None => {
@@ -200,7 +210,7 @@ pub fn commit_for(db: &Db) -> Result<(Commit, NewNodes), Error> {
             (new, count)
         }
     };
-    Ok((Commit::for_db(db, new.addresses(), nodes), new))
+    Ok((Commit::for_db_at(db, new.addresses(), nodes, now), new))
 }
 
 /// The base nodes the new trees no longer hold: how many, and the large values they

@@ -7,10 +7,20 @@
 //!
 //! A commit is the msgpack array `[version, "datoms/commit", schema, tree config, max-eid,
 //! max-tx, [eavt, aevt, avet roots], parent or nil, [ancestors…], [tx count, datom count,
-//! log], [manifest…], [ancestor manifests…], node count]`, addressed like nodes by the
-//! BLAKE3 hash of its bytes. The node count is the number of nodes of the three trees:
-//! what a full restore fetches, so an incremental restore can tell when the manifests it
-//! would prefetch come to more than that (see [`crate::restore`]).
+//! log], [manifest…], [ancestor manifests…], node count, time, [merged…]]`, addressed like
+//! nodes by the BLAKE3 hash of its bytes. The node count is the number of nodes of the
+//! three trees: what a full restore fetches, so an incremental restore can tell when the
+//! manifests it would prefetch come to more than that (see [`crate::restore`]).
+//!
+//! The time is when the commit was made, in milliseconds since the Unix epoch (UTC), and
+//! never earlier than any of its parents' ([`Commit::for_db_at`] takes the later of the
+//! clock and the parents' times): along a lineage, times never decrease, so a lookup by
+//! instant can stop at the first commit at or before it even after the writer's clock
+//! stepped backwards. `parent` is the first parent (the head the commit was stored onto)
+//! and `ancestors` follow first parents; `merged` lists the other parents of a merge
+//! commit (see [`crate::merge`]), empty for any other commit. The tx log of a merge commit
+//! holds what the merge applied to its first parent (retractions first, then additions
+//! grouped by their own transaction), so log replay from the first parent reproduces it.
 //!
 //! The tx log is a msgpack `bin` holding its own msgpack document
 //! `[[attribute…], [[tx, [[e, attribute index, v, added]…], id or nil]…]]`:
@@ -46,7 +56,9 @@
 //! - 4: as below, with node format 2 (keywords in the order of their text; the schema
 //!   map is written in keyword order too). No longer read: its roots name nodes this
 //!   build refuses.
-//! - 5: the format above, with node format 3.
+//! - 5: as below, without the time and the merge parents. No longer read: a commit
+//!   without a time cannot take part in lookups by instant, and one decoder is kept.
+//! - 6: the format above, with node format 3.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
@@ -67,7 +79,7 @@ use crate::value::{Bin, Eid, Keyword, Value};
 
 /// The version of the commit record format, written as its first element. Independent of
 /// the node format version ([`crate::tree::FORMAT_VERSION`]).
-pub const COMMIT_FORMAT_VERSION: u8 = 5;
+pub const COMMIT_FORMAT_VERSION: u8 = 6;
 
 /// How many ancestors (beyond the parent) a commit lists, so a replica up to this many
 /// commits behind can fetch the whole chain of commits in one batch.
@@ -423,6 +435,21 @@ pub struct Commit {
     pub ancestor_manifests: Vec<Option<Vec<Address>>>,
     /// The number of nodes of the three trees (what a full restore fetches).
     pub nodes: u64,
+    /// When the commit was made: milliseconds since the Unix epoch (UTC), never earlier
+    /// than its parents' (see the module docs).
+    pub time: u64,
+    /// The other parents of a merge commit (the heads merged into `parent`); empty for
+    /// any other commit.
+    pub merged: Vec<Address>,
+}
+
+/// The wall clock, in milliseconds since the Unix epoch: what [`Commit::for_db`] records
+/// before taking the later of it and the parents' times. A clock before the epoch reads
+/// as 0.
+pub fn now_ms() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -440,13 +467,23 @@ struct Wire(
     Vec<Address>,
     Vec<Option<Vec<Address>>>,
     u64,
+    u64,
+    Vec<Address>,
 );
 
 impl Commit {
     /// The commit record for `db` stored on top of its base commit, listing `manifest`
     /// as the nodes new in it, whose trees have `nodes` nodes
-    /// ([`crate::addressing::commit_for`] computes both).
+    /// ([`crate::addressing::commit_for`] computes both), made now ([`now_ms`]).
     pub fn for_db(db: &Db, manifest: Vec<Address>, nodes: u64) -> Commit {
+        Commit::for_db_at(db, manifest, nodes, now_ms())
+    }
+
+    /// [`Commit::for_db`] with the clock read as `now` (milliseconds since the Unix
+    /// epoch): the commit's time is the later of `now` and its parents' times, so times
+    /// never decrease along a lineage whatever the clock does. The commit lists the merge
+    /// parents `db` carries ([`Db::merging`]).
+    pub fn for_db_at(db: &Db, manifest: Vec<Address>, nodes: u64, now: u64) -> Commit {
         let lineage = db.lineage();
         let mut budget = MANIFEST_BUDGET;
         let ancestor_manifests = db
@@ -476,7 +513,14 @@ impl Commit {
             manifest,
             ancestor_manifests,
             nodes,
+            time: now.max(db.parents_time()),
+            merged: db.merge_parents().to_vec(),
         }
+    }
+
+    /// Every parent: the first ([`Commit::parent`]), then the merged ones.
+    pub fn parents(&self) -> impl Iterator<Item = Address> + '_ {
+        self.parent.into_iter().chain(self.merged.iter().copied())
     }
 
     /// Decodes the tx log: the transactions since the parent, oldest first. Decoding a
@@ -550,6 +594,8 @@ impl Commit {
             self.manifest.clone(),
             self.ancestor_manifests.clone(),
             self.nodes,
+            self.time,
+            self.merged.clone(),
         );
         // Encoding plain data into a Vec cannot fail.
         rmp_serde::to_vec(&wire).unwrap_or_default()
@@ -600,6 +646,8 @@ impl Commit {
             manifest: w.10,
             ancestor_manifests: w.11,
             nodes: w.12,
+            time: w.13,
+            merged: w.14,
         })
     }
 }
@@ -646,6 +694,8 @@ mod tests {
             manifest: vec![Address::of(b"n")],
             ancestor_manifests: vec![Some(vec![Address::of(b"m")]), None],
             nodes: 7,
+            time: 1_765_000_000_000,
+            merged: vec![Address::of(b"q")],
         }
     }
 
@@ -831,6 +881,38 @@ mod tests {
             .collect();
         assert_eq!(ids, [Some(id), None]);
         assert_eq!(id.to_string(), "30313233343536373839616263646566");
+    }
+
+    #[test]
+    fn a_commit_time_never_goes_back_and_merge_parents_are_listed() {
+        let db = Db::new(Schema::new())
+            .with_edn("[[:db/add 1 :x 1]]")
+            .unwrap()
+            .db_after;
+        let first = Commit::for_db_at(&db, Vec::new(), 0, 5_000);
+        assert_eq!((first.time, first.merged.len()), (5_000, 0));
+        let stored = db.committed(first.address(), &first);
+        assert_eq!(stored.parents_time(), 5_000);
+        let next = stored.with_edn("[[:db/add 1 :x 2]]").unwrap().db_after;
+        // The clock stepped back: the commit keeps its parent's time.
+        assert_eq!(Commit::for_db_at(&next, Vec::new(), 0, 4_000).time, 5_000);
+        assert_eq!(Commit::for_db_at(&next, Vec::new(), 0, 6_000).time, 6_000);
+        // A merge: the other parent is listed once, and its later time counts.
+        let other = Address::of(b"other");
+        let merging = next.merging(other, 9_000).merging(other, 9_000);
+        let merge = Commit::for_db_at(&merging, Vec::new(), 0, 6_000);
+        assert_eq!(merge.merged, [other]);
+        assert_eq!(merge.time, 9_000);
+        assert_eq!(
+            merge.parents().collect::<Vec<_>>(),
+            [first.address(), other]
+        );
+        let bytes = merge.encode();
+        assert_eq!(Commit::decode(Address::of(&bytes), &bytes).unwrap(), merge);
+        // Storing it starts afresh: no merge parents pending.
+        let after = merging.committed(Address::of(&bytes), &merge);
+        assert!(after.merge_parents().is_empty());
+        assert_eq!(after.parents_time(), 9_000);
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub struct Db {
     pub(crate) base: Option<Arc<Base>>,
     /// The filter of a filtered db ([`Db::filter`]); `None` for a plain db.
     pub(crate) filter: Option<Arc<crate::filter::Filter>>,
+    /// The latest time (ms since the Unix epoch) of the base commit and the pending merge
+    /// parents: the next commit's time is never earlier ([`Commit::for_db_at`]).
+    pub(crate) parents_time: u64,
+    /// The heads merged into this db since its base commit ([`Db::merging`]): the next
+    /// commit's merge parents.
+    pub(crate) merge_parents: Arc<Vec<Address>>,
 }
 
 /// The trees of a db's base commit (EAVT, AEVT, AVET), how many nodes they have, and
@@ -132,6 +138,8 @@ impl Db {
             log: PendingLog::default(),
             base: None,
             filter: None,
+            parents_time: 0,
+            merge_parents: Arc::new(Vec::new()),
         }
     }
 
@@ -298,8 +306,37 @@ impl Db {
             manifests: Arc::new(commit.lineage_manifests()),
             log: PendingLog::default(),
             base: Some(Arc::new(Base::new(self.trees(), commit.nodes))),
+            parents_time: commit.time,
+            merge_parents: Arc::new(Vec::new()),
             ..self.clone()
         }
+    }
+
+    /// This db with `commit` (made at `time`, ms since the Unix epoch) recorded as merged
+    /// into it: the next commit stored from it lists `commit` as a merge parent, and its
+    /// time is not earlier than `time`. The caller ([`crate::merge`] and the storage
+    /// driver's `merge`) has applied what the merge brings.
+    pub fn merging(&self, commit: Address, time: u64) -> Db {
+        let mut parents = (*self.merge_parents).clone();
+        if !parents.contains(&commit) && self.base_commit() != Some(commit) {
+            parents.push(commit);
+        }
+        Db {
+            merge_parents: Arc::new(parents),
+            parents_time: self.parents_time.max(time),
+            ..self.clone()
+        }
+    }
+
+    /// The heads merged into this db since its base commit ([`Db::merging`]).
+    pub fn merge_parents(&self) -> &[Address] {
+        &self.merge_parents
+    }
+
+    /// The latest time of the base commit and the merge parents (ms since the Unix
+    /// epoch; 0 without a base commit): the next commit's time is never earlier.
+    pub fn parents_time(&self) -> u64 {
+        self.parents_time
     }
 
     /// The three index trees (EAVT, AEVT, AVET).

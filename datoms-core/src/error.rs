@@ -106,15 +106,6 @@ pub enum Error {
         /// The attribute.
         attr: Keyword,
     },
-    /// Transactions given to a [`crate::History`] out of order: `tx` is not after the
-    /// last one it holds (entries of another lineage, or given twice).
-    #[error("history: transaction {tx} is not after the last one it holds ({last})")]
-    HistoryOrder {
-        /// The transaction given.
-        tx: crate::Tx,
-        /// The last transaction the history holds.
-        last: crate::Tx,
-    },
     /// Index components given in the wrong order or number.
     #[error("bad components for {}: {reason}", index_name(.index))]
     InvalidIndexComponents {
@@ -336,6 +327,17 @@ pub enum Error {
         /// What was attempted (`transacted`, `stored`, …).
         operation: &'static str,
     },
+    /// A three-way merge met conflicts and its strategy was to fail ([`crate::merge`]):
+    /// nothing was merged.
+    #[error("the merge has {} conflict(s), nothing was merged: {}", .conflicts.len(), conflict_list(.conflicts))]
+    MergeConflicts {
+        /// Every conflict, each naming the entity, the attribute and both values.
+        conflicts: Vec<crate::merge::Conflict>,
+    },
+    /// A three-way merge of dbs with different schemas or tree configurations: merge
+    /// the schema change first (transact it on both sides).
+    #[error("cannot merge dbs with different schemas or tree configurations")]
+    MergeSchemaDiffers,
     /// A transaction function ([`crate::tx::TxOp::Call`]) that no registry names.
     #[error("unknown transaction function {name}: register it on the connection (or peer) that runs the transaction")]
     UnknownTxFunction {
@@ -396,6 +398,20 @@ fn violations_text(vs: &[Violation]) -> String {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The conflicts of a merge, for messages: the first few, and how many more.
+fn conflict_list(conflicts: &[crate::merge::Conflict]) -> String {
+    const SHOWN: usize = 5;
+    let mut out: Vec<String> = conflicts
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("{}: {c}", c.kind()))
+        .collect();
+    if conflicts.len() > SHOWN {
+        out.push(format!("and {} more", conflicts.len() - SHOWN));
+    }
+    out.join("; ")
+}
 
 #[cfg(test)]
 mod tests {

@@ -72,7 +72,6 @@ pub struct History {
     aevt: OrdSet<Entry>,
     avet: OrdSet<Entry>,
     last_tx: Option<Tx>,
-    txs: usize,
 }
 
 impl History {
@@ -81,23 +80,15 @@ impl History {
         History::default()
     }
 
-    /// This history followed by `entries` (oldest first): a new value sharing this one's
-    /// sets.
-    ///
-    /// # Errors
-    /// [`Error::HistoryOrder`] if an entry's transaction is not after the last one this
-    /// history holds (entries from another lineage, or given twice); nothing is added.
-    pub fn with_entries<E: Borrow<TxLogEntry>>(&self, entries: &[E]) -> Result<History, Error> {
+    /// This history with `entries` folded in: a new value sharing this one's sets. The
+    /// indexes order changes by key and tx, so entries may come in any order (a merge
+    /// commit's log holds the other side's transactions, older than the last one here),
+    /// and folding an entry that is already in changes nothing.
+    pub fn with_entries<E: Borrow<TxLogEntry>>(&self, entries: &[E]) -> History {
         let mut last = self.last_tx;
         for entry in entries {
             let tx = entry.borrow().tx;
-            if last.is_some_and(|l| tx <= l) {
-                return Err(Error::HistoryOrder {
-                    tx,
-                    last: last.unwrap_or(tx),
-                });
-            }
-            last = Some(tx);
+            last = Some(last.map_or(tx, |l| l.max(tx)));
         }
         let mut next = self.clone();
         for entry in entries {
@@ -111,10 +102,9 @@ impl History {
                     });
                 }
             }
-            next.txs += 1;
         }
         next.last_tx = last;
-        Ok(next)
+        next
     }
 
     fn index(&self, kind: IndexKind) -> &OrdSet<Entry> {
@@ -221,12 +211,7 @@ impl History {
         self.eavt.is_empty()
     }
 
-    /// The number of transactions folded in.
-    pub fn txs(&self) -> usize {
-        self.txs
-    }
-
-    /// The last transaction folded in, if any.
+    /// The newest transaction folded in, if any.
     pub fn last_tx(&self) -> Option<Tx> {
         self.last_tx
     }
@@ -263,8 +248,8 @@ mod tests {
                 r#"[{:name "Ivan" :age 22}]"#,
             ],
         );
-        let h = History::new().with_entries(&log).expect("in order");
-        assert_eq!(h.txs(), 3);
+        let h = History::new().with_entries(&log);
+        assert_eq!(h.last_tx(), Some(log[2].tx));
         let ages: Vec<(Value, bool)> = h
             .matching(None, Some(&kw("age")), None, None)
             .map(|d| (d.v.clone(), d.added))
@@ -286,16 +271,16 @@ mod tests {
     #[test]
     fn extends_without_touching_the_older_value() {
         let log = log_of(Schema::new(), &["[[:db/add 1 :x 1]]", "[[:db/add 1 :x 2]]"]);
-        let first = History::new().with_entries(&log[..1]).expect("first");
-        let both = first.with_entries(&log[1..]).expect("second");
+        let first = History::new().with_entries(&log[..1]);
+        let both = first.with_entries(&log[1..]);
         assert_eq!(first.len(), 1);
         // The second transaction asserts 2 and retracts 1 (cardinality one).
         assert_eq!(both.len(), 3);
         assert_eq!(both.last_tx(), Some(log[1].tx));
-        // Given again, the older entries are refused and nothing is added.
-        let err = both.with_entries(&log[..1]).expect_err("out of order");
-        assert!(matches!(err, Error::HistoryOrder { .. }), "{err}");
-        assert_eq!(both.len(), 3);
+        // Folded again, in any order, the same entries change nothing.
+        let again = both.with_entries(&[log[1].clone(), log[0].clone()]);
+        assert_eq!(again.len(), 3);
+        assert_eq!(again.last_tx(), both.last_tx());
     }
 
     #[test]
@@ -310,7 +295,7 @@ mod tests {
                 "[[:db/retractEntity 2]]",
             ],
         );
-        let h = History::new().with_entries(&log).expect("in order");
+        let h = History::new().with_entries(&log);
         let all: Vec<Datom> = log.iter().flat_map(|e| e.datoms.clone()).collect();
         let a = kw("tag");
         let va = Value::Keyword(kw("a"));
@@ -374,9 +359,7 @@ mod tests {
         ] {
             db = db.with_edn(tx).expect("transaction").db_after;
         }
-        let h = History::new()
-            .with_entries(&db.pending_log())
-            .expect("in order");
+        let h = History::new().with_entries(&db.pending_log());
         let as_tuples = tuples(&h);
         for query in [
             "[:find ?v ?tx ?added :where [?e :age ?v ?tx ?added]]",

@@ -23,6 +23,7 @@ pub mod filter;
 mod held;
 pub mod history;
 pub mod large;
+pub mod merge;
 pub mod pull;
 pub mod query;
 pub mod restore;

@@ -468,6 +468,7 @@ impl Restore {
         db.avet = avet.into();
         db.lineage = Arc::new(commit.lineage(self.target));
         db.manifests = Arc::new(commit.lineage_manifests());
+        db.parents_time = commit.time;
         db.base = Some(Arc::new(crate::db::Base::new(db.trees(), commit.nodes)));
         if !self.foreign_db1 {
             db.source = self.db1.as_ref().and_then(|d| d.source.clone());

@@ -25,6 +25,8 @@ fn commit_with_log(txs: u8, datoms: u8, bytes: &[u8]) -> Commit {
         manifest: Vec::new(),
         ancestor_manifests: Vec::new(),
         nodes: 0,
+        time: 0,
+        merged: Vec::new(),
     }
 }
 

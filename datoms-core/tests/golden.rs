@@ -140,6 +140,9 @@ fn cases() -> Vec<(&'static str, u8, Vec<u8>)> {
         manifest: vec![leaf.root_address()],
         ancestor_manifests: vec![Some(vec![Address::of(b"m")]), None],
         nodes: 3,
+        // The time and merge parents of commit format 6.
+        time: 1_765_000_000_000,
+        merged: vec![Address::of(b"merged")],
     };
     vec![
         ("large", 1, large_blob()),
@@ -206,14 +209,16 @@ fn checked_in_fixtures_decode() {
     assert_eq!((commit.log.txs(), commit.log.datoms()), (2, 18));
     assert_eq!(commit.ancestor_manifests.len(), 2);
     assert_eq!(commit.nodes, 3);
+    assert_eq!(commit.time, 1_765_000_000_000);
+    assert_eq!(commit.merged, [Address::of(b"merged")]);
 }
 
 /// Commit formats 1 (attribute strings repeated per log datom), 2 (no node count), 3
-/// (log entries without a transaction id) and 4 (trees in the text order of keywords)
-/// are not read any more. Their fixtures stay to check the refusal is a typed error.
+/// (log entries without a transaction id), 4 (trees in the text order of keywords) and
+/// 5 (no time, no merge parents) are not read any more. Their fixtures stay to check the refusal is a typed error.
 #[test]
 fn old_commit_versions_are_refused_with_a_typed_error() {
-    for old in [1u8, 2, 3, 4] {
+    for old in [1u8, 2, 3, 4, 5] {
         let (a, b) = read("commit", old);
         match Commit::decode(a, &b) {
             Err(Error::UnsupportedVersion {

@@ -1,5 +1,5 @@
-//! Time views: the db as it was at a commit or right after a transaction of a head's
-//! history (issue #19).
+//! Time views: the db as it was at a commit, right after a transaction, or at a
+//! wall-clock instant of a head's history (issue #19).
 //!
 //! Every commit is a complete, content-addressed snapshot, so the db at a commit is a
 //! restore of that commit — sharing every node with a db the caller already holds, and
@@ -7,6 +7,9 @@
 //! newest commit whose transactions all come at or before `t`, plus the transactions
 //! up to `t` of the commit after it, replayed from that commit's tx log (a commit's log
 //! holds the transactions since its parent, so at most one commit's log is replayed).
+//! The db at an instant is the newest commit of the head's lineage (following first
+//! parents) made at or before it: commit times never decrease along a lineage (see
+//! [`datoms_core::commit`]), so the walk stops at the first such commit.
 
 use std::sync::Arc;
 
@@ -29,6 +32,9 @@ pub enum At {
     /// Right after transaction `t` of the head's history (`t` at or past the head's last
     /// transaction is the head itself).
     Tx(Tx),
+    /// At a wall-clock instant, in milliseconds since the Unix epoch: the newest commit
+    /// of the head's lineage made at or before it.
+    Instant(u64),
 }
 
 /// A time view: the db, and how it was reached.
@@ -51,8 +57,10 @@ pub struct AsOf {
 ///
 /// # Errors
 /// [`StorageError::NoHead`]; [`StorageError::LogGap`] when `at` is a transaction inside
-/// a commit whose schema or tree configuration differs from its parent's (that commit
-/// can only be viewed whole); missing or corrupt blobs, backend errors.
+/// a commit whose schema or tree configuration differs from its parent's, or inside a
+/// merge commit (such a commit can only be viewed whole); [`StorageError::NothingAt`]
+/// for an instant before the head's first commit; missing or corrupt blobs, backend
+/// errors.
 #[tracing::instrument(level = "info", skip(storage, held), fields(head = name))]
 pub async fn as_of(
     storage: Arc<dyn Storage>,
@@ -76,6 +84,28 @@ pub async fn as_of(
             });
         }
         At::Tx(tx) => tx,
+        At::Instant(ms) => {
+            let mut walk = Lineage::new(head);
+            let commit = loop {
+                match walk.next(&*storage, &mut stats).await? {
+                    Some((address, commit)) if commit.time <= ms => break address,
+                    Some(_) => {}
+                    None => {
+                        return Err(StorageError::NothingAt {
+                            name: name.into(),
+                            at: format!("instant {ms} ms (before the first commit)"),
+                        })
+                    }
+                }
+            };
+            let db = lazy(&storage, commit, held, &mut stats).await?;
+            return Ok(AsOf {
+                db,
+                commit: Some(commit),
+                txs_replayed: 0,
+                stats,
+            });
+        }
     };
     // Newest first: the first commit whose last transaction is at or before `tx` is
     // the base; the one before it in the walk (its child) holds the transactions after.
@@ -98,6 +128,16 @@ pub async fn as_of(
     };
     let mut txs_replayed = 0;
     if let Some((address, commit)) = child {
+        if !commit.merged.is_empty() {
+            return Err(StorageError::LogGap {
+                head: address,
+                base,
+                reason: format!(
+                    "transaction {tx} is inside merge commit {address}, whose log is what the \
+                     merge applied, not the transactions as they ran; view it whole"
+                ),
+            });
+        }
         if commit.schema != *db.schema() || commit.config != db.config() {
             return Err(StorageError::LogGap {
                 head: address,
@@ -147,7 +187,7 @@ pub async fn since(
 /// rest loads as reads reach it); with one, an incremental restore from it, which
 /// fetches only the nodes it lacks (`restore_from` to an old commit) and shares the rest
 /// in memory.
-async fn lazy(
+pub(crate) async fn lazy(
     storage: &Arc<dyn Storage>,
     commit: Address,
     held: Option<&Db>,
@@ -170,8 +210,8 @@ async fn lazy(
     })
 }
 
-/// A walk back through a head's commits, newest first, reading each commit's listed
-/// ancestors in one request.
+/// A walk back through a head's commits (following first parents), newest first, reading
+/// each commit's listed ancestors in one request.
 pub(crate) struct Lineage {
     next: Vec<Address>,
     fetched: std::collections::VecDeque<(Address, Commit)>,

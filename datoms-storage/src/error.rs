@@ -99,6 +99,25 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
+    /// A time view of a point the head's history does not reach (an instant before its
+    /// first commit).
+    #[error("head {name:?} has no commit at {at}")]
+    NothingAt {
+        /// The head's name.
+        name: String,
+        /// The point asked for, in words.
+        at: String,
+    },
+    /// A merge of two commits that share no ancestor.
+    #[error("commit {theirs} shares no history with head {name:?} (at commit {ours}): nothing to merge against")]
+    Unrelated {
+        /// Our head's name.
+        name: String,
+        /// Our head's commit.
+        ours: Address,
+        /// The commit asked to merge.
+        theirs: Address,
+    },
     /// A place that cannot hold a database as given, e.g. an S3 key prefix that would
     /// mix its keys with another database's.
     #[error("bad storage location {location}: {reason}")]

@@ -42,8 +42,7 @@ pub struct HeadHistory {
 /// its lineage, typically the previous result) when it can.
 ///
 /// # Errors
-/// [`StorageError::NoHead`]; missing or corrupt commits or large values; a log whose
-/// transactions are out of order ([`datoms_core::Error::HistoryOrder`]); backend errors.
+/// [`StorageError::NoHead`]; missing or corrupt commits or large values; backend errors.
 #[tracing::instrument(level = "info", skip(storage, cached), fields(head = name))]
 pub async fn history(
     storage: &dyn Storage,
@@ -108,7 +107,7 @@ async fn history_at(
             stats.large_values_fetched += fetched.values.len() as u64;
             stats.bytes_fetched += fetched.bytes;
         }
-        history = history.with_entries(&entries)?;
+        history = history.with_entries(&entries);
     }
     Ok(HeadHistory {
         history,

@@ -32,6 +32,7 @@ pub mod follow;
 pub mod history;
 pub mod large;
 pub mod memory;
+pub mod merge;
 pub mod peer;
 pub mod replicate;
 pub mod restore;
@@ -52,6 +53,7 @@ pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
 pub use follow::{FollowOptions, Follower, HeadWatch, Update};
 pub use history::{history, history_of_commit, HeadHistory};
 pub use memory::MemoryStorage;
+pub use merge::{common_ancestor, merge, MergeKind, MergeOutcome};
 pub use peer::{
     MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerFollow, PeerOptions, PushLoop,
     PushReport, RebaseReport, RebaseStats, Rejection,

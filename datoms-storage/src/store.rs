@@ -10,7 +10,8 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
-use datoms_core::addressing::{all_nodes, commit_for, NewNodes};
+use datoms_core::addressing::{all_nodes, commit_for_at, NewNodes};
+use datoms_core::commit::now_ms;
 use datoms_core::{Address, Db};
 
 use crate::batch::{put_batched, retry};
@@ -54,6 +55,10 @@ pub enum Confirm {
 pub struct StoreOptions {
     /// What the store takes on trust (see [`Confirm`]).
     pub confirm: Confirm,
+    /// The wall-clock time to record, in milliseconds since the Unix epoch; `None` reads
+    /// the clock. Either way the commit's time is not earlier than its parents' (see
+    /// [`datoms_core::commit`]).
+    pub time: Option<u64>,
 }
 
 /// The result of a store.
@@ -127,8 +132,8 @@ pub async fn store_with<S: Storage + ?Sized>(
             });
         }
     };
-    // Onto its base with nothing new: nothing to commit.
-    let unchanged = onto_base.filter(|_| db.pending_txs() == 0);
+    // Onto its base with nothing new (no transaction, no merge): nothing to commit.
+    let unchanged = onto_base.filter(|_| db.pending_txs() == 0 && db.merge_parents().is_empty());
     if let (Some(base), Confirm::Head) = (unchanged, options.confirm) {
         return Ok(Stored {
             db: db.clone(),
@@ -138,7 +143,7 @@ pub async fn store_with<S: Storage + ?Sized>(
     }
     // The commit and its manifest (the nodes new since its parent), whatever this
     // storage holds.
-    let (commit, manifest) = commit_for(db)?;
+    let (commit, manifest) = commit_for_at(db, options.time.unwrap_or_else(now_ms))?;
     let to_write = match (options.confirm, onto_base.is_some()) {
         // Onto the base, the storage holds the base's trees: the new nodes are missing.
         (Confirm::Head, true) => None,

@@ -147,3 +147,53 @@ fn a_cached_history_of_another_lineage_is_ignored() {
         );
     });
 }
+
+#[test]
+fn a_merge_commit_brings_the_other_sides_changes_into_the_history() {
+    rt().block_on(async {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let (mut all, commits) = run(&*storage, &[2]).await;
+        // A branch at the same commit, changed on both sides.
+        storage
+            .cas_head("side", None, *commits.last().unwrap())
+            .await
+            .unwrap();
+        let ours = datoms_storage::restore(storage.clone(), "main")
+            .await
+            .unwrap()
+            .db;
+        let report = ours.with_edn("[{:p/name \"ours\" :p/n 1}]").unwrap();
+        all.extend(report.tx_data.clone());
+        store(&report.db_after, &*storage, "main").await.unwrap();
+        let theirs = datoms_storage::restore(storage.clone(), "side")
+            .await
+            .unwrap()
+            .db;
+        let report = theirs.with_edn("[{:p/name \"theirs\" :p/n 2}]").unwrap();
+        let side = store(&report.db_after, &*storage, "side").await.unwrap();
+        datoms_storage::merge(
+            storage.clone(),
+            "main",
+            side.commit,
+            datoms_core::merge::Strategy::Fail,
+            datoms_storage::StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let h = history(&*storage, "main", None).await.unwrap();
+        let name = Keyword::new(":p/name");
+        for who in ["ours", "theirs"] {
+            let v = datoms_core::Value::String(who.into());
+            assert_eq!(
+                h.history
+                    .matching(None, Some(&name), Some(&v), None)
+                    .count(),
+                1,
+                "{who}"
+            );
+        }
+        // Everything main's own transactions did is there too.
+        let everything = everything(&h);
+        assert!(sorted(all).iter().all(|d| everything.contains(d)));
+    });
+}

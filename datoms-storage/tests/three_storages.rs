@@ -128,7 +128,17 @@ async fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                 } else {
                     Confirm::Head
                 };
-                match store_with(&values[pick(value)], s, HEAD, StoreOptions { confirm }).await {
+                match store_with(
+                    &values[pick(value)],
+                    s,
+                    HEAD,
+                    StoreOptions {
+                        confirm,
+                        ..StoreOptions::default()
+                    },
+                )
+                .await
+                {
                     Ok(stored) => {
                         check_complete(s, &stored.db).await?;
                         Some(stored.db)

@@ -64,6 +64,8 @@ fn decode(log: CommitLog) -> Result<Vec<TxLogEntry>, datoms_core::Error> {
         manifest: Vec::new(),
         ancestor_manifests: Vec::new(),
         nodes: 0,
+        time: 0,
+        merged: Vec::new(),
     };
     let _ = commit.log_large_references();
     commit.log_entries()

@@ -182,6 +182,7 @@ pub async fn a_lost_large_value_is_found_and_repaired<F: Factory>(
         HEAD,
         StoreOptions {
             confirm: Confirm::Everything,
+            ..StoreOptions::default()
         },
     )
     .await

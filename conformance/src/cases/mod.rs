@@ -8,6 +8,7 @@ pub mod contract;
 pub mod database;
 pub mod follow;
 pub mod large_values;
+pub mod merge;
 pub mod peers;
 pub mod replicate;
 pub mod runtimes;

@@ -221,6 +221,7 @@ pub async fn a_storage_that_lost_blobs_is_found_and_repaired<F: Factory>(
 
     let everything = StoreOptions {
         confirm: Confirm::Everything,
+        ..StoreOptions::default()
     };
     // A lazy db restored now reads from the damaged storage: its transaction may itself
     // meet a lost node (a typed error, nothing stored); if not, the store must refuse.

@@ -1,6 +1,7 @@
 //! Getting at a database: open the storage a URL names (counting its I/O), read the head,
 //! fetch commits, restore dbs.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 // `datoms::restore` names the storage crate's restore module (the `restore` fn import
@@ -35,14 +36,53 @@ pub struct Opened {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ViewArgs {
     /// Read the db as of this commit of the head's history (its address, or a prefix as
-    /// `datoms log` prints it).
-    #[arg(long, value_name = "COMMIT", conflicts_with = "as_of_tx")]
+    /// `datoms log` prints it), or as of a wall-clock instant in RFC 3339
+    /// (`2026-12-06T12:00:00Z`): the newest commit made at or before it.
+    #[arg(long, value_name = "COMMIT|INSTANT", conflicts_with = "as_of_tx")]
     pub as_of: Option<String>,
+
+    /// Only what changed after this commit of the head's history: a query sees the
+    /// datoms asserted since (Datomic's `since`); an index read prints the datoms
+    /// asserted and retracted since, each with its added flag.
+    #[arg(long, value_name = "COMMIT")]
+    pub since: Option<String>,
 
     /// Read the db right after this transaction of the head's history (a tx id as
     /// `:db/txInstant` datoms and `datoms log` show them).
     #[arg(long, value_name = "TX")]
     pub as_of_tx: Option<u64>,
+}
+
+/// Reads `text` as an RFC 3339 instant, in milliseconds since the Unix epoch: `None` when
+/// it does not look like one (a commit prefix is hex digits only), an error when it does
+/// but does not parse or comes before the epoch.
+pub fn parse_instant(text: &str) -> Option<Result<u64, CliError>> {
+    let text = text.trim();
+    if text.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "{text:?} is neither a commit nor an RFC 3339 instant (such as 2026-12-06T12:00:00Z): {e}"
+            ))
+        });
+    Some(parsed.and_then(|t| {
+        u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .map_err(|_| CliError::Usage(format!("{text:?} is before 1970")))
+    }))
+}
+
+/// A commit time (ms since the Unix epoch) in RFC 3339, UTC, to the millisecond.
+pub fn format_instant(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// Whether a command may create the database file.
@@ -176,8 +216,31 @@ impl Opened {
     /// # Errors
     /// As [`Opened::lazy_db`]; a commit prefix that matches no commit, or several.
     pub async fn view_db(&self, view: &ViewArgs) -> Result<datoms::Db, CliError> {
+        let db = self.as_of_db(view).await?;
+        match self.since(view, &db).await? {
+            None => Ok(db),
+            Some(diff) => {
+                // The datoms asserted since: a filtered db (a read-only view).
+                let added: HashSet<(u64, datoms::Keyword, datoms::Value, u64)> = diff
+                    .added
+                    .into_iter()
+                    .map(|d| (d.e, d.a, d.v, d.tx))
+                    .collect();
+                Ok(db.filter(move |_, d| added.contains(&(d.e, d.a.clone(), d.v.clone(), d.tx))))
+            }
+        }
+    }
+
+    /// The db of `--as-of`/`--as-of-tx`, or the head's (without `--since`).
+    ///
+    /// # Errors
+    /// As [`Opened::view_db`].
+    pub async fn as_of_db(&self, view: &ViewArgs) -> Result<datoms::Db, CliError> {
         let at = match (&view.as_of, view.as_of_tx) {
-            (Some(commit), _) => datoms::At::Commit(self.resolve_commit(commit).await?),
+            (Some(text), _) => match parse_instant(text) {
+                Some(ms) => datoms::At::Instant(ms?),
+                None => datoms::At::Commit(self.resolve_commit(text).await?),
+            },
             (None, Some(tx)) => datoms::At::Tx(tx),
             (None, None) => return self.lazy_db().await,
         };
@@ -192,24 +255,55 @@ impl Opened {
     }
 
     /// The history (every assertion and retraction) of the head, or of the commit
-    /// `--as-of` names.
+    /// `--as-of` names (by address or instant).
     ///
     /// # Errors
-    /// [`CliError::Usage`] with `--as-of-tx` (a history is of a commit); as
+    /// [`CliError::Usage`] with `--as-of-tx` or `--since` (a history is of a commit); as
     /// [`Opened::view_db`].
     pub async fn view_history(&self, view: &ViewArgs) -> Result<datoms::History, CliError> {
-        let commit =
-            match (&view.as_of, view.as_of_tx) {
-                (Some(commit), _) => self.resolve_commit(commit).await?,
-                (None, Some(_)) => return Err(CliError::Usage(
-                    "--history reads the history of a commit: give --as-of COMMIT, not --as-of-tx"
-                        .into(),
-                )),
-                (None, None) => self.head_commit().await?,
-            };
+        if view.as_of_tx.is_some() || view.since.is_some() {
+            return Err(CliError::Usage(
+                "--history reads the history of a commit: give --as-of COMMIT (or an instant), \
+                 not --as-of-tx or --since"
+                    .into(),
+            ));
+        }
+        let commit = match &view.as_of {
+            Some(text) => match parse_instant(text) {
+                Some(ms) => {
+                    let at = datoms::At::Instant(ms?);
+                    datoms::as_of(self.storage.clone(), &self.head, at, None)
+                        .await?
+                        .commit
+                        .ok_or_else(|| CliError::Usage(format!("no commit at {text}")))?
+                }
+                None => self.resolve_commit(text).await?,
+            },
+            None => self.head_commit().await?,
+        };
         Ok(datoms::history_of_commit(&*self.storage, commit, None)
             .await?
             .history)
+    }
+
+    /// With `--since C`: what changed after commit `C` up to `db` (a diff that skips
+    /// the subtrees both share).
+    ///
+    /// # Errors
+    /// As [`Opened::resolve_commit`]; fetch errors.
+    pub async fn since(
+        &self,
+        view: &ViewArgs,
+        db: &datoms::Db,
+    ) -> Result<Option<datoms::Diff>, CliError> {
+        let Some(text) = &view.since else {
+            return Ok(None);
+        };
+        let commit = self.resolve_commit(text).await?;
+        let at = datoms::At::Commit(commit);
+        Ok(Some(
+            datoms::since(self.storage.clone(), &self.head, at, db).await?,
+        ))
     }
 
     /// Finds a commit of the head's history by a hex prefix of its address (the short

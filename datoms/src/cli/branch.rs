@@ -7,7 +7,7 @@ use clap::Subcommand;
 use datoms::{Address, Head};
 use serde::Serialize;
 
-use super::access::{CommitWalk, Create, Opened};
+use super::access::{Create, Opened};
 use super::output::{short, Ctx};
 use super::{CliError, DbArgs};
 
@@ -219,15 +219,16 @@ async fn fast_forward(db: &DbArgs, name: &str, to: &str, ctx: &Ctx) -> Result<()
             ),
         );
     }
-    let mut walk = CommitWalk::new(target.commit);
-    let mut descends = false;
-    while let Some((address, _, _)) = walk.next(&opened).await? {
-        if address == from.commit {
-            descends = true;
-            break;
-        }
-    }
-    if !descends {
+    // Through every parent: a branch merged into `to` is in its history too.
+    let mut stats = datoms::RestoreStats::default();
+    let base = datoms::storage::common_ancestor(
+        &**opened.storage(),
+        from.commit,
+        target.commit,
+        &mut stats,
+    )
+    .await?;
+    if base != Some(from.commit) {
         return Err(CliError::NotFastForward {
             name: name.to_owned(),
             from: from.commit,

@@ -253,6 +253,8 @@ impl CliError {
                 datoms::StorageError::HeadConflict { .. } => "head_conflict",
                 datoms::StorageError::InUse { .. } => "in_use",
                 datoms::StorageError::Diverged { .. } => "diverged",
+                datoms::StorageError::Unrelated { .. } => "unrelated",
+                datoms::StorageError::NothingAt { .. } => "nothing_at",
                 datoms::StorageError::Core(e) => core_kind(e),
                 _ => "storage",
             },
@@ -287,6 +289,17 @@ impl CliError {
                 source: datoms::Error::Invariants { violations },
                 ..
             } => Some(violations),
+            _ => None,
+        }
+    }
+
+    /// The conflicts of a merge that failed on them (`datoms merge --strategy fail`).
+    pub fn conflicts(&self) -> Option<&[datoms::merge::Conflict]> {
+        match self {
+            CliError::Storage(datoms::StorageError::Core(datoms::Error::MergeConflicts {
+                conflicts,
+            }))
+            | CliError::Core(datoms::Error::MergeConflicts { conflicts }) => Some(conflicts),
             _ => None,
         }
     }
@@ -328,6 +341,8 @@ fn core_kind(e: &datoms::Error) -> &'static str {
         E::QueryInput { .. } => "query_input",
         E::QueryEval { .. } => "query_eval",
         E::PullPattern { .. } => "pull_pattern",
+        E::MergeConflicts { .. } => "merge_conflicts",
+        E::MergeSchemaDiffers => "merge_schema_differs",
         _ => "database",
     }
 }

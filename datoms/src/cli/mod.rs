@@ -14,6 +14,7 @@ mod follow;
 mod import;
 mod lock;
 mod log;
+mod merge;
 mod output;
 mod query;
 mod restore;
@@ -116,6 +117,9 @@ enum Command {
     Diff(diff::Args),
     /// List, create, delete or fast-forward branches (named heads).
     Branch(branch::Args),
+    /// Merge a branch (or commit) into a head: a three-way merge against their common
+    /// ancestor, conflicts listed (or resolved by --strategy), a two-parent commit.
+    Merge(merge::Args),
     /// Serve the storage over HTTP: immutable blobs, heads moved by compare-and-swap,
     /// one-round-trip sync and pushed head moves, for `http://` clients and browsers.
     #[cfg(feature = "serve")]
@@ -165,13 +169,13 @@ fn bad_arguments(e: &clap::Error) -> ExitCode {
         .unwrap_or_default()
         .trim_start_matches("error: ")
         .to_owned();
-    print_json_error("usage", &message, None);
+    print_json_error("usage", &message, None, None);
     ExitCode::from(2)
 }
 
 fn report(e: &CliError, ctx: &Ctx) -> ExitCode {
     if ctx.json {
-        print_json_error(e.kind(), &e.to_string(), e.violations());
+        print_json_error(e.kind(), &e.to_string(), e.violations(), e.conflicts());
     } else {
         eprintln!("error: {e}");
     }
@@ -182,9 +186,23 @@ fn report(e: &CliError, ctx: &Ctx) -> ExitCode {
 }
 
 /// `{"error": {"kind": …, "message": …, "violations": [{"kind": …, "message": …}]}}`
-/// on stdout (the violations only where the error lists some).
-fn print_json_error(kind: &str, message: &str, violations: Option<&[datoms::Violation]>) {
+/// on stdout (the violations only where the error lists some; a merge's conflicts as
+/// `"conflicts"`).
+fn print_json_error(
+    kind: &str,
+    message: &str,
+    violations: Option<&[datoms::Violation]>,
+    conflicts: Option<&[datoms::merge::Conflict]>,
+) {
     let mut error = serde_json::json!({ "kind": kind, "message": message });
+    if let Some(cs) = conflicts {
+        error["conflicts"] = serde_json::to_value(
+            cs.iter()
+                .map(|c| merge::conflict_json(c, None))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
+    }
     if let Some(vs) = violations {
         error["violations"] = vs
             .iter()
@@ -212,6 +230,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Follow(a) => follow::run(a, ctx).await,
         Command::Diff(a) => diff::run(a, ctx).await,
         Command::Branch(a) => branch::run(a, ctx).await,
+        Command::Merge(a) => merge::run(a, ctx).await,
         #[cfg(feature = "serve")]
         Command::Serve(a) => serve::run(a, ctx).await,
     }

@@ -184,6 +184,14 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     }
     let (index, forms) = read_components(&args)?;
     let opened = Opened::open(&args.db, Create::No, ctx).await?;
+    if args.view.since.is_some() {
+        // What changed since: assertions and retractions, not just what the filtered
+        // db of a Datalog query shows.
+        let db = opened.as_of_db(&args.view).await?;
+        let components = to_components(&db, index, &forms)?;
+        let changed = opened.since(&args.view, &db).await?.unwrap_or_default();
+        return print_changes(index, &components, changed, args.limit, ctx);
+    }
     let db = opened.view_db(&args.view).await?;
     let components = to_components(&db, index, &forms)?;
     if let (IndexKind::Avet, Some(Component::A(attr))) = (index, components.first()) {
@@ -232,6 +240,49 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         out.write_all(b"\n]\n").map_err(CliError::Output)?;
     }
     out.flush().map_err(CliError::Output)
+}
+
+/// With `--since`: the datoms asserted and retracted since, that match the leading
+/// components, in index order (a retraction before an assertion of the same datom).
+fn print_changes(
+    index: IndexKind,
+    components: &[Component],
+    changed: datoms::Diff,
+    limit: Option<usize>,
+    ctx: &Ctx,
+) -> Result<(), CliError> {
+    let mut all: Vec<Datom> = changed
+        .retracted
+        .into_iter()
+        .chain(changed.added)
+        .filter(|d| index.cmp_prefix(d, components) == std::cmp::Ordering::Equal)
+        .collect();
+    all.sort_by(|x, y| index.cmp(x, y).then(x.added.cmp(&y.added)));
+    all.truncate(limit.unwrap_or(usize::MAX));
+    if ctx.json {
+        #[derive(Serialize)]
+        struct Change {
+            #[serde(flatten)]
+            datom: DatomJson,
+            added: bool,
+        }
+        let docs = all
+            .iter()
+            .map(|d| {
+                Ok(Change {
+                    datom: datom_json(d)?,
+                    added: d.added,
+                })
+            })
+            .collect::<Result<Vec<_>, CliError>>()?;
+        return ctx.print_json(&docs);
+    }
+    let mut out = String::new();
+    for d in &all {
+        out.push_str(&datom_to_edn(d).to_string());
+        out.push('\n');
+    }
+    ctx.print(&out)
 }
 
 /// The index and the component forms, from `--index` and the arguments, or from one
