@@ -24,6 +24,7 @@
 
 pub mod backends;
 pub mod diff;
+pub mod suite;
 pub mod error;
 pub mod follow;
 pub mod http;

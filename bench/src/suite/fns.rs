@@ -1,0 +1,83 @@
+//! The functions a ported test passes to a query as an input (`(fn NAME)` in a case
+//! file): the same functions under the same names as `FNS` of `bench/peer/suite.js`,
+//! where Datascript's test passes a Clojure function.
+
+use datoms_core::{Error, QueryFn, QueryValue};
+
+fn long(args: &[QueryValue]) -> Option<i64> {
+    args.first().and_then(QueryValue::as_long)
+}
+
+fn longs(args: &[QueryValue]) -> Result<Vec<i64>, String> {
+    args.first()
+        .and_then(QueryValue::as_seq)
+        .ok_or("takes a collection")?
+        .into_iter()
+        .map(|v| v.as_long().ok_or_else(|| format!("takes longs, got {v}")))
+        .collect()
+}
+
+/// The input function `name`.
+///
+/// # Errors
+/// [`Error::QueryInput`] for a name `suite.js` does not define either.
+pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
+    Ok(match name {
+        "even?" => QueryFn::predicate(name, |a| long(a).is_some_and(|n| n % 2 == 0)),
+        "odd?" => QueryFn::predicate(name, |a| long(a).is_some_and(|n| n % 2 != 0)),
+        "pos?" => QueryFn::predicate(name, |a| long(a).is_some_and(|n| n > 0)),
+        "inc" => QueryFn::values(name, |a| {
+            let n = long(a).ok_or("inc takes a long")?;
+            Ok(QueryValue::long(n.checked_add(1).ok_or("overflow")?))
+        }),
+        "sum" => QueryFn::values(name, |a| {
+            let mut s = 0i64;
+            for n in longs(a)? {
+                s = s.checked_add(n).ok_or("overflow")?;
+            }
+            Ok(QueryValue::long(s))
+        }),
+        "count-distinct" => QueryFn::values(name, |a| {
+            let items = a
+                .first()
+                .and_then(QueryValue::as_seq)
+                .ok_or("count-distinct takes a collection")?;
+            let mut seen: Vec<&QueryValue> = Vec::new();
+            for v in items {
+                if !seen.contains(&v) {
+                    seen.push(v);
+                }
+            }
+            Ok(QueryValue::long(i64::try_from(seen.len()).unwrap_or(i64::MAX)))
+        }),
+        // #(vector (reduce min %) (reduce max %))
+        "minmax" => QueryFn::values(name, |a| {
+            let ns = longs(a)?;
+            let (min, max) = (ns.iter().min(), ns.iter().max());
+            match (min, max) {
+                (Some(lo), Some(hi)) => Ok(QueryValue::Vector(vec![
+                    QueryValue::long(*lo),
+                    QueryValue::long(*hi),
+                ])),
+                _ => Err("minmax of nothing".into()),
+            }
+        }),
+        // clojure.core/range with a start and an end.
+        "range" => QueryFn::values(name, |a| {
+            let (Some(lo), Some(hi)) = (
+                a.first().and_then(QueryValue::as_long),
+                a.get(1).and_then(QueryValue::as_long),
+            ) else {
+                return Err("range takes two longs".into());
+            };
+            Ok(QueryValue::Vector((lo..hi).map(QueryValue::long).collect()))
+        }),
+        // (fn [] 5)
+        "five" => QueryFn::values(name, |_| Ok(QueryValue::long(5))),
+        other => {
+            return Err(Error::QueryInput {
+                reason: format!("no suite input function {other}"),
+            })
+        }
+    })
+}
