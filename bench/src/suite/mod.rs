@@ -383,8 +383,12 @@ pub struct FileFindings {
     pub passed: usize,
     /// Divergences `known.edn` lists.
     pub known: Vec<Divergence>,
-    /// Divergences it does not.
+    /// Divergences it does not, and steps the harness could not run on either side (a
+    /// mistake of the case file).
     pub unexplained: Vec<Divergence>,
+    /// Checks both sides failed (an error test of Datascript's, passed when both
+    /// fail), with both messages.
+    pub both_failed: Vec<Divergence>,
 }
 
 /// What a run found: per file, and the `known.edn` entries that matched no divergence.
@@ -394,6 +398,12 @@ pub struct Findings {
     pub files: Vec<FileFindings>,
     /// Known entries no step diverged for (stale: the divergence is gone).
     pub stale: Vec<String>,
+}
+
+/// True for an error of the harness itself (`suite.js` or [`datoms_side`] could not
+/// read the step), which says nothing about either database.
+fn is_harness_error(a: &Answer) -> bool {
+    matches!(a, Answer::Err(e) if e.contains("suite.js:") || e.contains("malformed suite step") || e.contains("in this test"))
 }
 
 /// Runs `files` on both sides and compares every step.
@@ -423,6 +433,20 @@ pub fn run(
             let test_key = format!("{} / {}", file.file, test.name);
             for (i, (step, (ds, ours))) in test.steps.iter().zip(ds.iter().zip(&ours)).enumerate()
             {
+                let key = format!("{test_key} #{}", i + 1);
+                let d = Divergence {
+                    key: key.clone(),
+                    step: step.text.clone(),
+                    datascript: ds.text(),
+                    datoms: ours.text(),
+                };
+                if is_harness_error(ds) || is_harness_error(ours) {
+                    ff.unexplained.push(d);
+                    continue;
+                }
+                if matches!((ds, ours), (Answer::Err(_), Answer::Err(_))) {
+                    ff.both_failed.push(d.clone());
+                }
                 let same = match step.op {
                     Op::Db => matches!(ds, Answer::Ok(_)) == matches!(ours, Answer::Ok(_)),
                     op => ds.same_as(ours, op.shape()),
@@ -436,13 +460,6 @@ pub fn run(
                     }
                     continue;
                 }
-                let key = format!("{test_key} #{}", i + 1);
-                let d = Divergence {
-                    key: key.clone(),
-                    step: step.text.clone(),
-                    datascript: ds.text(),
-                    datoms: ours.text(),
-                };
                 if known.contains_key(&key) {
                     used.insert(key);
                     ff.known.push(d);
