@@ -116,6 +116,11 @@ fn run_step(dbs: &mut HashMap<String, Db>, step: &Step) -> Result<String, Error>
                 return Ok("nil".into());
             };
             let entity = db.entity(eid);
+            // Datascript's `entity` is nil for an id with no datoms; datoms' is an
+            // entity whose `exists` is false.
+            if !entity.exists()? {
+                return Ok("nil".into());
+            }
             if step.args.len() == 2 {
                 return Ok(touched(&entity)?.to_string());
             }
@@ -162,10 +167,18 @@ fn run_step(dbs: &mut HashMap<String, Db>, step: &Step) -> Result<String, Error>
             let Edn::Keyword(attr) = parse(edn_arg(step, 1)?)? else {
                 return Err(malformed(step));
             };
+            // A bound is read as the V of an AVET prefix, as Datascript resolves it (a
+            // lookup ref or ident for a ref attribute).
             let bound = |i: usize| -> Result<Option<datoms_core::Value>, Error> {
                 match parse(edn_arg(step, i)?)? {
                     Edn::Nil => Ok(None),
-                    form => Ok(Some(form.to_value()?)),
+                    form => {
+                        let prefix = [Edn::Keyword(attr.clone()), form];
+                        match index_components(db, IndexKind::Avet, &prefix)?.pop() {
+                            Some(datoms_core::Component::V(v)) => Ok(Some(v)),
+                            _ => Err(malformed(step)),
+                        }
+                    }
                 }
             };
             let (start, end) = (bound(2)?, bound(3)?);
