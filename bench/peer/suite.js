@@ -72,6 +72,7 @@ const FNS = {
   },
   "range": (lo, hi) => Array.from({ length: Math.max(0, hi - lo) }, (_, i) => lo + i),
   "five": () => 5,
+  "constantly-true": () => true,
 };
 
 function run(test) {

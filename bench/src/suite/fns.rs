@@ -72,6 +72,8 @@ pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
             };
             Ok(QueryValue::Vector((lo..hi).map(QueryValue::long).collect()))
         }),
+        // (constantly true)
+        "constantly-true" => QueryFn::values(name, |_| Ok(QueryValue::bool(true))),
         // (fn [] 5)
         "five" => QueryFn::values(name, |_| Ok(QueryValue::long(5))),
         other => {
