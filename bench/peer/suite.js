@@ -73,6 +73,14 @@ const FNS = {
   "range": (lo, hi) => Array.from({ length: Math.max(0, hi - lo) }, (_, i) => lo + i),
   "five": () => 5,
   "constantly-true": () => true,
+  "over-18": (x) => x > 18,
+  "even-or-nil": (x) => (x % 2 === 0 ? x : null),
+  "first": (coll) => Array.from(coll)[0] ?? null,
+  "second": (coll) => Array.from(coll)[1] ?? null,
+  "age-is?": (db, e, a) => {
+    const ent = d.entity(db, e);
+    return ent !== null && ent !== undefined && ent.call(null, read(":age")) === a;
+  },
 };
 
 function run(test) {

@@ -2,7 +2,7 @@
 //! file): the same functions under the same names as `FNS` of `bench/peer/suite.js`,
 //! where Datascript's test passes a Clojure function.
 
-use datoms_core::{Error, QueryFn, QueryValue};
+use datoms_core::{EntityValue, Error, FnArg, QueryFn, QueryValue};
 
 fn long(args: &[QueryValue]) -> Option<i64> {
     args.first().and_then(QueryValue::as_long)
@@ -71,6 +71,46 @@ pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
                 return Err("range takes two longs".into());
             };
             Ok(QueryValue::Vector((lo..hi).map(QueryValue::long).collect()))
+        }),
+        // #(> % 18)
+        "over-18" => QueryFn::predicate(name, |a| long(a).is_some_and(|n| n > 18)),
+        // #(when (even? %) %)
+        "even-or-nil" => QueryFn::values(name, |a| {
+            Ok(match long(a) {
+                Some(n) if n % 2 == 0 => QueryValue::long(n),
+                _ => QueryValue::Nil,
+            })
+        }),
+        // clojure.core/first and second of a vector.
+        "first" | "second" => {
+            let i = usize::from(name == "second");
+            QueryFn::values(name, move |a| {
+                Ok(a.first()
+                    .and_then(QueryValue::as_seq)
+                    .and_then(|items| items.get(i).map(|v| (*v).clone()))
+                    .unwrap_or(QueryValue::Nil))
+            })
+        }
+        // (fn [db e a] (= a (:age (d/entity db e))))
+        "age-is?" => QueryFn::new(name, |args| {
+            let (Some(FnArg::Db(db)), Some(FnArg::Value(e)), Some(FnArg::Value(a))) =
+                (args.first(), args.get(1), args.get(2))
+            else {
+                return Err("age-is? takes a db, an entity and an age".into());
+            };
+            let eid = e
+                .as_long()
+                .and_then(|e| u64::try_from(e).ok())
+                .ok_or("age-is? takes an entity id")?;
+            let age = db
+                .entity(eid)
+                .get("age")
+                .map_err(|e| e.to_string())?;
+            let same = match (age, a.as_long()) {
+                (Some(EntityValue::Value(datoms_core::Value::Long(n))), Some(want)) => n == want,
+                _ => false,
+            };
+            Ok(QueryValue::bool(same))
         }),
         // (constantly true)
         "constantly-true" => QueryFn::values(name, |_| Ok(QueryValue::bool(true))),
