@@ -73,6 +73,9 @@ const FNS = {
   "range": (lo, hi) => Array.from({ length: Math.max(0, hi - lo) }, (_, i) => lo + i),
   "five": () => 5,
   "constantly-true": () => true,
+  // (fn [xs] (reverse (sort xs))) over numbers, answering a Clojure vector (read back
+  // from its text, the build exporting no constructor).
+  "sort-reverse": (xs) => read(`[${Array.from(xs).sort((a, b) => b - a).map(show).join(" ")}]`),
   "over-18": (x) => x > 18,
   "even-or-nil": (x) => (x % 2 === 0 ? x : null),
   "first": (coll) => Array.from(coll)[0] ?? null,

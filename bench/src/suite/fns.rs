@@ -112,6 +112,19 @@ pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
             };
             Ok(QueryValue::bool(same))
         }),
+        // (fn [xs] (reverse (sort xs))), an aggregate.
+        "sort-reverse" => QueryFn::values(name, |a| {
+            let mut items: Vec<QueryValue> = a
+                .first()
+                .and_then(QueryValue::as_seq)
+                .ok_or("sort-reverse takes a collection")?
+                .into_iter()
+                .cloned()
+                .collect();
+            items.sort();
+            items.reverse();
+            Ok(QueryValue::Vector(items))
+        }),
         // (constantly true)
         "constantly-true" => QueryFn::values(name, |_| Ok(QueryValue::bool(true))),
         // (fn [] 5)
