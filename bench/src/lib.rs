@@ -24,7 +24,6 @@
 
 pub mod backends;
 pub mod diff;
-pub mod suite;
 pub mod error;
 pub mod follow;
 pub mod http;
@@ -37,6 +36,7 @@ pub mod run;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod small;
+pub mod suite;
 pub mod workload;
 pub mod writers;
 

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use datoms_core::edn::{index_components, parse, value_to_edn, Edn};
 use datoms_core::pull::{pull_entity, PullPattern};
 use datoms_core::{
-    Datom, Db, Entity, EntityValue, Error, Functions, IndexKind, Input, Keyword, Query,
-    QueryValue,
+    Datom, Db, Entity, EntityValue, Error, Functions, IndexKind, Input, Keyword, Query, QueryValue,
 };
 
 use super::{fns, Arg, Op, Step, SuiteTest};
@@ -34,7 +33,7 @@ fn malformed(step: &Step) -> Error {
     }
 }
 
-fn edn_arg<'a>(step: &'a Step, i: usize) -> Result<&'a str, Error> {
+fn edn_arg(step: &Step, i: usize) -> Result<&str, Error> {
     match step.args.get(i) {
         Some(Arg::Edn(text)) => Ok(text),
         _ => Err(malformed(step)),

@@ -48,7 +48,9 @@ pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
                     seen.push(v);
                 }
             }
-            Ok(QueryValue::long(i64::try_from(seen.len()).unwrap_or(i64::MAX)))
+            Ok(QueryValue::long(
+                i64::try_from(seen.len()).unwrap_or(i64::MAX),
+            ))
         }),
         // #(vector (reduce min %) (reduce max %))
         "minmax" => QueryFn::values(name, |a| {
@@ -102,10 +104,7 @@ pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
                 .as_long()
                 .and_then(|e| u64::try_from(e).ok())
                 .ok_or("age-is? takes an entity id")?;
-            let age = db
-                .entity(eid)
-                .get("age")
-                .map_err(|e| e.to_string())?;
+            let age = db.entity(eid).get("age").map_err(|e| e.to_string())?;
             let same = match (age, a.as_long()) {
                 (Some(EntityValue::Value(datoms_core::Value::Long(n))), Some(want)) => n == want,
                 _ => false,

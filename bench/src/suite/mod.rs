@@ -432,8 +432,7 @@ pub fn run(
                 .ok_or_else(|| BenchError::Peer("suite.js answered fewer tests".into()))?;
             let ours = datoms_side::run_test(test);
             let test_key = format!("{} / {}", file.file, test.name);
-            for (i, (step, (ds, ours))) in test.steps.iter().zip(ds.iter().zip(&ours)).enumerate()
-            {
+            for (i, (step, (ds, ours))) in test.steps.iter().zip(ds.iter().zip(&ours)).enumerate() {
                 let key = format!("{test_key} #{}", i + 1);
                 let d = Divergence {
                     key: key.clone(),
@@ -516,10 +515,7 @@ mod tests {
             ]
         );
         let s = step("[:db $]");
-        assert_eq!(
-            s.args,
-            vec![Arg::Name("$".into()), Arg::Edn("{}".into())]
-        );
+        assert_eq!(s.args, vec![Arg::Name("$".into()), Arg::Edn("{}".into())]);
         assert_eq!(step("[:with $2 $ []]").args[0], Arg::Name("$2".into()));
     }
 

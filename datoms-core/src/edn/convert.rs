@@ -1130,10 +1130,8 @@ mod tests {
         let ref_attr = schema.get(&":ref".into()).unwrap();
         assert_eq!(ref_attr.value_type, Some(ValueType::Ref));
         assert!(warnings.is_empty(), "{warnings:?}");
-        let typed = parse_schema(
-            "{:a {:db/type :db.type/ref :db/valueType :db.type/string}}",
-        )
-        .unwrap();
+        let typed =
+            parse_schema("{:a {:db/type :db.type/ref :db/valueType :db.type/string}}").unwrap();
         assert_eq!(
             typed.get(&":a".into()).unwrap().value_type,
             Some(ValueType::String)
