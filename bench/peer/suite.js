@@ -10,6 +10,7 @@
 //   db NAME SCHEMA              an empty db with SCHEMA, named NAME
 //   tx NAME TX                  transacts TX on NAME (a failing tx leaves it as it was)
 //   with NEW FROM TX            transacts TX on FROM's db into a new db NEW (FROM keeps its)
+//   filter NEW FROM PRED        d/filter of FROM by the predicate FILTERS[PRED], as NEW
 //   q QUERY INPUT...            datascript.core/q
 //   pull DB PATTERN EID         datascript.core/pull
 //   pull-many DB PATTERN EIDS   pull of each of EIDS, in order
@@ -86,6 +87,27 @@ const FNS = {
   },
 };
 
+// Filter predicates (`filter NEW FROM {fn: NAME}`), as Datascript's filter.cljc writes
+// them; bench/src/suite/fns.rs gives datoms the same. They get the unfiltered db and a
+// datom (its fields e, a, v).
+const attr = (db, e, a) => {
+  const ent = d.entity(db, e);
+  return ent === null || ent === undefined ? null : ent.call(null, read(a));
+};
+const FILTERS = {
+  "remove-pass": (_, x) => String(x.a) !== ":password",
+  "remove-ivan": (_, x) => x.e !== 2,
+  "long-akas": (db, x) => {
+    const akas = attr(db, x.e, ":aka");
+    const n = akas === null || akas === undefined ? 0 : Array.from(akas).length;
+    return String(x.a) !== ":aka" || n <= 1 || x.v.length >= 4;
+  },
+  "has-age?": (db, x) => attr(db, x.e, ":age") !== null && attr(db, x.e, ":age") !== undefined,
+  "adult?": (db, x) => attr(db, x.e, ":age") >= 18,
+  "constantly-true": () => true,
+  "constantly-false": () => false,
+};
+
 function run(test) {
   const dbs = new Map();
   const db = (arg) => {
@@ -129,6 +151,12 @@ function run(test) {
         const r = transact(db(args[1]), args[2].edn);
         dbs.set(args[0].name, r.db);
         return r.value;
+      }
+      case "filter": {
+        const pred = FILTERS[args[2].fn];
+        if (!pred) throw new Error(`suite.js: no filter predicate ${args[2].fn}`);
+        dbs.set(args[0].name, d.filter(db(args[1]), pred));
+        return "nil";
       }
       case "q":
         return show(d.q_raw(read(args[0].edn), ...args.slice(1).map(value)));

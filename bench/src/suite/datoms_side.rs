@@ -60,6 +60,15 @@ fn run_step(dbs: &mut HashMap<String, Db>, step: &Step) -> Result<String, Error>
             dbs.insert(name(0)?, Db::new(schema));
             Ok("nil".into())
         }
+        Op::Filter => {
+            let from = db_arg(dbs, step, 1)?.clone();
+            let pred = match step.args.get(2) {
+                Some(Arg::Fn(name)) => fns::filter_pred(name)?,
+                _ => return Err(malformed(step)),
+            };
+            dbs.insert(name(0)?, from.filter(move |db, d| pred(db, d)));
+            Ok("nil".into())
+        }
         Op::Tx | Op::With => {
             let (from, tx) = if step.op == Op::Tx { (0, 1) } else { (1, 2) };
             let report = db_arg(dbs, step, from)?.with_edn(edn_arg(step, tx)?)?;

@@ -2,7 +2,7 @@
 //! file): the same functions under the same names as `FNS` of `bench/peer/suite.js`,
 //! where Datascript's test passes a Clojure function.
 
-use datoms_core::{EntityValue, Error, FnArg, QueryFn, QueryValue};
+use datoms_core::{Datom, Db, EntityValue, Error, FnArg, QueryFn, QueryValue, Value};
 
 fn long(args: &[QueryValue]) -> Option<i64> {
     args.first().and_then(QueryValue::as_long)
@@ -131,6 +131,50 @@ pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
         other => {
             return Err(Error::QueryInput {
                 reason: format!("no suite input function {other}"),
+            })
+        }
+    })
+}
+
+/// A filter predicate, as `d/filter` takes it: the unfiltered db and a datom.
+pub type FilterPred = Box<dyn Fn(&Db, &Datom) -> bool + Send + Sync>;
+
+/// An entity's value of `attr`, if it has one (a read error counts as none).
+fn entity_attr(db: &Db, e: u64, attr: &str) -> Option<EntityValue> {
+    db.entity(e).get(attr).ok().flatten()
+}
+
+/// The filter predicate `name` (`[:filter $new $from (fn NAME)]`), the same as
+/// `FILTERS` of `bench/peer/suite.js`: those of Datascript's `filter.cljc`.
+///
+/// # Errors
+/// [`Error::QueryInput`] for a name `suite.js` does not define either.
+pub fn filter_pred(name: &str) -> Result<FilterPred, Error> {
+    Ok(match name {
+        // (fn [_ datom] (not= :password (:a datom)))
+        "remove-pass" => Box::new(|_, d| d.a.as_str() != "password"),
+        // (fn [_ datom] (not= 2 (:e datom)))
+        "remove-ivan" => Box::new(|_, d| d.e != 2),
+        // :aka datoms only of entities with one aka, or akas of 4 characters or more
+        "long-akas" => Box::new(|db, d| {
+            let one = match entity_attr(db, d.e, "aka") {
+                Some(EntityValue::Many(items)) => items.len() <= 1,
+                _ => true,
+            };
+            let long = matches!(&d.v, Value::String(s) if s.chars().count() >= 4);
+            d.a.as_str() != "aka" || one || long
+        }),
+        // (fn [db datom] (some? (:age (d/entity db (:e datom)))))
+        "has-age?" => Box::new(|db, d| entity_attr(db, d.e, "age").is_some()),
+        // (fn [db datom] (>= (:age (d/entity db (:e datom))) 18))
+        "adult?" => Box::new(
+            |db, d| matches!(entity_attr(db, d.e, "age"), Some(EntityValue::Value(Value::Long(n))) if n >= 18),
+        ),
+        "constantly-true" => Box::new(|_, _| true),
+        "constantly-false" => Box::new(|_, _| false),
+        other => {
+            return Err(Error::QueryInput {
+                reason: format!("no suite filter predicate {other}"),
             })
         }
     })

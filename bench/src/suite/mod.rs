@@ -55,6 +55,9 @@ pub enum Op {
     Tx,
     /// `[:with NEW FROM TX]`: transacts on FROM into a new db.
     With,
+    /// `[:filter NEW FROM (fn PRED)]`: `d/filter` of FROM by a predicate of
+    /// [`fns::filter_pred`], as a new db.
+    Filter,
     /// `[:q QUERY INPUT…]`, compared exactly (a set as a set).
     Q,
     /// `[:q/bag QUERY INPUT…]`, compared as a bag (the test compares `(set …)`, `sort`s
@@ -80,6 +83,7 @@ impl Op {
             "db" => Op::Db,
             "tx" => Op::Tx,
             "with" => Op::With,
+            "filter" => Op::Filter,
             "q" => Op::Q,
             "q/bag" => Op::QBag,
             "pull" => Op::Pull,
@@ -98,6 +102,7 @@ impl Op {
             Op::Db => "db",
             Op::Tx => "tx",
             Op::With => "with",
+            Op::Filter => "filter",
             Op::Q | Op::QBag => "q",
             Op::Pull => "pull",
             Op::PullMany => "pull-many",
@@ -111,7 +116,7 @@ impl Op {
     /// True for a step that checks an answer; `:db` only sets a test up (but see
     /// [`run`]: a schema Datascript refuses is a check).
     pub fn is_check(self) -> bool {
-        self != Op::Db
+        !matches!(self, Op::Db | Op::Filter)
     }
 
     fn shape(self) -> Shape {
@@ -203,8 +208,12 @@ fn parse_step(
     let op = Op::parse(op.as_str()).ok_or_else(|| bad(path, format!("unknown op in {form}")))?;
     let mut args: Vec<Arg> = items[1..].iter().map(parse_arg).collect();
     match (op, args.first()) {
-        (Op::Db | Op::With, Some(Arg::Db(name))) => args[0] = Arg::Name(name.clone()),
-        (Op::Db | Op::With, _) => return Err(bad(path, format!("{form} names no db"))),
+        (Op::Db | Op::With | Op::Filter, Some(Arg::Db(name))) => {
+            args[0] = Arg::Name(name.clone());
+        }
+        (Op::Db | Op::With | Op::Filter, _) => {
+            return Err(bad(path, format!("{form} names no db")))
+        }
         (Op::Q | Op::QBag, _) => {}
         (_, Some(Arg::Db(_))) => {}
         _ => return Err(bad(path, format!("{form} takes a db first"))),
@@ -417,6 +426,19 @@ pub fn run(
     known: &BTreeMap<String, String>,
 ) -> Result<Findings, BenchError> {
     let peer = run_datascript(dir, files)?;
+    compare(files, peer, known)
+}
+
+/// Runs `files` in datoms and compares every step with `peer`, Datascript's answers
+/// (per test, per step, in file order).
+///
+/// # Errors
+/// [`BenchError::Peer`] when `peer` holds fewer tests than `files`.
+pub fn compare(
+    files: &[SuiteFile],
+    peer: Vec<Vec<Answer>>,
+    known: &BTreeMap<String, String>,
+) -> Result<Findings, BenchError> {
     let mut peer = peer.into_iter();
     let mut findings = Findings::default();
     let mut used = std::collections::BTreeSet::new();
@@ -448,7 +470,9 @@ pub fn run(
                     ff.both_failed.push(d.clone());
                 }
                 let same = match step.op {
-                    Op::Db => matches!(ds, Answer::Ok(_)) == matches!(ours, Answer::Ok(_)),
+                    Op::Db | Op::Filter => {
+                        matches!(ds, Answer::Ok(_)) == matches!(ours, Answer::Ok(_))
+                    }
                     op => ds.same_as(ours, op.shape()),
                 };
                 // A `:db` step sets a test up, unless Datascript refuses its schema:
@@ -532,6 +556,76 @@ mod tests {
         assert!(f("[:pull [*] 1]").is_err());
         assert!(f("[:frobnicate $]").is_err());
         assert!(f("[:fixture nope]").is_err());
+    }
+
+    fn one_test(steps: &[&str]) -> Vec<SuiteFile> {
+        let mut out = Vec::new();
+        for text in steps {
+            parse_step(
+                Path::new("t.edn"),
+                &parse(text).unwrap(),
+                &HashMap::new(),
+                &mut out,
+            )
+            .unwrap();
+        }
+        vec![SuiteFile {
+            file: "t.cljc".into(),
+            tests: vec![SuiteTest {
+                name: "test-t".into(),
+                steps: out,
+            }],
+        }]
+    }
+
+    #[test]
+    fn a_different_answer_is_a_divergence_unless_known_and_a_stale_entry_is_reported() {
+        let files = one_test(&[
+            "[:db $]",
+            "[:tx $ [[:db/add 1 :name \"Ivan\"]]]",
+            "[:q [:find ?e :where [?e :name]] $]",
+            "[:q/bag [:find [?e ...] :where [?e :name]] $]",
+        ]);
+        let ours = datoms_side::run_test(&files[0].tests[0]);
+        let ok = |t: &str| Answer::Ok(t.into());
+        // Datascript agreeing (a set in another order, a bag as a list) passes.
+        let same = vec![ours[0].clone(), ours[1].clone(), ok("#{[1]}"), ok("(1)")];
+        let f = compare(&files, vec![same.clone()], &BTreeMap::new()).unwrap();
+        assert_eq!((f.files[0].checks, f.files[0].passed), (3, 3));
+        assert!(f.files[0].unexplained.is_empty() && f.stale.is_empty());
+
+        // Another answer, or an error where datoms answers, diverges.
+        let mut other = same.clone();
+        other[2] = ok("#{[2]}");
+        other[3] = Answer::Err("boom".into());
+        let f = compare(&files, vec![other.clone()], &BTreeMap::new()).unwrap();
+        let keys: Vec<&str> = f.files[0]
+            .unexplained
+            .iter()
+            .map(|d| d.key.as_str())
+            .collect();
+        assert_eq!(keys, ["t.cljc / test-t #3", "t.cljc / test-t #4"]);
+
+        // Listed steps are known; a listed step that agrees is stale.
+        let known: BTreeMap<String, String> = [
+            ("t.cljc / test-t #3".to_string(), "r".to_string()),
+            ("t.cljc / test-t #4".to_string(), "r".to_string()),
+        ]
+        .into();
+        let f = compare(&files, vec![other], &known).unwrap();
+        assert_eq!(f.files[0].known.len(), 2);
+        assert!(f.files[0].unexplained.is_empty() && f.stale.is_empty());
+        let f = compare(&files, vec![same], &known).unwrap();
+        assert_eq!(f.stale.len(), 2);
+    }
+
+    #[test]
+    fn a_step_the_harness_cannot_run_never_passes() {
+        let files = one_test(&["[:q [:find ?e :where [?e :name]] $nope]"]);
+        let peer = vec![vec![Answer::Err("suite.js: no db $nope".into())]];
+        let f = compare(&files, peer, &BTreeMap::new()).unwrap();
+        assert_eq!(f.files[0].unexplained.len(), 1);
+        assert_eq!(f.files[0].passed, 0);
     }
 
     #[test]
