@@ -481,8 +481,11 @@ struct Puller<'a> {
     /// Entities pulled so far (frames opened), bounded by [`MAX_PULLED_ENTITIES`].
     pulled: std::cell::Cell<usize>,
     /// Told of every attribute read, as Datascript's `:visitor` option.
-    visitor: Option<std::cell::RefCell<&'a mut (dyn FnMut(PullVisit<'_>) + 'a)>>,
+    visitor: Option<std::cell::RefCell<Visitor<'a>>>,
 }
+
+/// The callback [`pull_entity_visiting`] takes.
+type Visitor<'a> = &'a mut (dyn FnMut(PullVisit<'_>) + 'a);
 
 /// What a pull reads, as Datascript's `:visitor` option reports it
 /// (`(fn [k e a v])`), in the order it reads them: an entity's attributes by name, then
@@ -840,7 +843,7 @@ fn pull_with<'a>(
     pattern: &PullPattern,
     entity: &QueryValue,
     fns: &'a Functions,
-    visitor: Option<&'a mut (dyn FnMut(PullVisit<'_>) + 'a)>,
+    visitor: Option<Visitor<'a>>,
 ) -> Result<PullValue, Error> {
     let Some(eid) = resolve_entity(db, entity)? else {
         return Ok(QueryValue::Nil);
