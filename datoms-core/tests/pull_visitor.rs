@@ -13,21 +13,21 @@ fn test_db() -> Db {
           :child {:db/cardinality :db.cardinality/many :db/valueType :db.type/ref}
           :father {:db/valueType :db.type/ref}}",
     )
-    .unwrap();
+    .expect("the test schema parses");
     Db::new(schema)
         .with_edn(
             r#"[[:db/add 1 :name "Petr"] [:db/add 1 :aka "Devil"] [:db/add 1 :aka "Tupen"]
                 [:db/add 2 :name "David"] [:db/add 3 :name "Thomas"] [:db/add 1 :child 2]
                 [:db/add 1 :child 3] [:db/add 2 :father 1] [:db/add 3 :father 1]]"#,
         )
-        .unwrap()
+        .expect("the test datoms transact")
         .db_after
 }
 
 /// The trace as Datascript's test writes it: `[k e a v]`, one per visit.
 fn trace(db: &Db, pattern: &str, e: u64) -> Vec<String> {
     let fns = Functions::new();
-    let pattern = PullPattern::parse(db, pattern, &fns).unwrap();
+    let pattern = PullPattern::parse(db, pattern, &fns).expect("the pattern parses");
     let mut out = Vec::new();
     pull_entity_visiting(db, &pattern, &QueryValue::entity(e), &fns, &mut |v| {
         out.push(match v {
@@ -36,7 +36,7 @@ fn trace(db: &Db, pattern: &str, e: u64) -> Vec<String> {
             PullVisit::Reverse { attr, v } => format!("[:db.pull/reverse nil {attr} {v}]"),
         });
     })
-    .unwrap();
+    .expect("the pull succeeds");
     out
 }
 
