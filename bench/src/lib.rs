@@ -40,6 +40,7 @@ pub mod s3;
 #[cfg(feature = "s3")]
 pub mod s3s;
 pub mod small;
+pub mod suite;
 pub mod time_travel;
 pub mod workload;
 pub mod writers;

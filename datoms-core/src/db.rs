@@ -524,13 +524,25 @@ impl Db {
     /// assert_eq!(db.entid(&QueryValue::keyword("color/red"))?, Some(7));
     /// assert_eq!(db.entid(&QueryValue::keyword("color/blue"))?, None);
     /// assert_eq!(db.entid(&QueryValue::entity(7))?, Some(7));
+    /// // Datascript: "Lookup ref should contain 2 elements: [:db/ident]".
+    /// let short = QueryValue::Vector(vec![QueryValue::keyword("db/ident")]);
+    /// assert!(db.entid(&short).is_err());
     /// # Ok::<(), datoms_core::Error>(())
     /// ```
     ///
     /// # Errors
+    /// [`Error::InvalidValue`] for a vector that is not two elements long;
     /// [`Error::LookupRefNotUnique`] for a lookup ref on a non-unique attribute, or a
     /// load error of a lazily restored db.
     pub fn entid(&self, form: &crate::query::QueryValue) -> Result<Option<Eid>, Error> {
+        // As Datascript's `entid`: a vector is a lookup ref, which has two elements.
+        if let crate::query::QueryValue::Vector(items) = form {
+            if items.len() != 2 {
+                return Err(Error::InvalidValue {
+                    reason: format!("lookup ref should contain 2 elements: {form}"),
+                });
+            }
+        }
         crate::query::eval::resolve_entity(self, form)
     }
 

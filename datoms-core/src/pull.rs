@@ -32,6 +32,10 @@
 //!   `(limit :attr n)` and `(default :attr v)`. `:xform` names a built-in query function
 //!   or one registered in [`Functions`].
 //!
+//! Datascript's `:visitor` option is [`pull_entity_visiting`]: a callback told of each
+//! attribute read ([`PullVisit`]), in Datascript's order (an entity's attributes by
+//! name, then its reverse attributes, depth first).
+//!
 //! Keys in the result are the attributes as written (or their `:as`); maps print their
 //! keys in order (keywords alphabetically). A map with no key
 //! at all is `nil`: pulling an entity that does not exist gives `nil` (unless the pattern
@@ -476,6 +480,40 @@ struct Puller<'a> {
     fns: &'a Functions,
     /// Entities pulled so far (frames opened), bounded by [`MAX_PULLED_ENTITIES`].
     pulled: std::cell::Cell<usize>,
+    /// Told of every attribute read, as Datascript's `:visitor` option.
+    visitor: Option<std::cell::RefCell<Visitor<'a>>>,
+}
+
+/// The callback [`pull_entity_visiting`] takes.
+type Visitor<'a> = &'a mut (dyn FnMut(PullVisit<'_>) + 'a);
+
+/// What a pull reads, as Datascript's `:visitor` option reports it
+/// (`(fn [k e a v])`), in the order it reads them: an entity's attributes by name, then
+/// its reverse attributes, each ref's entities as they are reached. `:db/id` is not
+/// reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullVisit<'a> {
+    /// `[:db.pull/attr e a nil]`: attribute `attr` of entity `e` (also when the entity
+    /// has no value for it).
+    Attr {
+        /// The entity.
+        e: Eid,
+        /// The attribute.
+        attr: &'a Keyword,
+    },
+    /// `[:db.pull/wildcard e nil nil]`: `*` over entity `e`, before its attributes.
+    Wildcard {
+        /// The entity.
+        e: Eid,
+    },
+    /// `[:db.pull/reverse nil a v]`: the entities referring to `v` through `attr` (the
+    /// forward attribute: `:child` for `:_child`).
+    Reverse {
+        /// The forward attribute.
+        attr: &'a Keyword,
+        /// The entity referred to.
+        v: Eid,
+    },
 }
 
 fn pull_err(reason: impl Into<String>) -> Error {
@@ -487,6 +525,12 @@ fn pull_err(reason: impl Into<String>) -> Error {
 }
 
 impl Puller<'_> {
+    fn visit(&self, visit: PullVisit<'_>) {
+        if let Some(v) = &self.visitor {
+            (v.borrow_mut())(visit);
+        }
+    }
+
     fn xform(&self, a: &PullAttr, v: QueryValue) -> Result<QueryValue, Error> {
         let Some(f) = &a.xform else { return Ok(v) };
         if let Some(custom) = self.fns.function_impl(f) {
@@ -523,6 +567,7 @@ impl Puller<'_> {
         };
         let mut items: Vec<PullAttr> = pattern.attrs.clone();
         if pattern.wildcard {
+            self.visit(PullVisit::Wildcard { e: eid });
             let mut last: Option<&Keyword> = None;
             for d in &datoms {
                 if last == Some(&d.a) {
@@ -533,8 +578,10 @@ impl Puller<'_> {
                     items.push(default_attr(self.db, &d.a, 0));
                 }
             }
-            items.sort_by(|a, b| a.name.cmp(&b.name));
         }
+        // As Datascript, attributes are read in name order (what a visitor sees; the
+        // result is a map either way), then the reverse ones.
+        items.sort_by(|a, b| a.name.cmp(&b.name));
         items.extend(pattern.reverse.iter().cloned());
         Ok(Frame {
             eid,
@@ -601,6 +648,17 @@ impl Puller<'_> {
             }
             return Ok(());
         }
+        self.visit(if a.reverse {
+            PullVisit::Reverse {
+                attr: &a.name,
+                v: top.eid,
+            }
+        } else {
+            PullVisit::Attr {
+                e: top.eid,
+                attr: &a.name,
+            }
+        });
         let values: Vec<Value> = if a.reverse {
             let p = [
                 Component::A(a.name.clone()),
@@ -746,6 +804,47 @@ pub fn pull_entity(
     entity: &QueryValue,
     fns: &Functions,
 ) -> Result<PullValue, Error> {
+    pull_with(db, pattern, entity, fns, None)
+}
+
+/// [`pull_entity`] with Datascript's `:visitor` option: `visitor` is told of every
+/// attribute the pull reads ([`PullVisit`]), in order.
+///
+/// ```
+/// use datoms_core::pull::{pull_entity_visiting, PullPattern, PullVisit};
+/// use datoms_core::{Db, Functions, QueryValue, Schema};
+/// let db = Db::new(Schema::new()).with_edn(r#"[[:db/add 1 :name "Ann"]]"#)?.db_after;
+/// let fns = Functions::new();
+/// let pattern = PullPattern::parse(&db, "[:name :age]", &fns)?;
+/// let mut seen = Vec::new();
+/// pull_entity_visiting(&db, &pattern, &QueryValue::entity(1), &fns, &mut |v| {
+///     if let PullVisit::Attr { e, attr } = v {
+///         seen.push(format!("{e} {attr}"));
+///     }
+/// })?;
+/// assert_eq!(seen, [":age", ":name"].map(|a| format!("1 {a}")));
+/// # Ok::<(), datoms_core::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`pull_entity`].
+pub fn pull_entity_visiting(
+    db: &Db,
+    pattern: &PullPattern,
+    entity: &QueryValue,
+    fns: &Functions,
+    visitor: &mut dyn FnMut(PullVisit<'_>),
+) -> Result<PullValue, Error> {
+    pull_with(db, pattern, entity, fns, Some(visitor))
+}
+
+fn pull_with<'a>(
+    db: &'a Db,
+    pattern: &PullPattern,
+    entity: &QueryValue,
+    fns: &'a Functions,
+    visitor: Option<Visitor<'a>>,
+) -> Result<PullValue, Error> {
     let Some(eid) = resolve_entity(db, entity)? else {
         return Ok(QueryValue::Nil);
     };
@@ -753,6 +852,7 @@ pub fn pull_entity(
         db,
         fns,
         pulled: std::cell::Cell::new(0),
+        visitor: visitor.map(std::cell::RefCell::new),
     };
     let root = puller.frame(eid, Arc::new(pattern.clone()), false, HashMap::new())?;
     puller.run(root)

@@ -41,7 +41,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    fn same_as(&self, other: &Answer, shape: Shape) -> bool {
+    pub(crate) fn same_as(&self, other: &Answer, shape: Shape) -> bool {
         match (self, other) {
             (Answer::Ok(a), Answer::Ok(b)) => {
                 let a = canonical::canonical(a, shape);
@@ -114,7 +114,7 @@ pub fn peer_dir() -> std::path::PathBuf {
 }
 
 #[derive(Deserialize)]
-struct PeerAnswer {
+pub(crate) struct PeerAnswer {
     ok: bool,
     value: Option<String>,
     error: Option<String>,
@@ -150,38 +150,9 @@ struct PeerCase {
 /// [`BenchError::PeerNotInstalled`] when Datascript is not installed in `dir`;
 /// [`BenchError::Peer`] when node fails or prints something unexpected.
 pub fn run_datascript(dir: &Path, cases: &[Case]) -> Result<Vec<Answers>, BenchError> {
-    if !dir.join("node_modules/datascript/package.json").exists() {
-        return Err(BenchError::PeerNotInstalled(dir.to_path_buf()));
-    }
     let input = serde_json::to_vec(cases).map_err(|e| BenchError::Peer(e.to_string()))?;
-    let mut child = Command::new("node")
-        .arg("diff.js")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| BenchError::Peer(format!("cannot start node: {e}")))?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| BenchError::Peer("node has no stdin".into()))?;
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child
-        .wait_with_output()
-        .map_err(|e| BenchError::Peer(format!("node: {e}")))?;
-    writer
-        .join()
-        .map_err(|_| BenchError::Peer("writing to node panicked".into()))?
-        .map_err(|e| BenchError::Peer(format!("writing to node: {e}")))?;
-    if !output.status.success() {
-        return Err(BenchError::Peer(format!(
-            "diff.js failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    let peer: Vec<PeerCase> = serde_json::from_slice(&output.stdout)
+    let stdout = run_node(dir, "diff.js", input)?;
+    let peer: Vec<PeerCase> = serde_json::from_slice(&stdout)
         .map_err(|e| BenchError::Peer(format!("diff.js printed unexpected output: {e}")))?;
     Ok(peer
         .into_iter()
@@ -204,7 +175,52 @@ pub fn run_datascript(dir: &Path, cases: &[Case]) -> Result<Vec<Answers>, BenchE
         .collect())
 }
 
-fn all_datoms(db: &Db) -> Result<String, datoms_core::Error> {
+/// Runs `node SCRIPT` in `dir` (the peer's folder) with `input` on stdin and answers its
+/// stdout: how the differential test and the ported suite ([`crate::suite`]) run
+/// Datascript, all their cases in one process.
+///
+/// # Errors
+/// [`BenchError::PeerNotInstalled`] when Datascript is not installed in `dir`;
+/// [`BenchError::Peer`] when node cannot be started or the script fails.
+pub fn run_node(dir: &Path, script: &str, input: Vec<u8>) -> Result<Vec<u8>, BenchError> {
+    if !dir.join("node_modules/datascript/package.json").exists() {
+        return Err(BenchError::PeerNotInstalled(dir.to_path_buf()));
+    }
+    let mut child = Command::new("node")
+        .arg(script)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| BenchError::Peer(format!("cannot start node: {e}")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| BenchError::Peer("node has no stdin".into()))?;
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| BenchError::Peer(format!("node: {e}")))?;
+    writer
+        .join()
+        .map_err(|_| BenchError::Peer("writing to node panicked".into()))?
+        .map_err(|e| BenchError::Peer(format!("writing to node: {e}")))?;
+    if !output.status.success() {
+        return Err(BenchError::Peer(format!(
+            "{script} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(output.stdout)
+}
+
+/// Every datom of `db` as the set of `[e a v tx]` both peers print after a transaction.
+///
+/// # Errors
+/// A load error of a lazily restored db.
+pub fn all_datoms(db: &Db) -> Result<String, datoms_core::Error> {
     let mut rows = Vec::new();
     for d in db.datoms(IndexKind::Eavt, &[])? {
         let d = d?;

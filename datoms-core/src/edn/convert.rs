@@ -376,6 +376,11 @@ fn attribute_from_edn(
         )));
     };
     let mut out = AttributeSchema::default();
+    // Datascript reads a declaration by its values (`attr->properties`): a property whose
+    // value is `:db.type/ref` makes a ref whatever its key, so `{:db/type :db.type/ref}`
+    // (its own upsert tests write it) declares a ref there; so it does here, unless a
+    // `:db/valueType` says otherwise.
+    let mut ref_by_type = false;
     for (key, value) in pairs {
         let ignore = |warnings: &mut Vec<SchemaWarning>| {
             warnings.push(SchemaWarning {
@@ -440,6 +445,10 @@ fn attribute_from_edn(
                 out.tuple_type = Some(t);
                 true
             }
+            ("db/type", Edn::Keyword(t)) if t.as_str() == "db.type/ref" => {
+                ref_by_type = true;
+                true
+            }
             ("db/tupleTypes", Edn::Vector(items) | Edn::List(items)) => {
                 let types: Option<Vec<ValueType>> = items
                     .iter()
@@ -473,6 +482,9 @@ fn attribute_from_edn(
                 describe(value)
             )));
         }
+    }
+    if ref_by_type && out.value_type.is_none() {
+        out.value_type = Some(ValueType::Ref);
     }
     Ok(out)
 }
@@ -1104,6 +1116,25 @@ mod tests {
         assert_eq!(
             parse_schema("{:a/b {:db/ident :a/b}}").unwrap(),
             parse_schema("{:a/b {}}").unwrap()
+        );
+    }
+
+    #[test]
+    fn db_type_ref_declares_a_ref_as_in_datascript() {
+        // Datascript 1.8.1's upsert.cljc declares `:ref {:db/type :db.type/ref}` and pulls
+        // it as a ref (`{:db/id 3}`): its schema reading goes by the value.
+        let (schema, warnings) = parse_schema_with_warnings(
+            "{:ref {:db/unique :db.unique/identity :db/type :db.type/ref}}",
+        )
+        .unwrap();
+        let ref_attr = schema.get(&":ref".into()).unwrap();
+        assert_eq!(ref_attr.value_type, Some(ValueType::Ref));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let typed =
+            parse_schema("{:a {:db/type :db.type/ref :db/valueType :db.type/string}}").unwrap();
+        assert_eq!(
+            typed.get(&":a".into()).unwrap().value_type,
+            Some(ValueType::String)
         );
     }
 
