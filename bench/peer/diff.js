@@ -13,45 +13,11 @@
 //
 // The EDN is read by Datascript's own reader (`cljs.reader/read-string`) and answers are
 // Datascript's own data, not the JS API's conversions (which drop keyword namespaces and
-// turn sets into arrays): the JS API of the npm build exports neither, so this script
-// loads the pinned build (1.8.1, bench/peer/package-lock.json) with four exports added at
-// its end. The names it exports are those of that build; a different build fails here,
-// loudly, rather than answering wrongly.
+// turn sets into arrays): datascript-raw.js loads the pinned build with those exported.
 "use strict";
 
 const fs = require("fs");
-const path = require("path");
-
-const EXPECTED_VERSION = "1.8.1";
-const EXPORT_POINT = ";return this.datascript.js;";
-// read-string (Ky), datascript.core/q (nA), datascript.core/pull (ex/dx) in the 1.8.1
-// build: the JS API's q is `a=Ky(a);b=ab(nA,a,b);return zj(b)` and its pull
-// `a=ex?ex(a,b,c):dx.call(null,a,b,c);return lB(a)`, checked below.
-const EXPECTED_Q = "oB.l=function(a,b){a=Ky(a);b=ab(nA,a,b);return zj(b)}";
-const EXPECTED_PULL = "a=ex?ex(a,b,c):dx.call(null,a,b,c);return lB(a)";
-const EXTRA_EXPORTS =
-  'ka("datascript.js.read_string",Ky);' +
-  'ka("datascript.js.q_raw",nA);' +
-  'ka("datascript.js.pull_raw",function(a,b,c){return ex?ex(a,b,c):dx.call(null,a,b,c)});';
-
-function loadDatascript() {
-  const dir = path.dirname(require.resolve("datascript/package.json"));
-  const version = require("datascript/package.json").version;
-  if (version !== EXPECTED_VERSION) {
-    throw new Error(`diff.js expects datascript ${EXPECTED_VERSION}, found ${version}`);
-  }
-  const src = fs.readFileSync(path.join(dir, "datascript.js"), "utf8");
-  for (const needle of [EXPECTED_Q, EXPECTED_PULL, EXPORT_POINT]) {
-    if (src.split(needle).length !== 2) {
-      throw new Error(`datascript.js is not the build diff.js knows: ${needle} not found once`);
-    }
-  }
-  const patched = src.replace(EXPORT_POINT, `;${EXTRA_EXPORTS}${EXPORT_POINT}`);
-  const mod = { exports: {} };
-  // eslint-disable-next-line no-new-func
-  new Function("module", "exports", "define", patched)(mod, mod.exports, undefined);
-  return mod.exports;
-}
+const { loadDatascript } = require("./datascript-raw");
 
 const d = loadDatascript();
 const read = (text) => d.read_string(text);

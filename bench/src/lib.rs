@@ -24,6 +24,7 @@
 
 pub mod backends;
 pub mod diff;
+pub mod dsbench;
 pub mod error;
 pub mod follow;
 pub mod http;
