@@ -283,7 +283,11 @@ fn dsbench(args: &[String]) -> Result<ExitCode, BenchError> {
             "--samples" => config.timing.samples = number(flag, &value()?)?,
             "--batch" => config.timing.batch = number(flag, &value()?)?,
             "--json" => json = Some(PathBuf::from(value()?)),
-            other => return Err(BenchError::Usage(format!("dsbench: unknown option {other}"))),
+            other => {
+                return Err(BenchError::Usage(format!(
+                    "dsbench: unknown option {other}"
+                )))
+            }
         }
     }
     let report = dsbench::run(&config)?;

@@ -134,7 +134,10 @@ fn explain_shows_a_star_join_driven_by_the_most_selective_pattern() {
         .iter()
         .find(|s| s.contains("drive"))
         .unwrap();
-    assert!(drive.contains("[?e :b 2]") && drive.contains("AVET lookup"), "{text}");
+    assert!(
+        drive.contains("[?e :b 2]") && drive.contains("AVET lookup"),
+        "{text}"
+    );
     assert_eq!(explained.result, q.run(&[Input::Db(&db)]).unwrap());
 }
 
@@ -150,7 +153,10 @@ fn a_pattern_that_matches_nothing_stops_the_star_before_the_others_are_read() {
         .unwrap();
     let text = explained.to_string();
     assert!(explained.result.is_empty(), "{text}");
-    assert!(text.contains("stop: no entity left, 3 clause(s) not read"), "{text}");
+    assert!(
+        text.contains("stop: no entity left, 3 clause(s) not read"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -266,7 +266,9 @@ mod tests {
         // depth 3, width 2: 15 people, 14 :follows links.
         let wide = db(&wide_tx(1, 3, 2));
         let count = |db: &datoms_core::Db, q: &str| {
-            datoms_core::q(q, &[datoms_core::Input::Db(db)]).unwrap().len()
+            datoms_core::q(q, &[datoms_core::Input::Db(db)])
+                .unwrap()
+                .len()
         };
         assert_eq!(count(&wide, "[:find ?e :where [?e :name]]"), 15);
         assert_eq!(count(&wide, "[:find ?e ?f :where [?e :follows ?f]]"), 14);

@@ -113,11 +113,7 @@ fn db_of<'a>(dbs: &'a HashMap<String, Db>, name: &str) -> Result<&'a Db, BenchEr
 
 /// The datoms of `db` as `#{[e a v] ...}` (what the peer prints for a db).
 fn all_datoms(db: &Db) -> Result<String, BenchError> {
-    Ok(datoms_core::q(
-        "[:find ?e ?a ?v :where [?e ?a ?v]]",
-        &[Input::Db(db)],
-    )?
-    .to_string())
+    Ok(datoms_core::q("[:find ?e ?a ?v :where [?e ?a ?v]]", &[Input::Db(db)])?.to_string())
 }
 
 fn edn_value(text: &str) -> Result<Value, BenchError> {

@@ -110,7 +110,11 @@ pub fn run(
         ))
     })?;
     let names_match = out.results.len() == benches.len()
-        && out.results.iter().zip(benches).all(|(r, b)| r.name == b.name);
+        && out
+            .results
+            .iter()
+            .zip(benches)
+            .all(|(r, b)| r.name == b.name);
     if !names_match {
         return Err(BenchError::Peer(
             "dsbench.js did not answer the benchmarks asked, in order".into(),

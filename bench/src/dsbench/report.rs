@@ -12,7 +12,15 @@ use crate::diff::canonical::{canonical, Shape};
 use crate::measure::Machine;
 
 /// Rows whose target is 5× (the others' is 2×).
-const FIVE_TIMES: &[&str] = &["q1", "q2", "q2-switch", "q3", "q4", "q5-shortcircuit", "q5-join"];
+const FIVE_TIMES: &[&str] = &[
+    "q1",
+    "q2",
+    "q2-switch",
+    "q3",
+    "q4",
+    "q5-shortcircuit",
+    "q5-join",
+];
 /// Rows of the small-transaction issue, whose target is 3×.
 const THREE_TIMES: &[&str] = &["add-1", "retract-5"];
 /// The target of the geometric mean over the query rows.
@@ -52,7 +60,12 @@ fn abbreviate(s: &str) -> String {
 
 impl Row {
     /// The row of `bench`, datoms' `measured` timing and `answer`, and the peer's result.
-    pub fn new(bench: &Bench, measured: Measured, answer: String, peer: Option<&PeerResult>) -> Row {
+    pub fn new(
+        bench: &Bench,
+        measured: Measured,
+        answer: String,
+        peer: Option<&PeerResult>,
+    ) -> Row {
         let ours = canonical(&answer, Shape::Exact);
         let (equal, datascript_answer) = match peer {
             Some(p) => {

@@ -163,7 +163,14 @@ pub fn suite(seed: u64, sizes: &Sizes) -> (Vec<(String, String)>, Vec<Bench>) {
             ]
         })
         .collect();
-    push("add-1", Group::Write, Kind::Tx { db: None, txs: add_1 });
+    push(
+        "add-1",
+        Group::Write,
+        Kind::Tx {
+            db: None,
+            txs: add_1,
+        },
+    );
     let maps: Vec<String> = people.iter().map(|p| p.map_edn(&tempid(p), "")).collect();
     push(
         "add-5",
@@ -228,18 +235,12 @@ pub fn suite(seed: u64, sizes: &Sizes) -> (Vec<(String, String)>, Vec<Bench>) {
     push(
         "q2",
         Group::Query,
-        q(
-            "[:find ?e ?a :where [?e :name \"Ivan\"] [?e :age ?a]]",
-            &[],
-        ),
+        q("[:find ?e ?a :where [?e :name \"Ivan\"] [?e :age ?a]]", &[]),
     );
     push(
         "q2-switch",
         Group::Query,
-        q(
-            "[:find ?e ?a :where [?e :age ?a] [?e :name \"Ivan\"]]",
-            &[],
-        ),
+        q("[:find ?e ?a :where [?e :age ?a] [?e :name \"Ivan\"]]", &[]),
     );
     push(
         "q3",
@@ -279,10 +280,7 @@ pub fn suite(seed: u64, sizes: &Sizes) -> (Vec<(String, String)>, Vec<Bench>) {
     push(
         "qpred1",
         Group::Query,
-        q(
-            "[:find ?e ?s :where [?e :salary ?s] [(> ?s 50000)]]",
-            &[],
-        ),
+        q("[:find ?e ?s :where [?e :salary ?s] [(> ?s 50000)]]", &[]),
     );
     push(
         "qpred2",
@@ -322,7 +320,10 @@ pub fn suite(seed: u64, sizes: &Sizes) -> (Vec<(String, String)>, Vec<Bench>) {
     };
     for &(depth, width) in sizes.wide {
         let name = format!("wide-{depth}x{width}");
-        dbs.push((name.clone(), data::wide_tx(seed ^ u64::from(depth), depth, width)));
+        dbs.push((
+            name.clone(),
+            data::wide_tx(seed ^ u64::from(depth), depth, width),
+        ));
         push(&format!("rules-{name}"), Group::Query, rules(name));
     }
     for &(depth, width) in sizes.long {
@@ -330,10 +331,7 @@ pub fn suite(seed: u64, sizes: &Sizes) -> (Vec<(String, String)>, Vec<Bench>) {
         dbs.push((name.clone(), data::long_tx(depth, width)));
         push(&format!("rules-{name}"), Group::Query, rules(name));
     }
-    dbs.push((
-        GENEALOGY.into(),
-        data::genealogy_tx(seed, sizes.genealogy),
-    ));
+    dbs.push((GENEALOGY.into(), data::genealogy_tx(seed, sizes.genealogy)));
     push(
         "genealogy-q4",
         Group::Query,

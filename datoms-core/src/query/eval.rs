@@ -1086,9 +1086,7 @@ impl<'a> Engine<'a> {
             };
             let i = pending[k];
             let star = match &clauses[i].kind {
-                ClauseKind::Pattern { .. } => {
-                    self.star(clauses, &pending, i, &ctx, default_src)?
-                }
+                ClauseKind::Pattern { .. } => self.star(clauses, &pending, i, &ctx, default_src)?,
                 _ => None,
             };
             if let Some((star, db)) = star {

@@ -101,9 +101,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 pub use builtins::{AggregateImpl, FunctionImpl, Functions};
+pub use explain::Explain;
 pub use function::{FnArg, FnBody, QueryFn};
 pub use parse::Query;
-pub use explain::Explain;
 pub use value::QueryValue;
 
 use self::eval::{bind_value, Ctx, Engine, Scope, Source};

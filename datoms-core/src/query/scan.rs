@@ -59,7 +59,10 @@ fn count_node(node: &Arc<Node>, kind: IndexKind, prefix: &[Component]) -> u64 {
     let mut n = boundary(lo);
     if hi - 1 > lo {
         // Children strictly between the two boundaries start and end inside the range.
-        n += children[lo + 1..hi - 1].iter().map(|c| c.count()).sum::<u64>();
+        n += children[lo + 1..hi - 1]
+            .iter()
+            .map(|c| c.count())
+            .sum::<u64>();
         n += boundary(hi - 1);
     }
     n

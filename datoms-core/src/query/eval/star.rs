@@ -223,7 +223,9 @@ impl<'a> Engine<'a> {
                 // Left to the general path, which raises it when the clause runs.
                 Err(_) => return Ok(None),
             }
-            let Some(Ok(value)) = p.v else { return Ok(None) };
+            let Some(Ok(value)) = p.v else {
+                return Ok(None);
+            };
             if QueryValue::from_value(value.clone()) != *q {
                 return Ok(None);
             }
@@ -242,7 +244,9 @@ impl<'a> Engine<'a> {
                 Want::Never => 0,
                 Want::Any | Want::New(_) => count,
                 Want::Is(v) if avet => avet_count(db, &m.attr, std::iter::once(v)),
-                Want::OneOf(_, set) if avet && set.len() <= 64 => avet_count(db, &m.attr, set.iter()),
+                Want::OneOf(_, set) if avet && set.len() <= 64 => {
+                    avet_count(db, &m.attr, set.iter())
+                }
                 want => {
                     let (mut seen, mut hits) = (0u64, 0u64);
                     scan(db, IndexKind::Aevt, &attr, &mut |d| {
@@ -305,7 +309,11 @@ impl<'a> Engine<'a> {
                     m.clause.form,
                     m.est,
                     rows.len(),
-                    if k > 0 { format!(" (from {before})") } else { String::new() }
+                    if k > 0 {
+                        format!(" (from {before})")
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             if rows.is_empty() {
