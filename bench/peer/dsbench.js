@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 // The Datascript (JS) side of Datascript's own benchmark suite (bench/src/dsbench/).
 //
-// Reads one JSON object on stdin, every data string EDN text the Rust side generated:
+// Reads the suite as the first line of stdin, one JSON object, every data string EDN
+// text the Rust side generated:
 //   {timing: {warmup_ms, bench_ms, samples, batch},
 //    schema,
 //    dbs: {NAME: tx},                       dbs built (untimed) from an empty db
 //    benches: [{name, kind, ...}]}
 // kinds (what is timed, as Datascript's bench/datascript/bench/datascript.cljc does it):
 //   tx:     {db?, txs: [tx]}          reduce db-with over txs, from db (or the empty db)
-//   init:   {datoms}                  init-db of the datoms ([[e a v] ...])
+//   init:   {datoms_json}             init-db of the datoms ([[e a v] ...])
 //   datoms: {db, ids: [from, to], attr}  (:v (first (datoms db :eavt id attr))) per id
 //   q:      {db, query, inputs: [edn]}   q with the db and the inputs (`%` rules: EDN)
 //   pull:   {db, pattern, eid}
-// and prints one JSON object: {datascript, node, results: [{name, ms, samples, answer}]},
-// `answer` the benchmark's result printed with pr-str (for tx and init: the datoms of
-// the db made, as a set of [e a v]; for datoms: the vector of values).
+// and answers one line, {datascript, node}, once the dbs are built. Then each further
+// line is the index of a benchmark to run, answered with one line {name, ms, samples,
+// answer}: `answer` the benchmark's result printed with pr-str (for tx and init: the
+// datoms of the db made, as a set of [e a v]; for datoms: the vector of values). The Rust
+// side times its own run of each benchmark right after, so both run under the same load.
 //
 // Timing is Datascript's (bench/datascript/bench/bench.cljc): run the body in batches of
 // `batch` until `warmup_ms` passed, then `samples` times until `bench_ms` passed, each
@@ -116,26 +119,31 @@ function prepare(b, dbs, schema, empty) {
   }
 }
 
-function main() {
-  const input = JSON.parse(fs.readFileSync(0, "utf8"));
-  const schema = read(input.schema);
-  const empty = d.empty_db(schema);
-  const dbs = {};
-  for (const [name, tx] of Object.entries(input.dbs)) dbs[name] = d.db_with_raw(empty, read(tx));
-  const results = [];
-  for (const b of input.benches) {
-    const p = prepare(b, dbs, schema, empty);
+async function main() {
+  const lines = require("readline").createInterface({ input: process.stdin, crlfDelay: Infinity });
+  let suite = null;
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    if (suite === null) {
+      const input = JSON.parse(line);
+      const schema = read(input.schema);
+      const empty = d.empty_db(schema);
+      const dbs = {};
+      for (const [name, tx] of Object.entries(input.dbs)) dbs[name] = d.db_with_raw(empty, read(tx));
+      suite = { input, schema, empty, dbs };
+      process.stdout.write(JSON.stringify({ datascript: EXPECTED_VERSION, node: process.version }) + "\n");
+      continue;
+    }
+    const b = suite.input.benches[Number(line)];
+    if (!b) throw new Error(`dsbench.js: no benchmark ${line}`);
+    const p = prepare(b, suite.dbs, suite.schema, suite.empty);
     const answer = p.answer(p.run());
-    const t = bench(input.timing, p.run);
-    results.push({ name: b.name, ms: t.ms, samples: t.samples, answer });
+    const t = bench(suite.input.timing, p.run);
+    process.stdout.write(JSON.stringify({ name: b.name, ms: t.ms, samples: t.samples, answer }) + "\n");
   }
-  process.stdout.write(
-    JSON.stringify({ datascript: EXPECTED_VERSION, node: process.version, results }) + "\n");
 }
 
-try {
-  main();
-} catch (e) {
+main().catch((e) => {
   process.stderr.write(`dsbench.js: ${e && e.stack ? e.stack : e}\n`);
   process.exit(1);
-}
+});

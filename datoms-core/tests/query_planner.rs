@@ -9,16 +9,16 @@ use proptest::prelude::*;
 fn schema() -> Schema {
     Schema::new()
         .with(":c", AttributeSchema::default().many())
-        .unwrap()
+        .expect("schema")
         .with(
             ":r",
             AttributeSchema::default()
                 .value_type(datoms_core::ValueType::Ref)
                 .many(),
         )
-        .unwrap()
+        .expect("schema")
         .with(":b", AttributeSchema::default().indexed())
-        .unwrap()
+        .expect("schema")
 }
 
 /// A db of `n` entities from `draws`: each entity gets some of :a (string), :b (long,
@@ -44,7 +44,7 @@ fn db(draws: &[(u8, u8, u8, u8)]) -> Db {
         tx.push('}');
     }
     tx.push(']');
-    Db::new(schema()).with_edn(&tx).unwrap().db_after
+    Db::new(schema()).with_edn(&tx).expect("the db").db_after
 }
 
 const CLAUSES: &[&str] = &[
@@ -74,7 +74,7 @@ fn vars_of(clauses: &[&str]) -> Vec<&'static str> {
 fn answer(db: &Db, clauses: &[&str], find: &[&str]) -> String {
     let text = format!("[:find {} :where {}]", find.join(" "), clauses.join(" "));
     Query::parse(&text)
-        .unwrap()
+        .expect("the query parses")
         .run(&[Input::Db(db)])
         .unwrap_or_else(|e| panic!("{text}: {e}"))
         .to_string()

@@ -6,8 +6,9 @@
 //! math-genealogy benchmark on a generated advisor graph. The Rust side generates every
 //! db and benchmark as EDN text; the Datascript side (`bench/peer/dsbench.js` on node)
 //! reads the same text, so both answer the same questions on the same data. Both time
-//! with Datascript's method ([`timing`]), and every answer is compared (canonical EDN):
-//! a row whose answers differ fails the run.
+//! with Datascript's method ([`timing`]), benchmark by benchmark (Datascript's run of a
+//! row, then datoms' run of it, so a busy machine weighs on both alike), and every answer
+//! is compared (canonical EDN): a row whose answers differ fails the run.
 
 pub mod data;
 pub mod peer;
@@ -70,7 +71,7 @@ impl DsConfig {
     }
 }
 
-/// Runs the suite on both sides and compares every answer.
+/// Runs the suite on both sides, benchmark by benchmark, and compares every answer.
 ///
 /// # Errors
 /// [`BenchError::Core`] if datoms fails a benchmark, [`BenchError::Peer`] if the peer
@@ -80,8 +81,9 @@ pub fn run(config: &DsConfig) -> Result<DsReport, BenchError> {
     if !config.only.is_empty() {
         benches.retain(|b| config.only.iter().any(|o| b.name.contains(o.as_str())));
     }
-    let datascript = match &config.peer_dir {
-        Some(dir) => Some(peer::run(dir, &config.timing, &dbs, &benches)?),
+    let mut machine = crate::measure::Machine::probe();
+    let mut datascript = match &config.peer_dir {
+        Some(dir) => Some(peer::Peer::start(dir, &config.timing, &dbs, &benches)?),
         None => None,
     };
     let schema = parse_schema(data::SCHEMA)?;
@@ -91,17 +93,26 @@ pub fn run(config: &DsConfig) -> Result<DsReport, BenchError> {
     }
     let mut rows = Vec::with_capacity(benches.len());
     for (i, b) in benches.iter().enumerate() {
+        // Datascript first, datoms right after: both under the same load.
+        let theirs = match datascript.as_mut() {
+            Some(p) => Some(p.run(i)?),
+            None => None,
+        };
         let (answer, measured) = run_datoms(b, &schema, &built, &config.timing)?;
-        let peer = datascript.as_ref().map(|p| &p.results[i]);
-        rows.push(Row::new(b, measured, answer, peer));
+        rows.push(Row::new(b, measured, answer, theirs.as_ref()));
     }
+    let hello = datascript.as_ref().map(|p| p.hello.clone());
+    if let Some(p) = datascript {
+        p.finish()?;
+    }
+    machine.load_end = crate::measure::load_average();
     Ok(DsReport {
         command: config.command.clone(),
         timing: config.timing,
         sizes: config.sizes,
-        datascript: datascript.as_ref().map(|p| p.datascript.clone()),
-        node: datascript.as_ref().map(|p| p.node.clone()),
-        machine: crate::measure::Machine::probe(),
+        datascript: hello.as_ref().map(|h| h.datascript.clone()),
+        node: hello.as_ref().map(|h| h.node.clone()),
+        machine,
         rows,
     })
 }

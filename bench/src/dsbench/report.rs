@@ -175,13 +175,14 @@ impl DsReport {
         let m = &self.machine;
         let _ = writeln!(
             s,
-            "Machine: {} ({} CPUs, {:.0} GiB), load {:.1}; {} build. Datascript {} on node {}. \
+            "Machine: {} ({} CPUs, {:.0} GiB), load {:.1} at the start and {:.1} at the end; {} build. Datascript {} on node {}. \
              Timing: {} ms warm-up, {} samples of {} ms, batches of {}; the median sample, ms \
              per run. {} people, pull graph {}x{}, advisor graph {} people.\n",
             m.cpu,
             m.cpus,
             m.mem_gib,
             m.load_start,
+            m.load_end,
             if m.optimized { "release" } else { "debug" },
             self.datascript.as_deref().unwrap_or("-"),
             self.node.as_deref().unwrap_or("-"),

@@ -93,6 +93,9 @@ pub(super) struct Star<'c> {
 /// The datoms an entity has for one member: none, or the values to bind.
 type Found = Vec<QueryValue>;
 
+/// A star's rows so far: an entity and the values its members bound, by entity.
+type Rows = Vec<(Eid, Vec<QueryValue>)>;
+
 impl<'a> Engine<'a> {
     /// The star of clause `first` (a pattern whose entity is an unbound variable), with
     /// every other pending pattern that can join it; `None` when `first` cannot lead
@@ -278,7 +281,7 @@ impl<'a> Engine<'a> {
                 vars.push(v.clone());
             }
         }
-        let mut rows: Vec<(Eid, Vec<QueryValue>)> = Vec::new();
+        let mut rows: Rows = Vec::new();
         let mut notes = Vec::new();
         for (k, m) in star.members.iter().enumerate() {
             let before = rows.len();
@@ -347,11 +350,7 @@ impl<'a> Engine<'a> {
     }
 
     /// The driver's matches, in entity order.
-    fn drive(
-        &self,
-        db: &Db,
-        m: &Member<'_>,
-    ) -> Result<(&'static str, Vec<(Eid, Vec<QueryValue>)>), Error> {
+    fn drive(&self, db: &Db, m: &Member<'_>) -> Result<(&'static str, Rows), Error> {
         let binds = m.want.var().is_some();
         let row = |d: &DatomRef<'_>| {
             let vals = if binds {
@@ -463,12 +462,7 @@ fn merge(db: &Db, m: &Member<'_>, entities: &[Eid]) -> Result<Vec<Option<Found>>
 
 /// The rows extended by what each entity found: rows of entities that found nothing are
 /// dropped; a binding member multiplies an entity's rows by its values.
-fn extend(
-    rows: Vec<(Eid, Vec<QueryValue>)>,
-    entities: &[Eid],
-    found: Vec<Option<Found>>,
-    binds: bool,
-) -> Vec<(Eid, Vec<QueryValue>)> {
+fn extend(rows: Rows, entities: &[Eid], found: Vec<Option<Found>>, binds: bool) -> Rows {
     let mut out = Vec::with_capacity(rows.len());
     let mut at = 0usize;
     for (e, row) in rows {
