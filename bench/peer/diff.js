@@ -13,14 +13,11 @@
 //
 // The EDN is read by Datascript's own reader (`cljs.reader/read-string`) and answers are
 // Datascript's own data, not the JS API's conversions (which drop keyword namespaces and
-// turn sets into arrays): the JS API of the npm build exports neither, so this script
-// loads the pinned build (1.8.1, bench/peer/package-lock.json) with four exports added at
-// its end. The names it exports are those of that build; a different build fails here,
-// loudly, rather than answering wrongly.
+// turn sets into arrays): datascript-raw.js loads the pinned build with those exported.
 "use strict";
 
 const fs = require("fs");
-const { loadDatascript } = require("./datascript.js");
+const { loadDatascript } = require("./datascript-raw");
 
 const d = loadDatascript();
 const read = (text) => d.read_string(text);

@@ -28,7 +28,7 @@
 "use strict";
 
 const fs = require("fs");
-const { loadDatascript } = require("./datascript.js");
+const { loadDatascript } = require("./datascript-raw");
 
 const d = loadDatascript();
 const read = (text) => d.read_string(text);

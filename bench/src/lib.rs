@@ -25,6 +25,7 @@
 pub mod backends;
 pub mod concurrency;
 pub mod diff;
+pub mod dsbench;
 pub mod error;
 pub mod follow;
 pub mod history;

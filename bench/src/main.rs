@@ -8,6 +8,10 @@
 //! datoms-bench large-values [--quick] [--backends mem,redb]  # values stored out of line
 //! datoms-bench http [--quick] [--latency-ms 20]  # restores over datoms serve, GET throughput
 //! datoms-bench time-travel [--quick]   # merge time against diff size, as-of k commits back
+//! datoms-bench history [--quick]       # history build, extend and queries against length
+//! datoms-bench concurrency [--quick]   # readers beside a writer
+//! datoms-bench dsbench [--quick] [--only q1,q2] [--warmup-ms MS] [--bench-ms MS]
+//!     [--samples N] [--batch N] [--no-peer] [--json FILE]  # Datascript's own suite
 //! ```
 //! Options (after the mode; each overrides the mode's value):
 //! `--datoms N`, `--seed S`, `--batch B` (people per tx), `--small-datoms N`,
@@ -237,6 +241,9 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             &datoms_bench::large_values::check(&rows),
         ));
     }
+    if args.first().map(String::as_str) == Some("dsbench") {
+        return dsbench(&args[1..]);
+    }
     if args.first().map(String::as_str) == Some("history") {
         use datoms_bench::history::{check, run_history, to_markdown, HistoryConfig};
         let quick = args.iter().any(|a| a == "--quick");
@@ -305,6 +312,53 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
         eprintln!("  - {p}");
     }
     Ok(ExitCode::from(2))
+}
+
+/// `datoms-bench dsbench`: Datascript's benchmark suite, both sides, one table.
+fn dsbench(args: &[String]) -> Result<ExitCode, BenchError> {
+    use datoms_bench::dsbench::{self, DsConfig};
+    let mut config = if args.iter().any(|a| a == "--quick") {
+        DsConfig::quick()
+    } else {
+        DsConfig::full()
+    };
+    config.command = format!("datoms-bench dsbench {}", args.join(" "));
+    let mut json = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--quick" => {}
+            "--no-peer" => config.peer_dir = None,
+            "--peer-dir" => config.peer_dir = Some(PathBuf::from(value()?)),
+            "--seed" => config.seed = number(flag, &value()?)?,
+            "--only" => {
+                config.only = value()?.split(',').map(str::to_string).collect();
+            }
+            "--warmup-ms" => config.timing.warmup_ms = number(flag, &value()?)?,
+            "--bench-ms" => config.timing.bench_ms = number(flag, &value()?)?,
+            "--samples" => config.timing.samples = number(flag, &value()?)?,
+            "--batch" => config.timing.batch = number(flag, &value()?)?,
+            "--json" => json = Some(PathBuf::from(value()?)),
+            other => {
+                return Err(BenchError::Usage(format!(
+                    "dsbench: unknown option {other}"
+                )))
+            }
+        }
+    }
+    let report = dsbench::run(&config)?;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| BenchError::Inconsistent(format!("serializing: {e}")))?;
+        std::fs::write(&path, text)
+            .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
+    }
+    Ok(finish(&report.to_markdown(), &report.problems()))
 }
 
 fn main() -> ExitCode {

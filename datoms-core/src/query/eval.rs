@@ -34,6 +34,8 @@
 //! only what the calls ask for. A rule called under `not` is solved in its own, complete
 //! fixpoint first (stratified negation).
 
+mod star;
+
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -241,6 +243,17 @@ impl Ctx {
 
     fn is_bound(&self, v: &str) -> bool {
         self.rels.iter().any(|r| r.col(v).is_some())
+    }
+
+    /// The relation binding `v`.
+    fn rel_of(&self, v: &str) -> Option<&Rel> {
+        self.rels.iter().find(|r| r.col(v).is_some())
+    }
+
+    /// The sizes of the relations, for `explain`.
+    fn sizes(&self) -> String {
+        let sizes: Vec<String> = self.rels.iter().map(|r| r.rows.len().to_string()).collect();
+        format!("[{}]", sizes.join(" × "))
     }
 
     fn is_empty(&self) -> bool {
@@ -727,6 +740,8 @@ pub(crate) struct Engine<'a> {
     /// The variables bound by scalar `:in` values: Datascript reads them as constants
     /// of the clauses that use them (so a string in a ref position is an error there).
     pub in_scalars: HashSet<Sym>,
+    /// The plan as it runs, for `explain`; `None` when nobody asked.
+    pub trace: Option<RefCell<Vec<String>>>,
 }
 
 fn eval_err(function: &str, reason: impl Into<String>, clause: &Clause) -> Error {
@@ -807,6 +822,18 @@ struct Plan {
 }
 
 impl<'a> Engine<'a> {
+    /// True when the plan is being recorded (`explain`).
+    fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Records a step of the plan.
+    fn trace(&self, line: String) {
+        if let Some(t) = &self.trace {
+            t.borrow_mut().push(line);
+        }
+    }
+
     /// Runs `f` on each datom `probe` matches, through the lookup cache for point
     /// lookups (an entity, or an attribute and value in AVET); scans stream.
     fn each_datom(
@@ -1059,15 +1086,35 @@ impl<'a> Engine<'a> {
                     .collect();
                 return Err(unbound(&missing, &clauses[i]));
             };
-            let i = pending.remove(k);
-            self.exec(
-                &clauses[i],
-                &plans[i].join,
-                &textual[i],
-                &mut ctx,
-                default_src,
-                scope,
-            )?;
+            let i = pending[k];
+            let star = match &clauses[i].kind {
+                ClauseKind::Pattern { .. } => self.star(clauses, &pending, i, &ctx, default_src)?,
+                _ => None,
+            };
+            if let Some((star, db)) = star {
+                let members = star.clauses.clone();
+                let rel = self.run_star(db, star)?;
+                pending.retain(|j| !members.contains(j));
+                ctx.add(rel);
+            } else {
+                pending.remove(k);
+                self.exec(
+                    &clauses[i],
+                    &plans[i].join,
+                    &textual[i],
+                    &mut ctx,
+                    default_src,
+                    scope,
+                )?;
+                if self.tracing() {
+                    self.trace(format!(
+                        "{} (cost class {}) → relations {}",
+                        clauses[i].form,
+                        best.map_or(0, |b| b.0),
+                        ctx.sizes()
+                    ));
+                }
+            }
             let mut keep: HashSet<Sym> = needed.clone();
             for &j in &pending {
                 keep.extend(clauses[j].vars.iter().cloned());

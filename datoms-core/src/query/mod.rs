@@ -88,16 +88,20 @@
 
 pub(crate) mod aggregates;
 pub(crate) mod builtins;
+mod cache;
 pub(crate) mod eval;
+mod explain;
 mod function;
 pub(crate) mod parse;
 pub(crate) mod regex;
+pub(crate) mod scan;
 pub(crate) mod value;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 pub use builtins::{AggregateImpl, FunctionImpl, Functions};
+pub use explain::Explain;
 pub use function::{FnArg, FnBody, QueryFn};
 pub use parse::Query;
 pub use value::QueryValue;
@@ -304,7 +308,7 @@ impl fmt::Display for QueryResult {
 /// [`Error::UnknownRule`] and [`Error::QueryEval`] for a query that cannot run; lookup
 /// ref errors; a load error of a lazily restored db.
 pub fn q(query: &str, inputs: &[Input<'_>]) -> Result<QueryResult, Error> {
-    Query::parse(query)?.run(inputs)
+    cache::parsed(query)?.run(inputs)
 }
 
 /// [`q`] with custom functions, predicates and aggregates.
@@ -316,7 +320,7 @@ pub fn q_with(
     inputs: &[Input<'_>],
     functions: &Functions,
 ) -> Result<QueryResult, Error> {
-    Query::parse(query)?.run_with(inputs, functions)
+    cache::parsed(query)?.run_with(inputs, functions)
 }
 
 fn input_err(reason: impl Into<String>) -> Error {
@@ -392,6 +396,43 @@ impl Query {
         inputs: &[Input<'_>],
         functions: &Functions,
     ) -> Result<QueryResult, Error> {
+        self.run_traced(inputs, functions, None)
+    }
+
+    /// Runs the query (see [`q`]) and records the plan it ran with: the order its
+    /// clauses ran in, the index reads chosen, estimated and actual sizes.
+    ///
+    /// # Errors
+    /// As [`q`].
+    pub fn explain(&self, inputs: &[Input<'_>]) -> Result<Explain, Error> {
+        self.explain_with(inputs, &Functions::new())
+    }
+
+    /// [`Query::explain`] with custom functions.
+    ///
+    /// # Errors
+    /// As [`q`].
+    pub fn explain_with(
+        &self,
+        inputs: &[Input<'_>],
+        functions: &Functions,
+    ) -> Result<Explain, Error> {
+        let trace = std::cell::RefCell::new(Vec::new());
+        let start = std::time::Instant::now();
+        let result = self.run_traced(inputs, functions, Some(&trace))?;
+        Ok(Explain {
+            steps: trace.into_inner(),
+            result,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    fn run_traced(
+        &self,
+        inputs: &[Input<'_>],
+        functions: &Functions,
+        trace: Option<&std::cell::RefCell<Vec<String>>>,
+    ) -> Result<QueryResult, Error> {
         if inputs.len() != self.ins.len() {
             return Err(input_err(format!(
                 "{} inputs passed, expected {} for :in [{}]",
@@ -440,6 +481,7 @@ impl Query {
             fns: functions,
             cache: Default::default(),
             in_scalars: scalars.keys().cloned().collect(),
+            trace: trace.map(|_| std::cell::RefCell::new(Vec::new())),
         };
         engine.check(&self.wheres)?;
         engine.check_rules()?;
@@ -456,7 +498,11 @@ impl Query {
         }
         let needed: HashSet<Sym> = distinct_vars.iter().cloned().collect();
         let scope = Scope::root();
-        let ctx = engine.eval_body(&self.wheres, ctx, &Sym::from(DEFAULT_SRC), &scope, &needed)?;
+        let ctx = engine.eval_body(&self.wheres, ctx, &Sym::from(DEFAULT_SRC), &scope, &needed);
+        if let (Some(out), Some(steps)) = (trace, &engine.trace) {
+            out.borrow_mut().append(&mut steps.borrow_mut());
+        }
+        let ctx = ctx?;
         let rel = ctx
             .to_rel(&distinct_vars)
             .map_err(|v| Error::UnboundVariable {

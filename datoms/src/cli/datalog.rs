@@ -92,13 +92,14 @@ pub async fn run_query(
     text: &str,
     extra: &[String],
     sources: SourceArgs<'_>,
-    format: Format,
+    output: Output,
     ctx: &Ctx,
 ) -> Result<(), CliError> {
     let SourceArgs {
         named: sources,
         history,
     } = sources;
+    let format = output.format;
     let query = Query::parse(text)?;
     let specs = query.inputs();
     for s in sources {
@@ -150,13 +151,37 @@ pub async fn run_query(
             false => Input::Edn(values.next().map_or("nil", String::as_str)),
         })
         .collect();
-    let result = query.run(&inputs)?;
+    let (result, plan) = if output.explain {
+        let explained = query.explain(&inputs)?;
+        let plan = explained.to_string();
+        (explained.result, Some(plan))
+    } else {
+        (query.run(&inputs)?, None)
+    };
     let text = match (ctx.json, format) {
         (true, _) => result.to_json(),
         (false, Format::Table) => result.to_table(&query.columns()),
         (false, Format::Edn) => result.to_string(),
     };
-    ctx.print(&format!("{}\n", text.trim_end()))
+    match plan {
+        Some(plan) if ctx.json => {
+            let result: serde_json::Value = serde_json::from_str(&text)?;
+            let lines: Vec<&str> = plan.lines().collect();
+            let out = serde_json::json!({ "plan": lines, "result": result });
+            ctx.print(&format!("{out}\n"))
+        }
+        Some(plan) => ctx.print(&format!("{plan}\n{}\n", text.trim_end())),
+        None => ctx.print(&format!("{}\n", text.trim_end())),
+    }
+}
+
+/// How `run_query` prints.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    /// The result's format.
+    pub format: Format,
+    /// Print the plan first ([`Query::explain`]).
+    pub explain: bool,
 }
 
 /// Checks that a command-line value is one EDN value and not a bare word: the shell

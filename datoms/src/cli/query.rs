@@ -17,6 +17,7 @@ use super::{CliError, Ctx, DbArgs};
 #[command(after_help = "Examples:\n  \
 datoms query --db redb:people.datoms '[:find ?n :where [?e :person/age ?a] [(> ?a 30)] [?e :person/name ?n]]'\n  \
 datoms query --db redb:people.datoms '[:find ?e . :in $ ?n :where [?e :person/name ?n]]' --in '\"Ann\"'\n  \
+datoms query --db redb:people.datoms --explain '[:find ?e ?a :where [?e :person/name \"Ann\"] [?e :person/age ?a]]'\n  \
 datoms query --db redb:people.datoms '[:eavt 1 :person/name]'\n  \
 datoms query --db redb:people.datoms --index avet :person/age 42\n  \
 datoms query --db redb:people.datoms --index eavt '[:person/email \"ann@example.com\"]'\n  \
@@ -81,6 +82,11 @@ pub struct Args {
     /// How to print Datalog results (`--json` prints JSON).
     #[arg(long, value_enum, default_value_t)]
     format: super::datalog::Format,
+
+    /// Print the plan a Datalog query ran with (clause order, index reads chosen,
+    /// estimated and actual sizes) before its result.
+    #[arg(long)]
+    explain: bool,
 
     /// Leading components, each an EDN value (or, without --index, one EDN vector).
     #[arg(value_name = "COMPONENTS", allow_negative_numbers = true)]
@@ -159,7 +165,10 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
                     named: &args.sources,
                     history: args.history,
                 },
-                args.format,
+                super::datalog::Output {
+                    format: args.format,
+                    explain: args.explain,
+                },
                 ctx,
             )
             .await;
@@ -169,6 +178,11 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         return Err(CliError::Usage(
             "--history is for Datalog queries ('[:find ?v ?added :where [?e :attr ?v _ ?added]]')"
                 .into(),
+        ));
+    }
+    if args.explain {
+        return Err(CliError::Usage(
+            "--explain is for Datalog queries ('[:find …]'); an index query reads one index".into(),
         ));
     }
     if !args.sources.is_empty() {
