@@ -7,6 +7,7 @@
 //! JSON for applications, EDN where keywords, sets and tagged values must survive.
 //! Errors are thrown as `Error`s whose message names the cause.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use datoms_core::Address;
@@ -15,7 +16,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::error::ReplicaError;
-use crate::fetcher::{blob_url, head_url, parse_head, Fetcher, RemoteHead};
+use crate::fetcher::{
+    blob_url, capabilities_url, head_url, offers_sync, parse_bundle, parse_head, sync_url,
+    Fetcher, RemoteHead, Synced,
+};
 use crate::read::Format;
 use crate::replica::{self, Moved};
 
@@ -36,17 +40,43 @@ extern "C" {
 
     #[wasm_bindgen(method, catch)]
     fn text(this: &Response) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, getter)]
+    fn headers(this: &Response) -> Headers;
+
+    /// A response's headers.
+    type Headers;
+
+    #[wasm_bindgen(method)]
+    fn get(this: &Headers, name: &str) -> Option<String>;
 }
 
 /// Fetches blobs and heads over HTTP under a base URL, with the global `fetch` or one
-/// given by the caller (for headers, credentials, a custom cache).
+/// given by the caller (for headers, credentials, a custom cache). It asks the server's
+/// capabilities once, before the first sync, and uses `GET /sync/…` when offered.
 pub struct HttpFetcher {
     base: String,
     fetch: Option<Function>,
+    /// Whether the server offers one-round-trip sync; `None` until asked.
+    sync_offered: Cell<Option<bool>>,
+    /// Requests made.
+    requests: Cell<u64>,
 }
 
 impl HttpFetcher {
+    /// A fetcher under `base`, with `fetch` or the global one.
+    fn new(base: &str, fetch: Option<Function>) -> HttpFetcher {
+        HttpFetcher {
+            base: base.trim_end_matches('/').to_owned(),
+            fetch,
+            sync_offered: Cell::new(None),
+            requests: Cell::new(0),
+        }
+    }
+
+    /// `GET url`: the response if 200, `None` if 404.
     async fn get(&self, url: &str) -> Result<Option<Response>, ReplicaError> {
+        self.requests.set(self.requests.get() + 1);
         let failed = |e: JsValue| ReplicaError::Fetch {
             url: url.to_owned(),
             reason: describe(&e),
@@ -68,6 +98,7 @@ impl HttpFetcher {
             .unchecked_into();
         match response.status() {
             200 => Ok(Some(response)),
+            // A static host's missing file, or the sync of an absent head.
             404 => Ok(None),
             status => Err(ReplicaError::Status {
                 url: url.to_owned(),
@@ -77,9 +108,74 @@ impl HttpFetcher {
     }
 }
 
+/// A response's body as bytes.
+async fn bytes_of(url: &str, response: &Response) -> Result<Vec<u8>, ReplicaError> {
+    let failed = |e: JsValue| ReplicaError::Fetch {
+        url: url.to_owned(),
+        reason: describe(&e),
+    };
+    let buffer = JsFuture::from(response.array_buffer().map_err(failed)?)
+        .await
+        .map_err(failed)?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// A response's body as text.
+async fn text_of(url: &str, response: &Response) -> Result<String, ReplicaError> {
+    let failed = |e: JsValue| ReplicaError::Fetch {
+        url: url.to_owned(),
+        reason: describe(&e),
+    };
+    Ok(JsFuture::from(response.text().map_err(failed)?)
+        .await
+        .map_err(failed)?
+        .as_string()
+        .unwrap_or_default())
+}
+
+impl HttpFetcher {
+    /// Whether the server offers one-round-trip sync: asked once (`GET /capabilities`).
+    /// A failed probe, a 404 or an answer that is not the capabilities document means
+    /// no (a static host), and the replica reads blobs.
+    async fn offers_sync(&self) -> bool {
+        if let Some(offered) = self.sync_offered.get() {
+            return offered;
+        }
+        let url = capabilities_url(&self.base);
+        let offered = match self.get(&url).await {
+            Ok(Some(response)) => text_of(&url, &response)
+                .await
+                .is_ok_and(|text| offers_sync(&text)),
+            _ => false,
+        };
+        self.sync_offered.set(Some(offered));
+        offered
+    }
+}
+
 impl Fetcher for HttpFetcher {
     fn location(&self) -> String {
         self.base.clone()
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.get()
+    }
+
+    async fn sync(&self, name: &str, have: Option<Address>) -> Result<Synced, ReplicaError> {
+        if !self.offers_sync().await {
+            return Ok(Synced::NotOffered);
+        }
+        let url = sync_url(&self.base, name, have);
+        let Some(response) = self.get(&url).await? else {
+            return Ok(Synced::NoHead);
+        };
+        let headers = response.headers();
+        let head_commit = headers.get(http_wire::HEAD_COMMIT_HEADER);
+        let head_version = headers.get(http_wire::HEAD_VERSION_HEADER);
+        let complete = headers.get(http_wire::SYNC_COMPLETE_HEADER);
+        let body = bytes_of(&url, &response).await?;
+        parse_bundle(&url, head_commit, head_version, complete, body).map(Synced::Bundle)
     }
 
     async fn blob(&self, address: Address) -> Result<Option<Vec<u8>>, ReplicaError> {
@@ -87,14 +183,7 @@ impl Fetcher for HttpFetcher {
         let Some(response) = self.get(&url).await? else {
             return Ok(None);
         };
-        let failed = |e: JsValue| ReplicaError::Fetch {
-            url: url.clone(),
-            reason: describe(&e),
-        };
-        let buffer = JsFuture::from(response.array_buffer().map_err(failed)?)
-            .await
-            .map_err(failed)?;
-        Ok(Some(Uint8Array::new(&buffer).to_vec()))
+        bytes_of(&url, &response).await.map(Some)
     }
 
     async fn head(&self, name: &str) -> Result<Option<RemoteHead>, ReplicaError> {
@@ -102,16 +191,7 @@ impl Fetcher for HttpFetcher {
         let Some(response) = self.get(&url).await? else {
             return Ok(None);
         };
-        let failed = |e: JsValue| ReplicaError::Fetch {
-            url: url.clone(),
-            reason: describe(&e),
-        };
-        let text = JsFuture::from(response.text().map_err(failed)?)
-            .await
-            .map_err(failed)?
-            .as_string()
-            .unwrap_or_default();
-        parse_head(&url, &text).map(Some)
+        parse_head(&url, &text_of(&url, &response).await?).map(Some)
     }
 }
 
@@ -151,10 +231,7 @@ impl JsReplica {
     /// called as `fetch(url)` instead of the global one. Nothing is fetched yet.
     #[wasm_bindgen(constructor)]
     pub fn new(base_url: &str, head: &str, fetch: Option<Function>) -> JsReplica {
-        let fetcher = HttpFetcher {
-            base: base_url.trim_end_matches('/').to_owned(),
-            fetch,
-        };
+        let fetcher = HttpFetcher::new(base_url, fetch);
         JsReplica {
             inner: Rc::new(replica::Replica::new(fetcher, head)),
             listeners: Rc::default(),
@@ -188,7 +265,10 @@ impl JsReplica {
     }
 
     /// Reads the head and, if it moved, restores its commit from the db held, fetching
-    /// only the nodes that changed, then calls every `onCommit` listener. Resolves to the
+    /// only the nodes that changed, then calls every `onCommit` listener. Against
+    /// `datoms serve` (its capabilities offer `sync`) the head and the changed nodes come
+    /// in one request, `GET /sync/{head}?have={commit}`; from a static host the head is
+    /// read and the nodes fetched. Resolves to the
     /// restore's stats, or `null` if the head had not moved. Rejects while another
     /// restore of this replica runs.
     pub fn refresh(&self) -> Promise {
@@ -243,7 +323,7 @@ impl JsReplica {
         listeners.len() != before
     }
 
-    /// The I/O of the last restore: `{restores, headReads, roundTrips, blobsFetched,
+    /// The I/O of the last restore: `{restores, headReads, requests, roundTrips, blobsFetched,
     /// nodesFetched, commitsFetched, largeValuesFetched, bytesFetched, nodesReused,
     /// nodesUnused}`.
     #[wasm_bindgen(js_name = lastStats)]

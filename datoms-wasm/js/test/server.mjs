@@ -5,7 +5,9 @@
 //   GET /db/heads/<head>/watch  server-sent events: one `data:` event each time the head
 //             moves (as `datoms serve` announces moves), and a comment on connect;
 //   POST /test/advance  moves the scenario's head to its next commit (rewrites heads/<head>)
-//             and tells the watchers;
+//             and tells the watchers) — or, when the scenario names an `upstream`
+//             `datoms serve` ({url, token}), moves the head there with the head CAS
+//             (`PUT /heads/<head>` with `If-Match`), which announces it itself;
 //   POST /test/result   receives a page's result (the browser test waits for it).
 // It counts the requests for blobs, so a test can check what a replica fetched.
 
@@ -35,6 +37,20 @@ function under(root, rest) {
   return path.startsWith(root.endsWith(sep) ? root : root + sep) ? path : null;
 }
 
+/** Moves head `head` of the `datoms serve` at `upstream.url` to `commit` (read, then CAS). */
+async function moveUpstream(upstream, head, commit) {
+  const at = `${upstream.url}/heads/${encodeURIComponent(head)}`;
+  const auth = { authorization: `Bearer ${upstream.token}` };
+  const current = await fetch(at, { headers: auth });
+  if (current.status !== 200) throw new Error(`GET ${at}: ${current.status}`);
+  const moved = await fetch(at, {
+    method: "PUT",
+    headers: { ...auth, "content-type": "application/json", "if-match": current.headers.get("etag") },
+    body: JSON.stringify({ commit }),
+  });
+  if (moved.status !== 200) throw new Error(`PUT ${at}: ${moved.status} ${await moved.text()}`);
+}
+
 /** Starts the server for export directory `dbDir`; resolves to { origin, close, counts, results }. */
 export async function start(dbDir) {
   const scenario = JSON.parse(await readFile(join(dbDir, "scenario.json"), "utf8"));
@@ -46,6 +62,13 @@ export async function start(dbDir) {
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
+      if (req.method === "POST" && url.pathname === "/test/advance" && scenario.upstream) {
+        position = Math.min(position + 1, scenario.steps.length - 1);
+        await moveUpstream(scenario.upstream, scenario.head, scenario.steps[position].commit);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ position }));
+        return;
+      }
       if (req.method === "POST" && url.pathname === "/test/advance") {
         position = Math.min(position + 1, scenario.steps.length - 1);
         const file = join(dbDir, "heads", scenario.head);
