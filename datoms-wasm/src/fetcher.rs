@@ -136,8 +136,8 @@ pub fn parse_bundle(
         url: url.to_owned(),
         reason,
     };
-    let commit = head_commit
-        .ok_or_else(|| bad(format!("no {} header", http_wire::HEAD_COMMIT_HEADER)))?;
+    let commit =
+        head_commit.ok_or_else(|| bad(format!("no {} header", http_wire::HEAD_COMMIT_HEADER)))?;
     let commit = commit
         .parse()
         .map_err(|_| bad(format!("head commit {commit:?} is not an address")))?;

@@ -17,8 +17,8 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::error::ReplicaError;
 use crate::fetcher::{
-    blob_url, capabilities_url, head_url, offers_sync, parse_bundle, parse_head, sync_url,
-    Fetcher, RemoteHead, Synced,
+    blob_url, capabilities_url, head_url, offers_sync, parse_bundle, parse_head, sync_url, Fetcher,
+    RemoteHead, Synced,
 };
 use crate::read::Format;
 use crate::replica::{self, Moved};

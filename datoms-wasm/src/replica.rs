@@ -146,7 +146,10 @@ impl<F: Fetcher> Replica<F> {
             // A cut bundle (`complete: false`) is used as far as it goes; the restore
             // fetches the rest.
             Synced::Bundle(bundle) => (bundle.head, Some(Prefetched::new(bundle.blobs))),
-            Synced::NotOffered => (self.fetcher.head(&self.head).await?.ok_or_else(no_head)?, None),
+            Synced::NotOffered => (
+                self.fetcher.head(&self.head).await?.ok_or_else(no_head)?,
+                None,
+            ),
         };
         if have == Some(head.commit) {
             self.held.borrow_mut().version = head.version;
@@ -401,7 +404,10 @@ mod tests {
             assert_eq!(by_sync.nodes_fetched, by_blobs.nodes_fetched, "step {step}");
             assert!(by_blobs.requests > 2, "{by_blobs:?}");
             assert_eq!(synced.db()?.root_addresses(), plain.db()?.root_addresses());
-            db = synced.db()?.with_edn(&people(2000 + step * 10, 2010 + step * 10))?.db_after;
+            db = synced
+                .db()?
+                .with_edn(&people(2000 + step * 10, 2010 + step * 10))?
+                .db_after;
         }
         // An unmoved head: one request, nothing restored.
         assert_eq!(block_on(synced.refresh())?, Moved::Unchanged);

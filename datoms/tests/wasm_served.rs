@@ -19,8 +19,8 @@ mod scenario;
 
 use datoms_storage::Storage as _;
 use scenario::{Host, TestResult, HEAD};
-use served::{Server, TOKEN};
 use serde_json::json;
+use served::{Server, TOKEN};
 
 /// Puts the served head back at the scenario's first commit.
 async fn rewind(client: &backend_http::HttpStorage, first: datoms_core::Address) -> TestResult {

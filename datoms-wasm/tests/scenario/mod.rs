@@ -365,4 +365,3 @@ pub fn run_script(script: &str, dir: &Path, scenario: &Value, host: Host) -> Tes
     );
     Ok(())
 }
-
