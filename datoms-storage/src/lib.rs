@@ -31,6 +31,7 @@ pub mod faulty;
 pub mod follow;
 pub mod large;
 pub mod memory;
+mod pause;
 pub mod peer;
 pub mod replicate;
 pub mod restore;

@@ -29,11 +29,15 @@ extern "C" {
     #[wasm_bindgen(js_name = fetch, catch)]
     fn global_fetch(url: &str) -> Result<Promise, JsValue>;
 
+    /// The global `fetch` with a `RequestInit` (method, headers, body).
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn global_fetch_with(url: &str, init: &JsValue) -> Result<Promise, JsValue>;
+
     /// A `fetch` response: the little of it used here.
-    type Response;
+    pub(crate) type Response;
 
     #[wasm_bindgen(method, getter)]
-    fn status(this: &Response) -> u16;
+    pub(crate) fn status(this: &Response) -> u16;
 
     #[wasm_bindgen(method, js_name = arrayBuffer, catch)]
     fn array_buffer(this: &Response) -> Result<Promise, JsValue>;
@@ -42,13 +46,39 @@ extern "C" {
     fn text(this: &Response) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(method, getter)]
-    fn headers(this: &Response) -> Headers;
+    pub(crate) fn headers(this: &Response) -> Headers;
 
     /// A response's headers.
-    type Headers;
+    pub(crate) type Headers;
 
     #[wasm_bindgen(method)]
-    fn get(this: &Headers, name: &str) -> Option<String>;
+    pub(crate) fn get(this: &Headers, name: &str) -> Option<String>;
+}
+
+/// Calls `fetch` (the one given, else the global one) as `fetch(url)`, or
+/// `fetch(url, init)` when there is an `init`, and awaits the response (any status).
+///
+/// # Errors
+/// The runtime's error (network down, CORS, a `fetch` that returns no Promise), as
+/// text.
+pub(crate) async fn send(
+    fetch: Option<&Function>,
+    url: &str,
+    init: Option<&JsValue>,
+) -> Result<Response, String> {
+    let promise = match (fetch, init) {
+        (Some(f), None) => f.call1(&JsValue::NULL, &JsValue::from_str(url)),
+        (Some(f), Some(init)) => f.call2(&JsValue::NULL, &JsValue::from_str(url), init),
+        (None, None) => global_fetch(url).map(JsValue::from),
+        (None, Some(init)) => global_fetch_with(url, init).map(JsValue::from),
+    }
+    .map_err(|e| describe(&e))?
+    .dyn_into::<Promise>()
+    .map_err(|_| "the fetch function given did not return a Promise".to_owned())?;
+    Ok(JsFuture::from(promise)
+        .await
+        .map_err(|e| describe(&e))?
+        .unchecked_into())
 }
 
 /// Fetches blobs and heads over HTTP under a base URL, with the global `fetch` or one
@@ -77,25 +107,12 @@ impl HttpFetcher {
     /// `GET url`: the response if 200, `None` if 404.
     async fn get(&self, url: &str) -> Result<Option<Response>, ReplicaError> {
         self.requests.set(self.requests.get() + 1);
-        let failed = |e: JsValue| ReplicaError::Fetch {
-            url: url.to_owned(),
-            reason: describe(&e),
-        };
-        let promise = match &self.fetch {
-            Some(f) => f
-                .call1(&JsValue::NULL, &JsValue::from_str(url))
-                .map_err(failed)?
-                .dyn_into::<Promise>()
-                .map_err(|_| ReplicaError::Fetch {
-                    url: url.to_owned(),
-                    reason: "the fetch function given did not return a Promise".into(),
-                })?,
-            None => global_fetch(url).map_err(failed)?,
-        };
-        let response: Response = JsFuture::from(promise)
+        let response = send(self.fetch.as_ref(), url, None)
             .await
-            .map_err(failed)?
-            .unchecked_into();
+            .map_err(|reason| ReplicaError::Fetch {
+                url: url.to_owned(),
+                reason,
+            })?;
         match response.status() {
             200 => Ok(Some(response)),
             // A static host's missing file, or the sync of an absent head.
@@ -109,7 +126,7 @@ impl HttpFetcher {
 }
 
 /// A response's body as bytes.
-async fn bytes_of(url: &str, response: &Response) -> Result<Vec<u8>, ReplicaError> {
+pub(crate) async fn bytes_of(url: &str, response: &Response) -> Result<Vec<u8>, ReplicaError> {
     let failed = |e: JsValue| ReplicaError::Fetch {
         url: url.to_owned(),
         reason: describe(&e),
@@ -121,7 +138,7 @@ async fn bytes_of(url: &str, response: &Response) -> Result<Vec<u8>, ReplicaErro
 }
 
 /// A response's body as text.
-async fn text_of(url: &str, response: &Response) -> Result<String, ReplicaError> {
+pub(crate) async fn text_of(url: &str, response: &Response) -> Result<String, ReplicaError> {
     let failed = |e: JsValue| ReplicaError::Fetch {
         url: url.to_owned(),
         reason: describe(&e),
@@ -196,7 +213,7 @@ impl Fetcher for HttpFetcher {
 }
 
 /// A JavaScript exception's message.
-fn describe(e: &JsValue) -> String {
+pub(crate) fn describe(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| e.as_string())
