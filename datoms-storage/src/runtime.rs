@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, PanicHookInfo};
 use std::sync::{Arc, Once};
 
 use futures::FutureExt;
-use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+use tokio::runtime::{Handle, Runtime};
 
 use crate::error::StorageError;
 
@@ -157,7 +157,7 @@ impl IoRuntime {
         let outcome = match Handle::try_current().map(|h| h.runtime_flavor()) {
             Err(_) => Some(self.handle().block_on(future)),
             #[cfg(not(target_family = "wasm"))]
-            Ok(RuntimeFlavor::MultiThread) => Some(tokio::task::block_in_place(|| {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => Some(tokio::task::block_in_place(|| {
                 self.handle().block_on(future)
             })),
             Ok(_) => {

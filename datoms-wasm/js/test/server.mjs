@@ -8,7 +8,10 @@
 //             and tells the watchers) — or, when the scenario names an `upstream`
 //             `datoms serve` ({url, token}), moves the head there with the head CAS
 //             (`PUT /heads/<head>` with `If-Match`), which announces it itself;
-//   POST /test/result   receives a page's result (the browser test waits for it).
+//   POST /test/result   receives a page's result (the browser test waits for it);
+//   POST /test/stop-server, /test/start-server  call the `control` hooks given to start()
+//             (the peer test stops and restarts its `datoms serve` when the page asks).
+// A directory without scenario.json (the peer test's) is served as it is.
 // It counts the requests for blobs, so a test can check what a replica fetched.
 
 import { createServer } from "node:http";
@@ -51,9 +54,18 @@ async function moveUpstream(upstream, head, commit) {
   if (moved.status !== 200) throw new Error(`PUT ${at}: ${moved.status} ${await moved.text()}`);
 }
 
-/** Starts the server for export directory `dbDir`; resolves to { origin, close, counts, results }. */
-export async function start(dbDir) {
-  const scenario = JSON.parse(await readFile(join(dbDir, "scenario.json"), "utf8"));
+/**
+ * Starts the server for directory `dbDir`; resolves to { origin, close, counts, results }.
+ * `control` holds the async hooks `stop()` and `start()` behind /test/stop-server and
+ * /test/start-server.
+ */
+export async function start(dbDir, { control } = {}) {
+  let scenario = { head: null, steps: [] };
+  try {
+    scenario = JSON.parse(await readFile(join(dbDir, "scenario.json"), "utf8"));
+  } catch (e) {
+    if (e.code !== "ENOENT") throw e;
+  }
   let position = 0;
   const counts = { blobs: 0, heads: 0, watches: 0 };
   const waiting = [];
@@ -77,6 +89,13 @@ export async function start(dbDir) {
         for (const w of watchers) w.write(`data: ${JSON.stringify(scenario.steps[position].headDocument)}\n\n`);
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify({ position }));
+        return;
+      }
+      const hook = { "/test/stop-server": "stop", "/test/start-server": "start" }[url.pathname];
+      if (req.method === "POST" && hook && control?.[hook]) {
+        await control[hook]();
+        res.writeHead(204);
+        res.end();
         return;
       }
       if (req.method === "POST" && url.pathname === "/test/result") {
