@@ -157,9 +157,11 @@ impl IoRuntime {
         let outcome = match Handle::try_current().map(|h| h.runtime_flavor()) {
             Err(_) => Some(self.handle().block_on(future)),
             #[cfg(not(target_family = "wasm"))]
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => Some(tokio::task::block_in_place(|| {
-                self.handle().block_on(future)
-            })),
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                Some(tokio::task::block_in_place(|| {
+                    self.handle().block_on(future)
+                }))
+            }
             Ok(_) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 self.handle().spawn(async move {

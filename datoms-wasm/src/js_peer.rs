@@ -148,7 +148,11 @@ impl JsPeer {
 
     /// The ids of the pending transactions, oldest first.
     pub fn pending(&self) -> Vec<String> {
-        self.peer.pending().iter().map(ToString::to_string).collect()
+        self.peer
+            .pending()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// The outbox's bytes (what `save` receives).
@@ -216,15 +220,26 @@ impl JsPeer {
     /// A Datalog query over the local db (the head plus the pending transactions); as the
     /// replica's `q`.
     pub fn q(&self, query: &str, inputs: Option<Vec<String>>) -> Result<JsValue, JsValue> {
-        let text = read::query(&self.peer.db(), query, &inputs.unwrap_or_default(), Format::Json)
-            .map_err(thrown)?;
+        let text = read::query(
+            &self.peer.db(),
+            query,
+            &inputs.unwrap_or_default(),
+            Format::Json,
+        )
+        .map_err(thrown)?;
         js_sys::JSON::parse(&text)
     }
 
     /// As `q`, returning EDN text.
     #[wasm_bindgen(js_name = qEdn)]
     pub fn q_edn(&self, query: &str, inputs: Option<Vec<String>>) -> Result<String, JsValue> {
-        read::query(&self.peer.db(), query, &inputs.unwrap_or_default(), Format::Edn).map_err(thrown)
+        read::query(
+            &self.peer.db(),
+            query,
+            &inputs.unwrap_or_default(),
+            Format::Edn,
+        )
+        .map_err(thrown)
     }
 
     /// A pull over the local db; as the replica's `pull` (named apart from `pull`, the

@@ -103,7 +103,9 @@ impl Remote {
         let set = |o: &Object, k: &str, v: &JsValue| {
             Reflect::set(o, &JsValue::from_str(k), v)
                 .map(|_| ())
-                .map_err(|_| StorageError::backend(format!("{method} {url}: cannot build the request")))
+                .map_err(|_| {
+                    StorageError::backend(format!("{method} {url}: cannot build the request"))
+                })
         };
         set(&init, "method", &JsValue::from_str(method))?;
         let head = Object::new();
@@ -111,15 +113,27 @@ impl Remote {
             set(&head, k, &JsValue::from_str(v))?;
         }
         if let Some(token) = &self.token {
-            set(&head, "authorization", &JsValue::from_str(&format!("Bearer {token}")))?;
+            set(
+                &head,
+                "authorization",
+                &JsValue::from_str(&format!("Bearer {token}")),
+            )?;
         }
         match body {
             Some(Body::Json(text)) => {
-                set(&head, "content-type", &JsValue::from_str("application/json"))?;
+                set(
+                    &head,
+                    "content-type",
+                    &JsValue::from_str("application/json"),
+                )?;
                 set(&init, "body", &JsValue::from_str(&text))?;
             }
             Some(Body::Bytes(bytes)) => {
-                set(&head, "content-type", &JsValue::from_str(http_wire::FRAMED_CONTENT_TYPE))?;
+                set(
+                    &head,
+                    "content-type",
+                    &JsValue::from_str(http_wire::FRAMED_CONTENT_TYPE),
+                )?;
                 set(&init, "body", &Uint8Array::from(&bytes[..]))?;
             }
             None => {}
@@ -151,9 +165,10 @@ impl Remote {
             return Ok(body);
         }
         let error: Option<ErrorBody> = serde_json::from_slice(&body).ok();
-        let message = error
-            .as_ref()
-            .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), |e| e.message.clone());
+        let message = error.as_ref().map_or_else(
+            || String::from_utf8_lossy(&body).into_owned(),
+            |e| e.message.clone(),
+        );
         Err(match (status, name, error) {
             (412, Some(name), Some(e)) => StorageError::HeadConflict {
                 name: name.to_owned(),
@@ -163,7 +178,9 @@ impl Remote {
                 what: format!("datoms serve at {url}"),
                 operation: what.to_owned(),
             },
-            (429 | 500..=599, _, Some(e)) if e.error != "storage" && e.error != "corrupt_storage" => {
+            (429 | 500..=599, _, Some(e))
+                if e.error != "storage" && e.error != "corrupt_storage" =>
+            {
                 StorageError::Transient {
                     reason: format!("{what} at {url}: HTTP {status}: {message}"),
                 }
@@ -176,15 +193,19 @@ impl Remote {
     }
 
     async fn get_many(&self, addresses: Vec<Address>) -> Result<Vec<Option<Bytes>>, StorageError> {
-        let body = serde_json::to_string(&AddressList::of(&addresses)).map_err(StorageError::backend)?;
+        let body =
+            serde_json::to_string(&AddressList::of(&addresses)).map_err(StorageError::backend)?;
         let response = self
             .request("POST", http_wire::BLOBS_GET, &[], Some(Body::Json(body)))
             .await?;
         let framed = self.body("get_many", None, response).await?;
-        let frames = http_wire::decode_frames(framed.into()).map_err(|e| StorageError::Transient {
-            reason: format!("get_many: {e}"),
-        })?;
-        if frames.len() != addresses.len() || frames.iter().zip(&addresses).any(|((a, _), b)| a != b) {
+        let frames =
+            http_wire::decode_frames(framed.into()).map_err(|e| StorageError::Transient {
+                reason: format!("get_many: {e}"),
+            })?;
+        if frames.len() != addresses.len()
+            || frames.iter().zip(&addresses).any(|((a, _), b)| a != b)
+        {
             return Err(StorageError::backend(
                 "get_many: the answer's frames do not match the addresses asked for",
             ));
@@ -254,9 +275,16 @@ impl Remote {
     async fn delete_head(&self, name: &str, expected: Version) -> Result<(), StorageError> {
         let path = format!("/heads/{}", http_wire::encode_segment(name));
         let response = self
-            .request("DELETE", &path, &[("if-match", http_wire::etag(&expected.0))], None)
+            .request(
+                "DELETE",
+                &path,
+                &[("if-match", http_wire::etag(&expected.0))],
+                None,
+            )
             .await?;
-        self.body("delete_head", Some(name), response).await.map(|_| ())
+        self.body("delete_head", Some(name), response)
+            .await
+            .map(|_| ())
     }
 
     async fn list_blobs(
@@ -276,7 +304,8 @@ impl Remote {
     }
 
     async fn delete_many(&self, addresses: Vec<Address>) -> Result<(), StorageError> {
-        let body = serde_json::to_string(&AddressList::of(&addresses)).map_err(StorageError::backend)?;
+        let body =
+            serde_json::to_string(&AddressList::of(&addresses)).map_err(StorageError::backend)?;
         let response = self
             .request("POST", http_wire::BLOBS_DELETE, &[], Some(Body::Json(body)))
             .await?;
@@ -287,10 +316,9 @@ impl Remote {
 /// A head of the wire as a storage head.
 fn head_of(h: &HeadJson) -> Result<Head, StorageError> {
     Ok(Head {
-        commit: h
-            .commit
-            .parse()
-            .map_err(|_| StorageError::backend(format!("head commit {:?} is not an address", h.commit)))?,
+        commit: h.commit.parse().map_err(|_| {
+            StorageError::backend(format!("head commit {:?} is not an address", h.commit))
+        })?,
         version: Version(h.version.clone()),
     })
 }

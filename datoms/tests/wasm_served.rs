@@ -57,7 +57,10 @@ async fn the_javascript_replica_follows_datoms_serve_in_one_request_per_commit()
 
 /// Seeds a redb file through a server (then stopped) and runs `js/test/peer.mjs` in
 /// `mode` on it; returns the script's result.
-fn run_peer(dir: &std::path::Path, mode: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+fn run_peer(
+    dir: &std::path::Path,
+    mode: &str,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let file = dir.join("db.redb");
     let db = format!("redb:{}", file.display());
     let rt = tokio::runtime::Handle::current();
@@ -101,7 +104,11 @@ fn run_peer(dir: &std::path::Path, mode: &str) -> Result<serde_json::Value, Box<
                 String::from_utf8_lossy(&output.stderr)
             )
         })?;
-    assert!(result.get("error").is_none(), "peer.mjs {mode}: {}", result["error"]);
+    assert!(
+        result.get("error").is_none(),
+        "peer.mjs {mode}: {}",
+        result["error"]
+    );
     assert!(
         output.status.success(),
         "peer.mjs {mode} exited with {}: {stdout}\n{}",
@@ -112,7 +119,9 @@ fn run_peer(dir: &std::path::Path, mode: &str) -> Result<serde_json::Value, Box<
 }
 
 /// Each label's number of entities in the db at the head, read natively from the file.
-async fn label_counts(dir: &std::path::Path) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+async fn label_counts(
+    dir: &std::path::Path,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let db = format!("redb:{}", dir.join("db.redb").display());
     let server = Server::start(&db, dir, &["--public-reads"])?;
     let client = server.client().await?;
@@ -139,17 +148,26 @@ async fn the_wasm_peer_lands_offline_writes_exactly_once_after_a_reload() -> Tes
     for mode in modes {
         let dir = tempfile::tempdir()?;
         let result = run_peer(dir.path(), mode)?;
-        assert_eq!(result["landed"], result["phaseA"]["pending"], "{mode}: {result}");
+        assert_eq!(
+            result["landed"], result["phaseA"]["pending"],
+            "{mode}: {result}"
+        );
         // Every write is in the served db once: the online one, the two made while the
         // server was stopped, and the seed — none twice, although a peer with the outbox
         // from before the push (a crash after the compare-and-swap) was opened and pushed.
-        let mut counts: Vec<(String, u64)> = serde_json::from_value(label_counts(dir.path()).await?)?;
+        let mut counts: Vec<(String, u64)> =
+            serde_json::from_value(label_counts(dir.path()).await?)?;
         counts.sort();
         assert_eq!(
             counts,
-            [("offline-1", 1), ("offline-2", 1), ("online-1", 1), ("seed", 1)]
-                .map(|(l, n)| (l.to_owned(), n))
-                .to_vec(),
+            [
+                ("offline-1", 1),
+                ("offline-2", 1),
+                ("online-1", 1),
+                ("seed", 1)
+            ]
+            .map(|(l, n)| (l.to_owned(), n))
+            .to_vec(),
             "{mode}: {result}"
         );
         eprintln!("peer.mjs {mode}: {result}");
