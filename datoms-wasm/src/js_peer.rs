@@ -164,7 +164,9 @@ impl JsPeer {
     /// Runs a transaction (EDN, as Datascript writes it) on the local db — visible to
     /// queries at once — and appends it to the outbox. Resolves to `{id, tempids,
     /// datoms}` once `save` has stored the outbox; rejects (nothing applied, nothing
-    /// stored) if the transaction is invalid.
+    /// stored) if the transaction is invalid. If `save` fails the Promise rejects with
+    /// its error, and the transaction stays applied and pending in memory: the next
+    /// successful save (any later `transact`, `push` or `pull`) stores it.
     pub fn transact(&self, tx: String) -> Promise {
         let peer = self.peer.clone();
         let outbox = self.outbox.clone();

@@ -164,32 +164,7 @@ impl Remote {
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        let error: Option<ErrorBody> = serde_json::from_slice(&body).ok();
-        let message = error.as_ref().map_or_else(
-            || String::from_utf8_lossy(&body).into_owned(),
-            |e| e.message.clone(),
-        );
-        Err(match (status, name, error) {
-            (412, Some(name), Some(e)) => StorageError::HeadConflict {
-                name: name.to_owned(),
-                current: e.current.flatten().map(|h| head_of(&h)).transpose()?,
-            },
-            (403, _, Some(e)) if e.error == "read_only" => StorageError::ReadOnly {
-                what: format!("datoms serve at {url}"),
-                operation: what.to_owned(),
-            },
-            (429 | 500..=599, _, Some(e))
-                if e.error != "storage" && e.error != "corrupt_storage" =>
-            {
-                StorageError::Transient {
-                    reason: format!("{what} at {url}: HTTP {status}: {message}"),
-                }
-            }
-            (502..=504 | 429, _, None) => StorageError::Transient {
-                reason: format!("{what} at {url}: HTTP {status}: {message}"),
-            },
-            _ => StorageError::backend(format!("{what} at {url}: HTTP {status}: {message}")),
-        })
+        Err(error_of(what, url, name, status, &body)?)
     }
 
     async fn get_many(&self, addresses: Vec<Address>) -> Result<Vec<Option<Bytes>>, StorageError> {
@@ -313,6 +288,51 @@ impl Remote {
     }
 }
 
+/// The typed error of a failed answer (`status`, its `body`) to operation `what` on the
+/// server at `url`; `name` is the head of a head operation (a `412` is a conflict on it).
+/// `Err` only when a conflict's current head is malformed.
+fn error_of(
+    what: &str,
+    url: &str,
+    name: Option<&str>,
+    status: u16,
+    body: &[u8],
+) -> Result<StorageError, StorageError> {
+    let error: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let message = error.as_ref().map_or_else(
+        || String::from_utf8_lossy(body).into_owned(),
+        |e| e.message.clone(),
+    );
+    let transient = || StorageError::Transient {
+        reason: format!("{what} at {url}: HTTP {status}: {message}"),
+    };
+    Ok(match (status, name, &error) {
+        (412, Some(name), Some(e)) => StorageError::HeadConflict {
+            name: name.to_owned(),
+            current: e
+                .current
+                .clone()
+                .flatten()
+                .map(|h| head_of(&h))
+                .transpose()?,
+        },
+        (_, _, Some(e)) if e.error == "corrupt_storage" => StorageError::Corrupt {
+            what: format!("datoms serve at {url}"),
+            reason: message,
+        },
+        (403, _, Some(e)) if e.error == "read_only" => StorageError::ReadOnly {
+            what: format!("datoms serve at {url}"),
+            operation: what.to_owned(),
+        },
+        (_, _, Some(e)) if e.error == "storage" => {
+            StorageError::backend(format!("{what} at {url}: HTTP {status}: {message}"))
+        }
+        // A proxy's answer (no typed body) or the server's: busy, or failing for now.
+        (429 | 500..=599, _, _) => transient(),
+        _ => StorageError::backend(format!("{what} at {url}: HTTP {status}: {message}")),
+    })
+}
+
 /// A head of the wire as a storage head.
 fn head_of(h: &HeadJson) -> Result<Head, StorageError> {
     Ok(Head {
@@ -371,5 +391,78 @@ impl Storage for RemoteStorage {
             max_batch: MAX_BATCH,
             concurrency: 4,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(kind: &str, current: Option<&str>) -> Vec<u8> {
+        let mut v = serde_json::json!({"error": kind, "message": "said the server"});
+        if let Some(c) = current {
+            v["current"] = serde_json::from_str(c).unwrap_or_default();
+        }
+        v.to_string().into_bytes()
+    }
+
+    #[test]
+    fn answers_map_to_the_storage_errors_the_drivers_expect() -> Result<(), StorageError> {
+        let a = Address::of(b"x");
+        let current = format!(r#"{{"commit":"{a}","version":"7"}}"#);
+        let conflict = error_of(
+            "cas_head",
+            "u",
+            Some("main"),
+            412,
+            &body("head_conflict", Some(&current)),
+        )?;
+        assert!(
+            matches!(&conflict, StorageError::HeadConflict { name, current: Some(h) }
+                if name == "main" && h.commit == a && h.version.0 == "7"),
+            "{conflict:?}"
+        );
+        let absent = error_of(
+            "cas_head",
+            "u",
+            Some("main"),
+            412,
+            &body("head_conflict", Some("null")),
+        )?;
+        assert!(
+            matches!(absent, StorageError::HeadConflict { current: None, .. }),
+            "{absent:?}"
+        );
+        assert!(error_of(
+            "cas_head",
+            "u",
+            Some("main"),
+            412,
+            &body("head_conflict", Some(r#"{"commit":"zz","version":"1"}"#))
+        )
+        .is_err());
+        for (status, kind) in [(503, "unavailable"), (500, "internal"), (429, "busy")] {
+            assert!(
+                error_of("get_many", "u", None, status, &body(kind, None))?.is_transient(),
+                "{status}"
+            );
+        }
+        assert!(error_of("get_many", "u", None, 502, b"<html>bad gateway</html>")?.is_transient());
+        assert!(!error_of("get_many", "u", None, 500, &body("storage", None))?.is_transient());
+        assert!(matches!(
+            error_of("get_many", "u", None, 500, &body("corrupt_storage", None))?,
+            StorageError::Corrupt { .. }
+        ));
+        assert!(matches!(
+            error_of("put_many", "u", None, 403, &body("read_only", None))?,
+            StorageError::ReadOnly { operation, .. } if operation == "put_many"
+        ));
+        let unauthorized = error_of("put_many", "u", None, 401, &body("unauthorized", None))?;
+        assert!(!unauthorized.is_transient());
+        assert!(
+            unauthorized.to_string().contains("said the server"),
+            "{unauthorized}"
+        );
+        Ok(())
     }
 }
