@@ -29,7 +29,10 @@ build() {
         -Zbuild-std=std,panic_abort \
         --target wasm32-unknown-unknown -p datoms-wasm
     rm -rf "$out"
+    # The name section (function names for stack traces, ~600 KB raw) and the
+    # producers section are left out of the shipped module.
     "$tools/bin/wasm-bindgen" --target web --out-dir "$out" \
+        --remove-name-section --remove-producers-section \
         "$wasm_target/wasm32-unknown-unknown/release/datoms_wasm.wasm"
     echo "built $out"
 }

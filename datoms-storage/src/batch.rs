@@ -33,7 +33,7 @@ where
         match op().await {
             Err(e) if e.is_transient() && tries < RETRIES => {
                 tries += 1;
-                tokio::time::sleep(wait).await;
+                crate::pause::pause(wait).await;
                 wait *= 2;
             }
             other => return other,

@@ -33,6 +33,7 @@ pub mod history;
 pub mod large;
 pub mod memory;
 pub mod merge;
+mod pause;
 pub mod peer;
 pub mod replicate;
 pub mod restore;

@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, PanicHookInfo};
 use std::sync::{Arc, Once};
 
 use futures::FutureExt;
-use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+use tokio::runtime::{Handle, Runtime};
 
 use crate::error::StorageError;
 
@@ -68,11 +68,21 @@ impl IoRuntime {
     /// # Errors
     /// [`StorageError::Backend`] if the threads cannot be started.
     pub fn new(name: &str, workers: usize) -> Result<IoRuntime, StorageError> {
+        #[cfg(not(target_family = "wasm"))]
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .thread_name(name)
             .enable_all()
-            .build()
+            .build();
+        // WebAssembly has no threads: a current-thread runtime, which the browser's
+        // event loop never drives, so nothing there may block on it (the wasm peer
+        // restores eagerly and awaits its storage directly).
+        #[cfg(target_family = "wasm")]
+        let runtime = {
+            let _ = workers;
+            tokio::runtime::Builder::new_current_thread().build()
+        };
+        let runtime = runtime
             .map_err(|e| StorageError::backend(format!("cannot start the {name} runtime: {e}")))?;
         Ok(IoRuntime {
             owner: Arc::new(Owner {
@@ -146,9 +156,12 @@ impl IoRuntime {
         let future = AssertUnwindSafe(future).catch_unwind();
         let outcome = match Handle::try_current().map(|h| h.runtime_flavor()) {
             Err(_) => Some(self.handle().block_on(future)),
-            Ok(RuntimeFlavor::MultiThread) => Some(tokio::task::block_in_place(|| {
-                self.handle().block_on(future)
-            })),
+            #[cfg(not(target_family = "wasm"))]
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                Some(tokio::task::block_in_place(|| {
+                    self.handle().block_on(future)
+                }))
+            }
             Ok(_) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 self.handle().spawn(async move {

@@ -35,6 +35,15 @@ pub enum ReplicaError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A sync answer that is not what `datoms serve` sends: a missing or malformed
+    /// header, a cut frame, a blob marked absent.
+    #[error("sync answer from {url} is malformed: {reason}")]
+    BadSync {
+        /// The URL requested.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The head does not exist on the server.
     #[error("no head {name:?} at {base}")]
     NoHead {

@@ -6,6 +6,10 @@
 //!   cache may keep it forever;
 //! - `GET {base}/heads/{name}` — `{"commit": "<address>", "version": "<opaque>"}`, 404 if
 //!   the head does not exist.
+//!
+//! and, where the server offers it (`datoms serve`: `GET {base}/capabilities` says
+//! `"sync": true`), the one-round-trip sync: `GET {base}/sync/{name}?have={commit}` — the
+//! head and every blob a replica at `have` lacks, in one framed body ([`Bundle`]).
 
 use std::future::Future;
 
@@ -23,6 +27,32 @@ pub struct RemoteHead {
     pub version: Option<String>,
 }
 
+/// A one-round-trip sync answer: where the head is, and the blobs a replica at the
+/// commit it named lacks (the head's commit first). The blobs are verified by the restore
+/// machine as any others; a blob the bundle lacks is fetched as usual.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle {
+    /// Where the head points.
+    pub head: RemoteHead,
+    /// The blobs, by address.
+    pub blobs: Vec<(Address, Vec<u8>)>,
+    /// False when the server cut the bundle short (its size limit): the restore fetches
+    /// the rest blob by blob.
+    pub complete: bool,
+}
+
+/// What asking for a sync bundle gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// The server does not offer one-round-trip sync (a static host): read the head and
+    /// fetch blobs.
+    NotOffered,
+    /// The head does not exist.
+    NoHead,
+    /// The bundle.
+    Bundle(Bundle),
+}
+
 /// The requests a replica makes. Futures need not be `Send`: in a browser everything
 /// runs on one thread.
 pub trait Fetcher {
@@ -36,6 +66,18 @@ pub trait Fetcher {
 
     /// Where head `name` points, `None` if it does not exist.
     fn head(&self, name: &str) -> impl Future<Output = Result<Option<RemoteHead>, ReplicaError>>;
+
+    /// The one-round-trip sync of head `name` for a replica at `have`
+    /// ([`Synced::NotOffered`] where the server has none; the fetcher learns that once).
+    fn sync(
+        &self,
+        name: &str,
+        have: Option<Address>,
+    ) -> impl Future<Output = Result<Synced, ReplicaError>>;
+
+    /// Requests made so far, of every kind (the replica's stats count a restore's from
+    /// the difference).
+    fn requests(&self) -> u64;
 }
 
 /// The URL of a blob under `base`.
@@ -49,21 +91,72 @@ pub fn head_url(base: &str, name: &str) -> String {
     format!(
         "{}/heads/{}",
         base.trim_end_matches('/'),
-        encode_segment(name)
+        http_wire::encode_segment(name)
     )
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// The URL of a sync of head `name` under `base` for a replica at `have`.
+pub fn sync_url(base: &str, name: &str, have: Option<Address>) -> String {
+    let mut url = format!(
+        "{}/sync/{}",
+        base.trim_end_matches('/'),
+        http_wire::encode_segment(name)
+    );
+    if let Some(have) = have {
+        url.push_str(&format!("?have={have}"));
     }
-    out
+    url
+}
+
+/// The URL of the server's capabilities under `base`.
+pub fn capabilities_url(base: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), http_wire::CAPABILITIES)
+}
+
+/// Whether a `GET /capabilities` answer offers one-round-trip sync. Anything that is not
+/// the capabilities document (a static host's page, another service) offers nothing.
+pub fn offers_sync(text: &str) -> bool {
+    serde_json::from_str::<http_wire::CapabilitiesJson>(text).is_ok_and(|c| c.sync)
+}
+
+/// Reads a sync answer: the head from its headers (`head_commit`, `head_version`,
+/// `complete`, as `datoms serve` sends them) and the framed body.
+///
+/// # Errors
+/// [`ReplicaError::BadSync`] naming `url` and what is wrong: a missing header, a head that
+/// is not an address, a cut or malformed frame, a blob marked absent.
+pub fn parse_bundle(
+    url: &str,
+    head_commit: Option<String>,
+    head_version: Option<String>,
+    complete: Option<String>,
+    body: Vec<u8>,
+) -> Result<Bundle, ReplicaError> {
+    let bad = |reason: String| ReplicaError::BadSync {
+        url: url.to_owned(),
+        reason,
+    };
+    let commit =
+        head_commit.ok_or_else(|| bad(format!("no {} header", http_wire::HEAD_COMMIT_HEADER)))?;
+    let commit = commit
+        .parse()
+        .map_err(|_| bad(format!("head commit {commit:?} is not an address")))?;
+    let blobs = http_wire::decode_frames(body.into())
+        .map_err(|e| bad(e.to_string()))?
+        .into_iter()
+        .map(|(a, b)| {
+            b.map(|b| (a, b.to_vec()))
+                .ok_or_else(|| bad(format!("blob {a} marked absent")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Bundle {
+        head: RemoteHead {
+            commit,
+            version: head_version.map(|v| http_wire::unquote(&v).to_owned()),
+        },
+        blobs,
+        complete: complete.is_some_and(|c| c == "true"),
+    })
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@
 //! JSON for applications, EDN where keywords, sets and tagged values must survive.
 //! Errors are thrown as `Error`s whose message names the cause.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use datoms_core::Address;
@@ -15,7 +16,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::error::ReplicaError;
-use crate::fetcher::{blob_url, head_url, parse_head, Fetcher, RemoteHead};
+use crate::fetcher::{
+    blob_url, capabilities_url, head_url, offers_sync, parse_bundle, parse_head, sync_url, Fetcher,
+    RemoteHead, Synced,
+};
 use crate::read::Format;
 use crate::replica::{self, Moved};
 
@@ -25,49 +29,93 @@ extern "C" {
     #[wasm_bindgen(js_name = fetch, catch)]
     fn global_fetch(url: &str) -> Result<Promise, JsValue>;
 
+    /// The global `fetch` with a `RequestInit` (method, headers, body).
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn global_fetch_with(url: &str, init: &JsValue) -> Result<Promise, JsValue>;
+
     /// A `fetch` response: the little of it used here.
-    type Response;
+    pub(crate) type Response;
 
     #[wasm_bindgen(method, getter)]
-    fn status(this: &Response) -> u16;
+    pub(crate) fn status(this: &Response) -> u16;
 
     #[wasm_bindgen(method, js_name = arrayBuffer, catch)]
     fn array_buffer(this: &Response) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(method, catch)]
     fn text(this: &Response) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, getter)]
+    pub(crate) fn headers(this: &Response) -> Headers;
+
+    /// A response's headers.
+    pub(crate) type Headers;
+
+    #[wasm_bindgen(method)]
+    pub(crate) fn get(this: &Headers, name: &str) -> Option<String>;
+}
+
+/// Calls `fetch` (the one given, else the global one) as `fetch(url)`, or
+/// `fetch(url, init)` when there is an `init`, and awaits the response (any status).
+///
+/// # Errors
+/// The runtime's error (network down, CORS, a `fetch` that returns no Promise), as
+/// text.
+pub(crate) async fn send(
+    fetch: Option<&Function>,
+    url: &str,
+    init: Option<&JsValue>,
+) -> Result<Response, String> {
+    let promise = match (fetch, init) {
+        (Some(f), None) => f.call1(&JsValue::NULL, &JsValue::from_str(url)),
+        (Some(f), Some(init)) => f.call2(&JsValue::NULL, &JsValue::from_str(url), init),
+        (None, None) => global_fetch(url).map(JsValue::from),
+        (None, Some(init)) => global_fetch_with(url, init).map(JsValue::from),
+    }
+    .map_err(|e| describe(&e))?
+    .dyn_into::<Promise>()
+    .map_err(|_| "the fetch function given did not return a Promise".to_owned())?;
+    Ok(JsFuture::from(promise)
+        .await
+        .map_err(|e| describe(&e))?
+        .unchecked_into())
 }
 
 /// Fetches blobs and heads over HTTP under a base URL, with the global `fetch` or one
-/// given by the caller (for headers, credentials, a custom cache).
+/// given by the caller (for headers, credentials, a custom cache). It asks the server's
+/// capabilities once, before the first sync, and uses `GET /sync/…` when offered.
 pub struct HttpFetcher {
     base: String,
     fetch: Option<Function>,
+    /// Whether the server offers one-round-trip sync; `None` until asked.
+    sync_offered: Cell<Option<bool>>,
+    /// Requests made.
+    requests: Cell<u64>,
 }
 
 impl HttpFetcher {
+    /// A fetcher under `base`, with `fetch` or the global one.
+    fn new(base: &str, fetch: Option<Function>) -> HttpFetcher {
+        HttpFetcher {
+            base: base.trim_end_matches('/').to_owned(),
+            fetch,
+            sync_offered: Cell::new(None),
+            requests: Cell::new(0),
+        }
+    }
+
+    /// `GET url`: the response if 200, `None` if 404.
     async fn get(&self, url: &str) -> Result<Option<Response>, ReplicaError> {
-        let failed = |e: JsValue| ReplicaError::Fetch {
-            url: url.to_owned(),
-            reason: describe(&e),
-        };
-        let promise = match &self.fetch {
-            Some(f) => f
-                .call1(&JsValue::NULL, &JsValue::from_str(url))
-                .map_err(failed)?
-                .dyn_into::<Promise>()
-                .map_err(|_| ReplicaError::Fetch {
-                    url: url.to_owned(),
-                    reason: "the fetch function given did not return a Promise".into(),
-                })?,
-            None => global_fetch(url).map_err(failed)?,
-        };
-        let response: Response = JsFuture::from(promise)
+        self.requests.set(self.requests.get() + 1);
+        let response = send(self.fetch.as_ref(), url, None)
             .await
-            .map_err(failed)?
-            .unchecked_into();
+            .map_err(|reason| ReplicaError::Fetch {
+                url: url.to_owned(),
+                reason,
+            })?;
         match response.status() {
             200 => Ok(Some(response)),
+            // A static host's missing file, or the sync of an absent head.
             404 => Ok(None),
             status => Err(ReplicaError::Status {
                 url: url.to_owned(),
@@ -77,9 +125,74 @@ impl HttpFetcher {
     }
 }
 
+/// A response's body as bytes.
+pub(crate) async fn bytes_of(url: &str, response: &Response) -> Result<Vec<u8>, ReplicaError> {
+    let failed = |e: JsValue| ReplicaError::Fetch {
+        url: url.to_owned(),
+        reason: describe(&e),
+    };
+    let buffer = JsFuture::from(response.array_buffer().map_err(failed)?)
+        .await
+        .map_err(failed)?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// A response's body as text.
+pub(crate) async fn text_of(url: &str, response: &Response) -> Result<String, ReplicaError> {
+    let failed = |e: JsValue| ReplicaError::Fetch {
+        url: url.to_owned(),
+        reason: describe(&e),
+    };
+    Ok(JsFuture::from(response.text().map_err(failed)?)
+        .await
+        .map_err(failed)?
+        .as_string()
+        .unwrap_or_default())
+}
+
+impl HttpFetcher {
+    /// Whether the server offers one-round-trip sync: asked once (`GET /capabilities`).
+    /// A failed probe, a 404 or an answer that is not the capabilities document means
+    /// no (a static host), and the replica reads blobs.
+    async fn offers_sync(&self) -> bool {
+        if let Some(offered) = self.sync_offered.get() {
+            return offered;
+        }
+        let url = capabilities_url(&self.base);
+        let offered = match self.get(&url).await {
+            Ok(Some(response)) => text_of(&url, &response)
+                .await
+                .is_ok_and(|text| offers_sync(&text)),
+            _ => false,
+        };
+        self.sync_offered.set(Some(offered));
+        offered
+    }
+}
+
 impl Fetcher for HttpFetcher {
     fn location(&self) -> String {
         self.base.clone()
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.get()
+    }
+
+    async fn sync(&self, name: &str, have: Option<Address>) -> Result<Synced, ReplicaError> {
+        if !self.offers_sync().await {
+            return Ok(Synced::NotOffered);
+        }
+        let url = sync_url(&self.base, name, have);
+        let Some(response) = self.get(&url).await? else {
+            return Ok(Synced::NoHead);
+        };
+        let headers = response.headers();
+        let head_commit = headers.get(http_wire::HEAD_COMMIT_HEADER);
+        let head_version = headers.get(http_wire::HEAD_VERSION_HEADER);
+        let complete = headers.get(http_wire::SYNC_COMPLETE_HEADER);
+        let body = bytes_of(&url, &response).await?;
+        parse_bundle(&url, head_commit, head_version, complete, body).map(Synced::Bundle)
     }
 
     async fn blob(&self, address: Address) -> Result<Option<Vec<u8>>, ReplicaError> {
@@ -87,14 +200,7 @@ impl Fetcher for HttpFetcher {
         let Some(response) = self.get(&url).await? else {
             return Ok(None);
         };
-        let failed = |e: JsValue| ReplicaError::Fetch {
-            url: url.clone(),
-            reason: describe(&e),
-        };
-        let buffer = JsFuture::from(response.array_buffer().map_err(failed)?)
-            .await
-            .map_err(failed)?;
-        Ok(Some(Uint8Array::new(&buffer).to_vec()))
+        bytes_of(&url, &response).await.map(Some)
     }
 
     async fn head(&self, name: &str) -> Result<Option<RemoteHead>, ReplicaError> {
@@ -102,21 +208,12 @@ impl Fetcher for HttpFetcher {
         let Some(response) = self.get(&url).await? else {
             return Ok(None);
         };
-        let failed = |e: JsValue| ReplicaError::Fetch {
-            url: url.clone(),
-            reason: describe(&e),
-        };
-        let text = JsFuture::from(response.text().map_err(failed)?)
-            .await
-            .map_err(failed)?
-            .as_string()
-            .unwrap_or_default();
-        parse_head(&url, &text).map(Some)
+        parse_head(&url, &text_of(&url, &response).await?).map(Some)
     }
 }
 
 /// A JavaScript exception's message.
-fn describe(e: &JsValue) -> String {
+pub(crate) fn describe(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| e.as_string())
@@ -151,10 +248,7 @@ impl JsReplica {
     /// called as `fetch(url)` instead of the global one. Nothing is fetched yet.
     #[wasm_bindgen(constructor)]
     pub fn new(base_url: &str, head: &str, fetch: Option<Function>) -> JsReplica {
-        let fetcher = HttpFetcher {
-            base: base_url.trim_end_matches('/').to_owned(),
-            fetch,
-        };
+        let fetcher = HttpFetcher::new(base_url, fetch);
         JsReplica {
             inner: Rc::new(replica::Replica::new(fetcher, head)),
             listeners: Rc::default(),
@@ -188,7 +282,10 @@ impl JsReplica {
     }
 
     /// Reads the head and, if it moved, restores its commit from the db held, fetching
-    /// only the nodes that changed, then calls every `onCommit` listener. Resolves to the
+    /// only the nodes that changed, then calls every `onCommit` listener. Against
+    /// `datoms serve` (its capabilities offer `sync`) the head and the changed nodes come
+    /// in one request, `GET /sync/{head}?have={commit}`; from a static host the head is
+    /// read and the nodes fetched. Resolves to the
     /// restore's stats, or `null` if the head had not moved. Rejects while another
     /// restore of this replica runs.
     pub fn refresh(&self) -> Promise {
@@ -243,7 +340,7 @@ impl JsReplica {
         listeners.len() != before
     }
 
-    /// The I/O of the last restore: `{restores, headReads, roundTrips, blobsFetched,
+    /// The I/O of the last restore: `{restores, headReads, requests, roundTrips, blobsFetched,
     /// nodesFetched, commitsFetched, largeValuesFetched, bytesFetched, nodesReused,
     /// nodesUnused}`.
     #[wasm_bindgen(js_name = lastStats)]

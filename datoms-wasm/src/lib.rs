@@ -11,13 +11,21 @@
 //!
 //! The logic lives in plain Rust, generic over a [`fetcher::Fetcher`], so that it is
 //! tested natively as well: [`replica::Replica`], [`driver`], [`read`]. [`js`] binds it
-//! to JavaScript. Build: `scripts/wasm.sh build` (see the package's README).
+//! to JavaScript.
+//!
+//! The same package carries the writer: [`js_peer::JsPeer`] (`Peer` in JavaScript) is
+//! datoms-storage's peer itself compiled to WebAssembly — local transactions, a durable
+//! outbox the page stores (IndexedDB, a file), pushes landing exactly once through the
+//! head compare-and-swap of `datoms serve` — over [`remote::RemoteStorage`], the
+//! `Storage` trait on `fetch`. Build: `scripts/wasm.sh build` (see the package's README).
 
 pub mod driver;
 pub mod error;
 pub mod fetcher;
 pub mod js;
+pub mod js_peer;
 pub mod read;
+pub mod remote;
 pub mod replica;
 pub mod stats;
 

@@ -10,9 +10,9 @@ use std::cell::{Cell, RefCell};
 
 use datoms_core::{Address, Db, Restore};
 
-use crate::driver;
+use crate::driver::{self, Prefetched};
 use crate::error::ReplicaError;
-use crate::fetcher::Fetcher;
+use crate::fetcher::{Fetcher, Synced};
 use crate::read::{self, Format};
 use crate::stats::Stats;
 
@@ -106,24 +106,58 @@ impl<F: Fetcher> Replica<F> {
     }
 
     /// Reads the head and, if it moved (or nothing is held yet), restores its commit
-    /// incrementally from the db held.
+    /// incrementally from the db held. Where the server offers one-round-trip sync, the
+    /// head and every blob the replica lacks come in one request (`GET /sync/{head}?have=`),
+    /// verified as any restore; else the head is read and the blobs fetched.
     ///
     /// # Errors
     /// [`ReplicaError::NoHead`], [`ReplicaError::Busy`] while another restore runs,
-    /// failed requests, missing or corrupt blobs. Nothing held changes on error.
+    /// failed requests, missing or corrupt blobs, a malformed sync answer. Nothing held
+    /// changes on error (but the requests made are counted).
     pub async fn refresh(&self) -> Result<Moved, ReplicaError> {
         let _busy = self.enter(None)?;
-        let head = self.fetcher.head(&self.head).await;
-        self.held.borrow_mut().totals.head_reads += 1;
-        let head = head?.ok_or_else(|| ReplicaError::NoHead {
+        let start = self.fetcher.requests();
+        let moved = self.refresh_held().await;
+        let requests = self.fetcher.requests() - start;
+        let mut held = self.held.borrow_mut();
+        held.totals.head_reads += 1;
+        held.totals.requests += requests;
+        if let Ok(Moved::To(_, stats)) = &moved {
+            held.last = Stats {
+                head_reads: 1,
+                requests,
+                ..*stats
+            };
+        }
+        moved.map(|m| match m {
+            Moved::To(commit, _) => Moved::To(commit, held.last),
+            unchanged => unchanged,
+        })
+    }
+
+    async fn refresh_held(&self) -> Result<Moved, ReplicaError> {
+        let no_head = || ReplicaError::NoHead {
             name: self.head.clone(),
             base: self.fetcher.location(),
-        })?;
-        if self.commit() == Some(head.commit) {
+        };
+        let have = self.commit();
+        let (head, mut prefetched) = match self.fetcher.sync(&self.head, have).await? {
+            Synced::NoHead => return Err(no_head()),
+            // A cut bundle (`complete: false`) is used as far as it goes; the restore
+            // fetches the rest.
+            Synced::Bundle(bundle) => (bundle.head, Some(Prefetched::new(bundle.blobs))),
+            Synced::NotOffered => (
+                self.fetcher.head(&self.head).await?.ok_or_else(no_head)?,
+                None,
+            ),
+        };
+        if have == Some(head.commit) {
             self.held.borrow_mut().version = head.version;
             return Ok(Moved::Unchanged);
         }
-        let stats = self.restore(head.commit, head.version, 1).await?;
+        let stats = self
+            .restore(head.commit, head.version, prefetched.as_mut())
+            .await?;
         Ok(Moved::To(head.commit, stats))
     }
 
@@ -133,7 +167,14 @@ impl<F: Fetcher> Replica<F> {
     /// As [`Replica::refresh`], without the head.
     pub async fn restore_commit(&self, commit: Address) -> Result<Stats, ReplicaError> {
         let _busy = self.enter(Some(commit))?;
-        self.restore(commit, None, 0).await
+        let start = self.fetcher.requests();
+        let stats = self.restore(commit, None, None).await;
+        let requests = self.fetcher.requests() - start;
+        let mut held = self.held.borrow_mut();
+        held.totals.requests += requests;
+        let stats = stats?;
+        held.last = Stats { requests, ..stats };
+        Ok(held.last)
     }
 
     fn enter(&self, target: Option<Address>) -> Result<BusyGuard<'_>, ReplicaError> {
@@ -143,23 +184,24 @@ impl<F: Fetcher> Replica<F> {
         Ok(BusyGuard(&self.busy))
     }
 
+    /// Restores `commit` from the db held (taking blobs from `prefetched` first), and
+    /// holds it. The stats returned and added to the totals leave head reads and
+    /// requests to the caller.
     async fn restore(
         &self,
         commit: Address,
         version: Option<String>,
-        head_reads: u64,
+        prefetched: Option<&mut Prefetched>,
     ) -> Result<Stats, ReplicaError> {
         let db1 = self.held.borrow().db.clone();
         let machine = Restore::new(commit, db1.as_ref());
-        let (db, restored) = driver::run(&self.fetcher, machine).await?;
-        let stats = Stats::of_restore(&restored, head_reads);
+        let (db, restored) = driver::run(&self.fetcher, machine, prefetched).await?;
+        let stats = Stats::of_restore(&restored, 0, 0);
         let mut held = self.held.borrow_mut();
         held.db = Some(db);
         held.version = version;
         held.last = stats;
-        let mut counted = stats;
-        counted.head_reads = 0; // already counted when read
-        held.totals.add(&counted);
+        held.totals.add(&stats);
         Ok(stats)
     }
 
@@ -206,21 +248,26 @@ impl<F: Fetcher> Replica<F> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
 
     use datoms_core::addressing::commit_for;
     use datoms_core::Schema;
     use futures::executor::block_on;
 
     use super::*;
-    use crate::fetcher::RemoteHead;
+    use crate::fetcher::{Bundle, RemoteHead};
 
-    /// Blobs and one head in memory; counts blob requests.
+    /// Blobs and one head in memory; counts requests. With `sync` set it answers sync
+    /// requests with every blob it holds but those `sync_lacks` names (a server's
+    /// bundle holds what the replica lacks; unused blobs cost bytes, not correctness).
     #[derive(Default)]
     struct MemoryFetcher {
         blobs: RefCell<HashMap<Address, Vec<u8>>>,
         head: RefCell<Option<Address>>,
+        blob_requests: Cell<u64>,
         requests: Cell<u64>,
+        sync: bool,
+        sync_lacks: RefCell<HashSet<Address>>,
     }
 
     impl Fetcher for MemoryFetcher {
@@ -228,18 +275,49 @@ mod tests {
             "memory".into()
         }
         async fn blob(&self, address: Address) -> Result<Option<Vec<u8>>, ReplicaError> {
+            self.blob_requests.set(self.blob_requests.get() + 1);
             self.requests.set(self.requests.get() + 1);
             Ok(self.blobs.borrow().get(&address).cloned())
         }
         async fn head(&self, _name: &str) -> Result<Option<RemoteHead>, ReplicaError> {
-            Ok(self.head.borrow().map(|commit| RemoteHead {
-                commit,
-                version: Some("1".into()),
+            self.requests.set(self.requests.get() + 1);
+            Ok(self.remote_head())
+        }
+        async fn sync(&self, _name: &str, _have: Option<Address>) -> Result<Synced, ReplicaError> {
+            if !self.sync {
+                return Ok(Synced::NotOffered);
+            }
+            self.requests.set(self.requests.get() + 1);
+            let Some(head) = self.remote_head() else {
+                return Ok(Synced::NoHead);
+            };
+            let lacks = self.sync_lacks.borrow();
+            let blobs = self
+                .blobs
+                .borrow()
+                .iter()
+                .filter(|(a, _)| !lacks.contains(a))
+                .map(|(a, b)| (*a, b.clone()))
+                .collect();
+            Ok(Synced::Bundle(Bundle {
+                head,
+                blobs,
+                complete: lacks.is_empty(),
             }))
+        }
+        fn requests(&self) -> u64 {
+            self.requests.get()
         }
     }
 
     impl MemoryFetcher {
+        fn remote_head(&self) -> Option<RemoteHead> {
+            self.head.borrow().map(|commit| RemoteHead {
+                commit,
+                version: Some("1".into()),
+            })
+        }
+
         /// Stores `db` as a commit on top of what it holds and points the head at it.
         fn publish(&self, db: &Db) -> Result<Db, datoms_core::Error> {
             let (commit, nodes) = commit_for(db)?;
@@ -273,11 +351,13 @@ mod tests {
         };
         assert_eq!(replica.commit(), Some(first));
         assert_eq!(replica.db()?.len(), db.len());
-        assert_eq!(replica.fetcher().requests.get(), full.blobs_fetched);
+        assert_eq!(replica.fetcher().blob_requests.get(), full.blobs_fetched);
+        assert_eq!(full.requests, full.blobs_fetched + 1);
 
         // The head has not moved: nothing but the head is read.
         assert_eq!(block_on(replica.refresh())?, Moved::Unchanged);
-        assert_eq!(replica.fetcher().requests.get(), full.blobs_fetched);
+        assert_eq!(replica.fetcher().blob_requests.get(), full.blobs_fetched);
+        assert_eq!(replica.total_stats().requests, full.requests + 1);
 
         let db = replica
             .fetcher()
@@ -292,6 +372,61 @@ mod tests {
         assert_eq!(replica.db()?.root_addresses(), db.root_addresses());
         assert_eq!(replica.total_stats().restores, 2);
         assert_eq!(replica.total_stats().head_reads, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn with_sync_each_step_is_one_request_and_fetches_what_a_bundle_lacks(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        // The same commits followed with blobs and with sync bundles.
+        let plain = Replica::new(MemoryFetcher::default(), "main");
+        let synced = Replica::new(
+            MemoryFetcher {
+                sync: true,
+                ..MemoryFetcher::default()
+            },
+            "main",
+        );
+        let mut db = Db::new(Schema::new()).with_edn(&people(0, 2000))?.db_after;
+        for step in 0..3u64 {
+            for replica in [&plain, &synced] {
+                replica.fetcher().publish(&db)?;
+            }
+            let Moved::To(_, by_blobs) = block_on(plain.refresh())? else {
+                return Err("the plain replica did not follow".into());
+            };
+            let Moved::To(_, by_sync) = block_on(synced.refresh())? else {
+                return Err("the synced replica did not follow".into());
+            };
+            assert_eq!(by_sync.requests, 1, "step {step}: {by_sync:?}");
+            assert_eq!(by_sync.round_trips, 1, "step {step}: {by_sync:?}");
+            assert_eq!(by_sync.head_reads, 1);
+            assert_eq!(by_sync.nodes_fetched, by_blobs.nodes_fetched, "step {step}");
+            assert!(by_blobs.requests > 2, "{by_blobs:?}");
+            assert_eq!(synced.db()?.root_addresses(), plain.db()?.root_addresses());
+            db = synced
+                .db()?
+                .with_edn(&people(2000 + step * 10, 2010 + step * 10))?
+                .db_after;
+        }
+        // An unmoved head: one request, nothing restored.
+        assert_eq!(block_on(synced.refresh())?, Moved::Unchanged);
+        assert_eq!(synced.total_stats().requests, 4);
+        assert_eq!(synced.fetcher().blob_requests.get(), 0);
+
+        // A bundle cut short: what it lacks is fetched blob by blob, one more round trip.
+        let (_, nodes) = commit_for(&db)?;
+        let lacking: HashSet<Address> = nodes.nodes.iter().map(|n| n.address).take(2).collect();
+        assert_eq!(lacking.len(), 2);
+        let next = synced.fetcher().publish(&db)?;
+        *synced.fetcher().sync_lacks.borrow_mut() = lacking.clone();
+        let Moved::To(_, cut) = block_on(synced.refresh())? else {
+            return Err("the synced replica did not follow a cut bundle".into());
+        };
+        assert_eq!(cut.round_trips, 2, "{cut:?}");
+        assert_eq!(cut.requests, 1 + lacking.len() as u64, "{cut:?}");
+        assert_eq!(synced.fetcher().blob_requests.get(), lacking.len() as u64);
+        assert_eq!(synced.db()?.len(), next.len());
         Ok(())
     }
 

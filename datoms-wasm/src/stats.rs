@@ -10,10 +10,14 @@ use serde::Serialize;
 pub struct Stats {
     /// Restores run (1 for one restore).
     pub restores: u64,
-    /// Head documents read.
+    /// Heads read (a head document, or the head a sync answer names).
     pub head_reads: u64,
+    /// HTTP requests made, of every kind: head reads, blobs, sync bundles, the one
+    /// capabilities probe. With one-round-trip sync a follow step is 1.
+    pub requests: u64,
     /// Batches of blob requests (one per step of the restore machine; the requests of a
-    /// batch run concurrently).
+    /// batch run concurrently). A sync bundle is one, and each batch of blobs it lacked
+    /// one more.
     pub round_trips: u64,
     /// Blob requests made: nodes, commits and large values.
     pub blobs_fetched: u64,
@@ -32,11 +36,13 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The stats of one restore: the machine's counts and the head reads besides.
-    pub fn of_restore(r: &RestoreStats, head_reads: u64) -> Stats {
+    /// The stats of one restore: the machine's counts, the head reads besides and the
+    /// requests made (counted by the fetcher).
+    pub fn of_restore(r: &RestoreStats, head_reads: u64, requests: u64) -> Stats {
         Stats {
             restores: 1,
             head_reads,
+            requests,
             round_trips: r.round_trips,
             blobs_fetched: r.nodes_fetched + r.commits_fetched + r.large_values_fetched,
             nodes_fetched: r.nodes_fetched,
@@ -52,6 +58,7 @@ impl Stats {
     pub fn add(&mut self, other: &Stats) {
         self.restores += other.restores;
         self.head_reads += other.head_reads;
+        self.requests += other.requests;
         self.round_trips += other.round_trips;
         self.blobs_fetched += other.blobs_fetched;
         self.nodes_fetched += other.nodes_fetched;

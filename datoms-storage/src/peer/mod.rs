@@ -588,7 +588,7 @@ impl Peer {
                 }
                 Err(e) => return Err(e),
             }
-            tokio::time::sleep(jitter(backoff)).await;
+            crate::pause::pause(jitter(backoff)).await;
             backoff = (backoff * 2).min(self.options.max_backoff);
         }
     }

@@ -30,12 +30,21 @@ function answer(replica, reads) {
 
 /**
  * Runs the scenario. `lib` is the package (`{ init, Replica, follow }`), `origin` the
- * test server's origin.
+ * test server's origin. The database is at `scenario.base` (a `datoms serve`) or, when
+ * the scenario names none, under `${origin}/db` (a static host).
  */
 export async function run(lib, origin) {
   await lib.init();
   const scenario = await (await fetch(`${origin}/db/scenario.json`)).json();
-  const replica = new lib.Replica(`${origin}/db`, scenario.head);
+  const served = scenario.base !== undefined;
+  // Every request of the replica goes through this fetch, which counts them: the
+  // replica's own count (stats.requests) must be the same.
+  let fetches = 0;
+  const countingFetch = (url, init) => {
+    fetches += 1;
+    return init === undefined ? fetch(url) : fetch(url, init);
+  };
+  const replica = new lib.Replica(scenario.base ?? `${origin}/db`, scenario.head, countingFetch);
   const seen = [];
   replica.onCommit((commit, stats) => seen.push({ commit, stats }));
   const steps = [];
@@ -66,11 +75,18 @@ export async function run(lib, origin) {
     steps.push({ commit, stats: replica.lastStats(), datoms: replica.datomCount(), answers: answer(replica, scenario.reads) });
   }
 
-  // 3. A refresh with the head unchanged fetches nothing but the head.
+  // 3. A refresh with the head unchanged fetches nothing but the head: one request (the
+  //    head document, or a sync answering an empty bundle).
   const before = replica.totalStats();
+  const fetchesBefore = fetches;
   same("refresh on an unmoved head", await replica.refresh(), null);
   const after = replica.totalStats();
   same("blobs fetched by an unmoved refresh", after.blobsFetched - before.blobsFetched, 0);
+  same("requests of an unmoved refresh", fetches - fetchesBefore, 1);
+  if (served) {
+    // Against datoms serve each follow step was one request: the sync.
+    for (let i = 1; i < steps.length; i++) same(`requests of step ${i}`, steps[i].stats.requests, 1);
+  }
 
   // 4. Errors are thrown with their cause.
   let thrown = "";
@@ -91,5 +107,5 @@ export async function run(lib, origin) {
     same(`step ${i}: nodes fetched`, steps[i].stats.nodesFetched, scenario.steps[i].nodesFetched);
   }
   same("listener calls", seen.map((s) => s.commit), scenario.steps.map((s) => s.commit));
-  return { steps, totals: replica.totalStats(), queryError: thrown, watched: watch };
+  return { steps, totals: replica.totalStats(), fetches, queryError: thrown, watched: watch, served };
 }

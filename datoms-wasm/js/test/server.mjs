@@ -5,8 +5,13 @@
 //   GET /db/heads/<head>/watch  server-sent events: one `data:` event each time the head
 //             moves (as `datoms serve` announces moves), and a comment on connect;
 //   POST /test/advance  moves the scenario's head to its next commit (rewrites heads/<head>)
-//             and tells the watchers;
-//   POST /test/result   receives a page's result (the browser test waits for it).
+//             and tells the watchers) — or, when the scenario names an `upstream`
+//             `datoms serve` ({url, token}), moves the head there with the head CAS
+//             (`PUT /heads/<head>` with `If-Match`), which announces it itself;
+//   POST /test/result   receives a page's result (the browser test waits for it);
+//   POST /test/stop-server, /test/start-server  call the `control` hooks given to start()
+//             (the peer test stops and restarts its `datoms serve` when the page asks).
+// A directory without scenario.json (the peer test's) is served as it is.
 // It counts the requests for blobs, so a test can check what a replica fetched.
 
 import { createServer } from "node:http";
@@ -35,9 +40,32 @@ function under(root, rest) {
   return path.startsWith(root.endsWith(sep) ? root : root + sep) ? path : null;
 }
 
-/** Starts the server for export directory `dbDir`; resolves to { origin, close, counts, results }. */
-export async function start(dbDir) {
-  const scenario = JSON.parse(await readFile(join(dbDir, "scenario.json"), "utf8"));
+/** Moves head `head` of the `datoms serve` at `upstream.url` to `commit` (read, then CAS). */
+async function moveUpstream(upstream, head, commit) {
+  const at = `${upstream.url}/heads/${encodeURIComponent(head)}`;
+  const auth = { authorization: `Bearer ${upstream.token}` };
+  const current = await fetch(at, { headers: auth });
+  if (current.status !== 200) throw new Error(`GET ${at}: ${current.status}`);
+  const moved = await fetch(at, {
+    method: "PUT",
+    headers: { ...auth, "content-type": "application/json", "if-match": current.headers.get("etag") },
+    body: JSON.stringify({ commit }),
+  });
+  if (moved.status !== 200) throw new Error(`PUT ${at}: ${moved.status} ${await moved.text()}`);
+}
+
+/**
+ * Starts the server for directory `dbDir`; resolves to { origin, close, counts, results }.
+ * `control` holds the async hooks `stop()` and `start()` behind /test/stop-server and
+ * /test/start-server.
+ */
+export async function start(dbDir, { control } = {}) {
+  let scenario = { head: null, steps: [] };
+  try {
+    scenario = JSON.parse(await readFile(join(dbDir, "scenario.json"), "utf8"));
+  } catch (e) {
+    if (e.code !== "ENOENT") throw e;
+  }
   let position = 0;
   const counts = { blobs: 0, heads: 0, watches: 0 };
   const waiting = [];
@@ -46,6 +74,13 @@ export async function start(dbDir) {
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
+      if (req.method === "POST" && url.pathname === "/test/advance" && scenario.upstream) {
+        position = Math.min(position + 1, scenario.steps.length - 1);
+        await moveUpstream(scenario.upstream, scenario.head, scenario.steps[position].commit);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ position }));
+        return;
+      }
       if (req.method === "POST" && url.pathname === "/test/advance") {
         position = Math.min(position + 1, scenario.steps.length - 1);
         const file = join(dbDir, "heads", scenario.head);
@@ -54,6 +89,13 @@ export async function start(dbDir) {
         for (const w of watchers) w.write(`data: ${JSON.stringify(scenario.steps[position].headDocument)}\n\n`);
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify({ position }));
+        return;
+      }
+      const hook = { "/test/stop-server": "stop", "/test/start-server": "start" }[url.pathname];
+      if (req.method === "POST" && hook && control?.[hook]) {
+        await control[hook]();
+        res.writeHead(204);
+        res.end();
         return;
       }
       if (req.method === "POST" && url.pathname === "/test/result") {
