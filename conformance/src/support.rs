@@ -172,6 +172,21 @@ impl Storage for Recorder {
         self.note(Request::Delete);
         self.inner.delete_many(addresses).await
     }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<datoms_storage::BlobStamp>, StorageError> {
+        self.note(Request::List);
+        self.inner.list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        addresses: &[Address], written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        self.note(Request::Delete);
+        self.inner.delete_stale(addresses, written_before).await
+    }
 
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
