@@ -28,8 +28,7 @@ use bytes::Bytes;
 use datoms_core::Address;
 use datoms_storage::{
     BlobStamp, Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError,
-    SyncBundle,
-    Version,
+    SyncBundle, Version,
 };
 
 use client::Core;

@@ -49,7 +49,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
 use datoms_storage::{
-    catch_panics, BlobStamp, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError, Version,
+    catch_panics, BlobStamp, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError,
+    Version,
 };
 use redb::{
     Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,

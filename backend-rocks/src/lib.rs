@@ -55,7 +55,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
 use datoms_storage::{
-    BlobStamp, Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError, Version,
+    BlobStamp, Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError,
+    Version,
 };
 use rocksdb::{
     Cache, ColumnFamily, ColumnFamilyDescriptor, ErrorKind, ReadOptions, WriteBatch, WriteOptions,
@@ -655,7 +656,12 @@ impl Storage for RocksStorage {
             let stamps = match inner.stamps_cf() {
                 Some(cf) => inner
                     .db
-                    .batched_multi_get_cf_opt(cf, addresses.iter().map(|a| &a.0), true, &cold_read())
+                    .batched_multi_get_cf_opt(
+                        cf,
+                        addresses.iter().map(|a| &a.0),
+                        true,
+                        &cold_read(),
+                    )
                     .into_iter()
                     .map(|r| r.map(|v| v.map(|v| v.to_vec())))
                     .collect::<Result<Vec<_>, _>>()

@@ -21,9 +21,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{
-    BlobStamp, Capabilities, Head, IoRuntime, Storage, StorageError, Version,
-};
+use datoms_storage::{BlobStamp, Capabilities, Head, IoRuntime, Storage, StorageError, Version};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 
@@ -1158,7 +1156,10 @@ impl Core {
                     out.push(BlobStamp {
                         address,
                         written: last_written(object.last_modified()),
-                        len: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        len: object
+                            .size()
+                            .and_then(|n| u64::try_from(n).ok())
+                            .unwrap_or(0),
                     });
                 }
             }

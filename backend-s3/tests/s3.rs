@@ -342,7 +342,11 @@ async fn a_known_node_is_not_put_again_and_an_unknown_one_is_not_overwritten() -
         .key(s.node_key(&batch[0].0))
         .send()
         .await?;
-    assert_eq!(other.request_counts().node_puts, 40, "20 puts, 20 refreshes");
+    assert_eq!(
+        other.request_counts().node_puts,
+        40,
+        "20 puts, 20 refreshes"
+    );
     assert!(before.last_modified() <= after.last_modified());
     assert_eq!(before.e_tag(), after.e_tag());
     // …and then it knows them too, but not from reading: a blob read may be old, and a

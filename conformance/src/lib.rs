@@ -42,8 +42,10 @@
 //! exactly once, [`cases::follow`] checks
 //! that a follower delivers every commit once and in order (under faults, and after a
 //! restart), [`cases::replicate`] checks that a head copied to another storage restores
-//! to the same roots, idempotently and resumably, and [`cases::large_values`] that large
-//! values are stored once and fetched once; [`CASES`] lists them all. Each case is a plain
+//! to the same roots, idempotently and resumably, [`cases::large_values`] that large
+//! values are stored once and fetched once, and [`cases::gc`] that garbage collection
+//! deletes only what no retained commit reaches, also while writers and readers work;
+//! [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -135,6 +137,7 @@ macro_rules! __with_cases {
             contract::concurrent_puts_of_one_blob_agree,
             contract::large_batches_round_trip,
             contract::list_pages_through_every_blob_and_delete_removes,
+            contract::a_put_refreshes_the_stamp_and_delete_stale_spares_blobs_written_since,
             contract::cas_creates_a_head_only_if_absent,
             contract::cas_with_a_stale_version_fails_and_shows_the_current_head,
             contract::racing_cas_lets_exactly_one_writer_win,
@@ -184,6 +187,10 @@ macro_rules! __with_cases {
             replicate::replicate_makes_a_replica_that_restores_to_the_same_roots,
             replicate::an_interrupted_replicate_resumes_without_copying_again,
             replicate::replicate_refuses_corrupt_blobs_and_a_diverged_target,
+            gc::gc_keeps_retained_commits_whole_and_collects_the_rest,
+            gc::gc_dry_run_deletes_nothing,
+            gc::gc_keeps_unreachable_blobs_younger_than_the_grace_period,
+            gc::gc_concurrent_with_stores_and_restores_never_breaks_a_retained_commit,
         }
     };
 }
@@ -234,6 +241,7 @@ mod tests {
             ("large_values", include_str!("cases/large_values.rs")),
             ("follow", include_str!("cases/follow.rs")),
             ("replicate", include_str!("cases/replicate.rs")),
+            ("gc", include_str!("cases/gc.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

@@ -143,7 +143,8 @@ impl Storage for Broken {
     }
     async fn delete_stale(
         &self,
-        addresses: &[Address], written_before: std::time::SystemTime,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
     ) -> Result<Vec<Address>, StorageError> {
         if self.flaw == Flaw::DeleteDoesNothing {
             return Ok(Vec::new());

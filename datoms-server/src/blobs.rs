@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use datoms_core::Address;
 use datoms_storage::batch::{get_batched, put_batched};
-use datoms_storage::Storage;
 use datoms_storage::BlobStamp;
+use datoms_storage::Storage;
 use http_wire::{AddressList, BlobStampJson, BlobStampList, DeleteStaleJson};
 use serde::Deserialize;
 use tracing::Span;
@@ -269,7 +269,10 @@ pub(crate) async fn delete_stale(
     record(addresses.len(), 0);
     let deleted = state
         .storage
-        .delete_stale(&addresses, BlobStamp::from_millis(request.written_before_ms))
+        .delete_stale(
+            &addresses,
+            BlobStamp::from_millis(request.written_before_ms),
+        )
         .await?;
     Ok(Json(AddressList::of(&deleted)))
 }

@@ -388,7 +388,8 @@ mod tests {
         }
         async fn delete_stale(
             &self,
-            addresses: &[Address], written_before: std::time::SystemTime,
+            addresses: &[Address],
+            written_before: std::time::SystemTime,
         ) -> Result<Vec<Address>, StorageError> {
             self.inner.delete_stale(addresses, written_before).await
         }

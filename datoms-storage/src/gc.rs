@@ -382,8 +382,8 @@ impl<S: Storage + ?Sized> Marker<'_, S> {
                 let commit = Commit::decode(*address, &bytes)?;
                 let written = self.written(address);
                 newest = newest.max(written);
-                let kept_by_count = depth < keep_last
-                    || self.age(newest_at_depth[depth - keep_last]) < grace;
+                let kept_by_count =
+                    depth < keep_last || self.age(newest_at_depth[depth - keep_last]) < grace;
                 let kept_by_age = retention
                     .keep_younger
                     .is_some_and(|young| self.age(written) < young.saturating_add(grace));
@@ -435,8 +435,7 @@ impl<S: Storage + ?Sized> Marker<'_, S> {
                     continue;
                 }
                 let (node, _held) =
-                    decode_fetching(self.storage, || Node::decode(*address, &bytes, *kind))
-                        .await?;
+                    decode_fetching(self.storage, || Node::decode(*address, &bytes, *kind)).await?;
                 let leaf_below = node.level() == 1;
                 for child in node.children() {
                     next.push((child.address(), *kind, leaf_below));

@@ -49,8 +49,8 @@ pub use bundle::{BundleLimits, BundleMaker};
 pub use cache::NodeCache;
 pub use error::StorageError;
 pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
-pub use gc::{gc, gc_with, GcOptions, GcPhase, GcProgress, GcReport, Retention};
 pub use follow::{FollowOptions, Follower, HeadWatch, Update};
+pub use gc::{gc, gc_with, GcOptions, GcPhase, GcProgress, GcReport, Retention};
 pub use memory::MemoryStorage;
 pub use peer::{
     MemoryOutbox, Outbox, OutboxError, Peer, PeerError, PeerFollow, PeerOptions, PushLoop,

@@ -194,8 +194,8 @@ impl Storage for MemoryStorage {
         let mut state = self.state()?;
         let mut deleted = Vec::new();
         for a in addresses {
-            let stale = state.blobs.contains_key(a)
-                && state.written.get(a).copied().unwrap_or(0) < cutoff;
+            let stale =
+                state.blobs.contains_key(a) && state.written.get(a).copied().unwrap_or(0) < cutoff;
             if stale {
                 state.blobs.remove(a);
                 state.written.remove(a);

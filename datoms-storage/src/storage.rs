@@ -85,11 +85,15 @@ pub struct BlobStamp {
 }
 
 impl BlobStamp {
-    /// `time` as whole milliseconds since the Unix epoch, how backends store a stamp
-    /// (0 for a time before the epoch).
+    /// `time` as whole milliseconds since the Unix epoch, rounded up (0 for a time
+    /// before the epoch): how backends store a stamp and compare one with a cutoff.
+    /// Rounding up keeps both sides right: a stamp is never earlier than its write, and a
+    /// whole-millisecond stamp is earlier than `millis(cutoff)` exactly when it is earlier
+    /// than `cutoff`.
     pub fn millis(time: SystemTime) -> u64 {
-        time.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
+            u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+        })
     }
 
     /// The time `millis` milliseconds after the Unix epoch.
@@ -101,12 +105,7 @@ impl BlobStamp {
     /// whole milliseconds rounded up (never earlier than the write), and never earlier
     /// than `old`, so a clock stepping backwards cannot make a re-put blob look older.
     pub fn stamp_millis(old: Option<u64>) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| {
-                u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
-            });
-        now.max(old.unwrap_or(0))
+        BlobStamp::millis(SystemTime::now()).max(old.unwrap_or(0))
     }
 }
 

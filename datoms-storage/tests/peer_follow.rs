@@ -153,7 +153,8 @@ impl<S: Storage> Storage for NoSignal<S> {
     }
     async fn delete_stale(
         &self,
-        addresses: &[Address], written_before: std::time::SystemTime,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
     ) -> Result<Vec<Address>, StorageError> {
         self.0.delete_stale(addresses, written_before).await
     }

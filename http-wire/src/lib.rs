@@ -9,8 +9,8 @@ pub mod json;
 
 pub use frame::{decode_frames, encode_frames, FrameError, MISSING};
 pub use json::{
-    AddressList, BlobStampJson, BlobStampList, CapabilitiesJson, DeleteStaleJson, ErrorBody, HeadJson, HeadListJson, MovedJson, NamedHeadJson,
-    PutHeadJson,
+    AddressList, BlobStampJson, BlobStampList, CapabilitiesJson, DeleteStaleJson, ErrorBody,
+    HeadJson, HeadListJson, MovedJson, NamedHeadJson, PutHeadJson,
 };
 
 /// `GET /capabilities`: what the server offers ([`CapabilitiesJson`]).

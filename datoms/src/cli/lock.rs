@@ -170,7 +170,8 @@ impl Storage for SharedFile {
     }
     async fn delete_stale(
         &self,
-        _addresses: &[Address], _written_before: std::time::SystemTime,
+        _addresses: &[Address],
+        _written_before: std::time::SystemTime,
     ) -> Result<Vec<Address>, StorageError> {
         Err(self.read_only("delete_stale"))
     }
