@@ -11,6 +11,7 @@ mod error;
 mod export;
 mod files;
 mod follow;
+mod gc;
 mod import;
 mod lock;
 mod log;
@@ -116,6 +117,8 @@ enum Command {
     Diff(diff::Args),
     /// List, create, delete or fast-forward branches (named heads).
     Branch(branch::Args),
+    /// Delete the blobs no retained commit reaches (older than a grace period).
+    Gc(gc::Args),
     /// Serve the storage over HTTP: immutable blobs, heads moved by compare-and-swap,
     /// one-round-trip sync and pushed head moves, for `http://` clients and browsers.
     #[cfg(feature = "serve")]
@@ -212,6 +215,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Follow(a) => follow::run(a, ctx).await,
         Command::Diff(a) => diff::run(a, ctx).await,
         Command::Branch(a) => branch::run(a, ctx).await,
+        Command::Gc(a) => gc::run(a, ctx).await,
         #[cfg(feature = "serve")]
         Command::Serve(a) => serve::run(a, ctx).await,
     }
