@@ -26,6 +26,7 @@ pub mod backends;
 pub mod diff;
 pub mod error;
 pub mod follow;
+pub mod gc;
 pub mod http;
 pub mod large_values;
 pub mod measure;

@@ -127,7 +127,10 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Stores blobs. Storing an address that exists keeps its bytes (the first write
     /// wins) but refreshes its write stamp (see [`Storage::list_blob_stamps`]), so that a
     /// store in flight that reuses a blob garbage collection was about to delete keeps it
-    /// (see [`Storage::delete_stale`]). Callers pass bytes that hash to their address.
+    /// (see [`Storage::delete_stale`]). A backend may skip re-putting a blob this handle
+    /// itself wrote less than a bounded time ago, which it documents (S3: its "known
+    /// stored" set); garbage collection's grace period must exceed that time. Callers
+    /// pass bytes that hash to their address.
     ///
     /// # Errors
     /// [`StorageError::Transient`] or [`StorageError::Backend`]; some blobs may have been
