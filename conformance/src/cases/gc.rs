@@ -242,8 +242,14 @@ pub async fn gc_concurrent_with_stores_and_restores_never_breaks_a_retained_comm
     let storage: Arc<dyn Storage> = Arc::new(factory.create().await.context("create")?);
     let (stored, mut generator, next) = history_with_garbage(&*storage, 4).await?;
     until_every_stamp_is_past(&*storage).await?;
-    // Everything before this is old history; every store below is younger.
+    // Every blob so far is older than `history_ends`; the writer starts 20 ms after it,
+    // and each GC's cutoff falls 10 ms after it: all the history is old, every write of
+    // the writer young.
     let history_ends = SystemTime::now();
+    let cutoff = history_ends + Duration::from_millis(10);
+    while SystemTime::now() < history_ends + Duration::from_millis(20) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let dbs: Arc<Mutex<HashMap<Address, Db>>> = Arc::new(Mutex::new(
         stored.iter().map(|s| (s.commit, s.db.clone())).collect(),
     ));
@@ -303,12 +309,9 @@ pub async fn gc_concurrent_with_stores_and_restores_never_breaks_a_retained_comm
     let mut runs = 0u32;
     let mut collected = 0;
     while !writer.is_finished() || runs < 2 {
-        // The cutoff falls a little before the history ended, never after a write of
-        // the writer's.
         let grace = SystemTime::now()
-            .duration_since(history_ends)
-            .unwrap_or(Duration::ZERO)
-            + Duration::from_millis(10);
+            .duration_since(cutoff)
+            .unwrap_or(Duration::ZERO);
         let report = run_gc(&*storage, 2, grace, false).await?;
         collected += report.collected;
         runs += 1;
