@@ -1,12 +1,14 @@
 //! [`Core`]: the requests, on the storage's runtime.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{Head, StorageError, SyncBundle, Version};
-use http_wire::{AddressList, CapabilitiesJson, HeadJson, PutHeadJson};
+use datoms_storage::{BlobStamp, Head, StorageError, SyncBundle, Version};
+use http_wire::{
+    AddressList, BlobStampList, CapabilitiesJson, DeleteStaleJson, HeadJson, PutHeadJson,
+};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, IF_MATCH, IF_NONE_MATCH};
 use reqwest::{RequestBuilder, StatusCode};
 use tokio::sync::Semaphore;
@@ -350,6 +352,69 @@ impl Core {
             self.body("delete_many", response).await?;
         }
         Ok(())
+    }
+
+    pub(crate) async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        let mut query = vec![("limit", limit.min(self.max_batch()).to_string())];
+        if let Some(a) = after {
+            query.push(("after", a.to_hex()));
+        }
+        let response = self
+            .send("list_blob_stamps", Repeat::Yes, |c, url| {
+                c.get(url(http_wire::BLOB_STAMPS)).query(&query)
+            })
+            .await?;
+        let list: BlobStampList = self.json("list_blob_stamps", response).await?;
+        list.blobs
+            .iter()
+            .map(|b| {
+                let address = b.address.parse().map_err(|_| {
+                    StorageError::backend(format!(
+                        "list_blob_stamps: the server listed {:?}, not an address",
+                        b.address
+                    ))
+                })?;
+                Ok(BlobStamp {
+                    address,
+                    written: BlobStamp::from_millis(b.written_ms),
+                    len: b.len,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        let mut deleted = Vec::new();
+        for chunk in addresses.chunks(self.max_batch()) {
+            let request = DeleteStaleJson {
+                addresses: chunk.iter().map(Address::to_hex).collect(),
+                written_before_ms: BlobStamp::millis(written_before),
+            };
+            let body =
+                serde_json::to_vec(&request).map_err(|e| StorageError::backend(e.to_string()))?;
+            let response = self
+                .send("delete_stale", Repeat::Yes, |c, url| {
+                    c.post(url(http_wire::BLOBS_DELETE_STALE))
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(body.clone())
+                })
+                .await?;
+            let list: AddressList = self.json("delete_stale", response).await?;
+            deleted.extend(list.parse().map_err(|a| {
+                StorageError::backend(format!(
+                    "delete_stale: the server answered {a:?}, not an address"
+                ))
+            })?);
+        }
+        Ok(deleted)
     }
 
     pub(crate) async fn sync_bundle(

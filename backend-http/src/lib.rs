@@ -27,8 +27,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
 use datoms_storage::{
-    Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError, SyncBundle,
-    Version,
+    BlobStamp, Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError,
+    SyncBundle, Version,
 };
 
 use client::Core;
@@ -160,6 +160,28 @@ impl Storage for HttpStorage {
         let (core, addresses) = (self.core.clone(), addresses.to_vec());
         self.io
             .spawn(async move { core.delete_many(&addresses).await })
+            .await?
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        let core = self.core.clone();
+        self.io
+            .spawn(async move { core.list_blob_stamps(after, limit).await })
+            .await?
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        let (core, addresses) = (self.core.clone(), addresses.to_vec());
+        self.io
+            .spawn(async move { core.delete_stale(&addresses, written_before).await })
             .await?
     }
 

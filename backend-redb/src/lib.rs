@@ -1,7 +1,8 @@
 //! `backend-redb`: the embedded default storage of datoms — one redb file.
 //!
-//! Two tables: `blobs` (address → node or commit bytes) and `heads` (name → commit
-//! address and version). A head CAS reads, compares and writes inside one redb write
+//! Three tables: `blobs` (address → node or commit bytes), `written` (address → the
+//! blob's write stamp, milliseconds since the Unix epoch, and its size) and `heads` (name
+//! → commit address and version). A head CAS reads, compares and writes inside one redb write
 //! transaction, and redb runs one write transaction at a time, so it is atomic; every
 //! commit is durable (fsync) before `put_many` or `cas_head` returns. Reads of a batch
 //! share one read transaction.
@@ -24,6 +25,14 @@
 //!   [`StorageError::ReadOnly`]. A writer and readers still exclude each other (redb's
 //!   default locking), with [`StorageError::InUse`] naming the file.
 //!
+//! - **Blob age** (for garbage collection, see [`datoms_storage::gc`]): every put of an
+//!   address, the first or a later one, writes its stamp in `written` in the same
+//!   transaction as the blob (a later put refreshes the stamp and keeps the bytes);
+//!   `delete_stale` reads the stamp and deletes blob and stamp in one write transaction,
+//!   so a put and a GC delete of one blob never interleave. A blob written before this
+//!   table existed (a file from an older build) has no stamp and lists as written at the
+//!   Unix epoch: old, as it is.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), datoms_storage::StorageError> {
 //! let storage = backend_redb::RedbStorage::open("my.datoms")?;
@@ -34,12 +43,14 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
 use datoms_storage::{
-    catch_panics, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError, Version,
+    catch_panics, BlobStamp, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError,
+    Version,
 };
 use redb::{
     Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -48,6 +59,8 @@ use redb::{
 
 const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
 const HEADS: TableDefinition<&str, (&[u8; 32], u64)> = TableDefinition::new("heads");
+/// Each blob's write stamp (milliseconds since the Unix epoch) and size.
+const WRITTEN: TableDefinition<&[u8; 32], (u64, u64)> = TableDefinition::new("written");
 
 /// The commit a deleted head's row holds: the row stays, as a tombstone, so that the
 /// head's version keeps counting (no BLAKE3 output is all zeros in practice).
@@ -115,12 +128,13 @@ impl RedbStorage {
             // nothing.
             let complete = {
                 let txn = db.begin_read()?;
-                has_table(&txn, BLOBS)? && has_table(&txn, HEADS)?
+                has_table(&txn, BLOBS)? && has_table(&txn, HEADS)? && has_table(&txn, WRITTEN)?
             };
             if !complete {
                 let txn = db.begin_write()?;
                 txn.open_table(BLOBS)?;
                 txn.open_table(HEADS)?;
+                txn.open_table(WRITTEN)?;
                 txn.commit()?;
             }
             Ok(db)
@@ -339,10 +353,18 @@ impl Storage for RedbStorage {
             let txn = file.writer()?.begin_write()?;
             {
                 let mut table = txn.open_table(BLOBS)?;
+                let mut written = txn.open_table(WRITTEN)?;
                 for (a, b) in &blobs {
-                    if table.get(&a.0)?.is_none() {
-                        table.insert(&a.0, b.as_ref())?;
-                    }
+                    let stored = table.get(&a.0)?.map(|v| v.value().len());
+                    let len = match stored {
+                        Some(len) => len,
+                        None => {
+                            table.insert(&a.0, b.as_ref())?;
+                            b.len()
+                        }
+                    };
+                    let old = written.get(&a.0)?.map(|v| v.value().0);
+                    written.insert(&a.0, (BlobStamp::stamp_millis(old), len as u64))?;
                 }
             }
             Ok(txn.commit()?)
@@ -488,11 +510,76 @@ impl Storage for RedbStorage {
             let txn = file.writer()?.begin_write()?;
             {
                 let mut table = txn.open_table(BLOBS)?;
+                let mut written = txn.open_table(WRITTEN)?;
                 for a in &addresses {
                     table.remove(&a.0)?;
+                    written.remove(&a.0)?;
                 }
             }
             Ok(txn.commit()?)
+        })
+        .await
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        self.blocking(move |file| {
+            let txn = file.begin_read()?;
+            let Some(table) = read_table(&txn, BLOBS)? else {
+                return Ok(Vec::new());
+            };
+            let written = read_table(&txn, WRITTEN)?;
+            let start = after.map(|a| a.0);
+            let lower = match &start {
+                Some(a) => Bound::Excluded(a),
+                None => Bound::Unbounded,
+            };
+            let range = table.range::<&[u8; 32]>((lower, Bound::Unbounded))?;
+            let mut out = Vec::new();
+            for entry in range.take(limit) {
+                let (k, v) = entry?;
+                let stamp = match &written {
+                    Some(w) => w.get(k.value())?.map(|s| s.value().0),
+                    None => None,
+                };
+                out.push(BlobStamp {
+                    address: Address(*k.value()),
+                    written: BlobStamp::from_millis(stamp.unwrap_or(0)),
+                    len: v.value().len() as u64,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        self.writable("delete_stale")?;
+        let addresses = addresses.to_vec();
+        let cutoff = BlobStamp::millis(written_before);
+        self.blocking(move |file| {
+            let txn = file.writer()?.begin_write()?;
+            let mut deleted = Vec::new();
+            {
+                let mut table = txn.open_table(BLOBS)?;
+                let mut written = txn.open_table(WRITTEN)?;
+                for a in &addresses {
+                    let stamp = written.get(&a.0)?.map_or(0, |v| v.value().0);
+                    if stamp < cutoff && table.remove(&a.0)?.is_some() {
+                        written.remove(&a.0)?;
+                        deleted.push(*a);
+                    }
+                }
+            }
+            txn.commit()?;
+            Ok(deleted)
         })
         .await
     }

@@ -154,6 +154,13 @@ async fn a_read_only_handle_refuses_writes_and_leaves_the_file_as_it_was() -> Te
                 .map(|_| ()),
         ),
         ("delete_many", storage.delete_many(&[head.commit]).await),
+        (
+            "delete_stale",
+            storage
+                .delete_stale(&[head.commit], std::time::SystemTime::now())
+                .await
+                .map(|_| ()),
+        ),
     ] {
         match outcome {
             Err(StorageError::ReadOnly {

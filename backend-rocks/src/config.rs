@@ -77,9 +77,9 @@ impl RocksConfig {
         self.min_blob_size
     }
 
-    /// Database-wide options and the options of the nodes and heads column families, all
-    /// sharing `cache`.
-    pub(crate) fn options(&self, cache: &Cache) -> (Options, Options, Options) {
+    /// Database-wide options and the options of the nodes, heads and write-stamp column
+    /// families, all sharing `cache`.
+    pub(crate) fn options(&self, cache: &Cache) -> (Options, Options, Options, Options) {
         let mut db = Options::default();
         db.create_if_missing(true);
         db.create_missing_column_families(true);
@@ -97,7 +97,13 @@ impl RocksConfig {
         // WAL recovery is point-in-time (a torn tail after a crash is dropped, everything
         // acknowledged before it is kept).
 
-        (db, self.nodes_options(cache), heads_options(cache))
+        (
+            db,
+            self.nodes_options(cache),
+            heads_options(cache),
+            // Write stamps are small fixed records probed by address, as heads are.
+            heads_options(cache),
+        )
     }
 
     fn nodes_options(&self, cache: &Cache) -> Options {

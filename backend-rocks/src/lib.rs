@@ -1,7 +1,7 @@
 //! `backend-rocks`: datoms storage in a RocksDB database (a directory).
 //!
-//! Two column families: `nodes` (address → node or commit bytes) and `heads` (name →
-//! commit address and version). Every RocksDB call runs on the blocking pool of a small
+//! Three column families: `nodes` (address → node or commit bytes), `written` (address
+//! → the blob's write stamp and size) and `heads` (name → commit address and version). Every RocksDB call runs on the blocking pool of a small
 //! runtime the storage owns ([`IoRuntime`]), never on the caller's runtime: the storage
 //! works from any runtime, after the one that opened it is dropped, and from none.
 //!
@@ -31,6 +31,13 @@
 //!   storage lacks); values of 4 KiB and more kept in blob files (written once, never
 //!   rewritten by compaction, reclaimed by blob GC after deletes); LZ4 compression; the
 //!   WAL capped at 128 MiB so the rarely written heads family does not pin old WAL files.
+//! - **Blob age** (for garbage collection, see [`datoms_storage::gc`]): every put of an
+//!   address, the first or a later one, writes its stamp (milliseconds since the Unix
+//!   epoch, then the blob's size, two big-endian `u64`s) in `written`, in the same
+//!   `WriteBatch` as the blob; a later put refreshes the stamp and keeps the bytes.
+//!   `put_many` and `delete_stale` hold one mutex of the handle across their
+//!   read-check-write, so a put and a GC delete of one blob never interleave. A blob
+//!   written by an older build has no stamp and lists as written at the Unix epoch.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), datoms_storage::StorageError> {
@@ -42,12 +49,14 @@ mod config;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
 use datoms_storage::{
-    Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError, Version,
+    BlobStamp, Capabilities, Head, HeadChanges, HeadSignal, IoRuntime, Storage, StorageError,
+    Version,
 };
 use rocksdb::{
     Cache, ColumnFamily, ColumnFamilyDescriptor, ErrorKind, ReadOptions, WriteBatch, WriteOptions,
@@ -60,6 +69,12 @@ pub use config::{RocksConfig, DEFAULT_CACHE_BYTES, DEFAULT_MIN_BLOB_SIZE};
 pub const NODES_CF: &str = "nodes";
 /// The column family of named heads.
 pub const HEADS_CF: &str = "heads";
+/// The column family of blob write stamps (see the crate docs, "Blob age").
+pub const WRITTEN_CF: &str = "written";
+
+/// A write-stamp record: milliseconds since the Unix epoch, then the blob's size, both
+/// big-endian `u64`s.
+const STAMP_RECORD_LEN: usize = 16;
 
 /// A head record: the commit address, then the version as a big-endian `u64`.
 const HEAD_RECORD_LEN: usize = 32 + 8;
@@ -83,6 +98,8 @@ struct Inner {
     path: PathBuf,
     /// Held across the read-compare-write of a head CAS.
     cas: Mutex<()>,
+    /// Held across the read-check-write of `put_many` and `delete_stale` (blob stamps).
+    stamps: Mutex<()>,
     /// Opened with [`RocksStorage::open_read_only`]: writes are refused.
     read_only: bool,
 }
@@ -175,11 +192,21 @@ impl RocksStorage {
             )));
         }
         let cache = Cache::new_lru_cache(config.cache_bytes());
-        let (db_options, nodes, heads) = config.options(&cache);
-        let families = [
+        let (db_options, nodes, heads, written) = config.options(&cache);
+        let mut families = vec![
             ColumnFamilyDescriptor::new(NODES_CF, nodes),
             ColumnFamilyDescriptor::new(HEADS_CF, heads),
         ];
+        // A read-only open of a database an older build made has no stamps to open (a
+        // read-write open creates the family).
+        let has_stamps = !read_only
+            || DB::list_cf(&db_options, &path)
+                .map_err(|e| open_error(&path, &e))?
+                .iter()
+                .any(|f| f == WRITTEN_CF);
+        if has_stamps {
+            families.push(ColumnFamilyDescriptor::new(WRITTEN_CF, written));
+        }
         let db = if read_only {
             DB::open_cf_descriptors_read_only(&db_options, &path, families, false)
         } else {
@@ -190,6 +217,7 @@ impl RocksStorage {
             db,
             path,
             cas: Mutex::new(()),
+            stamps: Mutex::new(()),
             read_only,
         })
     }
@@ -256,6 +284,18 @@ impl Inner {
                 self.path.display()
             ))
         })
+    }
+
+    /// The write-stamp family, `None` on a read-only handle of a database without one.
+    fn stamps_cf(&self) -> Option<&ColumnFamily> {
+        self.db.cf_handle(WRITTEN_CF)
+    }
+
+    /// Locks the blob stamps (see [`Inner::stamps`]).
+    fn lock_stamps(&self) -> Result<std::sync::MutexGuard<'_, ()>, StorageError> {
+        self.stamps
+            .lock()
+            .map_err(|_| StorageError::backend("rocksdb: blob stamp lock poisoned"))
     }
 
     /// Writes `batch` durably: the WAL is fsynced before this returns.
@@ -334,6 +374,27 @@ fn to_address(key: &[u8]) -> Result<Address, StorageError> {
     Ok(Address(key))
 }
 
+fn encode_stamp(millis: u64, len: u64) -> [u8; STAMP_RECORD_LEN] {
+    let mut record = [0; STAMP_RECORD_LEN];
+    record[..8].copy_from_slice(&millis.to_be_bytes());
+    record[8..].copy_from_slice(&len.to_be_bytes());
+    record
+}
+
+/// A stamp record as (milliseconds, size).
+fn decode_stamp(record: &[u8]) -> Result<(u64, u64), StorageError> {
+    let record: [u8; STAMP_RECORD_LEN] = record.try_into().map_err(|_| {
+        StorageError::backend(format!(
+            "rocksdb: a write stamp of {} bytes in the {WRITTEN_CF} column family, expected \
+             {STAMP_RECORD_LEN}",
+            record.len()
+        ))
+    })?;
+    let (millis, len) = record.split_at(8);
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+    Ok((word(millis), word(len)))
+}
+
 /// Read options for reads that should not evict hot blocks from the cache (existence
 /// checks of `put_many`, listings for GC).
 fn cold_read() -> ReadOptions {
@@ -369,23 +430,48 @@ impl Storage for RocksStorage {
         let blobs = blobs.to_vec();
         self.blocking(move |inner| {
             let nodes = inner.cf(NODES_CF)?;
-            // The first write of an address wins, as in every backend; the check is cheap
-            // for new addresses (the bloom filter answers) and spares blob files the
-            // garbage of rewriting a value that is already there.
-            let present = inner.db.batched_multi_get_cf_opt(
-                nodes,
+            let stamps = inner.cf(WRITTEN_CF)?;
+            let _stamps = inner.lock_stamps()?;
+            // The first write of an address wins, as in every backend; the check reads
+            // the small stamp records (a blob from an older build has none: its value is
+            // checked) and spares blob files the garbage of rewriting a value that is
+            // already there. Every put refreshes the stamp.
+            let old = inner.db.batched_multi_get_cf_opt(
+                stamps,
                 blobs.iter().map(|(a, _)| &a.0),
                 false,
                 &cold_read(),
             );
             let mut batch = WriteBatch::default();
-            for ((address, bytes), present) in blobs.iter().zip(present) {
-                if present.map_err(error)?.is_none() {
-                    batch.put_cf(nodes, address.0, bytes);
+            let mut written: std::collections::HashSet<Address> = Default::default();
+            for ((address, bytes), old) in blobs.iter().zip(old) {
+                if !written.insert(*address) {
+                    continue;
                 }
-            }
-            if batch.is_empty() {
-                return Ok(());
+                let (millis, len) = match old.map_err(error)? {
+                    Some(record) => {
+                        let (millis, len) = decode_stamp(&record)?;
+                        (Some(millis), len)
+                    }
+                    None => {
+                        let present = inner
+                            .db
+                            .get_pinned_cf_opt(nodes, address.0, &cold_read())
+                            .map_err(error)?;
+                        match present {
+                            Some(value) => (None, value.len() as u64),
+                            None => {
+                                batch.put_cf(nodes, address.0, bytes);
+                                (None, bytes.len() as u64)
+                            }
+                        }
+                    }
+                };
+                batch.put_cf(
+                    stamps,
+                    address.0,
+                    encode_stamp(BlobStamp::stamp_millis(millis), len),
+                );
             }
             inner.write(batch)
         })
@@ -529,11 +615,130 @@ impl Storage for RocksStorage {
         let addresses = addresses.to_vec();
         self.blocking(move |inner| {
             let nodes = inner.cf(NODES_CF)?;
+            let stamps = inner.cf(WRITTEN_CF)?;
             let mut batch = WriteBatch::default();
             for a in &addresses {
                 batch.delete_cf(nodes, a.0);
+                batch.delete_cf(stamps, a.0);
             }
             inner.write(batch)
+        })
+        .await
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |inner| {
+            let nodes = inner.cf(NODES_CF)?;
+            let mut iter = inner.db.raw_iterator_cf_opt(nodes, cold_read());
+            match &after {
+                Some(a) => {
+                    iter.seek(a.0);
+                    if iter.key() == Some(&a.0[..]) {
+                        iter.next();
+                    }
+                }
+                None => iter.seek_to_first(),
+            }
+            let mut addresses = Vec::new();
+            while addresses.len() < limit {
+                let Some(key) = iter.key() else { break };
+                addresses.push(to_address(key)?);
+                iter.next();
+            }
+            iter.status().map_err(error)?;
+            let stamps = match inner.stamps_cf() {
+                Some(cf) => inner
+                    .db
+                    .batched_multi_get_cf_opt(
+                        cf,
+                        addresses.iter().map(|a| &a.0),
+                        true,
+                        &cold_read(),
+                    )
+                    .into_iter()
+                    .map(|r| r.map(|v| v.map(|v| v.to_vec())))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(error)?,
+                None => vec![None; addresses.len()],
+            };
+            addresses
+                .into_iter()
+                .zip(stamps)
+                .map(|(address, stamp)| {
+                    let (millis, len) = match stamp {
+                        Some(record) => decode_stamp(&record)?,
+                        // An older build's blob: no stamp, its size read from the value.
+                        None => {
+                            let value = inner
+                                .db
+                                .get_pinned_cf_opt(nodes, address.0, &cold_read())
+                                .map_err(error)?;
+                            (0, value.map_or(0, |v| v.len() as u64))
+                        }
+                    };
+                    Ok(BlobStamp {
+                        address,
+                        written: BlobStamp::from_millis(millis),
+                        len,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        self.writable("delete_stale")?;
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut addresses = addresses.to_vec();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let cutoff = BlobStamp::millis(written_before);
+        self.blocking(move |inner| {
+            let nodes = inner.cf(NODES_CF)?;
+            let stamps = inner.cf(WRITTEN_CF)?;
+            let _stamps = inner.lock_stamps()?;
+            let records = inner.db.batched_multi_get_cf_opt(
+                stamps,
+                addresses.iter().map(|a| &a.0),
+                true,
+                &cold_read(),
+            );
+            let mut batch = WriteBatch::default();
+            let mut deleted = Vec::new();
+            for (address, record) in addresses.iter().zip(records) {
+                let stale = match record.map_err(error)? {
+                    Some(record) => decode_stamp(&record)?.0 < cutoff,
+                    // No stamp: an older build's blob if it is there at all.
+                    None => inner
+                        .db
+                        .get_pinned_cf_opt(nodes, address.0, &cold_read())
+                        .map_err(error)?
+                        .is_some(),
+                };
+                if stale {
+                    batch.delete_cf(nodes, address.0);
+                    batch.delete_cf(stamps, address.0);
+                    deleted.push(*address);
+                }
+            }
+            if !batch.is_empty() {
+                inner.write(batch)?;
+            }
+            Ok(deleted)
         })
         .await
     }

@@ -35,6 +35,10 @@ async fn readers_open_beside_each_other_and_a_writer_and_refuse_writes() {
             reader.put_many(&[(Address::of(&blob), blob.clone())]).await,
             reader.delete_many(&[stored.commit]).await,
             reader
+                .delete_stale(&[stored.commit], std::time::SystemTime::now())
+                .await
+                .map(|_| ()),
+            reader
                 .cas_head("main", None, stored.commit)
                 .await
                 .map(|_| ()),

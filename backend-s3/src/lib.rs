@@ -8,8 +8,9 @@
 //! `s3://b/x/nodes`, or the bucket root and any prefix): listing, GC and an operator's
 //! `aws s3 rm --recursive s3://b/x/.datoms/` touch one database only. Blobs are
 //! content-addressed, so their puts are idempotent: a put is skipped when this process
-//! already knows the blob is stored, and otherwise sent with `If-None-Match: *`, so the
-//! server answers "already there" (412) instead of rewriting it. A head moves only by a
+//! wrote the blob lately, and otherwise sent with `If-None-Match: *`, so the server
+//! answers "already there" (412) instead of rewriting it (and the blob's write time is
+//! refreshed, see below). A head moves only by a
 //! conditional write — created with `If-None-Match: *`, replaced with
 //! `If-Match: <etag>` — so two writers can never both win; the loser gets
 //! [`StorageError::HeadConflict`](datoms_storage::StorageError::HeadConflict) with the
@@ -63,9 +64,16 @@
 //!
 //! # Known limits
 //!
-//! - The "known stored" set is per process. If another process garbage-collects blobs
-//!   this one wrote, call [`S3Storage::forget_known`], or the next store may skip a put
-//!   of a blob that is gone.
+//! - The "known stored" set is per process, and holds only blobs this process wrote (or
+//!   refreshed) in the last [`storage::KNOWN_FOR`]; garbage collection's grace period
+//!   must exceed that, so a blob a put skips is never collected meanwhile.
+//!   [`S3Storage::forget_known`] empties it at once.
+//! - Blob age, for garbage collection, is the object's `LastModified`, rounded up to the
+//!   end of its second. A put of a blob already stored copies it onto itself, which
+//!   refreshes `LastModified` (one `CopyObject`). `delete_stale` checks each object's
+//!   `LastModified` (`HeadObject`) before deleting it: S3 has no delete conditional on a
+//!   time, so a put landing between the two is undone; the grace period, longer than
+//!   any store, covers every store that started before the check.
 //! - Versions are ETags: a provider whose ETags do not change with the content would
 //!   break CAS. The conditional-write probe catches providers that ignore the
 //!   conditional headers altogether.

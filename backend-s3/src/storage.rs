@@ -1,12 +1,12 @@
 //! [`S3Storage`]: the [`Storage`] trait over S3 objects.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -16,12 +16,12 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{Capabilities, Head, IoRuntime, Storage, StorageError, Version};
+use datoms_storage::{BlobStamp, Capabilities, Head, IoRuntime, Storage, StorageError, Version};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 
@@ -67,7 +67,8 @@ struct Core {
 #[derive(Debug)]
 struct Shared {
     permits: Semaphore,
-    known: Mutex<HashSet<Address>>,
+    /// Addresses this process wrote (or refreshed), and when.
+    known: Mutex<HashMap<Address, Instant>>,
     counters: Counters,
     /// The verdict of the conditional-write probe, once one was reached: `Err` names
     /// what the server failed to enforce. A probe that failed for another reason (a
@@ -90,9 +91,11 @@ impl std::fmt::Debug for S3Storage {
 /// included.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestCounts {
-    /// `GetObject` of nodes and commits.
+    /// `GetObject` of nodes and commits, and `HeadObject` of the blobs
+    /// [`Storage::delete_stale`] checks.
     pub node_gets: u64,
-    /// `PutObject` of nodes and commits.
+    /// `PutObject` of nodes and commits, and `CopyObject` refreshing the write time of a
+    /// blob a put found already stored.
     pub node_puts: u64,
     /// Node puts skipped because the "known stored" set had the address (not requests).
     pub puts_skipped: u64,
@@ -277,7 +280,7 @@ impl S3Storage {
                 base,
                 shared: Arc::new(Shared {
                     permits: Semaphore::new(options.concurrency),
-                    known: Mutex::new(HashSet::new()),
+                    known: Mutex::new(HashMap::new()),
                     counters: Counters::default(),
                     conditional: tokio::sync::OnceCell::new(),
                 }),
@@ -499,11 +502,13 @@ impl Core {
         x.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether this process wrote (or refreshed) the blob at `address` less than
+    /// [`KNOWN_FOR`] ago.
     fn knows(&self, address: &Address) -> bool {
         self.shared
             .known
             .lock()
-            .map(|k| k.contains(address))
+            .map(|k| k.get(address).is_some_and(|at| at.elapsed() < KNOWN_FOR))
             .unwrap_or(false)
     }
 
@@ -518,7 +523,7 @@ impl Core {
             if known.len() >= cap {
                 known.clear();
             }
-            known.insert(address);
+            known.insert(address, Instant::now());
         }
     }
 
@@ -577,10 +582,9 @@ impl Core {
             })
             .await;
         match got {
-            Ok(bytes) => {
-                self.remember(address);
-                Ok(Some(bytes))
-            }
+            // Not remembered: a blob read may be old and about to be collected, and
+            // only a put refreshes its write time (see `KNOWN_FOR`).
+            Ok(bytes) => Ok(Some(bytes)),
             Err(a) if a.failure.kind == Kind::NotFound => Ok(None),
             Err(a) => Err(a.into_error("GET", &self.location(&key))),
         }
@@ -605,11 +609,66 @@ impl Core {
             .await;
         match put {
             Ok(_) => {}
-            Err(a) if a.failure.kind == Kind::Precondition => {}
+            // Already stored: refresh its write time (see `refresh`).
+            Err(a) if a.failure.kind == Kind::Precondition => self.refresh(&key).await?,
             Err(a) => return Err(a.into_error("PUT", &self.location(&key))),
         }
         self.remember(address);
         Ok(())
+    }
+
+    /// Refreshes the `LastModified` of the stored blob at `key` by copying it onto
+    /// itself (the bytes stay; S3 allows a copy in place when it replaces the metadata),
+    /// so that garbage collection sees it as just written: a store reusing a blob GC was
+    /// about to delete keeps it. Gone meanwhile (collected): written again by the caller's
+    /// retry, as the error is transient.
+    async fn refresh(&self, key: &str) -> Result<(), StorageError> {
+        let source = format!("{}/{key}", self.bucket);
+        let copied = self
+            .request(Op::NodePut, || async {
+                self.client
+                    .copy_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .copy_source(&source)
+                    .metadata_directive(MetadataDirective::Replace)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::from_sdk(&e))
+            })
+            .await;
+        match copied {
+            Ok(_) => Ok(()),
+            Err(a) if a.failure.kind == Kind::NotFound => Err(StorageError::Transient {
+                reason: format!(
+                    "S3 COPY {}: deleted between the put and its refresh",
+                    self.location(key)
+                ),
+            }),
+            Err(a) => Err(a.into_error("COPY", &self.location(key))),
+        }
+    }
+
+    /// When the blob at `address` was last written (see [`last_written`]), `None` if it
+    /// is not stored.
+    async fn written(&self, address: Address) -> Result<Option<SystemTime>, StorageError> {
+        let key = self.node_key(&address);
+        let head = self
+            .request(Op::NodeGet, || async {
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| Failure::from_sdk(&e))
+            })
+            .await;
+        match head {
+            Ok(out) => Ok(Some(last_written(out.last_modified()))),
+            Err(a) if a.failure.kind == Kind::NotFound => Ok(None),
+            Err(a) => Err(a.into_error("HEAD", &self.location(&key))),
+        }
     }
 
     async fn delete_page(&self, addresses: &[Address]) -> Result<(), StorageError> {
@@ -760,6 +819,22 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Address>, String> {
         .parse()
         .map(Some)
         .map_err(|e: datoms_core::Error| e.to_string())
+}
+
+/// A put skips a blob this process wrote (or refreshed) less than this long ago. Only
+/// puts count, never reads: a blob read may be old and unreachable, and a store that
+/// reuses it must refresh its write time or GC may delete it. Garbage collection's grace
+/// period must exceed this plus the longest store (see `docs/design.md`).
+pub const KNOWN_FOR: Duration = Duration::from_secs(300);
+
+/// The write time GC sees for an object last modified at `modified`: S3 keeps
+/// `LastModified` to the second, so the end of that second (never earlier than the
+/// write); the Unix epoch when the server gave none.
+fn last_written(modified: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
+    modified.map_or(UNIX_EPOCH, |t| {
+        let secs = u64::try_from(t.secs()).unwrap_or(0);
+        UNIX_EPOCH + Duration::from_secs(secs + 1)
+    })
 }
 
 /// The requests themselves, run on the storage's runtime.
@@ -1042,16 +1117,93 @@ impl Core {
         Ok(out)
     }
 
+    /// Drops `addresses` from the "known stored" set.
+    fn forget(&self, addresses: &[Address]) {
+        if let Ok(mut known) = self.shared.known.lock() {
+            for a in addresses {
+                known.remove(a);
+            }
+        }
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        let prefix = format!("{}nodes/", self.base);
+        let location = self.location(&prefix);
+        let start_after = after.map(|a| self.node_key(&a));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        while out.len() < limit {
+            let want = i32::try_from((limit - out.len()).min(S3_PAGE)).unwrap_or(1000);
+            let page = self
+                .list_page(&prefix, start_after.clone(), want, token.clone())
+                .await?;
+            for object in page.contents() {
+                let key = object.key().unwrap_or_default();
+                let address = key
+                    .strip_prefix(&prefix)
+                    .and_then(|hex| hex.parse::<Address>().ok())
+                    .ok_or_else(|| {
+                        StorageError::backend(format!(
+                            "S3 LIST {location}: {} is not a blob key",
+                            self.location(key)
+                        ))
+                    })?;
+                if out.len() < limit {
+                    out.push(BlobStamp {
+                        address,
+                        written: last_written(object.last_modified()),
+                        len: object
+                            .size()
+                            .and_then(|n| u64::try_from(n).ok())
+                            .unwrap_or(0),
+                    });
+                }
+            }
+            match (page.is_truncated(), page.next_continuation_token()) {
+                (Some(true), Some(next)) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks each blob's `LastModified` (a `HeadObject`), then deletes the stale ones in
+    /// pages. Not atomic: a put landing between the check and the delete of its blob is
+    /// undone (S3 has no delete conditional on a time). The window is one request long;
+    /// the grace period covers it for any store that started before the check.
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        let mut unique: Vec<Address> = addresses.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let checks: Vec<_> = unique.iter().map(|a| self.written(*a)).collect();
+        let written: Vec<Option<SystemTime>> = stream::iter(checks)
+            .buffered(self.options.concurrency)
+            .try_collect()
+            .await?;
+        let stale: Vec<Address> = unique
+            .iter()
+            .zip(written)
+            .filter(|(_, w)| w.is_some_and(|w| w < written_before))
+            .map(|(a, _)| *a)
+            .collect();
+        self.delete_many(&stale).await?;
+        Ok(stale)
+    }
+
     async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
         let mut unique: Vec<Address> = addresses.to_vec();
         unique.sort_unstable();
         unique.dedup();
         // Forget first: a put racing this delete must not be skipped on stale knowledge.
-        if let Ok(mut known) = self.shared.known.lock() {
-            for a in &unique {
-                known.remove(a);
-            }
-        }
+        self.forget(&unique);
         let pages: Vec<_> = unique
             .chunks(S3_PAGE)
             .map(|page| self.delete_page(page))
@@ -1128,6 +1280,28 @@ impl Storage for S3Storage {
         let (core, addresses) = (self.core.clone(), addresses.to_vec());
         self.io
             .spawn(async move { core.delete_many(&addresses).await })
+            .await?
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        let core = self.core.clone();
+        self.io
+            .spawn(async move { core.list_blob_stamps(after, limit).await })
+            .await?
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        let (core, addresses) = (self.core.clone(), addresses.to_vec());
+        self.io
+            .spawn(async move { core.delete_stale(&addresses, written_before).await })
             .await?
     }
 

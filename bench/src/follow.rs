@@ -147,6 +147,20 @@ impl Storage for Probe {
     async fn delete_many(&self, a: &[Address]) -> Result<(), StorageError> {
         self.inner.delete_many(a).await
     }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<datoms_storage::BlobStamp>, StorageError> {
+        self.inner.list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        self.inner.delete_stale(addresses, written_before).await
+    }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

@@ -28,6 +28,7 @@ pub mod diff;
 pub mod dsbench;
 pub mod error;
 pub mod follow;
+pub mod gc;
 pub mod history;
 pub mod http;
 pub mod large_values;

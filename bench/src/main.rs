@@ -6,6 +6,7 @@
 //! datoms-bench --full --datoms 100000 --backends mem --no-peer
 //! datoms-bench writers [--quick]       # many writers: rebase cost, open, throughput
 //! datoms-bench large-values [--quick] [--backends mem,redb]  # values stored out of line
+//! datoms-bench gc [--quick] [--backends mem,redb]  # GC time and bytes reclaimed
 //! datoms-bench http [--quick] [--latency-ms 20]  # restores over datoms serve, GET throughput
 //! datoms-bench time-travel [--quick]   # merge time against diff size, as-of k commits back
 //! datoms-bench history [--quick]       # history build, extend and queries against length
@@ -258,6 +259,22 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
     }
     if args.first().map(String::as_str) == Some("concurrency") {
         return concurrency(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("gc") {
+        let config = if args.iter().any(|a| a == "--quick") {
+            datoms_bench::gc::GcConfig::quick()
+        } else {
+            datoms_bench::gc::GcConfig::full()
+        };
+        let backends = match args.iter().position(|a| a == "--backends") {
+            Some(i) => backends::select(args.get(i + 1).map_or("", String::as_str))?,
+            None => backends::all(),
+        };
+        let rows = datoms_bench::gc::run_gc(&config, &backends).await?;
+        return Ok(finish(
+            &datoms_bench::gc::to_markdown(&config, &rows),
+            &datoms_bench::gc::check(&rows),
+        ));
     }
     if args.first().map(String::as_str) == Some("http") {
         return http(&args[1..]).await;

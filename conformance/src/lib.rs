@@ -43,8 +43,10 @@
 //! that a follower delivers every commit once and in order (under faults, and after a
 //! restart), [`cases::replicate`] checks that a head copied to another storage restores
 //! to the same roots, idempotently and resumably, [`cases::merge`] that a two-parent
-//! merge commit stores, restores, syncs and survives a reopen, and [`cases::large_values`]
-//! that large values are stored once and fetched once; [`CASES`] lists them all. Each case is a plain
+//! merge commit stores, restores, syncs and survives a reopen, [`cases::large_values`]
+//! that large values are stored once and fetched once, and [`cases::gc`] that garbage
+//! collection deletes only what no retained commit reaches, also while writers and
+//! readers work; [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -136,6 +138,7 @@ macro_rules! __with_cases {
             contract::concurrent_puts_of_one_blob_agree,
             contract::large_batches_round_trip,
             contract::list_pages_through_every_blob_and_delete_removes,
+            contract::a_put_refreshes_the_stamp_and_delete_stale_spares_blobs_written_since,
             contract::cas_creates_a_head_only_if_absent,
             contract::cas_with_a_stale_version_fails_and_shows_the_current_head,
             contract::racing_cas_lets_exactly_one_writer_win,
@@ -186,6 +189,10 @@ macro_rules! __with_cases {
             replicate::an_interrupted_replicate_resumes_without_copying_again,
             replicate::replicate_refuses_corrupt_blobs_and_a_diverged_target,
             merge::a_merge_commit_stores_restores_and_syncs,
+            gc::gc_keeps_retained_commits_whole_and_collects_the_rest,
+            gc::gc_dry_run_deletes_nothing,
+            gc::gc_keeps_unreachable_blobs_younger_than_the_grace_period,
+            gc::gc_concurrent_with_stores_and_restores_never_breaks_a_retained_commit,
         }
     };
 }
@@ -237,6 +244,7 @@ mod tests {
             ("follow", include_str!("cases/follow.rs")),
             ("replicate", include_str!("cases/replicate.rs")),
             ("merge", include_str!("cases/merge.rs")),
+            ("gc", include_str!("cases/gc.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

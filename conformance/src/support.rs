@@ -172,6 +172,22 @@ impl Storage for Recorder {
         self.note(Request::Delete);
         self.inner.delete_many(addresses).await
     }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<datoms_storage::BlobStamp>, StorageError> {
+        self.note(Request::List);
+        self.inner.list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        self.note(Request::Delete);
+        self.inner.delete_stale(addresses, written_before).await
+    }
 
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
@@ -339,6 +355,27 @@ pub(crate) async fn list_everything<S: Storage + ?Sized>(
             "list_blobs never returned an empty page"
         );
     }
+}
+
+/// Waits until the clock is past the write stamp of every blob `s` lists, so that a
+/// cutoff taken afterwards finds them all older than it (stamps are rounded up: to the
+/// millisecond, or to the second on S3).
+pub(crate) async fn until_every_stamp_is_past<S: Storage + ?Sized>(s: &S) -> Result<(), Failure> {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut after = None;
+    loop {
+        let page = s
+            .list_blob_stamps(after, 1000)
+            .await
+            .context("list_blob_stamps")?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.address);
+        newest = page.iter().map(|b| b.written).fold(newest, std::cmp::max);
+    }
+    while std::time::SystemTime::now() <= newest {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 /// Converts an error that a case expects into its variant, or fails naming what came.

@@ -134,6 +134,23 @@ impl Storage for Broken {
         }
         self.inner.delete_many(addresses).await
     }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<datoms_storage::BlobStamp>, StorageError> {
+        self.inner.list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        if self.flaw == Flaw::DeleteDoesNothing {
+            return Ok(Vec::new());
+        }
+        self.inner.delete_stale(addresses, written_before).await
+    }
 }
 
 struct BrokenFactory(Flaw);

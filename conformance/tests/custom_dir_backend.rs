@@ -11,18 +11,24 @@
 //! read-compare-write is made atomic by one process-wide lock (a store shared between
 //! processes would need a file lock instead). The file I/O is blocking, so every call
 //! runs it on tokio's blocking pool instead of on the runtime's workers.
+//!
+//! A blob's age, for garbage collection, is its file's modification time: a put of a
+//! blob that exists sets it to now (keeping the bytes), and `delete_stale` reads it and
+//! removes the file under one process-wide lock that puts take too, so a put and a GC
+//! delete of one blob never interleave.
 
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use conformance::Factory;
 use datoms_core::Address;
-use datoms_storage::{Head, Storage, StorageError, Version};
+use datoms_storage::{BlobStamp, Head, Storage, StorageError, Version};
 use tempfile::TempDir;
 
 /// A [`Storage`] over a directory of files.
@@ -33,6 +39,9 @@ pub struct DirStorage {
 
 /// Makes every head CAS of this process one at a time.
 static CAS_LOCK: Mutex<()> = Mutex::new(());
+
+/// Makes a put's check-and-write and a `delete_stale`'s check-and-remove one at a time.
+static BLOB_LOCK: Mutex<()> = Mutex::new(());
 
 /// Makes temporary file names unique within the process.
 static TEMP_NAMES: AtomicU64 = AtomicU64::new(0);
@@ -172,11 +181,17 @@ impl Storage for DirStorage {
     async fn put_many(&self, blobs: &[(Address, Bytes)]) -> Result<(), StorageError> {
         let blobs = blobs.to_vec();
         self.blocking(move |root| {
+            let _one_at_a_time = BLOB_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
             for (address, bytes) in &blobs {
                 let path = DirStorage::blob_path(root, address);
-                // Content-addressed: a blob that exists already holds these bytes.
-                if !path.exists() {
-                    write_atomically(&path, bytes)?;
+                // Content-addressed: a blob that exists already holds these bytes; the
+                // put refreshes its write time.
+                match fs::File::options().append(true).open(&path) {
+                    Ok(file) => file.set_modified(SystemTime::now())?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        write_atomically(&path, bytes)?
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Ok(())
@@ -290,6 +305,57 @@ impl Storage for DirStorage {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        let addresses = self.list_blobs(after, limit).await?;
+        self.blocking(move |root| {
+            let mut out = Vec::with_capacity(addresses.len());
+            for address in addresses {
+                match fs::metadata(DirStorage::blob_path(root, &address)) {
+                    Ok(meta) => out.push(BlobStamp {
+                        address,
+                        written: meta.modified()?,
+                        len: meta.len(),
+                    }),
+                    // Deleted since it was listed.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        let addresses = addresses.to_vec();
+        self.blocking(move |root| {
+            let _one_at_a_time = BLOB_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut deleted = Vec::new();
+            for a in &addresses {
+                let path = DirStorage::blob_path(root, a);
+                let written = match fs::metadata(&path) {
+                    Ok(meta) => meta.modified()?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if written < written_before {
+                    fs::remove_file(&path)?;
+                    deleted.push(*a);
+                }
+            }
+            Ok(deleted)
         })
         .await
     }

@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use datoms_core::Address;
 use datoms_storage::batch::{get_batched, put_batched};
+use datoms_storage::BlobStamp;
 use datoms_storage::Storage;
-use http_wire::AddressList;
+use http_wire::{AddressList, BlobStampJson, BlobStampList, DeleteStaleJson};
 use serde::Deserialize;
 use tracing::Span;
 
@@ -209,4 +210,69 @@ pub(crate) async fn delete_many(
     record(addresses.len(), 0);
     state.storage.delete_many(&addresses).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /blobs:stamps?after=ADDRESS&limit=N`: a page of the listing with write stamps and
+/// sizes, for garbage collection (write token: only a collector needs it).
+pub(crate) async fn list_stamps(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<BlobStampList>, ApiError> {
+    check(&state.config, &headers, Access::Write)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let after = query.after.as_deref().map(parse_address).transpose()?;
+    let limit = query
+        .limit
+        .unwrap_or(state.config.max_batch)
+        .min(state.config.max_batch);
+    let page = state.storage.list_blob_stamps(after, limit).await?;
+    record(page.len(), 0);
+    Ok(Json(BlobStampList {
+        blobs: page
+            .iter()
+            .map(|s| BlobStampJson {
+                address: s.address.to_hex(),
+                written_ms: BlobStamp::millis(s.written),
+                len: s.len,
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /blobs:delete-stale`: deletes the listed blobs still written before the given
+/// time, answering those it deleted.
+pub(crate) async fn delete_stale(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<AddressList>, ApiError> {
+    check(&state.config, &headers, Access::Write)?;
+    let body = body.map_err(|e| body_error(e, state.config.max_body_bytes))?;
+    let request: DeleteStaleJson = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be {{\"addresses\": [\"<64 hex digits>\", …], \
+             \"written_before_ms\": <milliseconds since the Unix epoch>}}: {e}"
+        ))
+    })?;
+    if request.addresses.len() > state.config.max_batch {
+        return Err(ApiError::BatchTooLarge {
+            given: request.addresses.len(),
+            max: state.config.max_batch,
+        });
+    }
+    let addresses = AddressList {
+        addresses: request.addresses,
+    }
+    .parse()
+    .map_err(ApiError::BadAddress)?;
+    record(addresses.len(), 0);
+    let deleted = state
+        .storage
+        .delete_stale(
+            &addresses,
+            BlobStamp::from_millis(request.written_before_ms),
+        )
+        .await?;
+    Ok(Json(AddressList::of(&deleted)))
 }

@@ -120,6 +120,8 @@ pub fn router(storage: Arc<dyn Storage>, config: Config) -> Result<Router, Stora
         .route(http_wire::BLOBS, get(blobs::list).post(blobs::put_many))
         .route(http_wire::BLOBS_GET, post(blobs::get_many))
         .route(http_wire::BLOBS_DELETE, post(blobs::delete_many))
+        .route(http_wire::BLOB_STAMPS, get(blobs::list_stamps))
+        .route(http_wire::BLOBS_DELETE_STALE, post(blobs::delete_stale))
         .route(http_wire::HEADS, get(heads::list))
         .route(
             http_wire::HEAD,

@@ -379,6 +379,20 @@ mod tests {
         async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
             self.inner.delete_many(addresses).await
         }
+        async fn list_blob_stamps(
+            &self,
+            after: Option<Address>,
+            limit: usize,
+        ) -> Result<Vec<crate::BlobStamp>, StorageError> {
+            self.inner.list_blob_stamps(after, limit).await
+        }
+        async fn delete_stale(
+            &self,
+            addresses: &[Address],
+            written_before: std::time::SystemTime,
+        ) -> Result<Vec<Address>, StorageError> {
+            self.inner.delete_stale(addresses, written_before).await
+        }
         async fn sync_bundle(
             &self,
             name: &str,

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use datoms_core::Address;
 
 use crate::error::StorageError;
-use crate::storage::{Capabilities, Head, Storage, Version};
+use crate::storage::{BlobStamp, Capabilities, Head, Storage, Version};
 
 /// Which requests an armed countdown ([`Faults::fail_after`]) makes fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -162,7 +162,7 @@ pub struct IoCounters {
     pub head_reads: u64,
     /// `cas_head` calls.
     pub cas: u64,
-    /// `list_blobs` and `delete_many` calls.
+    /// `list_blobs`, `list_blob_stamps`, `delete_many` and `delete_stale` calls.
     pub other: u64,
     /// Blobs returned by reads.
     pub blobs_read: u64,
@@ -378,6 +378,28 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.delay().await;
         self.faults.tick(FailOn::Any)?;
         self.inner.delete_many(addresses).await
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        add(&self.counters.other, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Any)?;
+        self.inner.list_blob_stamps(after, limit).await
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        add(&self.counters.other, 1);
+        self.delay().await;
+        self.faults.tick(FailOn::Any)?;
+        self.inner.delete_stale(addresses, written_before).await
     }
 
     fn capabilities(&self) -> Capabilities {

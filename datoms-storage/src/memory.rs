@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -10,9 +11,12 @@ use datoms_core::Address;
 
 use crate::error::StorageError;
 use crate::signal::{HeadChanges, HeadSignal};
-use crate::storage::{Head, Storage, Version};
+use crate::storage::{BlobStamp, Head, Storage, Version};
 
 /// An in-memory [`Storage`]. Head versions are a counter; a CAS is atomic under one lock.
+/// Each blob keeps its write stamp (in milliseconds, refreshed by every put of its
+/// address) beside its bytes; [`Storage::delete_stale`] checks and deletes under the
+/// same lock as puts.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     state: Mutex<State>,
@@ -22,6 +26,8 @@ pub struct MemoryStorage {
 #[derive(Debug, Default)]
 struct State {
     blobs: BTreeMap<Address, Bytes>,
+    /// Each blob's write stamp, milliseconds since the Unix epoch.
+    written: HashMap<Address, u64>,
     heads: HashMap<String, (Address, u64)>,
     next_version: u64,
 }
@@ -60,6 +66,8 @@ impl Storage for MemoryStorage {
         let mut state = self.state()?;
         for (a, b) in blobs {
             state.blobs.entry(*a).or_insert_with(|| b.clone());
+            let old = state.written.get(a).copied();
+            state.written.insert(*a, BlobStamp::stamp_millis(old));
         }
         Ok(())
     }
@@ -150,8 +158,51 @@ impl Storage for MemoryStorage {
         let mut state = self.state()?;
         for a in addresses {
             state.blobs.remove(a);
+            state.written.remove(a);
         }
         Ok(())
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        let state = self.state()?;
+        let range = match after {
+            Some(a) => state
+                .blobs
+                .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => state.blobs.range(..),
+        };
+        Ok(range
+            .take(limit)
+            .map(|(a, b)| BlobStamp {
+                address: *a,
+                written: BlobStamp::from_millis(state.written.get(a).copied().unwrap_or(0)),
+                len: b.len() as u64,
+            })
+            .collect())
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        let cutoff = BlobStamp::millis(written_before);
+        let mut state = self.state()?;
+        let mut deleted = Vec::new();
+        for a in addresses {
+            let stale =
+                state.blobs.contains_key(a) && state.written.get(a).copied().unwrap_or(0) < cutoff;
+            if stale {
+                state.blobs.remove(a);
+                state.written.remove(a);
+                deleted.push(*a);
+            }
+        }
+        Ok(deleted)
     }
 
     /// Every writer of a memory storage goes through this value: a move is signalled

@@ -2,6 +2,7 @@
 //! content-addressed blobs (nodes and commits) and named heads moved by compare-and-swap.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -69,6 +70,45 @@ pub struct SyncBundle {
     pub complete: bool,
 }
 
+/// A stored blob as a listing for garbage collection sees it (see
+/// [`Storage::list_blob_stamps`] and [`crate::gc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobStamp {
+    /// The blob's address.
+    pub address: Address,
+    /// When the blob was last written: its first put, or a later put of the same address,
+    /// which refreshes it. Never earlier than that write (a backend whose clock is coarse
+    /// rounds up), so a blob whose stamp is older than a cutoff was not written since.
+    pub written: SystemTime,
+    /// The blob's size in bytes.
+    pub len: u64,
+}
+
+impl BlobStamp {
+    /// `time` as whole milliseconds since the Unix epoch, rounded up (0 for a time
+    /// before the epoch): how backends store a stamp and compare one with a cutoff.
+    /// Rounding up keeps both sides right: a stamp is never earlier than its write, and a
+    /// whole-millisecond stamp is earlier than `millis(cutoff)` exactly when it is earlier
+    /// than `cutoff`.
+    pub fn millis(time: SystemTime) -> u64 {
+        time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
+            u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+        })
+    }
+
+    /// The time `millis` milliseconds after the Unix epoch.
+    pub fn from_millis(millis: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(millis)
+    }
+
+    /// The stamp a put gives a blob last stamped `old` (`None`: a new blob): now, in
+    /// whole milliseconds rounded up (never earlier than the write), and never earlier
+    /// than `old`, so a clock stepping backwards cannot make a re-put blob look older.
+    pub fn stamp_millis(old: Option<u64>) -> u64 {
+        BlobStamp::millis(SystemTime::now()).max(old.unwrap_or(0))
+    }
+}
+
 /// A place to keep a database: content-addressed blobs plus named heads.
 ///
 /// Blobs are immutable and keyed by the BLAKE3 hash of their bytes, so puts are
@@ -84,8 +124,13 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// [`StorageError::Transient`] (retryable) or [`StorageError::Backend`].
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Bytes>>, StorageError>;
 
-    /// Stores blobs. Storing an address that exists is a no-op; callers pass bytes that
-    /// hash to their address.
+    /// Stores blobs. Storing an address that exists keeps its bytes (the first write
+    /// wins) but refreshes its write stamp (see [`Storage::list_blob_stamps`]), so that a
+    /// store in flight that reuses a blob garbage collection was about to delete keeps it
+    /// (see [`Storage::delete_stale`]). A backend may skip re-putting a blob this handle
+    /// itself wrote less than a bounded time ago, which it documents (S3: its "known
+    /// stored" set); garbage collection's grace period must exceed that time. Callers
+    /// pass bytes that hash to their address.
     ///
     /// # Errors
     /// [`StorageError::Transient`] or [`StorageError::Backend`]; some blobs may have been
@@ -143,6 +188,35 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// [`StorageError::Transient`] or [`StorageError::Backend`].
     async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError>;
+
+    /// Up to `limit` stored blobs with addresses greater than `after`, in address order,
+    /// each with its write stamp and size (a page of a full listing; an empty page ends
+    /// it): what garbage collection needs to tell an old blob from a young one.
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] or [`StorageError::Backend`].
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError>;
+
+    /// Deletes each blob of `addresses` whose write stamp is still earlier than
+    /// `written_before`, and returns the addresses it deleted (absent blobs and blobs
+    /// written or re-put since are left alone and not returned). The check and the delete
+    /// are one atomic step per blob where the backend allows it (see each backend's
+    /// docs), so a blob a concurrent [`Storage::put_many`] refreshed is never deleted:
+    /// either the delete comes first and the put writes the blob again, or the put comes
+    /// first and the delete sees its fresh stamp.
+    ///
+    /// # Errors
+    /// [`StorageError::Transient`] or [`StorageError::Backend`]; some blobs may have been
+    /// deleted (they were unreachable and stale, so a retry is safe).
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError>;
 
     /// How drivers should batch requests to this backend.
     fn capabilities(&self) -> Capabilities {
@@ -212,6 +286,20 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     }
     async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
         (**self).delete_many(addresses).await
+    }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        (**self).list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        (**self).delete_stale(addresses, written_before).await
     }
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()

@@ -144,6 +144,20 @@ impl<S: Storage> Storage for NoSignal<S> {
     async fn delete_many(&self, a: &[Address]) -> Result<(), StorageError> {
         self.0.delete_many(a).await
     }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<datoms_storage::BlobStamp>, StorageError> {
+        self.0.list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        self.0.delete_stale(addresses, written_before).await
+    }
     fn capabilities(&self) -> Capabilities {
         self.0.capabilities()
     }

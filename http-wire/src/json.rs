@@ -67,6 +67,36 @@ impl AddressList {
     }
 }
 
+/// One blob of a [`BlobStampList`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobStampJson {
+    /// Lowercase hex address.
+    pub address: String,
+    /// When it was last written, milliseconds since the Unix epoch.
+    pub written_ms: u64,
+    /// Its size in bytes.
+    pub len: u64,
+}
+
+/// A page of `GET /blobs:stamps`: `{"blobs": [{"address", "written_ms", "len"}, …]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobStampList {
+    /// The blobs, in address order.
+    pub blobs: Vec<BlobStampJson>,
+}
+
+/// The body of `POST /blobs:delete-stale`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteStaleJson {
+    /// Lowercase hex addresses.
+    pub addresses: Vec<String>,
+    /// Only blobs last written before this (milliseconds since the Unix epoch) go.
+    pub written_before_ms: u64,
+}
+
 /// `GET /capabilities`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapabilitiesJson {

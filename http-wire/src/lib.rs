@@ -9,8 +9,8 @@ pub mod json;
 
 pub use frame::{decode_frames, encode_frames, FrameError, MISSING};
 pub use json::{
-    AddressList, CapabilitiesJson, ErrorBody, HeadJson, HeadListJson, MovedJson, NamedHeadJson,
-    PutHeadJson,
+    AddressList, BlobStampJson, BlobStampList, CapabilitiesJson, DeleteStaleJson, ErrorBody,
+    HeadJson, HeadListJson, MovedJson, NamedHeadJson, PutHeadJson,
 };
 
 /// `GET /capabilities`: what the server offers ([`CapabilitiesJson`]).
@@ -24,6 +24,14 @@ pub const BLOBS: &str = "/blobs";
 pub const BLOBS_GET: &str = "/blobs:get";
 /// `POST /blobs:delete`: deletes blobs by address.
 pub const BLOBS_DELETE: &str = "/blobs:delete";
+/// `GET /blobs:stamps?after=ADDRESS&limit=N`: a page of the listing with each blob's
+/// write stamp and size ([`BlobStampList`]), for garbage collection. Needs the write
+/// token.
+pub const BLOB_STAMPS: &str = "/blobs:stamps";
+/// `POST /blobs:delete-stale`: deletes the listed blobs still written before a time
+/// ([`DeleteStaleJson`]), answering the addresses deleted ([`AddressList`]). Needs the
+/// write token.
+pub const BLOBS_DELETE_STALE: &str = "/blobs:delete-stale";
 /// `GET /heads`: every head, in name order ([`HeadListJson`]).
 pub const HEADS: &str = "/heads";
 /// `GET /heads/{name}`, `PUT /heads/{name}` (the compare-and-swap), `DELETE

@@ -15,7 +15,7 @@ use tokio::sync::Barrier;
 
 use crate::factory::Factory;
 use crate::failure::{ensure, ensure_eq, Context, Failure};
-use crate::support::{expect_err, list_everything};
+use crate::support::{expect_err, list_everything, until_every_stamp_is_past};
 
 /// A blob and its address.
 fn blob(bytes: impl Into<Bytes>) -> (Address, Bytes) {
@@ -850,6 +850,85 @@ pub async fn heads_are_listed_and_deleted_by_compare_and_delete<F: Factory>(
         listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
         vec!["a", "feature/x", "main", "ünï code"],
         "the listing after a reopen"
+    );
+    Ok(())
+}
+
+/// Listing with stamps lists what `list_blobs` lists, with each blob's size; a put of a
+/// stored blob (through another handle) refreshes its stamp, and `delete_stale` deletes
+/// only blobs still written before the cutoff (never one put since, nor an absent one),
+/// returning those it deleted.
+pub async fn a_put_refreshes_the_stamp_and_delete_stale_spares_blobs_written_since<F: Factory>(
+    factory: &F,
+) -> Result<(), Failure> {
+    let s = factory.create().await.context("create")?;
+    let blobs: Vec<(Address, Bytes)> = (0..20).map(|i| numbered("stamped", i)).collect();
+    put_all(&s, &blobs).await?;
+    let mut stamps = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .list_blob_stamps(after, 7)
+            .await
+            .context("list_blob_stamps")?;
+        ensure!(page.len() <= 7, "a page of {} for a limit of 7", page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.address);
+        stamps.extend(page);
+    }
+    let listed: Vec<Address> = stamps.iter().map(|b| b.address).collect();
+    ensure_eq!(
+        listed,
+        list_everything(&s, 1000).await?,
+        "list_blob_stamps and list_blobs list the same addresses in the same order"
+    );
+    for (address, bytes) in &blobs {
+        let stamp = stamps.iter().find(|b| b.address == *address);
+        ensure_eq!(
+            stamp.map(|b| b.len),
+            Some(bytes.len() as u64),
+            "the listed size of {address:?}"
+        );
+    }
+
+    until_every_stamp_is_past(&s).await?;
+    let cutoff = std::time::SystemTime::now();
+    // Another handle re-puts: a backend may skip re-putting a blob the same handle wrote
+    // lately (S3's "known stored" set), which the grace period covers.
+    let s = factory.reopen(s).await.context("reopen")?;
+    let (refreshed, stale) = blobs.split_at(5);
+    put_all(&s, refreshed).await?;
+    let absent = numbered("never stored", 0).0;
+    let mut asked: Vec<Address> = blobs.iter().map(|(a, _)| *a).collect();
+    asked.push(absent);
+    let mut deleted = s
+        .delete_stale(&asked, cutoff)
+        .await
+        .context("delete_stale")?;
+    deleted.sort_unstable();
+    let mut want: Vec<Address> = stale.iter().map(|(a, _)| *a).collect();
+    want.sort_unstable();
+    want.dedup();
+    ensure_eq!(
+        deleted,
+        want,
+        "delete_stale deletes exactly the blobs not written since the cutoff"
+    );
+    let got = get_all(&s, &asked).await?;
+    for (a, g) in asked.iter().zip(&got) {
+        let kept = refreshed.iter().any(|(r, _)| r == a);
+        ensure!(
+            g.is_some() == kept,
+            "{a:?}: refreshed = {kept}, but after delete_stale it reads as {:?}",
+            g.as_ref().map(Bytes::len)
+        );
+    }
+    ensure!(
+        s.delete_stale(&asked, cutoff)
+            .await
+            .context("delete_stale again")?
+            .is_empty(),
+        "a second delete_stale deletes nothing"
     );
     Ok(())
 }

@@ -7,6 +7,7 @@
 pub mod contract;
 pub mod database;
 pub mod follow;
+pub mod gc;
 pub mod large_values;
 pub mod merge;
 pub mod peers;

@@ -390,6 +390,20 @@ impl Storage for Batched {
     async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
         self.inner.delete_many(addresses).await
     }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<datoms_storage::BlobStamp>, StorageError> {
+        self.inner.list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        self.inner.delete_stale(addresses, written_before).await
+    }
     fn capabilities(&self) -> datoms_storage::Capabilities {
         datoms_storage::Capabilities {
             max_batch: 4,

@@ -346,10 +346,14 @@ impl Opened {
 
 /// Walks a commit chain from the newest back through parents, fetching commits in
 /// batches: each commit lists its parent and up to 8 more ancestors, so one request
-/// brings the next 9 commits instead of one.
+/// brings the next 9 commits instead of one. The walk ends where the history was
+/// garbage-collected (an older commit that is no longer stored); the first commit must
+/// be there.
 pub struct CommitWalk {
     queue: std::collections::VecDeque<(Address, Commit, u64)>,
     batch: Vec<Address>,
+    /// Whether the first commit has been fetched.
+    started: bool,
 }
 
 impl CommitWalk {
@@ -358,6 +362,7 @@ impl CommitWalk {
         CommitWalk {
             queue: Default::default(),
             batch: vec![head],
+            started: false,
         }
     }
 
@@ -370,8 +375,24 @@ impl CommitWalk {
         opened: &Opened,
     ) -> Result<Option<(Address, Commit, u64)>, CliError> {
         if self.queue.is_empty() && !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            let fetched = opened.commits(&batch).await?;
+            let mut batch = std::mem::take(&mut self.batch);
+            let fetched = if self.started {
+                // Up to the first commit GC collected: the history ends there.
+                let blobs = get_batched(&**opened.storage(), &batch).await?;
+                let kept = blobs.iter().take_while(|b| b.is_some()).count();
+                batch.truncate(kept);
+                let mut fetched = Vec::with_capacity(kept);
+                for (a, b) in batch.iter().zip(blobs.into_iter().flatten()) {
+                    fetched.push((Commit::decode(*a, &b)?, b.len() as u64));
+                }
+                if kept == 0 {
+                    return Ok(None);
+                }
+                fetched
+            } else {
+                self.started = true;
+                opened.commits(&batch).await?
+            };
             for (i, (address, (commit, size))) in batch.iter().zip(fetched).enumerate() {
                 let child_parent = match (i, self.queue.back()) {
                     (0, _) | (_, None) => Some(*address),

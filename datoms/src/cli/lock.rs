@@ -161,4 +161,18 @@ impl Storage for SharedFile {
     async fn delete_many(&self, _addresses: &[Address]) -> Result<(), StorageError> {
         Err(self.read_only("delete_many"))
     }
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<datoms_storage::BlobStamp>, StorageError> {
+        self.open().await?.list_blob_stamps(after, limit).await
+    }
+    async fn delete_stale(
+        &self,
+        _addresses: &[Address],
+        _written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        Err(self.read_only("delete_stale"))
+    }
 }

@@ -11,6 +11,7 @@ mod error;
 mod export;
 mod files;
 mod follow;
+mod gc;
 mod import;
 mod lock;
 mod log;
@@ -120,6 +121,8 @@ enum Command {
     /// Merge a branch (or commit) into a head: a three-way merge against their common
     /// ancestor, conflicts listed (or resolved by --strategy), a two-parent commit.
     Merge(merge::Args),
+    /// Delete the blobs no retained commit reaches (older than a grace period).
+    Gc(gc::Args),
     /// Serve the storage over HTTP: immutable blobs, heads moved by compare-and-swap,
     /// one-round-trip sync and pushed head moves, for `http://` clients and browsers.
     #[cfg(feature = "serve")]
@@ -231,6 +234,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Diff(a) => diff::run(a, ctx).await,
         Command::Branch(a) => branch::run(a, ctx).await,
         Command::Merge(a) => merge::run(a, ctx).await,
+        Command::Gc(a) => gc::run(a, ctx).await,
         #[cfg(feature = "serve")]
         Command::Serve(a) => serve::run(a, ctx).await,
     }
