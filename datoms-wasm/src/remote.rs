@@ -25,8 +25,10 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 use datoms_core::Address;
-use datoms_storage::{Capabilities, Head, Storage, StorageError, Version};
-use http_wire::{AddressList, ErrorBody, HeadJson, HeadListJson, PutHeadJson};
+use datoms_storage::{BlobStamp, Capabilities, Head, Storage, StorageError, Version};
+use http_wire::{
+    AddressList, BlobStampList, DeleteStaleJson, ErrorBody, HeadJson, HeadListJson, PutHeadJson,
+};
 use js_sys::{Function, Object, Reflect, Uint8Array};
 use send_wrapper::SendWrapper;
 use wasm_bindgen::JsValue;
@@ -286,6 +288,60 @@ impl Remote {
             .await?;
         self.body("delete_many", None, response).await.map(|_| ())
     }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        let mut path = format!("{}?limit={limit}", http_wire::BLOB_STAMPS);
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let response = self.request("GET", &path, &[], None).await?;
+        let body = self.body("list_blob_stamps", None, response).await?;
+        let list: BlobStampList = serde_json::from_slice(&body).map_err(StorageError::backend)?;
+        list.blobs
+            .iter()
+            .map(|b| {
+                let address = b.address.parse().map_err(|_| {
+                    StorageError::backend(format!(
+                        "list_blob_stamps: {:?} is not an address",
+                        b.address
+                    ))
+                })?;
+                Ok(BlobStamp {
+                    address,
+                    written: BlobStamp::from_millis(b.written_ms),
+                    len: b.len,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: Vec<Address>,
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        let request = DeleteStaleJson {
+            addresses: addresses.iter().map(Address::to_hex).collect(),
+            written_before_ms: BlobStamp::millis(written_before),
+        };
+        let body = serde_json::to_string(&request).map_err(StorageError::backend)?;
+        let response = self
+            .request(
+                "POST",
+                http_wire::BLOBS_DELETE_STALE,
+                &[],
+                Some(Body::Json(body)),
+            )
+            .await?;
+        let body = self.body("delete_stale", None, response).await?;
+        let list: AddressList = serde_json::from_slice(&body).map_err(StorageError::backend)?;
+        list.parse()
+            .map_err(|a| StorageError::backend(format!("delete_stale: {a:?} is not an address")))
+    }
 }
 
 /// The typed error of a failed answer (`status`, its `body`) to operation `what` on the
@@ -384,6 +440,22 @@ impl Storage for RemoteStorage {
 
     async fn delete_many(&self, addresses: &[Address]) -> Result<(), StorageError> {
         SendWrapper::new(self.inner.delete_many(addresses.to_vec())).await
+    }
+
+    async fn list_blob_stamps(
+        &self,
+        after: Option<Address>,
+        limit: usize,
+    ) -> Result<Vec<BlobStamp>, StorageError> {
+        SendWrapper::new(self.inner.list_blob_stamps(after, limit)).await
+    }
+
+    async fn delete_stale(
+        &self,
+        addresses: &[Address],
+        written_before: std::time::SystemTime,
+    ) -> Result<Vec<Address>, StorageError> {
+        SendWrapper::new(self.inner.delete_stale(addresses.to_vec(), written_before)).await
     }
 
     fn capabilities(&self) -> Capabilities {
