@@ -181,7 +181,7 @@ impl NewWalk {
 /// base nodes on the changed paths, which the transactions that changed them loaded.
 /// [`Error::FilteredDb`] for a filtered db (a view, not a version to store).
 pub fn commit_for(db: &Db) -> Result<(Commit, NewNodes), Error> {
-    commit_for_at(db, crate::commit::now_ms())
+    commit_for_at(db, db.commit_clock())
 }
 
 /// [`commit_for`] with the clock read as `now` (milliseconds since the Unix epoch; the

@@ -474,9 +474,10 @@ struct Wire(
 impl Commit {
     /// The commit record for `db` stored on top of its base commit, listing `manifest`
     /// as the nodes new in it, whose trees have `nodes` nodes
-    /// ([`crate::addressing::commit_for`] computes both), made now ([`now_ms`]).
+    /// ([`crate::addressing::commit_for`] computes both), made now: at
+    /// [`Db::commit_clock`], the clock as first read for this db value.
     pub fn for_db(db: &Db, manifest: Vec<Address>, nodes: u64) -> Commit {
-        Commit::for_db_at(db, manifest, nodes, now_ms())
+        Commit::for_db_at(db, manifest, nodes, db.commit_clock())
     }
 
     /// [`Commit::for_db`] with the clock read as `now` (milliseconds since the Unix
@@ -913,6 +914,24 @@ mod tests {
         let after = merging.committed(Address::of(&bytes), &merge);
         assert!(after.merge_parents().is_empty());
         assert_eq!(after.parents_time(), 9_000);
+    }
+
+    #[test]
+    fn one_db_value_makes_one_commit_and_a_change_reads_the_clock_again() {
+        let db = Db::new(Schema::new())
+            .with_edn("[[:db/add 1 :x 1]]")
+            .unwrap()
+            .db_after;
+        let copy = db.clone();
+        let (a, _) = crate::addressing::commit_for(&db).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let (b, _) = crate::addressing::commit_for(&copy).unwrap();
+        assert_eq!(a.address(), b.address(), "same value, same commit");
+        let next = db.with_edn("[[:db/add 1 :x 2]]").unwrap().db_after;
+        assert!(
+            next.commit_clock() > db.commit_clock(),
+            "a new value reads the clock"
+        );
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct Db {
     /// The heads merged into this db since its base commit ([`Db::merging`]): the next
     /// commit's merge parents.
     pub(crate) merge_parents: Arc<Vec<Address>>,
+    /// The clock reading a commit of this db value records ([`Db::commit_clock`]):
+    /// taken once, shared by its clones, new for every changed db.
+    pub(crate) stamp: Arc<std::sync::OnceLock<u64>>,
 }
 
 /// The trees of a db's base commit (EAVT, AEVT, AVET), how many nodes they have, and
@@ -140,6 +143,7 @@ impl Db {
             filter: None,
             parents_time: 0,
             merge_parents: Arc::new(Vec::new()),
+            stamp: Arc::default(),
         }
     }
 
@@ -308,6 +312,7 @@ impl Db {
             base: Some(Arc::new(Base::new(self.trees(), commit.nodes))),
             parents_time: commit.time,
             merge_parents: Arc::new(Vec::new()),
+            stamp: Arc::default(),
             ..self.clone()
         }
     }
@@ -324,8 +329,18 @@ impl Db {
         Db {
             merge_parents: Arc::new(parents),
             parents_time: self.parents_time.max(time),
+            stamp: Arc::default(),
             ..self.clone()
         }
+    }
+
+    /// The wall-clock time (ms since the Unix epoch) a commit of this db value records,
+    /// before [`Commit::for_db_at`] takes the later of it and the parents' times: the
+    /// clock as first asked for this value, the same for all its clones. So one db value
+    /// stored to two storages makes one commit (same bytes, same address) in both, while
+    /// every transaction makes a db value that reads the clock afresh.
+    pub fn commit_clock(&self) -> u64 {
+        *self.stamp.get_or_init(crate::commit::now_ms)
     }
 
     /// The heads merged into this db since its base commit ([`Db::merging`]).
@@ -704,6 +719,7 @@ impl Db {
             max_eid,
             max_tx,
             log,
+            stamp: Arc::default(),
             ..self.clone()
         })
     }

@@ -1,7 +1,7 @@
 //! Three-way merge: `merge(base, ours, theirs, strategy)` is `ours` with what `theirs`
 //! changed since `base` (their common ancestor) applied, or the list of conflicts.
 //!
-//! Both sides are diffed against the base ([`crate::diff`], which skips every subtree
+//! Both sides are diffed against the base ([`crate::diff()`], which skips every subtree
 //! they share, so the cost follows the changes, not the db). A change is kept per datom
 //! key `(e, a, v)`: each side leaves a key as the base had it, retracts it, or asserts it
 //! (a new datom, or the base's re-asserted by a later transaction). The merged state of a

@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use datoms_core::addressing::{all_nodes, commit_for_at, NewNodes};
-use datoms_core::commit::now_ms;
 use datoms_core::{Address, Db};
 
 use crate::batch::{put_batched, retry};
@@ -56,8 +55,9 @@ pub struct StoreOptions {
     /// What the store takes on trust (see [`Confirm`]).
     pub confirm: Confirm,
     /// The wall-clock time to record, in milliseconds since the Unix epoch; `None` reads
-    /// the clock. Either way the commit's time is not earlier than its parents' (see
-    /// [`datoms_core::commit`]).
+    /// the clock once per db value ([`Db::commit_clock`], so one db stored to two
+    /// storages makes the same commit in both). Either way the commit's time is not
+    /// earlier than its parents' (see [`datoms_core::commit`]).
     pub time: Option<u64>,
 }
 
@@ -143,7 +143,7 @@ pub async fn store_with<S: Storage + ?Sized>(
     }
     // The commit and its manifest (the nodes new since its parent), whatever this
     // storage holds.
-    let (commit, manifest) = commit_for_at(db, options.time.unwrap_or_else(now_ms))?;
+    let (commit, manifest) = commit_for_at(db, options.time.unwrap_or_else(|| db.commit_clock()))?;
     let to_write = match (options.confirm, onto_base.is_some()) {
         // Onto the base, the storage holds the base's trees: the new nodes are missing.
         (Confirm::Head, true) => None,

@@ -350,3 +350,50 @@ async fn unrelated_histories_are_refused() {
         Err(StorageError::Unrelated { .. })
     ));
 }
+
+mod ancestors {
+    use proptest::prelude::*;
+
+    use super::*;
+    use datoms_core::merge::Strategy as Merge;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// Merging an ancestor into a head does nothing; merging a head into a branch at
+        /// one of its ancestors (at any distance, past the listed ancestors too) is a
+        /// fast-forward, and neither writes a commit.
+        #[test]
+        fn merging_with_an_ancestor_is_a_fast_forward(n in 1usize..24, pick in any::<prop::sample::Index>()) {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+                let mut db = Db::new(schema());
+                let mut commits = Vec::new();
+                for i in 0..n {
+                    let (next, c) =
+                        put(&*storage, &db, "main", &format!("[{{:p/name \"p{i}\"}}]"), i as u64).await;
+                    db = next;
+                    commits.push(c);
+                }
+                let head = *commits.last().unwrap();
+                let old = commits[pick.index(n)];
+                let up = merge(storage.clone(), "main", old, Merge::Fail, StoreOptions::default())
+                    .await
+                    .unwrap();
+                assert_eq!((up.kind, up.commit), (MergeKind::UpToDate, head));
+                storage.cas_head("old", None, old).await.unwrap();
+                let ff = merge(storage.clone(), "old", head, Merge::Fail, StoreOptions::default())
+                    .await
+                    .unwrap();
+                let expected = if old == head { MergeKind::UpToDate } else { MergeKind::FastForward };
+                assert_eq!((ff.kind, ff.commit, ff.written.bytes_written), (expected, head, 0));
+                assert_eq!(storage.get_head("old").await.unwrap().unwrap().commit, head);
+            });
+        }
+    }
+}
