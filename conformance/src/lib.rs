@@ -43,7 +43,8 @@
 //! that a follower delivers every commit once and in order (under faults, and after a
 //! restart), [`cases::replicate`] checks that a head copied to another storage restores
 //! to the same roots, idempotently and resumably, and [`cases::large_values`] that large
-//! values are stored once and fetched once; [`CASES`] lists them all. Each case is a plain
+//! values are stored once and fetched once, and [`cases::soak`] runs a long random history
+//! of stores, restores, syncs and peer pushes under random faults; [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
@@ -184,6 +185,7 @@ macro_rules! __with_cases {
             replicate::replicate_makes_a_replica_that_restores_to_the_same_roots,
             replicate::an_interrupted_replicate_resumes_without_copying_again,
             replicate::replicate_refuses_corrupt_blobs_and_a_diverged_target,
+            soak::a_long_history_under_random_faults_gives_right_answers_or_typed_errors,
         }
     };
 }
@@ -234,6 +236,7 @@ mod tests {
             ("large_values", include_str!("cases/large_values.rs")),
             ("follow", include_str!("cases/follow.rs")),
             ("replicate", include_str!("cases/replicate.rs")),
+            ("soak", include_str!("cases/soak.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

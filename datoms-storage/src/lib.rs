@@ -47,7 +47,7 @@ pub use as_of::{as_of, since, AsOf, At};
 pub use bundle::{BundleLimits, BundleMaker};
 pub use cache::NodeCache;
 pub use error::StorageError;
-pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
+pub use faulty::{FailOn, Faults, FaultyStorage, InjectedFaults, IoCounters};
 pub use follow::{FollowOptions, Follower, HeadWatch, Update};
 pub use memory::MemoryStorage;
 pub use peer::{

@@ -11,5 +11,6 @@ pub mod large_values;
 pub mod peers;
 pub mod replicate;
 pub mod runtimes;
+pub mod soak;
 pub mod storages;
 pub mod sync_policy;
