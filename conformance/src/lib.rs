@@ -50,7 +50,8 @@
 //! says what did not hold and where (the step, the seed).
 //!
 //! The kill -9 crash test for backends that keep data on disk lives in [`crash`], with
-//! its own macro, [`crash_test!`].
+//! its own macro, [`crash_test!`]; the torn-file tests (flipped bytes, truncated files,
+//! copies taken mid-write) in [`torn`], with [`torn_files_test!`].
 //!
 //! # Settings
 //!
@@ -83,6 +84,7 @@ pub mod peer_processes;
 pub mod processes;
 pub mod settings;
 mod support;
+pub mod torn;
 
 pub use factory::Factory;
 pub use failure::{Context, Failure};

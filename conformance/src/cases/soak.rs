@@ -50,7 +50,7 @@ use super::peers;
 pub const OPS_VAR: &str = "DATOMS_SOAK";
 
 /// Operations at CI size: a few seconds per backend in a debug build.
-pub const DEFAULT_OPS: u64 = 120;
+pub const DEFAULT_OPS: u64 = 60;
 
 /// The highest rate of transient failures (per million requests) under which every read
 /// must still succeed: five tries of a request all failing is then a one-in-three-million
