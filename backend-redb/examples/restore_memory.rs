@@ -95,17 +95,18 @@ async fn restore(path: &str, budget_mib: Option<usize>) -> Result<()> {
     };
     // Every datom of every index, read on this thread (a lazy db fetches through its
     // source as the scan goes).
-    let scanned = tokio::task::spawn_blocking(move || -> Result<u64> {
-        let mut n = 0u64;
-        for kind in IndexKind::ALL {
-            for d in db.datoms(kind, &[])? {
-                d?;
-                n += 1;
+    let scanned =
+        tokio::task::spawn_blocking(move || -> std::result::Result<u64, datoms_core::Error> {
+            let mut n = 0u64;
+            for kind in IndexKind::ALL {
+                for d in db.datoms(kind, &[])? {
+                    d?;
+                    n += 1;
+                }
             }
-        }
-        Ok(n)
-    })
-    .await??;
+            Ok(n)
+        })
+        .await??;
     println!(
         "{mode}: scanned {scanned} datoms (3 indexes) in {:.1} s; peak {:.0} MiB",
         start.elapsed().as_secs_f64(),

@@ -1,8 +1,10 @@
 //! The kill -9 crash test, shared by every backend that keeps data on disk.
 //!
 //! A child process (the test binary itself, re-run on one test with an environment
-//! variable set) stores transaction after transaction in a loop and reports each commit
-//! on stdout. The parent kills it with SIGKILL at random moments, many times. After each
+//! variable set) restores what the last one left, prints `ready`, then stores
+//! transaction after transaction in a loop and reports each commit on stdout. The parent
+//! kills it with SIGKILL a random 0–300 ms after `ready` (so the kills land in stores,
+//! however slow the start-up), many times. After each
 //! kill the parent reopens the storage and checks what a user relies on:
 //! - the storage opens;
 //! - the head names a complete commit: a full restore fetches every node and verifies
@@ -126,6 +128,7 @@ pub fn child_main(open: impl Fn(&Path) -> Arc<dyn Storage>) {
             }
             None => Db::new(schema()),
         };
+        println!("ready");
         loop {
             let n = db.max_tx() - TX0 + 1;
             let next = db
@@ -181,9 +184,13 @@ pub fn run_parent(
     let mut last_head = None;
     let mut report = CrashReport::default();
     for round in 0..kills {
-        // Early kills land in the first stores; later ones anywhere.
-        let delay = Duration::from_millis(30 + child::xorshift(&mut rng) % 400);
-        let out = child::kill_after(child::command(child_test, CHILD_ENV, dir), delay);
+        let delay = Duration::from_millis(child::xorshift(&mut rng) % 300);
+        let out = child::kill_after_marker(
+            child::command(child_test, CHILD_ENV, dir),
+            "ready",
+            delay,
+            Duration::from_secs(120),
+        );
         let reported = out
             .reports("stored ")
             .filter_map(|n| n.parse::<u64>().ok())
@@ -254,6 +261,9 @@ pub fn run_parent(
         );
         report.kills += 1;
         report.final_txs = n;
+        if report.kills % 100 == 0 {
+            eprintln!("after {round} rounds: {report:?}");
+        }
     }
     report
 }

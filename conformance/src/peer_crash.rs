@@ -248,8 +248,15 @@ pub fn run_parent(
     let mut landed: Vec<u64> = Vec::new();
     let mut known: Option<Address> = None;
     for round in 0..kills {
-        let delay = Duration::from_millis(40 + child::xorshift(&mut rng) % 260);
-        let out = child::kill_after(child::command(child_test, CHILD_ENV, dir), delay);
+        // After the restart's report, so the kills land in transactions and pushes
+        // however slow the start-up.
+        let delay = Duration::from_millis(child::xorshift(&mut rng) % 260);
+        let out = child::kill_after_marker(
+            child::command(child_test, CHILD_ENV, dir),
+            "opened ",
+            delay,
+            Duration::from_secs(120),
+        );
         if let Some(e) = out.failure(CHILD_FAILED) {
             panic!(
                 "round {round}: the child failed on its own ({}): {e}",
@@ -329,6 +336,9 @@ pub fn run_parent(
         }
         known = head;
         report.kills += 1;
+        if report.kills % 100 == 0 {
+            eprintln!("after {round} rounds: {report:?}");
+        }
     }
 
     // Land what is pending, in this process, and check the whole head.
