@@ -6,8 +6,9 @@
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The test binary re-run on the ignored test `child_test` alone, with `var=value` set,
 /// its output piped.
@@ -123,6 +124,47 @@ pub fn kill_after(command: Command, delay: Duration) -> Finished {
     let running = Running::start(command);
     std::thread::sleep(delay);
     running.kill()
+}
+
+/// Runs `command`, waits until its stdout shows a line containing `marker` (at most
+/// `patience`, or until it exits), then kills it after `delay`: the kill lands in the
+/// work the child does after its start-up, however long the start-up took.
+///
+/// # Panics
+/// When the child cannot be spawned.
+pub fn kill_after_marker(
+    mut command: Command,
+    marker: &str,
+    delay: Duration,
+    patience: Duration,
+) -> Finished {
+    let mut child = command.spawn().expect("spawning a child process");
+    let (tx, rx) = mpsc::channel();
+    let pipe = child.stdout.take();
+    let stdout = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        if let Some(p) = pipe {
+            for line in BufReader::new(p).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                lines.push(line);
+            }
+        }
+        lines
+    });
+    let stderr = collect(child.stderr.take());
+    let deadline = Instant::now() + patience;
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains(marker) {
+            break;
+        }
+    }
+    std::thread::sleep(delay);
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+    .kill()
 }
 
 /// Runs `command` to its end.

@@ -1,18 +1,23 @@
 //! The kill -9 crash test, shared by every backend that keeps data on disk.
 //!
 //! A child process (the test binary itself, re-run on one test with an environment
-//! variable set) stores transaction after transaction in a loop and reports each commit
-//! on stdout. The parent kills it with SIGKILL at random moments, many times. After each
+//! variable set) restores what the last one left, prints `ready`, then stores
+//! transaction after transaction in a loop and reports each commit on stdout. The parent
+//! kills it with SIGKILL a random 0–300 ms after `ready` (so the kills land in stores,
+//! however slow the start-up), many times. After each
 //! kill the parent reopens the storage and checks what a user relies on:
 //! - the storage opens;
 //! - the head names a complete commit: a full restore fetches every node and verifies
-//!   every hash;
+//!   every hash, and [`verify()`](datoms_storage::verify()) passes (every node, large
+//!   value and the tx log read and checked);
 //! - the restored db equals one the child stored: its root addresses are those of the
 //!   deterministic history at that transaction count, which is at least the last one the
 //!   child reported (a store the child finished is never lost).
 //!
 //! The next child continues from whatever head the previous one left, so the kills land
 //! in every phase of a store: node writes, the commit write, the head CAS.
+//!
+//! Kills: [`KILLS_VAR`] (default [`DEFAULT_KILLS`], CI size; 1000 for a storm).
 //!
 //! Use it with [`crate::crash_test!`]:
 //! ```ignore
@@ -27,13 +32,19 @@ use std::time::Duration;
 
 use datoms_core::restore::Mode;
 use datoms_core::{AttributeSchema, Db, Schema, ValueType, TX0};
-use datoms_storage::{restore_commit, restore_from, store, Storage};
+use datoms_storage::{restore_commit, restore_from, store, verify, Storage};
 
 use crate::child;
 
 /// The environment variable that puts the test binary in child mode; its value is the
 /// storage directory.
 pub const CHILD_ENV: &str = "DATOMS_CRASH_CHILD";
+
+/// The environment variable giving the number of kills.
+pub const KILLS_VAR: &str = "DATOMS_CRASH_KILLS";
+
+/// Kills at CI size.
+pub const DEFAULT_KILLS: usize = 30;
 
 /// The head the crash test stores under.
 pub const HEAD: &str = "crash";
@@ -117,6 +128,7 @@ pub fn child_main(open: impl Fn(&Path) -> Arc<dyn Storage>) {
             }
             None => Db::new(schema()),
         };
+        println!("ready");
         loop {
             let n = db.max_tx() - TX0 + 1;
             let next = db
@@ -143,6 +155,11 @@ pub struct CrashReport {
     pub kills: usize,
     /// Transactions in the db after the last kill.
     pub final_txs: u64,
+    /// Kills after which the head had moved since the previous kill (a store finished).
+    pub heads_moved: usize,
+    /// Kills that left the head where the previous kill did: the child died before its
+    /// first store landed (restoring, or in the middle of a store).
+    pub heads_kept: usize,
 }
 
 /// Parent mode: runs the child (this test binary, running only the ignored test
@@ -164,11 +181,16 @@ pub fn run_parent(
     let mut expected: Vec<[datoms_core::Address; 3]> = vec![Db::new(schema()).root_addresses()];
     let mut expected_db = Db::new(schema());
     let mut last_reported = 0u64;
+    let mut last_head = None;
     let mut report = CrashReport::default();
     for round in 0..kills {
-        // Early kills land in the first stores; later ones anywhere.
-        let delay = Duration::from_millis(30 + child::xorshift(&mut rng) % 400);
-        let out = child::kill_after(child::command(child_test, CHILD_ENV, dir), delay);
+        let delay = Duration::from_millis(child::xorshift(&mut rng) % 300);
+        let out = child::kill_after_marker(
+            child::command(child_test, CHILD_ENV, dir),
+            "ready",
+            delay,
+            Duration::from_secs(120),
+        );
         let reported = out
             .reports("stored ")
             .filter_map(|n| n.parse::<u64>().ok())
@@ -185,8 +207,8 @@ pub fn run_parent(
         let restored = runtime.block_on(async {
             match storage.get_head(HEAD).await.expect("reading the head") {
                 None => None,
-                Some(head) => Some(
-                    restore_commit(&*storage, head.commit, None, Mode::Eager)
+                Some(head) => {
+                    let db = restore_commit(&*storage, head.commit, None, Mode::Eager)
                         .await
                         .unwrap_or_else(|e| {
                             panic!(
@@ -194,15 +216,31 @@ pub fn run_parent(
                                 head.commit
                             )
                         })
-                        .db,
-                ),
+                        .db;
+                    let verified = verify(&*storage, HEAD)
+                        .await
+                        .unwrap_or_else(|e| panic!("round {round}: verify fails: {e}"));
+                    assert_eq!(
+                        (verified.commit, verified.datoms),
+                        (head.commit, db.len()),
+                        "round {round}: verify read another head"
+                    );
+                    Some((head.commit, db))
+                }
             }
         });
         drop(storage);
-        let Some(db) = restored else {
+        let Some((commit, db)) = restored else {
             assert_eq!(last_reported, 0, "round {round}: a reported store was lost");
+            report.heads_kept += 1;
             continue;
         };
+        if last_head == Some(commit) {
+            report.heads_kept += 1;
+        } else {
+            report.heads_moved += 1;
+        }
+        last_head = Some(commit);
         let n = db.max_tx() - TX0;
         assert!(
             n >= last_reported,
@@ -223,6 +261,9 @@ pub fn run_parent(
         );
         report.kills += 1;
         report.final_txs = n;
+        if report.kills % 100 == 0 {
+            eprintln!("after {round} rounds: {report:?}");
+        }
     }
     report
 }
@@ -230,7 +271,8 @@ pub fn run_parent(
 /// Generates the crash test for a backend: a child-mode test and the parent test that
 /// kills it at random moments (see [`crate::crash`]). `$open` is an expression of type
 /// `Fn(&Path) -> Arc<dyn Storage>` that opens the storage kept in a directory. The number
-/// of kills comes from `DATOMS_CRASH_KILLS` (default 12).
+/// of kills comes from [`crash::KILLS_VAR`](crate::crash::KILLS_VAR) (default
+/// [`crash::DEFAULT_KILLS`](crate::crash::DEFAULT_KILLS)).
 #[macro_export]
 macro_rules! crash_test {
     ($open:expr) => {
@@ -243,10 +285,10 @@ macro_rules! crash_test {
         #[test]
         fn kill_9_at_random_moments_leaves_a_complete_head_equal_to_a_stored_db() {
             let dir = $crate::tempdir().expect("a temp dir");
-            let kills = std::env::var("DATOMS_CRASH_KILLS")
+            let kills = std::env::var($crate::crash::KILLS_VAR)
                 .ok()
                 .and_then(|k| k.parse().ok())
-                .unwrap_or(12);
+                .unwrap_or($crate::crash::DEFAULT_KILLS);
             let report = $crate::crash::run_parent(
                 "crash_child",
                 dir.path(),
@@ -254,6 +296,7 @@ macro_rules! crash_test {
                 0x5eed_0f_c0ffee,
                 $open,
             );
+            eprintln!("{report:?}");
             assert!(report.kills > 0, "no kill left a head to check: {report:?}");
             assert!(report.final_txs > 0, "no store ever completed: {report:?}");
         }

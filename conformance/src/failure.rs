@@ -77,6 +77,12 @@ impl From<tokio::task::JoinError> for Failure {
     }
 }
 
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::new(format_args!("unexpected I/O error: {e}"))
+    }
+}
+
 /// Adds context to the error of a `Result`.
 pub trait Context<T> {
     /// Converts the error to a [`Failure`] that says `what` was being done.

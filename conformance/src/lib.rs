@@ -44,15 +44,17 @@
 //! restart), [`cases::replicate`] checks that a head copied to another storage restores
 //! to the same roots, idempotently and resumably, [`cases::merge`] that a two-parent
 //! merge commit stores, restores, syncs and survives a reopen, [`cases::large_values`]
-//! that large values are stored once and fetched once, and [`cases::gc`] that garbage
+//! that large values are stored once and fetched once, [`cases::gc`] that garbage
 //! collection deletes only what no retained commit reaches, also while writers and
-//! readers work; [`CASES`] lists them all. Each case is a plain
+//! readers work, and [`cases::soak`] runs a long random history of stores, restores,
+//! syncs and peer pushes under random faults; [`CASES`] lists them all. Each case is a plain
 //! `pub async fn case(factory: &impl Factory) -> Result<(), Failure>`, so a backend's own
 //! tests may also call one directly. A case never panics: it returns a [`Failure`] that
 //! says what did not hold and where (the step, the seed).
 //!
 //! The kill -9 crash test for backends that keep data on disk lives in [`crash`], with
-//! its own macro, [`crash_test!`].
+//! its own macro, [`crash_test!`]; the torn-file tests (flipped bytes, truncated files,
+//! copies taken mid-write) in [`torn`], with [`torn_files_test!`].
 //!
 //! # Settings
 //!
@@ -85,6 +87,7 @@ pub mod peer_processes;
 pub mod processes;
 pub mod settings;
 mod support;
+pub mod torn;
 
 pub use factory::Factory;
 pub use failure::{Context, Failure};
@@ -193,6 +196,7 @@ macro_rules! __with_cases {
             gc::gc_dry_run_deletes_nothing,
             gc::gc_keeps_unreachable_blobs_younger_than_the_grace_period,
             gc::gc_concurrent_with_stores_and_restores_never_breaks_a_retained_commit,
+            soak::a_long_history_under_random_faults_gives_right_answers_or_typed_errors,
         }
     };
 }
@@ -245,6 +249,7 @@ mod tests {
             ("replicate", include_str!("cases/replicate.rs")),
             ("merge", include_str!("cases/merge.rs")),
             ("gc", include_str!("cases/gc.rs")),
+            ("soak", include_str!("cases/soak.rs")),
         ] {
             for line in source.lines() {
                 if let Some(rest) = line.strip_prefix("pub async fn ") {

@@ -17,6 +17,7 @@
 //! - the restarted child's local db holds every acknowledged transaction exactly once:
 //!   the next id is past every `acked` printed, and the counter equals it;
 //! - the head's commits hold transactions `0, 1, 2, …` in order, each once;
+//! - the head names a complete commit: [`verify()`](datoms_storage::verify()) passes;
 //!
 //! and at the end it lands what is pending in-process and checks the head against a serial
 //! replay ([`crate::exactly_once::check`]).
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use datoms_core::tx::TxOp;
 use datoms_core::{Address, Commit, Schema, TxId, Value};
-use datoms_storage::{Outbox, Peer, PeerOptions, Storage};
+use datoms_storage::{verify, Outbox, Peer, PeerOptions, Storage};
 
 use crate::child;
 use crate::exactly_once::{self, Ledger};
@@ -199,6 +200,8 @@ pub struct PeerCrashReport {
     pub acknowledged: u64,
     /// Transactions on the head at the end.
     pub landed: u64,
+    /// Kills after which the head had moved and was verified complete.
+    pub heads_verified: usize,
 }
 
 /// The commits from `head` back to `known` (excluded), newest first.
@@ -245,8 +248,15 @@ pub fn run_parent(
     let mut landed: Vec<u64> = Vec::new();
     let mut known: Option<Address> = None;
     for round in 0..kills {
-        let delay = Duration::from_millis(40 + child::xorshift(&mut rng) % 260);
-        let out = child::kill_after(child::command(child_test, CHILD_ENV, dir), delay);
+        // After the restart's report, so the kills land in transactions and pushes
+        // however slow the start-up.
+        let delay = Duration::from_millis(child::xorshift(&mut rng) % 260);
+        let out = child::kill_after_marker(
+            child::command(child_test, CHILD_ENV, dir),
+            "opened ",
+            delay,
+            Duration::from_secs(120),
+        );
         if let Some(e) = out.failure(CHILD_FAILED) {
             panic!(
                 "round {round}: the child failed on its own ({}): {e}",
@@ -297,6 +307,16 @@ pub fn run_parent(
         let commits = runtime
             .block_on(new_commits(&*storage, head, known))
             .unwrap_or_else(|e| panic!("round {round}: reading the new commits: {e}"));
+        if let Some(head) = head.filter(|h| Some(*h) != known) {
+            let verified = runtime
+                .block_on(verify(&*storage, HEAD))
+                .unwrap_or_else(|e| panic!("round {round}: verify of head {head} fails: {e}"));
+            assert_eq!(
+                verified.commit, head,
+                "round {round}: verify read another head"
+            );
+            report.heads_verified += 1;
+        }
         drop(storage);
         for c in commits.iter().rev() {
             let entries = c
@@ -316,6 +336,9 @@ pub fn run_parent(
         }
         known = head;
         report.kills += 1;
+        if report.kills % 100 == 0 {
+            eprintln!("after {round} rounds: {report:?}");
+        }
     }
 
     // Land what is pending, in this process, and check the whole head.

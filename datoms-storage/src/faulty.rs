@@ -4,8 +4,10 @@
 //! Faults: per-request latency (to act like S3), a countdown after which requests fail,
 //! a put that writes half its blobs and then fails (a torn batch), a CAS that fails
 //! before it reaches the backend (a crash between node writes and the head move), a CAS
-//! whose reply is lost after the head moved, random transient failures, and corrupted
-//! bytes on read. Counters: requests by kind, blobs and bytes moved.
+//! whose reply is lost after the head moved, random transient failures, random latency
+//! spikes, and corrupted or truncated bytes on read (of chosen addresses, of every read,
+//! or of random reads). Counters: requests by kind, blobs and bytes moved, and faults
+//! injected by kind ([`FaultyStorage::injected`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -47,6 +49,71 @@ pub struct Faults {
     transient_per_million: AtomicU64,
     corrupt: Mutex<HashSet<Address>>,
     corrupt_all: AtomicBool,
+    /// Per million blob reads that come back with one bit flipped.
+    corrupt_per_million: AtomicU64,
+    /// Per million blob reads that come back cut short.
+    truncate_per_million: AtomicU64,
+    /// Per million requests that sleep `spike_micros` first.
+    spike_per_million: AtomicU64,
+    spike_micros: AtomicU64,
+    injected: Injected,
+}
+
+/// How many faults of each kind a [`FaultyStorage`] has injected since its creation:
+/// what a soak run survived.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InjectedFaults {
+    /// Requests failed with [`StorageError::Transient`] before reaching the backend.
+    pub transient: u64,
+    /// CAS replies lost after the head moved (armed or random).
+    pub lost_cas_replies: u64,
+    /// CAS requests failed before reaching the backend ([`Faults::fail_next_cas`]).
+    pub failed_cas: u64,
+    /// Requests failed by an armed countdown ([`Faults::fail_after`]).
+    pub failed_requests: u64,
+    /// Puts that wrote part of their blobs and failed ([`Faults::tear_next_put`]).
+    pub torn_puts: u64,
+    /// Blob reads returned with a bit flipped.
+    pub corrupt_reads: u64,
+    /// Blob reads returned cut short.
+    pub truncated_reads: u64,
+    /// Requests delayed by a latency spike ([`Faults::set_latency_spikes`]).
+    pub latency_spikes: u64,
+}
+
+impl InjectedFaults {
+    /// Every fault of every kind.
+    pub fn total(&self) -> u64 {
+        self.transient
+            + self.lost_cas_replies
+            + self.failed_cas
+            + self.failed_requests
+            + self.torn_puts
+            + self.corrupt_reads
+            + self.truncated_reads
+            + self.latency_spikes
+    }
+}
+
+#[derive(Debug, Default)]
+struct Injected {
+    transient: AtomicU64,
+    lost_cas_replies: AtomicU64,
+    failed_cas: AtomicU64,
+    failed_requests: AtomicU64,
+    torn_puts: AtomicU64,
+    corrupt_reads: AtomicU64,
+    truncated_reads: AtomicU64,
+    latency_spikes: AtomicU64,
+}
+
+/// What a read fault does to a blob's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Damage {
+    /// One bit flipped in the middle.
+    Flip,
+    /// Cut to its first half.
+    Truncate,
 }
 
 impl Faults {
@@ -102,7 +169,31 @@ impl Faults {
         self.corrupt_all.store(on, Ordering::SeqCst);
     }
 
-    /// Clears every fault but the latency.
+    /// Each blob read comes back with one bit flipped with this probability (per
+    /// million); `0` turns it off.
+    pub fn set_corrupt_reads(&self, per_million: u64) {
+        self.corrupt_per_million
+            .store(per_million.min(1_000_000), Ordering::SeqCst);
+    }
+
+    /// Each blob read comes back cut to its first half with this probability (per
+    /// million), as a read of a partly written file or an interrupted transfer would;
+    /// `0` turns it off.
+    pub fn set_truncated_reads(&self, per_million: u64) {
+        self.truncate_per_million
+            .store(per_million.min(1_000_000), Ordering::SeqCst);
+    }
+
+    /// Each request first sleeps `spike` (on top of [`Faults::set_latency`]) with this
+    /// probability (per million): the tail latency of a remote store. `0` turns it off.
+    pub fn set_latency_spikes(&self, per_million: u64, spike: Duration) {
+        self.spike_micros
+            .store(spike.as_micros() as u64, Ordering::SeqCst);
+        self.spike_per_million
+            .store(per_million.min(1_000_000), Ordering::SeqCst);
+    }
+
+    /// Clears every fault but the latency (spikes included).
     pub fn heal(&self) {
         self.countdown.store(-1, Ordering::SeqCst);
         self.torn_put.store(false, Ordering::SeqCst);
@@ -110,15 +201,25 @@ impl Faults {
         self.lose_next_cas_reply.store(false, Ordering::SeqCst);
         self.transient_per_million.store(0, Ordering::SeqCst);
         self.corrupt_all.store(false, Ordering::SeqCst);
+        self.corrupt_per_million.store(0, Ordering::SeqCst);
+        self.truncate_per_million.store(0, Ordering::SeqCst);
+        self.spike_per_million.store(0, Ordering::SeqCst);
         if let Ok(mut c) = self.corrupt.lock() {
             c.clear();
         }
     }
 
-    /// A random transient failure, as [`Faults::set_transient_failures`] asks.
-    fn transient(&self) -> Result<(), StorageError> {
+    /// Whether a random transient failure strikes now, as
+    /// [`Faults::set_transient_failures`] asks.
+    fn transient_strikes(&self) -> bool {
         let p = self.transient_per_million.load(Ordering::Relaxed);
-        if p > 0 && fastrand::u64(0..1_000_000) < p {
+        p > 0 && fastrand::u64(0..1_000_000) < p
+    }
+
+    /// A random transient failure before a request reaches the backend.
+    fn transient(&self) -> Result<(), StorageError> {
+        if self.transient_strikes() {
+            add(&self.injected.transient, 1);
             return Err(StorageError::Transient {
                 reason: "injected transient failure".into(),
             });
@@ -137,6 +238,7 @@ impl Faults {
             return Ok(());
         }
         if left == 0 {
+            add(&self.injected.failed_requests, 1);
             return Err(StorageError::backend(format!(
                 "injected failure on {kind:?}"
             )));
@@ -145,9 +247,39 @@ impl Faults {
         Ok(())
     }
 
-    fn should_corrupt(&self, a: &Address) -> bool {
-        self.corrupt_all.load(Ordering::SeqCst)
+    /// The damage a read of `a` gets, if any: a flip for the addresses and modes that ask
+    /// for one, else a random flip or cut at their rates.
+    fn damage(&self, a: &Address) -> Option<Damage> {
+        let chance = |x: &AtomicU64| {
+            let p = x.load(Ordering::Relaxed);
+            p > 0 && fastrand::u64(0..1_000_000) < p
+        };
+        if self.corrupt_all.load(Ordering::SeqCst)
             || self.corrupt.lock().map(|c| c.contains(a)).unwrap_or(false)
+            || chance(&self.corrupt_per_million)
+        {
+            add(&self.injected.corrupt_reads, 1);
+            Some(Damage::Flip)
+        } else if chance(&self.truncate_per_million) {
+            add(&self.injected.truncated_reads, 1);
+            Some(Damage::Truncate)
+        } else {
+            None
+        }
+    }
+}
+
+impl Damage {
+    fn apply(self, bytes: &Bytes) -> Bytes {
+        match self {
+            Damage::Flip => {
+                let mut v = bytes.to_vec();
+                let mid = v.len() / 2;
+                v[mid] ^= 0x01;
+                Bytes::from(v)
+            }
+            Damage::Truncate => bytes.slice(..bytes.len() / 2),
+        }
     }
 }
 
@@ -241,6 +373,23 @@ impl<S: Storage> FaultyStorage<S> {
         }
     }
 
+    /// The faults injected since creation, by kind (not zeroed by
+    /// [`FaultyStorage::reset_counters`]).
+    pub fn injected(&self) -> InjectedFaults {
+        let i = &self.faults.injected;
+        let l = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        InjectedFaults {
+            transient: l(&i.transient),
+            lost_cas_replies: l(&i.lost_cas_replies),
+            failed_cas: l(&i.failed_cas),
+            failed_requests: l(&i.failed_requests),
+            torn_puts: l(&i.torn_puts),
+            corrupt_reads: l(&i.corrupt_reads),
+            truncated_reads: l(&i.truncated_reads),
+            latency_spikes: l(&i.latency_spikes),
+        }
+    }
+
     /// Zeroes the counters.
     pub fn reset_counters(&self) {
         let c = &self.counters;
@@ -264,6 +413,12 @@ impl<S: Storage> FaultyStorage<S> {
         if micros > 0 {
             tokio::time::sleep(Duration::from_micros(micros)).await;
         }
+        let p = self.faults.spike_per_million.load(Ordering::Relaxed);
+        if p > 0 && fastrand::u64(0..1_000_000) < p {
+            add(&self.faults.injected.latency_spikes, 1);
+            let spike = self.faults.spike_micros.load(Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_micros(spike)).await;
+        }
     }
 }
 
@@ -282,11 +437,11 @@ impl<S: Storage> Storage for FaultyStorage<S> {
             if let Some(bytes) = b {
                 add(&self.counters.blobs_read, 1);
                 add(&self.counters.bytes_read, bytes.len() as u64);
-                if self.faults.should_corrupt(a) && !bytes.is_empty() {
-                    let mut v = bytes.to_vec();
-                    let mid = v.len() / 2;
-                    v[mid] ^= 0x01;
-                    *bytes = Bytes::from(v);
+                if bytes.is_empty() {
+                    continue;
+                }
+                if let Some(damage) = self.faults.damage(a) {
+                    *bytes = damage.apply(bytes);
                 }
             }
         }
@@ -310,6 +465,7 @@ impl<S: Storage> Storage for FaultyStorage<S> {
             part.iter().map(|(_, b)| b.len() as u64).sum(),
         );
         if torn {
+            add(&self.faults.injected.torn_puts, 1);
             return Err(StorageError::backend("injected torn put"));
         }
         Ok(())
@@ -346,6 +502,7 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.delay().await;
         self.faults.tick(FailOn::Cas)?;
         if self.faults.fail_next_cas.swap(false, Ordering::SeqCst) {
+            add(&self.faults.injected.failed_cas, 1);
             return Err(StorageError::backend("injected failure before head CAS"));
         }
         let version = self.inner.cas_head(name, expected, new).await?;
@@ -353,8 +510,9 @@ impl<S: Storage> Storage for FaultyStorage<S> {
             .faults
             .lose_next_cas_reply
             .swap(false, Ordering::SeqCst)
-            || self.faults.transient().is_err()
+            || self.faults.transient_strikes()
         {
+            add(&self.faults.injected.lost_cas_replies, 1);
             return Err(StorageError::Transient {
                 reason: "injected loss of the CAS reply (the head moved)".into(),
             });

@@ -51,7 +51,7 @@ pub use as_of::{as_of, since, AsOf, At};
 pub use bundle::{BundleLimits, BundleMaker};
 pub use cache::NodeCache;
 pub use error::StorageError;
-pub use faulty::{FailOn, Faults, FaultyStorage, IoCounters};
+pub use faulty::{FailOn, Faults, FaultyStorage, InjectedFaults, IoCounters};
 pub use follow::{FollowOptions, Follower, HeadWatch, Update};
 pub use gc::{gc, gc_with, GcOptions, GcPhase, GcProgress, GcReport, Retention};
 pub use history::{history, history_of_commit, HeadHistory};

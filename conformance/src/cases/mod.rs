@@ -13,5 +13,6 @@ pub mod merge;
 pub mod peers;
 pub mod replicate;
 pub mod runtimes;
+pub mod soak;
 pub mod storages;
 pub mod sync_policy;

@@ -121,7 +121,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     })
     .await;
     bar.finish_and_clear();
-    let totals = totals?;
+    let totals = totals?.sound()?;
     let indexes: Vec<Index> = IndexKind::ALL
         .iter()
         .map(|k| summarize(*k, datoms[slot(*k)], &sizes[slot(*k)]))

@@ -19,8 +19,9 @@ use super::{CliError, DbArgs};
 /// Arguments of `datoms verify`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exits with status 1 and names the first corrupt or missing node \
-(its full address, index, level and parent) when the check fails. Then checks the \
+    after_help = "Exits with status 1 when the check fails, naming every corrupt, missing \
+or misplaced node (its full address, index, level and parent; the nodes below a damaged \
+one cannot be reached, so they are not named) and ending with the first. Then checks the \
 head's datoms against its schema and id counters and lists every violation (status 1). \
 A ref to an entity that holds no datom is a warning (a transaction can leave one \
 behind); --strict makes it a violation too."
@@ -73,10 +74,43 @@ struct Report {
     seconds: f64,
 }
 
+/// Lists every damaged node the walk found (text output; JSON carries the error alone)
+/// and gives the first as the command's error, with the count.
+///
+/// # Errors
+/// Writing the list.
+fn damaged(
+    name: &str,
+    head: &datoms::Address,
+    mut faults: Vec<CliError>,
+    ctx: &Ctx,
+) -> Result<CliError, CliError> {
+    let n = faults.len();
+    if !ctx.json {
+        let mut text = format!(
+            "FAILED: head {name} at commit {}: {} damaged node{}\n",
+            short(head),
+            thousands(n as u64),
+            if n == 1 { "" } else { "s" }
+        );
+        for f in &faults {
+            text.push_str(&format!("  damaged: {f}\n"));
+        }
+        ctx.print(&text)?;
+    }
+    let first = faults.swap_remove(0);
+    Ok(if n == 1 {
+        first
+    } else {
+        first.at(format!("the first of {n} damaged nodes"))
+    })
+}
+
 /// Runs `datoms verify`.
 ///
 /// # Errors
-/// The first corrupt, missing or misplaced node or commit, named by address.
+/// The first corrupt, missing or misplaced node or commit, named by address (after every
+/// damaged node is listed).
 pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     let started = Instant::now();
     let opened = Opened::open(&args.db, Create::No, ctx).await?;
@@ -114,6 +148,9 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
     .await;
     bar.finish_and_clear();
     let totals = totals?;
+    if !totals.faults.is_empty() {
+        return Err(damaged(&opened.head, &head, totals.faults, ctx)?);
+    }
 
     // The head's datoms against its schema and counters.
     let spinner = ctx.spinner("checking the schema");

@@ -1,6 +1,9 @@
 //! A level-by-level walk over every node of one or more index trees: one batched request
 //! per level (of all trees at once), each node decoded — which checks its hash — and
-//! checked against its parent's entry. `verify` and `stats` are both this walk.
+//! checked against its parent's entry. `verify` and `stats` are both this walk. A node
+//! that is missing, corrupt or misplaced does not stop it: it is recorded (with how it
+//! was reached) and the walk goes on with every other node, so one pass finds every
+//! damaged node whose parent is sound.
 
 use std::collections::HashSet;
 
@@ -25,7 +28,7 @@ pub struct Visit<'a> {
 }
 
 /// What the walk did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct WalkTotals {
     /// Nodes fetched and checked.
     pub nodes: u64,
@@ -33,6 +36,24 @@ pub struct WalkTotals {
     pub bytes: u64,
     /// Batched requests issued (one per level).
     pub round_trips: u64,
+    /// Every node found missing, corrupt or misplaced, as [`CliError::Verify`] naming its
+    /// address and how it was reached, in walk order. Below such a node nothing can be
+    /// reached, so its subtree is not walked.
+    pub faults: Vec<CliError>,
+}
+
+impl WalkTotals {
+    /// `Ok` if the walk found no damaged node, else the first one found.
+    ///
+    /// # Errors
+    /// The first fault.
+    pub fn sound(mut self) -> Result<WalkTotals, CliError> {
+        if self.faults.is_empty() {
+            Ok(self)
+        } else {
+            Err(self.faults.swap_remove(0))
+        }
+    }
 }
 
 /// What a parent says about a child: the walk checks the child agrees.
@@ -53,11 +74,11 @@ struct Want {
 }
 
 /// Walks the trees rooted at `roots` (`(index, root address, commit)`), calling `visit`
-/// on each distinct node once. The bar's length grows as each level is discovered.
+/// on each distinct sound node once. The bar's length grows as each level is discovered.
+/// Damaged nodes are collected in [`WalkTotals::faults`].
 ///
 /// # Errors
-/// The first missing, corrupt or misplaced node, as [`CliError::Verify`] naming its
-/// address and how it was reached.
+/// A request to the storage that fails (after retries).
 pub async fn walk(
     storage: &dyn Storage,
     roots: &[(IndexKind, Address, Address)],
@@ -89,22 +110,36 @@ pub async fn walk(
         let mut next = Vec::new();
         for (want, blob) in level.iter().zip(blobs) {
             let context = || describe(want);
-            let bytes = blob
-                .ok_or(StorageError::NotFound {
+            let Some(bytes) = blob else {
+                let missing = StorageError::NotFound {
                     address: want.address,
-                })
-                .map_err(|e| CliError::from(e).at(context()))?;
+                };
+                totals.faults.push(CliError::from(missing).at(context()));
+                continue;
+            };
             // Large values the node references are read and checked with it, and kept
             // a while so the other indexes' nodes that reference them do not read them
             // again.
-            let (node, large) =
-                decode_fetching(storage, || Node::decode(want.address, &bytes, want.index))
-                    .await
-                    .map_err(|e| CliError::from(e).at(context()))?;
+            let decoded =
+                decode_fetching(storage, || Node::decode(want.address, &bytes, want.index)).await;
+            let (node, large) = match decoded {
+                Ok(decoded) => decoded,
+                // A storage that fails (not a node that is bad) ends the walk.
+                Err(e @ (StorageError::Transient { .. } | StorageError::Backend { .. })) => {
+                    return Err(CliError::from(e).at(context()))
+                }
+                Err(e) => {
+                    totals.faults.push(CliError::from(e).at(context()));
+                    continue;
+                }
+            };
             totals.bytes += large.bytes;
             recent.keep(large.values);
             if let Some(expect) = &want.expect {
-                check_child(want.address, &node, expect).map_err(|e| e.at(context()))?;
+                if let Err(e) = check_child(want.address, &node, expect) {
+                    totals.faults.push(e.at(context()));
+                    continue;
+                }
             }
             totals.nodes += 1;
             totals.bytes += bytes.len() as u64;

@@ -79,6 +79,11 @@ impl Server {
         })
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client of this server with the token.
     ///
     /// # Errors

@@ -1,0 +1,6 @@
+//! Torn redb files: flipped bytes, truncated files and copies taken while a writer
+//! stores read as a stored db or fail with a typed error (see `conformance::torn`).
+
+use backend_redb::RedbStorage;
+
+conformance::torn_files_test!(|dir: &std::path::Path| RedbStorage::open(dir.join("db.redb")));
