@@ -22,6 +22,7 @@ pub mod error;
 pub mod filter;
 mod held;
 pub mod large;
+pub mod live;
 pub mod pull;
 pub mod query;
 pub mod restore;
