@@ -134,14 +134,21 @@ impl QueryState {
     /// Analyses and evaluates `text` on `db`.
     pub fn new(db: &Db, text: &str, given: Vec<LiveInput>) -> Result<QueryState, Error> {
         let query = Query::parse(text)?;
-        let rules: Vec<&str> = given
+        let mut analysis = analyze(text, &[])?;
+        // Rules come as `%` inputs (rules or EDN text): their patterns' attributes
+        // count for a re-evaluated query.
+        let rules: Vec<&str> = analysis
+            .ins
             .iter()
-            .filter_map(|i| match i {
-                LiveInput::Rules(r) => Some(r.as_str()),
+            .zip(&given)
+            .filter_map(|(item, input)| match (item, input) {
+                (InItem::Rules, LiveInput::Rules(r) | LiveInput::Edn(r)) => Some(r.as_str()),
                 _ => None,
             })
             .collect();
-        let analysis = analyze(text, &rules)?;
+        if !rules.is_empty() {
+            analysis = analyze(text, &rules)?;
+        }
         let mut state = QueryState {
             analysis,
             query,
