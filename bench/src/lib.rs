@@ -28,6 +28,7 @@ pub mod error;
 pub mod follow;
 pub mod http;
 pub mod large_values;
+pub mod live;
 pub mod measure;
 pub mod peer;
 pub mod report;

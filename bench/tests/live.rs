@@ -42,12 +42,33 @@ fn inputs(q: &QueryCheck) -> Vec<LiveInput> {
     out
 }
 
-/// The queries of a few cases, and the transactions of them all.
+/// Queries whose patterns the interest index narrows to a few entities, from a
+/// constant through unique attributes and refs (forward and back), with an input.
+const NARROWED: [(&str, &str); 9] = [
+    ("[:find ?fn :where [?e :person/name \"Ann\"] [?e :person/friend ?f] [?f :person/name ?fn]]", ""),
+    ("[:find ?x :where [?e :person/name \"Bob\"] [?e :person/friend ?f] [?f :person/friend ?g] [?g :person/nick ?x]]", ""),
+    ("[:find ?e ?n :where [?f :person/name \"Cid\"] [?e :person/friend ?f] [?e :person/nick ?n]]", ""),
+    ("[:find ?f ?a :where [3 :person/friend ?f] [?f :person/age ?a]]", ""),
+    ("[:find ?t :where [?e :person/name \"Dee\"] [?e :person/pet ?p] [?p :pet/toy ?y] [?y :toy/name ?t]]", ""),
+    ("[:find ?a :where [?e :person/email \"a@x.org\"] [?e :person/age ?a]]", ""),
+    ("[:find ?fn :in $ ?n :where [?e :person/name ?n] [?e :person/friend ?f] [?f :person/name ?fn]]", "\"Eve\""),
+    ("[:find ?b ?bn :where [?e :person/name \"Fay\"] [?e :person/boss ?b] [?b :person/name ?bn]]", ""),
+    ("[:find ?e (count ?f) :where [?x :person/name \"Ann\"] [?e :person/friend ?x] [?e :person/friend ?f]]", ""),
+];
+
+/// The queries of a few cases plus [`NARROWED`], and the transactions of them all.
 fn stream(seed: u64) -> (String, Vec<String>, Vec<QueryCheck>) {
     let cases: Vec<Case> = (0..3).map(|k| generate(seed.wrapping_mul(3).wrapping_add(k))).collect();
     let schema = cases[0].schema.clone();
     let txs = cases.iter().flat_map(|c| c.txs.clone()).collect();
-    let queries = cases.iter().flat_map(|c| c.queries.clone()).collect();
+    let mut queries: Vec<QueryCheck> = cases.iter().flat_map(|c| c.queries.clone()).collect();
+    let template = queries[0].clone();
+    for (query, input) in NARROWED {
+        let mut q = template.clone();
+        q.query = query.into();
+        q.inputs = if input.is_empty() { vec![] } else { vec![input.into()] };
+        queries.push(q);
+    }
     (schema, txs, queries)
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::state::Interests;
 use crate::datom::Datom;
 use crate::value::{Eid, Keyword, Value};
 
@@ -59,6 +60,18 @@ impl InterestIndex {
                     self.add((id, WHOLE), Some(a.clone()), None, None);
                 }
             }
+        }
+    }
+
+    /// Registers a query's interests.
+    pub fn register(&mut self, id: u64, interests: Interests) {
+        match interests {
+            Interests::Patterns(ps) => {
+                for (p, attr, e, v) in ps {
+                    self.add((id, p), attr, e, v);
+                }
+            }
+            Interests::Whole(attrs) => self.add_attrs(id, attrs.as_ref()),
         }
     }
 

@@ -56,14 +56,14 @@ mod delta;
 mod index;
 mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use self::index::{InterestIndex, WHOLE};
-use self::state::{Interests, PatternDelta, QueryState, Touch, Work};
+use self::index::InterestIndex;
+use self::state::{QueryState, Work};
 use crate::address::Address;
 use crate::datom::{Datom, Tx};
 use crate::db::Db;
@@ -268,17 +268,11 @@ impl LiveSet {
             removed: Vec::new(),
         };
         let _ = send.send(Ok(first));
+        let interests = state.interests(db)?;
         let mut r = lock(&self.inner);
         r.next += 1;
         let id = r.next;
-        match state.interests(db) {
-            Interests::Patterns(ps) => {
-                for (p, (attr, e, v)) in ps.into_iter().enumerate() {
-                    r.index.add((id, p), attr, e, v);
-                }
-            }
-            Interests::Whole(attrs) => r.index.add_attrs(id, attrs.as_ref()),
-        }
+        r.index.register(id, interests);
         let incremental = state.reeval_reason().is_none();
         r.queries.insert(id, QueryEntry { state, send });
         Ok(Watch {
@@ -339,32 +333,29 @@ impl LiveSet {
         if r.queries.is_empty() && r.pulls.is_empty() {
             return stats;
         }
-        let mut touches: HashMap<u64, Touch> = HashMap::new();
-        for (list, is_added) in [(&added, true), (&retracted, false)] {
-            for d in list {
-                r.index.touched(d, &mut |(id, p)| {
-                    let t = touches.entry(id).or_default();
-                    if p == WHOLE {
-                        t.whole = true;
-                        return;
-                    }
-                    let delta: &mut PatternDelta = t.patterns.entry(p).or_default();
-                    let side = if is_added { &mut delta.added } else { &mut delta.retracted };
-                    // A datom matching two index entries of one pattern comes once.
-                    if side.last() != Some(d) {
-                        side.push(d.clone());
-                    }
-                });
-            }
+        let mut touched: HashSet<u64> = HashSet::new();
+        for d in added.iter().chain(&retracted) {
+            r.index.touched(d, &mut |(id, _)| {
+                touched.insert(id);
+            });
         }
-        stats.touched = touches.len();
+        stats.touched = touched.len();
         let basis = Basis::of(after);
         let registry = &mut *r;
-        for (id, touch) in touches {
+        for id in touched {
             if let Some(entry) = registry.queries.get_mut(&id) {
                 let mut work = Work::default();
                 let full = entry.state.stale;
-                match entry.state.update(before, after, &touch, &mut work) {
+                let touch = entry.state.route(&added, &retracted);
+                let result = entry.state.update(before, after, &touch, &mut work);
+                // What the query's narrowed patterns are indexed by may have changed.
+                let interests = entry.state.interests(after);
+                registry.index.remove(id);
+                match interests {
+                    Ok(i) => registry.index.register(id, i),
+                    Err(_) => registry.index.add_attrs(id, None),
+                }
+                match result {
                     Ok(diff) => {
                         if !diff.is_empty() || full {
                             stats.updates += 1;

@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::edn::Edn;
 use crate::error::Error;
 use crate::query::{Input, Query, QueryResult, QueryValue};
-use crate::value::{Keyword, Value};
+use crate::value::{Eid, Keyword, Value};
 
 /// A result row (one value per `:find` element).
 pub(crate) type Row = Vec<QueryValue>;
@@ -41,10 +41,8 @@ pub(crate) struct PatternDelta {
 /// What the index found a change touches of one query.
 #[derive(Debug, Default)]
 pub(crate) struct Touch {
-    /// Per pattern (incremental queries).
+    /// Per pattern (incremental queries; a re-evaluated query ignores it).
     pub patterns: BTreeMap<usize, PatternDelta>,
-    /// The whole query (re-evaluated queries).
-    pub whole: bool,
 }
 
 fn inputs<'a>(db: &'a Db, given: &'a [LiveInput]) -> Vec<Input<'a>> {
@@ -722,31 +720,177 @@ impl Incremental {
     }
 }
 
+/// The most entities a variable may be narrowed to for the index: beyond it, its
+/// patterns are indexed by attribute alone.
+const DETERMINED_MAX: usize = 64;
+
+/// A variable's possible entities on the current db, and the patterns (a bit each)
+/// that narrowing used.
+type Determined = Option<(BTreeSet<Eid>, u64)>;
+
+impl Incremental {
+    /// The entities each variable can take on `db`, where patterns narrow it from a
+    /// constant: a unique attribute's constant value (`[?x :name "Ann"]`), a ref
+    /// attribute followed forward from a narrowed entity (`[?a :friend ?x]`) or back
+    /// (`[?x :friend ?b]`). Any derivation on `db` binds a narrowed variable to one of
+    /// its entities.
+    fn determined(&self, db: &Db) -> Result<Vec<Determined>, Error> {
+        let conj = &self.conj;
+        let mut out: Vec<Determined> = vec![None; conj.vars.len()];
+        if conj.patterns.len() > 63 {
+            return Ok(out);
+        }
+        if let [seed] = self.seeds.as_slice() {
+            for (i, v) in seed.iter().enumerate() {
+                if let Some(QueryValue::Value(Value::Long(n))) = v {
+                    if let Ok(e) = u64::try_from(*n) {
+                        out[i] = Some((BTreeSet::from([e]), 0));
+                    }
+                }
+            }
+        }
+        let is_ref = |a: &Keyword| db.schema().get(a).is_some_and(|s| s.is_ref());
+        loop {
+            let mut changed = false;
+            for (pi, p) in conj.patterns.iter().enumerate() {
+                let bit = 1u64 << pi;
+                let super::analyze::ATerm::Const(a) = &p.a else {
+                    continue;
+                };
+                let e_known: Determined = match &p.e {
+                    super::analyze::ETerm::Const(e) => Some((BTreeSet::from([*e]), 0)),
+                    super::analyze::ETerm::Var(x) => out[*x].clone(),
+                };
+                match (&p.e, &p.v, &e_known) {
+                    // A unique attribute's constant value names at most one entity.
+                    (super::analyze::ETerm::Var(x), VTerm::Const(q), None)
+                        if db.schema().get(a).is_some_and(|s| s.unique.is_some()) =>
+                    {
+                        let Some(v) = index_value(db, a, q) else {
+                            continue;
+                        };
+                        let mut set = BTreeSet::new();
+                        for d in db.datoms(crate::datom::IndexKind::Avet, &[crate::datom::Component::A(a.clone()), crate::datom::Component::V(v)])? {
+                            set.insert(d?.e);
+                        }
+                        out[*x] = Some((set, bit));
+                        changed = true;
+                    }
+                    // Forward along a ref attribute.
+                    (_, VTerm::Var(y), Some((es, chain))) if out[*y].is_none() && is_ref(a) => {
+                        let mut set = BTreeSet::new();
+                        for e in es {
+                            for d in db.entity_attr(*e, a)? {
+                                if let Value::Ref(r) = d.v {
+                                    set.insert(r);
+                                }
+                            }
+                        }
+                        if set.len() <= DETERMINED_MAX {
+                            out[*y] = Some((set, chain | bit));
+                            changed = true;
+                        }
+                    }
+                    // Back along a ref attribute.
+                    (super::analyze::ETerm::Var(x), VTerm::Var(y), None) if is_ref(a) => {
+                        let Some((ys, chain)) = out[*y].clone() else {
+                            continue;
+                        };
+                        let mut set = BTreeSet::new();
+                        for y in ys {
+                            for d in db.datoms(crate::datom::IndexKind::Avet, &[crate::datom::Component::A(a.clone()), crate::datom::Component::V(Value::Ref(y))])? {
+                                set.insert(d?.e);
+                                if set.len() > DETERMINED_MAX {
+                                    break;
+                                }
+                            }
+                        }
+                        if set.len() <= DETERMINED_MAX {
+                            out[*x] = Some((set, chain | bit));
+                            changed = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !changed {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The changed datoms each pattern matches (by its constants).
+    fn route(&self, added: &[Datom], retracted: &[Datom]) -> BTreeMap<usize, PatternDelta> {
+        let mut out: BTreeMap<usize, PatternDelta> = BTreeMap::new();
+        let n = self.conj.vars.len();
+        for (p, pattern) in self.conj.patterns.iter().enumerate() {
+            for (datoms, is_added) in [(added, true), (retracted, false)] {
+                for d in datoms {
+                    let mut b = vec![None; n];
+                    if unify_datom(pattern, d, &mut b).is_some() {
+                        let delta = out.entry(p).or_default();
+                        if is_added {
+                            delta.added.push(d.clone());
+                        } else {
+                            delta.retracted.push(d.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 impl QueryState {
+    /// What a change touching this query touches of it: every pattern's matching
+    /// datoms (not only those the index routed: a change can widen what a narrowed
+    /// pattern is indexed by), or the whole query.
+    pub fn route(&self, added: &[Datom], retracted: &[Datom]) -> Touch {
+        match &self.kind {
+            Kind::Incremental(inc) if !self.stale => Touch {
+                patterns: inc.route(added, retracted),
+            },
+            _ => Touch::default(),
+        }
+    }
+
     /// The patterns of an incremental query, with their attribute (when constant) and
-    /// the entity and value the index can key them by.
-    pub fn interests(&self, db: &Db) -> Interests {
+    /// the entities and value the index can key them by; or the whole query's
+    /// attributes.
+    pub fn interests(&self, db: &Db) -> Result<Interests, Error> {
         match (&self.kind, &self.analysis.body) {
-            (Kind::Incremental(inc), Body::Incremental(conj)) => Interests::Patterns(
-                conj.patterns
-                    .iter()
-                    .enumerate()
-                    .map(|(p, pattern)| {
-                        let attr = match &pattern.a {
-                            super::analyze::ATerm::Const(a) => Some(a.clone()),
-                            super::analyze::ATerm::Var(_) => None,
-                        };
-                        let (e, v) = inc.pattern_consts(p);
-                        let v = match (&attr, v) {
-                            (Some(a), Some(q)) => index_value(db, a, q),
-                            _ => None,
-                        };
-                        (attr, e, v)
-                    })
-                    .collect(),
-            ),
-            (_, Body::Reeval { attrs, .. }) => Interests::Whole(attrs.clone()),
-            _ => Interests::Whole(None),
+            (Kind::Incremental(inc), Body::Incremental(conj)) if !self.stale => {
+                let determined = inc.determined(db)?;
+                let mut out = Vec::new();
+                for (p, pattern) in conj.patterns.iter().enumerate() {
+                    let attr = match &pattern.a {
+                        super::analyze::ATerm::Const(a) => Some(a.clone()),
+                        super::analyze::ATerm::Var(_) => None,
+                    };
+                    let (e, v) = inc.pattern_consts(p);
+                    let v = match (&attr, v) {
+                        (Some(a), Some(q)) => index_value(db, a, q),
+                        _ => None,
+                    };
+                    if e.is_none() && v.is_none() {
+                        if let super::analyze::ETerm::Var(x) = &pattern.e {
+                            if let Some((es, chain)) = &determined[*x] {
+                                if chain & (1u64 << p) == 0 {
+                                    // Only these entities can match; none: nothing
+                                    // can until a narrowing pattern changes.
+                                    out.extend(es.iter().map(|e| (p, attr.clone(), Some(*e), None)));
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                    out.push((p, attr, e, v));
+                }
+                Ok(Interests::Patterns(out))
+            }
+            (_, Body::Reeval { attrs, .. }) => Ok(Interests::Whole(attrs.clone())),
+            _ => Ok(Interests::Whole(None)),
         }
     }
 }
@@ -762,8 +906,9 @@ fn index_value(db: &Db, attr: &Keyword, q: &QueryValue) -> Option<Value> {
 
 /// What a query asks the interest index for.
 pub(crate) enum Interests {
-    /// Per pattern: attribute (`None`: any), constant entity, constant value.
-    Patterns(Vec<(Option<Keyword>, Option<u64>, Option<Value>)>),
+    /// Per pattern (a pattern may come several times): attribute (`None`: any),
+    /// entity, value.
+    Patterns(Vec<(usize, Option<Keyword>, Option<u64>, Option<Value>)>),
     /// The whole query, on these attributes (`None`: any).
     Whole(Option<BTreeSet<Keyword>>),
 }
