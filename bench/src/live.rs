@@ -153,7 +153,12 @@ fn name_of(db: &Db, e: u64) -> Result<String, BenchError> {
 }
 
 /// The query texts (and whether they take the rules), mixed as the module docs say.
-fn query_texts(db: &Db, n: usize, people: u64, rng: &mut SplitMix64) -> Result<Vec<(String, bool)>, BenchError> {
+fn query_texts(
+    db: &Db,
+    n: usize,
+    people: u64,
+    rng: &mut SplitMix64,
+) -> Result<Vec<(String, bool)>, BenchError> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let e = 1 + rng.below(people);
@@ -253,7 +258,11 @@ pub fn run_live(config: &LiveConfig) -> Result<LiveReport, BenchError> {
             kind: kind.into(),
             ..ChangeRow::default()
         };
-        let n = if kind.starts_with("one") { config.person_txs } else { config.follow_updates };
+        let n = if kind.starts_with("one") {
+            config.person_txs
+        } else {
+            config.follow_updates
+        };
         let (mut touched, mut reeval, mut inc, mut invalidated) = (0usize, 0usize, 0usize, 0usize);
         for k in 0..n {
             let (after, datoms) = if kind.starts_with("one") {
@@ -280,7 +289,10 @@ pub fn run_live(config: &LiveConfig) -> Result<LiveReport, BenchError> {
             row.rerun.micros.push(t.elapsed().as_secs_f64() * 1e6);
             let changed: BTreeSet<&Keyword> = datoms.iter().map(|d| &d.a).collect();
             let t = Instant::now();
-            for q in queries.iter().filter(|q| q.attrs.iter().any(|a| changed.contains(a))) {
+            for q in queries
+                .iter()
+                .filter(|q| q.attrs.iter().any(|a| changed.contains(a)))
+            {
                 run_query(q, &after)?;
                 invalidated += 1;
             }
@@ -312,7 +324,10 @@ impl LiveReport {
         if self.mismatches == 0 {
             Vec::new()
         } else {
-            vec![format!("{} live results differed from a fresh query", self.mismatches)]
+            vec![format!(
+                "{} live results differed from a fresh query",
+                self.mismatches
+            )]
         }
     }
 

@@ -58,7 +58,9 @@ const NARROWED: [(&str, &str); 9] = [
 
 /// The queries of a few cases plus [`NARROWED`], and the transactions of them all.
 fn stream(seed: u64) -> (String, Vec<String>, Vec<QueryCheck>) {
-    let cases: Vec<Case> = (0..3).map(|k| generate(seed.wrapping_mul(3).wrapping_add(k))).collect();
+    let cases: Vec<Case> = (0..3)
+        .map(|k| generate(seed.wrapping_mul(3).wrapping_add(k)))
+        .collect();
     let schema = cases[0].schema.clone();
     let txs = cases.iter().flat_map(|c| c.txs.clone()).collect();
     let mut queries: Vec<QueryCheck> = cases.iter().flat_map(|c| c.queries.clone()).collect();
@@ -66,13 +68,20 @@ fn stream(seed: u64) -> (String, Vec<String>, Vec<QueryCheck>) {
     for (query, input) in NARROWED {
         let mut q = template.clone();
         q.query = query.into();
-        q.inputs = if input.is_empty() { vec![] } else { vec![input.into()] };
+        q.inputs = if input.is_empty() {
+            vec![]
+        } else {
+            vec![input.into()]
+        };
         queries.push(q);
     }
     (schema, txs, queries)
 }
 
-fn start(watch: impl Fn(&str, Vec<LiveInput>) -> Option<Watch>, queries: &[QueryCheck]) -> Vec<Live> {
+fn start(
+    watch: impl Fn(&str, Vec<LiveInput>) -> Option<Watch>,
+    queries: &[QueryCheck],
+) -> Vec<Live> {
     queries
         .iter()
         .filter_map(|q| {
@@ -109,7 +118,11 @@ fn check(db: &Db, lives: &mut [Live], when: &str) -> Result<(), TestCaseError> {
             }
             for r in &u.removed {
                 let pos = live.rows.iter().position(|x| x == r);
-                prop_assert!(pos.is_some(), "{when}: {} removed {r:?}, not in the result", live.query);
+                prop_assert!(
+                    pos.is_some(),
+                    "{when}: {} removed {r:?}, not in the result",
+                    live.query
+                );
                 if let Some(p) = pos {
                     live.rows.remove(p);
                 }

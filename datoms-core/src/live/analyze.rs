@@ -219,7 +219,10 @@ fn find_elem(form: &Edn) -> Result<FindElem, Error> {
                 .last()
                 .and_then(var_of)
                 .ok_or_else(|| query_err(form, "an aggregate ends with a variable"))?;
-            let args = items[1..items.len() - 1].iter().filter_map(var_of).collect();
+            let args = items[1..items.len() - 1]
+                .iter()
+                .filter_map(var_of)
+                .collect();
             Ok(FindElem {
                 var,
                 agg: Some(args),
@@ -471,7 +474,8 @@ fn conjunctive(analysis: &Analysis, wheres: &[Edn]) -> Result<Conj, String> {
             if let Some(src) = args.iter().find(|a| a.starts_with('$')) {
                 return Err(format!("`{clause}` reads source {src}"));
             }
-            if matches!(call.first(), Some(Edn::Symbol(s)) if s == "rand" || s == "rand-int" || s == "sample") {
+            if matches!(call.first(), Some(Edn::Symbol(s)) if s == "rand" || s == "rand-int" || s == "sample")
+            {
                 return Err(format!("`{clause}` is not deterministic"));
             }
             if !args.iter().filter(|a| is_var(a)).all(|a| bound.contains(a)) {
@@ -555,11 +559,7 @@ fn keywords(form: &Edn, out: &mut BTreeSet<Keyword>) {
 /// The attributes a re-evaluated query can read: every keyword of its body and rules,
 /// or `None` (any change) when a data pattern's attribute is not a keyword, a pull
 /// reads entities, or a function reads a source with an attribute it computes.
-fn reeval_attrs(
-    analysis: &Analysis,
-    wheres: &[Edn],
-    rules: &[&str],
-) -> Option<BTreeSet<Keyword>> {
+fn reeval_attrs(analysis: &Analysis, wheres: &[Edn], rules: &[&str]) -> Option<BTreeSet<Keyword>> {
     if analysis.find.iter().any(|e| e.pull) {
         return None;
     }
@@ -599,7 +599,10 @@ fn clause_attrs_known(clause: &Edn) -> bool {
                 // get-else / get-some / missing? name their attributes; anything else
                 // reading a source may read any.
                 matches!(call.first(), Some(Edn::Symbol(s)) if matches!(s.as_str(), "get-else" | "get-some" | "missing?"))
-                    && call[1..].iter().skip(2).all(|a| !matches!(a, Edn::Symbol(s) if is_var(s)))
+                    && call[1..]
+                        .iter()
+                        .skip(2)
+                        .all(|a| !matches!(a, Edn::Symbol(s) if is_var(s)))
                     && matches!(call.get(3), Some(Edn::Keyword(_)))
             }
             _ => {

@@ -68,7 +68,8 @@ pub(crate) fn unify_datom(
         match &pattern.a {
             ATerm::Const(a) => ok &= d.a == *a,
             ATerm::Var(i) => {
-                let (agrees, new) = unify(binding, *i, QueryValue::Value(Value::Keyword(d.a.clone())));
+                let (agrees, new) =
+                    unify(binding, *i, QueryValue::Value(Value::Keyword(d.a.clone())));
                 ok &= agrees;
                 if new {
                     bound.push(*i);
@@ -171,9 +172,16 @@ fn probe(
     let (index, comps) = match (e, &a, &v) {
         (Some(e), Some(a), Some(v)) => (
             IndexKind::Eavt,
-            vec![Component::E(e), Component::A(a.clone()), Component::V(v.clone())],
+            vec![
+                Component::E(e),
+                Component::A(a.clone()),
+                Component::V(v.clone()),
+            ],
         ),
-        (Some(e), Some(a), None) => (IndexKind::Eavt, vec![Component::E(e), Component::A(a.clone())]),
+        (Some(e), Some(a), None) => (
+            IndexKind::Eavt,
+            vec![Component::E(e), Component::A(a.clone())],
+        ),
         (Some(e), None, _) => (IndexKind::Eavt, vec![Component::E(e)]),
         (None, Some(a), Some(v)) if db.schema().in_avet(a) => (
             IndexKind::Avet,
@@ -197,7 +205,12 @@ pub(crate) fn join<'a>(
     let Some(pos) = remaining
         .iter()
         .enumerate()
-        .max_by_key(|(k, j)| (selectivity(dbs(**j), &conj.patterns[**j], binding), Reverse(*k)))
+        .max_by_key(|(k, j)| {
+            (
+                selectivity(dbs(**j), &conj.patterns[**j], binding),
+                Reverse(*k),
+            )
+        })
         .map(|(k, _)| k)
     else {
         return out(binding);

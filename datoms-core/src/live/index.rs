@@ -14,6 +14,9 @@ pub(crate) const WHOLE: usize = usize::MAX;
 /// A live query (or pull) id and a pattern of it ([`WHOLE`] for the query).
 pub(crate) type Key = (u64, usize);
 
+/// What an interest is keyed by: attribute (`None`: any), entity, value.
+pub(crate) type Keyed = (Option<Keyword>, Option<Eid>, Option<Value>);
+
 #[derive(Debug, Default)]
 struct AttrInterests {
     by_e: HashMap<Eid, Vec<Key>>,
@@ -28,7 +31,7 @@ pub(crate) struct InterestIndex {
     /// Interests in any attribute.
     any: Vec<Key>,
     /// What each id registered, to remove it.
-    registered: HashMap<u64, Vec<(Option<Keyword>, Option<Eid>, Option<Value>)>>,
+    registered: HashMap<u64, Vec<Keyed>>,
 }
 
 impl InterestIndex {
@@ -67,7 +70,7 @@ impl InterestIndex {
     pub fn register(&mut self, id: u64, interests: Interests) {
         match interests {
             Interests::Patterns(ps) => {
-                for (p, attr, e, v) in ps {
+                for (p, (attr, e, v)) in ps {
                     self.add((id, p), attr, e, v);
                 }
             }

@@ -10,14 +10,14 @@
 //!
 //! ```
 //! use datoms_core::live::LiveInput;
-//! use datoms_core::{Conn, Db, Schema};
+//! use datoms_core::{Conn, Db, QueryValue, Schema};
 //!
 //! let conn = Conn::new(Db::new(Schema::new()));
 //! let watch = conn.watch("[:find ?n :where [?e :name ?n] [?e :age ?a] [(>= ?a 18)]]", vec![LiveInput::Db])?;
 //! assert!(watch.try_next().unwrap()?.added.is_empty()); // the initial, empty result
 //! conn.transact_edn(r#"[{:name "Ann" :age 31} {:name "Bob" :age 12}]"#)?;
 //! let update = watch.try_next().unwrap()?;
-//! assert_eq!(update.added, vec![vec!["Ann".into()]]);
+//! assert_eq!(update.added, vec![vec![QueryValue::string("Ann")]]);
 //! # Ok::<(), datoms_core::Error>(())
 //! ```
 //!
@@ -58,7 +58,7 @@ mod state;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -289,7 +289,12 @@ impl LiveSet {
     /// # Errors
     /// [`Error::EdnSyntax`] or [`Error::PullPattern`] for a bad pattern; as
     /// [`pull_entity`].
-    pub fn watch_pull(&self, db: &Db, pattern: &str, entity: QueryValue) -> Result<PullWatch, Error> {
+    pub fn watch_pull(
+        &self,
+        db: &Db,
+        pattern: &str,
+        entity: QueryValue,
+    ) -> Result<PullWatch, Error> {
         let functions = Functions::new();
         let parsed = PullPattern::parse(db, pattern, &functions)?;
         let last = pull_entity(db, &parsed, &entity, &functions)?;
@@ -432,10 +437,7 @@ impl Watch {
     /// The next update, waiting up to `timeout`; `None` if none came (or the set that
     /// feeds it is gone).
     pub fn next_timeout(&self, timeout: Duration) -> Option<Result<LiveUpdate, Error>> {
-        match self.recv.recv_timeout(timeout) {
-            Ok(u) => Some(u),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.recv.recv_timeout(timeout).ok()
     }
 
     /// Every queued update.

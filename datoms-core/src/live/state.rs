@@ -51,7 +51,10 @@ fn inputs<'a>(db: &'a Db, given: &'a [LiveInput]) -> Vec<Input<'a>> {
 
 /// The text of `:in` binding forms only (sources and rules left out), and the inputs
 /// that go with them.
-fn binding_ins<'a>(analysis: &'a Analysis, given: &'a [LiveInput]) -> Vec<(&'a Edn, &'a LiveInput)> {
+fn binding_ins<'a>(
+    analysis: &'a Analysis,
+    given: &'a [LiveInput],
+) -> Vec<(&'a Edn, &'a LiveInput)> {
     analysis
         .ins
         .iter()
@@ -170,9 +173,7 @@ impl QueryState {
     fn evaluate(&self, db: &Db) -> Result<Kind, Error> {
         match &self.analysis.body {
             Body::Incremental(conj) => Ok(Kind::Incremental(Box::new(self.initial(db, conj)?))),
-            Body::Reeval { .. } => Ok(Kind::Reeval(
-                self.query.run(&inputs(db, &self.given))?,
-            )),
+            Body::Reeval { .. } => Ok(Kind::Reeval(self.query.run(&inputs(db, &self.given))?)),
         }
     }
 
@@ -189,7 +190,11 @@ impl QueryState {
             let forms: Vec<String> = binds.iter().map(|(f, _)| f.to_string()).collect();
             let q = Query::parse(&format!(
                 "[:find {} :in {}]",
-                if in_names.is_empty() { "?__live_none".to_owned() } else { var_list(&in_names) },
+                if in_names.is_empty() {
+                    "?__live_none".to_owned()
+                } else {
+                    var_list(&in_names)
+                },
                 forms.join(" ")
             ));
             match q {
@@ -218,7 +223,12 @@ impl QueryState {
             .filter_map(|e| key_names.iter().position(|k| *k == e.var))
             .collect();
         let filter_in: Vec<usize> = (0..conj.pattern_vars)
-            .chain(conj.in_vars.iter().copied().filter(|i| *i >= conj.pattern_vars))
+            .chain(
+                conj.in_vars
+                    .iter()
+                    .copied()
+                    .filter(|i| *i >= conj.pattern_vars),
+            )
             .collect();
         let filter_out: Vec<usize> = (0..n).collect();
         let filter = if conj.filters.is_empty() {
@@ -242,10 +252,14 @@ impl QueryState {
                     if arg_names.contains(v) {
                         continue;
                     }
-                    let input = a.ins.iter().zip(&self.given).find_map(|(item, input)| match item {
-                        InItem::Bind(Edn::Symbol(s)) if s == v => Some(input.clone()),
-                        _ => None,
-                    });
+                    let input =
+                        a.ins
+                            .iter()
+                            .zip(&self.given)
+                            .find_map(|(item, input)| match item {
+                                InItem::Bind(Edn::Symbol(s)) if s == v => Some(input.clone()),
+                                _ => None,
+                            });
                     let Some(input) = input else {
                         return Err(Error::QueryInput {
                             reason: format!("aggregate argument {v} must be a scalar input"),
@@ -388,7 +402,9 @@ impl QueryState {
             (FindKind::Rel, false) if self.bag() => QueryResult::Bag(rows),
             (FindKind::Rel, false) => QueryResult::Relation(rows),
             (FindKind::Coll, _) => QueryResult::Collection(
-                rows.into_iter().filter_map(|r| r.into_iter().next()).collect(),
+                rows.into_iter()
+                    .filter_map(|r| r.into_iter().next())
+                    .collect(),
             ),
             (FindKind::Tuple, false) => QueryResult::Tuple(rows.into_iter().next()),
             (FindKind::Scalar, _) => {
@@ -652,7 +668,11 @@ impl Incremental {
         let group_of = |k: &Row| -> Row { agg.group_cols.iter().map(|c| k[*c].clone()).collect() };
         let mut touched: BTreeSet<Row> = BTreeSet::new();
         let mut old_rows: BTreeMap<Row, Option<Row>> = BTreeMap::new();
-        for (k, add) in appeared.into_iter().map(|k| (k, true)).chain(gone.into_iter().map(|k| (k, false))) {
+        for (k, add) in appeared
+            .into_iter()
+            .map(|k| (k, true))
+            .chain(gone.into_iter().map(|k| (k, false)))
+        {
             let g = group_of(&k);
             old_rows
                 .entry(g.clone())
@@ -770,7 +790,13 @@ impl Incremental {
                             continue;
                         };
                         let mut set = BTreeSet::new();
-                        for d in db.datoms(crate::datom::IndexKind::Avet, &[crate::datom::Component::A(a.clone()), crate::datom::Component::V(v)])? {
+                        for d in db.datoms(
+                            crate::datom::IndexKind::Avet,
+                            &[
+                                crate::datom::Component::A(a.clone()),
+                                crate::datom::Component::V(v),
+                            ],
+                        )? {
                             set.insert(d?.e);
                         }
                         out[*x] = Some((set, bit));
@@ -798,7 +824,13 @@ impl Incremental {
                         };
                         let mut set = BTreeSet::new();
                         for y in ys {
-                            for d in db.datoms(crate::datom::IndexKind::Avet, &[crate::datom::Component::A(a.clone()), crate::datom::Component::V(Value::Ref(y))])? {
+                            for d in db.datoms(
+                                crate::datom::IndexKind::Avet,
+                                &[
+                                    crate::datom::Component::A(a.clone()),
+                                    crate::datom::Component::V(Value::Ref(y)),
+                                ],
+                            )? {
                                 set.insert(d?.e);
                                 if set.len() > DETERMINED_MAX {
                                     break;
@@ -879,13 +911,15 @@ impl QueryState {
                                 if chain & (1u64 << p) == 0 {
                                     // Only these entities can match; none: nothing
                                     // can until a narrowing pattern changes.
-                                    out.extend(es.iter().map(|e| (p, attr.clone(), Some(*e), None)));
+                                    out.extend(
+                                        es.iter().map(|e| (p, (attr.clone(), Some(*e), None))),
+                                    );
                                     continue;
                                 }
                             }
                         }
                     }
-                    out.push((p, attr, e, v));
+                    out.push((p, (attr, e, v)));
                 }
                 Ok(Interests::Patterns(out))
             }
@@ -899,7 +933,10 @@ impl QueryState {
 /// value that would need one is not indexed by value).
 fn index_value(db: &Db, attr: &Keyword, q: &QueryValue) -> Option<Value> {
     if db.schema().get(attr).is_some_and(|s| s.is_ref()) {
-        return q.as_long().and_then(|n| u64::try_from(n).ok()).map(Value::Ref);
+        return q
+            .as_long()
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Value::Ref);
     }
     q.to_datom_value()
 }
@@ -908,7 +945,7 @@ fn index_value(db: &Db, attr: &Keyword, q: &QueryValue) -> Option<Value> {
 pub(crate) enum Interests {
     /// Per pattern (a pattern may come several times): attribute (`None`: any),
     /// entity, value.
-    Patterns(Vec<(usize, Option<Keyword>, Option<u64>, Option<Value>)>),
+    Patterns(Vec<(usize, super::index::Keyed)>),
     /// The whole query, on these attributes (`None`: any).
     Whole(Option<BTreeSet<Keyword>>),
 }

@@ -58,7 +58,11 @@ fn untouched_attributes_touch_no_query_and_dropping_ends_the_watch() {
     assert_eq!(stats.touched, 0);
     let after = before.with_edn("[{:db/id 5 :name \"Bob\"}]").expect("tx");
     let stats = c.live().apply(&before, &after.db_after, &after.tx_data);
-    assert_eq!((stats.touched, stats.updates), (0, 0), "constant value indexed");
+    assert_eq!(
+        (stats.touched, stats.updates),
+        (0, 0),
+        "constant value indexed"
+    );
     drop(w);
     assert!(c.live().is_empty());
 }
@@ -67,9 +71,15 @@ fn untouched_attributes_touch_no_query_and_dropping_ends_the_watch() {
 fn aggregates_inputs_predicates_and_shapes_stay_equal_to_a_fresh_query() {
     let c = conn();
     let cases: Vec<(&str, Vec<LiveInput>)> = vec![
-        ("[:find ?n (count ?f) :where [?e :name ?n] [?e :friend ?f]]", vec![LiveInput::Db]),
+        (
+            "[:find ?n (count ?f) :where [?e :name ?n] [?e :friend ?f]]",
+            vec![LiveInput::Db],
+        ),
         ("[:find (sum ?a) . :where [_ :age ?a]]", vec![LiveInput::Db]),
-        ("[:find ?a :with ?e :where [?e :age ?a]]", vec![LiveInput::Db]),
+        (
+            "[:find ?a :with ?e :where [?e :age ?a]]",
+            vec![LiveInput::Db],
+        ),
         (
             "[:find [?n ...] :in $ ?min :where [?e :age ?a] [(>= ?a ?min)] [?e :name ?n]]",
             vec![LiveInput::Db, LiveInput::Scalar(QueryValue::long(18))],
@@ -82,8 +92,14 @@ fn aggregates_inputs_predicates_and_shapes_stay_equal_to_a_fresh_query() {
             "[:find ?e :in $ [?n ...] :where [?e :name ?n]]",
             vec![LiveInput::Db, LiveInput::Edn("[\"Ann\" \"Cid\"]".into())],
         ),
-        ("[:find ?e . :where [?e :name \"Bob\"]]", vec![LiveInput::Db]),
-        ("[:find ?e :where [?e :name] (not [?e :friend _])]", vec![LiveInput::Db]),
+        (
+            "[:find ?e . :where [?e :name \"Bob\"]]",
+            vec![LiveInput::Db],
+        ),
+        (
+            "[:find ?e :where [?e :name] (not [?e :friend _])]",
+            vec![LiveInput::Db],
+        ),
     ];
     let watches: Vec<Watch> = cases
         .iter()
@@ -117,7 +133,10 @@ fn live_pull_sends_a_tree_only_when_it_changed() {
     c.transact_edn(r#"[{:db/id 2 :name "Bob"} [:db/add 1 :friend 2]]"#)
         .expect("tx");
     let u = w.try_next().expect("update").expect("ok");
-    assert_eq!(u.value, c.db().pull("[:name {:friend [:name]}]", 1).expect("pull"));
+    assert_eq!(
+        u.value,
+        c.db().pull("[:name {:friend [:name]}]", 1).expect("pull")
+    );
 }
 
 #[test]
@@ -125,6 +144,6 @@ fn net_change_cancels_a_datom_retracted_and_asserted_again() {
     let d = Datom::new(1, ":a", 1i64, 5);
     let (added, retracted) = net_change(&[d.clone().retraction(), d.clone()]);
     assert!(added.is_empty() && retracted.is_empty());
-    let (added, retracted) = net_change(&[d.clone()]);
+    let (added, retracted) = net_change(std::slice::from_ref(&d));
     assert_eq!((added.len(), retracted.len()), (1, 0));
 }

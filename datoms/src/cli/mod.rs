@@ -23,8 +23,8 @@ mod stats;
 mod sync;
 mod transact;
 mod verify;
-mod watch;
 mod walk;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
