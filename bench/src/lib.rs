@@ -32,6 +32,7 @@ pub mod gc;
 pub mod history;
 pub mod http;
 pub mod large_values;
+pub mod live;
 pub mod measure;
 pub mod peer;
 pub mod report;

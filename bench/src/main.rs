@@ -5,6 +5,7 @@
 //! datoms-bench --full                  # 1M datoms, medians of 5 runs: the real figures
 //! datoms-bench --full --datoms 100000 --backends mem --no-peer
 //! datoms-bench writers [--quick]       # many writers: rebase cost, open, throughput
+//! datoms-bench live [--quick] [--datoms N]  # 1,000 live queries vs re-run all / invalidation
 //! datoms-bench large-values [--quick] [--backends mem,redb]  # values stored out of line
 //! datoms-bench gc [--quick] [--backends mem,redb]  # GC time and bytes reclaimed
 //! datoms-bench http [--quick] [--latency-ms 20]  # restores over datoms serve, GET throughput
@@ -293,6 +294,19 @@ async fn main_inner(args: Vec<String>) -> Result<ExitCode, BenchError> {
             &tt::markdown(&config, &merges, &views, &command),
             &tt::check(&merges, &views),
         ));
+    }
+    if args.first().map(String::as_str) == Some("live") {
+        let mut config = if args.iter().any(|a| a == "--quick") {
+            datoms_bench::live::LiveConfig::quick()
+        } else {
+            datoms_bench::live::LiveConfig::full()
+        };
+        if let Some(i) = args.iter().position(|a| a == "--datoms") {
+            config.datoms = number("--datoms", args.get(i + 1).map_or("", String::as_str))?;
+        }
+        let mut report = datoms_bench::live::run_live(&config)?;
+        report.command = format!("datoms-bench {}", args.join(" "));
+        return Ok(finish(&report.to_markdown(), &report.check()));
     }
     if args.first().map(String::as_str) == Some("writers") {
         let config = if args.iter().any(|a| a == "--quick") {

@@ -24,6 +24,7 @@ mod held;
 pub mod history;
 pub mod large;
 pub mod merge;
+pub mod live;
 pub mod pull;
 pub mod query;
 pub mod restore;

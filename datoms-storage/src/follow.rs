@@ -32,6 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datoms_core::commit::ANCESTORS;
+use datoms_core::live::{LiveInput, LiveSet, PullWatch, Watch};
+use datoms_core::query::QueryValue;
 use datoms_core::restore::Mode;
 use datoms_core::{diff, Address, Commit, Datom, Db, RestoreStats, Schema};
 use futures::Stream;
@@ -261,6 +263,8 @@ pub struct Follower {
     steps: VecDeque<Step>,
     /// I/O spent planning the steps, charged to the next update.
     planning: RestoreStats,
+    /// Live queries on the followed db, updated with every update.
+    live: LiveSet,
 }
 
 impl Follower {
@@ -273,6 +277,7 @@ impl Follower {
             options,
             steps: VecDeque::new(),
             planning: RestoreStats::default(),
+            live: LiveSet::new(),
         }
     }
 
@@ -299,6 +304,7 @@ impl Follower {
             options,
             steps: VecDeque::new(),
             planning: RestoreStats::default(),
+            live: LiveSet::new(),
         })
     }
 
@@ -321,6 +327,7 @@ impl Follower {
             options,
             steps: VecDeque::new(),
             planning: RestoreStats::default(),
+            live: LiveSet::new(),
         })
     }
 
@@ -332,6 +339,27 @@ impl Follower {
     /// The commit of the last update (or of the db the follower started from).
     pub fn commit(&self) -> Option<Address> {
         self.db.base_commit()
+    }
+
+    /// Starts a live query on the followed db (see [`datoms_core::live`]): the full
+    /// result at once, then its diff after every update that changes it, with the
+    /// commit it is exact for. (Named so because [`Follower::watch`] is the head
+    /// watch.) Updates come as the follower is driven ([`Follower::next`]); dropping the
+    /// returned watch ends it.
+    ///
+    /// # Errors
+    /// [`StorageError::Core`] for a query or inputs that do not run on the db.
+    pub fn watch_query(&self, query: &str, inputs: Vec<LiveInput>) -> Result<Watch, StorageError> {
+        Ok(self.live.watch(&self.db, query, inputs)?)
+    }
+
+    /// Starts a live pull of `entity` on the followed db: the tree now, then the new
+    /// tree after every update that changes it.
+    ///
+    /// # Errors
+    /// [`StorageError::Core`] for a bad pattern or entity.
+    pub fn watch_pull(&self, pattern: &str, entity: QueryValue) -> Result<PullWatch, StorageError> {
+        Ok(self.live.watch_pull(&self.db, pattern, entity)?)
     }
 
     /// The watch the follower waits on.
@@ -388,6 +416,18 @@ impl Follower {
             return Ok(None);
         };
         let stats = add_stats(std::mem::take(&mut self.planning), synced.stats);
+        if !self.live.is_empty() {
+            let mut datoms = changes.retracted.clone();
+            datoms.extend(changes.added.iter().cloned());
+            let live = self.live.apply(&self.db, &synced.db, &datoms);
+            tracing::debug!(
+                touched = live.touched,
+                incremental = live.incremental,
+                reevaluated = live.reevaluated,
+                updates = live.updates,
+                "live queries updated"
+            );
+        }
         self.db = synced.db.clone();
         tracing::info!(
             head = %self.watch.name,

@@ -244,7 +244,10 @@ fn answer(f: impl FnOnce() -> Result<Edn, datoms_core::Error>) -> Answer {
 /// The functions a case's query can take as inputs (`#fn NAME`), as `bench/peer/diff.js`
 /// defines them for Datascript: `adult?` (an age of at least 21) and `total` (the sum of
 /// its values, an aggregate).
-fn input_fn(name: &str) -> Result<QueryFn, Error> {
+///
+/// # Errors
+/// [`Error::QueryInput`] for another name.
+pub fn input_fn(name: &str) -> Result<QueryFn, Error> {
     match name {
         "adult?" => Ok(QueryFn::predicate("adult?", |a| {
             a.first()

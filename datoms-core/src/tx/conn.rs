@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use super::data::TxOp;
 use super::function::TxFunctions;
 use super::TxReport;
 use crate::db::Db;
 use crate::error::Error;
+use crate::live::{LiveInput, LiveSet, PullWatch, Watch};
+use crate::query::QueryValue;
 
 /// A function called with the report of every successful transaction.
 pub type Listener = Arc<dyn Fn(&TxReport) + Send + Sync>;
@@ -39,6 +41,8 @@ pub struct Conn {
     listeners: RwLock<BTreeMap<String, Listener>>,
     /// The transaction functions `[:db.fn/call name …]` runs.
     tx_fns: RwLock<TxFunctions>,
+    /// Live queries, made on the first [`Conn::watch`].
+    live: OnceLock<LiveSet>,
 }
 
 /// Locks ignore poisoning: every lock here guards a value that is only ever replaced
@@ -55,6 +59,7 @@ impl Conn {
             current: RwLock::new(db),
             listeners: RwLock::new(BTreeMap::new()),
             tx_fns: RwLock::new(TxFunctions::new()),
+            live: OnceLock::new(),
         }
     }
 
@@ -218,6 +223,9 @@ impl Conn {
     /// The caller holds the writer lock.
     fn publish(&self, report: &TxReport) {
         self.set(&report.db_after);
+        if let Some(live) = self.live.get() {
+            live.apply(&report.db_before, &report.db_after, &report.tx_data);
+        }
         let listeners: Vec<Listener> = self
             .listeners
             .read()
@@ -228,6 +236,34 @@ impl Conn {
         for listener in listeners {
             listener(report);
         }
+    }
+
+    /// Starts a live query (see [`crate::live`]): the returned [`Watch`] gets the full
+    /// result at once, then the result's diff after every transaction or reset that
+    /// changes it. Dropping the watch ends it.
+    ///
+    /// # Errors
+    /// As [`crate::query::q`] for the query and its inputs on the current db.
+    pub fn watch(&self, query: &str, inputs: Vec<LiveInput>) -> Result<Watch, Error> {
+        // Under the transaction lock: no transaction lands between the first result
+        // and the registration.
+        let _writer = lock(&self.writer);
+        self.live().watch(&self.db(), query, inputs)
+    }
+
+    /// Starts a live pull of `entity` (see [`LiveSet::watch_pull`]): the tree now, then
+    /// the new tree after every change that changes it.
+    ///
+    /// # Errors
+    /// As [`LiveSet::watch_pull`].
+    pub fn watch_pull(&self, pattern: &str, entity: QueryValue) -> Result<PullWatch, Error> {
+        let _writer = lock(&self.writer);
+        self.live().watch_pull(&self.db(), pattern, entity)
+    }
+
+    /// This connection's live queries.
+    pub fn live(&self) -> &LiveSet {
+        self.live.get_or_init(LiveSet::new)
     }
 
     /// Registers `f` under `key` (replacing any listener with that key), to be called

@@ -31,6 +31,7 @@
 
 mod follow;
 mod landed;
+mod live;
 pub mod outbox;
 
 use std::collections::HashSet;

@@ -26,6 +26,7 @@ mod sync;
 mod transact;
 mod verify;
 mod walk;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -114,6 +115,8 @@ enum Command {
     Sync(sync::Args),
     /// Print the datoms of each change as the head moves, one commit at a time.
     Follow(follow::Args),
+    /// A live query: print its result, then its diff each time the head moves and it changes.
+    Watch(watch::Args),
     /// Print the datoms added and retracted between two commits.
     Diff(diff::Args),
     /// List, create, delete or fast-forward branches (named heads).
@@ -231,6 +234,7 @@ async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Restore(a) => restore::run(a, ctx).await,
         Command::Sync(a) => sync::run(a, ctx).await,
         Command::Follow(a) => follow::run(a, ctx).await,
+        Command::Watch(a) => watch::run(a, ctx).await,
         Command::Diff(a) => diff::run(a, ctx).await,
         Command::Branch(a) => branch::run(a, ctx).await,
         Command::Merge(a) => merge::run(a, ctx).await,
