@@ -1,6 +1,8 @@
 //! `datoms query --explain`: the plan a Datalog query ran with, printed before its
 //! result (and as JSON with `--json`); an index query refuses the flag.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{fails, ok};
