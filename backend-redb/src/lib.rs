@@ -25,7 +25,7 @@
 //!   [`StorageError::ReadOnly`]. A writer and readers still exclude each other (redb's
 //!   default locking), with [`StorageError::InUse`] naming the file.
 //!
-//! - **Blob age** (for garbage collection, see [`datoms_storage::gc`]): every put of an
+//! - **Blob age** (for garbage collection, see [`datoms_storage::gc()`]): every put of an
 //!   address, the first or a later one, writes its stamp in `written` in the same
 //!   transaction as the blob (a later put refreshes the stamp and keeps the bytes);
 //!   `delete_stale` reads the stamp and deletes blob and stamp in one write transaction,

@@ -31,7 +31,7 @@
 //!   storage lacks); values of 4 KiB and more kept in blob files (written once, never
 //!   rewritten by compaction, reclaimed by blob GC after deletes); LZ4 compression; the
 //!   WAL capped at 128 MiB so the rarely written heads family does not pin old WAL files.
-//! - **Blob age** (for garbage collection, see [`datoms_storage::gc`]): every put of an
+//! - **Blob age** (for garbage collection, see [`datoms_storage::gc()`]): every put of an
 //!   address, the first or a later one, writes its stamp (milliseconds since the Unix
 //!   epoch, then the blob's size, two big-endian `u64`s) in `written`, in the same
 //!   `WriteBatch` as the blob; a later put refreshes the stamp and keeps the bytes.

@@ -1,4 +1,4 @@
-//! Garbage collection ([`datoms_storage::gc`]): how long a run takes and what it
+//! Garbage collection ([`datoms_storage::gc()`]): how long a run takes and what it
 //! reclaims on a store with a history of churn, on every backend, side by side.
 //!
 //! A db of `people` people is stored, then `commits` commits each change `churn` of

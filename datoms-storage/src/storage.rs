@@ -71,7 +71,7 @@ pub struct SyncBundle {
 }
 
 /// A stored blob as a listing for garbage collection sees it (see
-/// [`Storage::list_blob_stamps`] and [`crate::gc`]).
+/// [`Storage::list_blob_stamps`] and [`crate::gc()`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobStamp {
     /// The blob's address.

@@ -28,8 +28,8 @@ pub use datoms_core::*;
 pub use datoms_storage::{
     as_of, history, history_of_commit, materialize, replicate, replicate_with, restore,
     restore_commit, restore_from, since, store, store_with, sync, sync_to_commit, sync_via_log,
-    verify, AsOf, At, Capabilities, Confirm, FaultyStorage, FollowOptions, Follower, Head,
-    HeadChanges, HeadHistory, HeadSignal, HeadWatch, IoCounters, MemoryOutbox, MemoryStorage,
+    verify, AsOf, At, BlobStamp, Capabilities, Confirm, FaultyStorage, FollowOptions, Follower,
+    Head, HeadChanges, HeadHistory, HeadSignal, HeadWatch, IoCounters, MemoryOutbox, MemoryStorage,
     Outbox, OutboxError, Peer, PeerError, PeerFollow, PeerOptions, PushLoop, PushReport,
     RebaseReport, RebaseStats, Rejection, ReplicateOptions, ReplicateStats, Replicated, Restored,
     Storage, StorageError, StoreOptions, StoreStats, Stored, SyncPolicy, SyncRoute, Synced, Update,

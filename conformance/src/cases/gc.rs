@@ -1,4 +1,4 @@
-//! Garbage collection ([`datoms_storage::gc`]): what no retained commit reaches goes once
+//! Garbage collection ([`datoms_storage::gc()`]): what no retained commit reaches goes once
 //! it is older than the grace period; every retained commit stays whole, restores and
 //! verifies, also while writers store and replicas restore during the collection.
 
@@ -115,7 +115,7 @@ async fn ensure_presence(
 }
 
 /// After GC keeping the last 3 commits of each head: those commits restore to their dbs
-/// and `verify` passes on both heads; the older commit of [`HEAD`] and the unreachable
+/// and `verify` passes on both heads; the older commit of `HEAD` and the unreachable
 /// blobs older than the grace period are gone; what remains is only what the retained
 /// commits reach, so a second run collects nothing.
 pub async fn gc_keeps_retained_commits_whole_and_collects_the_rest<F: Factory>(

@@ -1939,11 +1939,13 @@ fn bad_clause(c: &Clause, reason: impl Into<String>) -> Error {
     }
 }
 
-/// A data pattern against a collection of tuples.
-fn pattern_coll(tuples: &[Vec<QueryValue>], terms: &[Term], input: Rel) -> Rel {
-    let plan = plan_pattern(terms, &input);
-    let mut vars = input.vars.clone();
-    vars.extend(plan.new_vars.iter().cloned());
+/// The pattern positions bound by the input, as (position, input column), and the input
+/// rows grouped by their values in those columns.
+#[allow(clippy::type_complexity)]
+fn group_by_bound(
+    plan: &PatternPlan,
+    input: &Rel,
+) -> (Vec<(usize, usize)>, HashMap<Vec<QueryValue>, Vec<usize>>) {
     let key_cols: Vec<(usize, usize)> = plan
         .slots
         .iter()
@@ -1958,6 +1960,15 @@ fn pattern_coll(tuples: &[Vec<QueryValue>], terms: &[Term], input: Rel) -> Rel {
         let key: Vec<QueryValue> = key_cols.iter().map(|(_, col)| r[*col].clone()).collect();
         groups.entry(key).or_default().push(n);
     }
+    (key_cols, groups)
+}
+
+/// A data pattern against a collection of tuples.
+fn pattern_coll(tuples: &[Vec<QueryValue>], terms: &[Term], input: Rel) -> Rel {
+    let plan = plan_pattern(terms, &input);
+    let mut vars = input.vars.clone();
+    vars.extend(plan.new_vars.iter().cloned());
+    let (key_cols, groups) = group_by_bound(&plan, &input);
     let mut rows = Vec::new();
     for t in tuples {
         if t.len() < terms.len() {
@@ -2008,20 +2019,7 @@ fn pattern_history(
     let plan = plan_pattern(terms, &input);
     let mut vars = input.vars.clone();
     vars.extend(plan.new_vars.iter().cloned());
-    let key_cols: Vec<(usize, usize)> = plan
-        .slots
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| match s {
-            Slot::Bound(col) => Some((i, *col)),
-            _ => None,
-        })
-        .collect();
-    let mut groups: HashMap<Vec<QueryValue>, Vec<usize>> = HashMap::new();
-    for (n, r) in input.rows.iter().enumerate() {
-        let key: Vec<QueryValue> = key_cols.iter().map(|(_, col)| r[*col].clone()).collect();
-        groups.entry(key).or_default().push(n);
-    }
+    let (key_cols, groups) = group_by_bound(&plan, &input);
     let mut rows = Vec::new();
     for (key, members) in &groups {
         // What each position must equal: a constant, or this group's binding.
