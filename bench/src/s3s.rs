@@ -7,7 +7,7 @@
 //! conditional writes check then write without a lock, so it is a server for one writer
 //! at a time (the follow bench's setup), never for the multi-writer benches.
 //!
-//! Installed, outside the clone, by `scripts/bench/s3s-fs.sh`; found through
+//! Installed, outside the clone, by `scripts/setup/s3s-fs.sh`; found through
 //! `DATOMS_S3S_FS` (the binary), else `~/.cache/datoms-s3s-fs/bin/s3s-fs`. Not part of
 //! `--backends all`: name it (`--backends s3s`).
 
@@ -52,7 +52,7 @@ fn binary() -> Result<PathBuf, BenchError> {
     }
     candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
         BenchError::Usage(format!(
-            "the s3s backend needs s3s-fs: run `bash scripts/bench/s3s-fs.sh` or set DATOMS_S3S_FS (looked in {candidates:?})"
+            "the s3s backend needs s3s-fs: run `bash scripts/setup/s3s-fs.sh` or set DATOMS_S3S_FS (looked in {candidates:?})"
         ))
     })
 }

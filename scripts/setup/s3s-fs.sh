@@ -2,7 +2,7 @@
 # s3s-fs, a second S3-compatible loopback server (Rust, tokio, serves requests in
 # parallel), for the bench's `--backends s3s` only: the follow bench uses it to measure the
 # follower against a server that does not queue reads behind a store, as moto (one Python
-# process) does. The test suite does not need it: it lives outside scripts/setup/, which scripts/test.sh runs.
+# process) does. The test suite does not need it, and scripts/test.sh does not run this.
 #
 # Installs into ${DATOMS_S3S_FS_ROOT:-$HOME/.cache/datoms-s3s-fs} (binary: bin/s3s-fs),
 # outside the clone. Idempotent: does nothing when that version is there.
