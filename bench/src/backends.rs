@@ -61,26 +61,15 @@ pub fn all() -> Vec<Backend> {
     ]
 }
 
-/// Backends measured only when named: they need a server that `scripts/test.sh` does not
-/// install.
-#[rustfmt::skip]
-fn named_only() -> Vec<Backend> {
-    vec![
-        #[cfg(feature = "s3")]
-        Backend { name: "s3s", open: |_| Box::pin(crate::s3s::open()) },
-    ]
-}
-
 /// The backends named in `names` (comma-separated; `all` for every one), in report order.
 ///
 /// # Errors
 /// [`BenchError::Usage`] naming an unknown backend.
 pub fn select(names: &str) -> Result<Vec<Backend>, BenchError> {
+    let known = all();
     if names == "all" {
-        return Ok(all());
+        return Ok(known);
     }
-    let mut known = all();
-    known.extend(named_only());
     let wanted: Vec<&str> = names
         .split(',')
         .map(str::trim)
@@ -89,7 +78,7 @@ pub fn select(names: &str) -> Result<Vec<Backend>, BenchError> {
     if let Some(unknown) = wanted.iter().find(|n| !known.iter().any(|b| b.name == **n)) {
         let names: Vec<&str> = known.iter().map(|b| b.name).collect();
         return Err(BenchError::Usage(format!(
-            "unknown backend {unknown:?}; this build has {} (rocks needs the cargo feature of that name; s3 and s3s the feature s3)",
+            "unknown backend {unknown:?}; this build has {} (rocks and s3 need the cargo features of the same name)",
             names.join(", ")
         )));
     }

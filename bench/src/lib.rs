@@ -40,8 +40,6 @@ pub mod rng;
 pub mod run;
 #[cfg(feature = "s3")]
 pub mod s3;
-#[cfg(feature = "s3")]
-pub mod s3s;
 pub mod small;
 pub mod suite;
 pub mod time_travel;

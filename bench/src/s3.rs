@@ -115,25 +115,12 @@ pub async fn open() -> Result<Opened, BenchError> {
     let (server, endpoint) = tokio::task::spawn_blocking(start)
         .await
         .map_err(|e| BenchError::Inconsistent(format!("starting moto: {e}")))??;
-    connect(Box::new(server), &endpoint, S3Options::new(BUCKET, "bench")).await
-}
-
-/// The bench's S3 storage on the server at `endpoint` (bucket and prefix in `options`),
-/// holding `server` until the storage is dropped.
-///
-/// # Errors
-/// The storage not connecting.
-pub(crate) async fn connect(
-    server: Box<dyn std::any::Any + Send>,
-    endpoint: &str,
-    options: S3Options,
-) -> Result<Opened, BenchError> {
-    let mut options = options
-        .with_endpoint(endpoint)
+    let mut options = S3Options::new(BUCKET, "bench")
+        .with_endpoint(&endpoint)
         .with_credentials("testing", "testing");
     options.region = Some("us-east-1".into());
     let storage = S3Storage::connect(options).await?;
     let mut opened = Opened::new(storage)?;
-    opened.guard = Some(server);
+    opened.guard = Some(Box::new(server));
     Ok(opened)
 }
