@@ -1079,42 +1079,19 @@ impl Core {
         })
     }
 
+    /// A page of blob addresses: the stamp listing (the same LIST requests) without the
+    /// stamps.
     async fn list_blobs(
         &self,
         after: Option<Address>,
         limit: usize,
     ) -> Result<Vec<Address>, StorageError> {
-        let prefix = format!("{}nodes/", self.base);
-        let location = self.location(&prefix);
-        let start_after = after.map(|a| self.node_key(&a));
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        while out.len() < limit {
-            let want = i32::try_from((limit - out.len()).min(S3_PAGE)).unwrap_or(1000);
-            let page = self
-                .list_page(&prefix, start_after.clone(), want, token.clone())
-                .await?;
-            for object in page.contents() {
-                let key = object.key().unwrap_or_default();
-                let address = key
-                    .strip_prefix(&prefix)
-                    .and_then(|hex| hex.parse::<Address>().ok())
-                    .ok_or_else(|| {
-                        StorageError::backend(format!(
-                            "S3 LIST {location}: {} is not a blob key",
-                            self.location(key)
-                        ))
-                    })?;
-                if out.len() < limit {
-                    out.push(address);
-                }
-            }
-            match (page.is_truncated(), page.next_continuation_token()) {
-                (Some(true), Some(next)) => token = Some(next.to_owned()),
-                _ => break,
-            }
-        }
-        Ok(out)
+        Ok(self
+            .list_blob_stamps(after, limit)
+            .await?
+            .into_iter()
+            .map(|s| s.address)
+            .collect())
     }
 
     /// Drops `addresses` from the "known stored" set.
